@@ -1,0 +1,3 @@
+//! Scenario files: the on-disk format, the loader and the semantic checks.
+
+pub mod schema;

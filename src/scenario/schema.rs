@@ -1,0 +1,413 @@
+//! The on-disk scenario format: what a YAML file may say, as serde types.
+//!
+//! Every struct denies unknown keys. Values that can be checked without a server
+//! (regexes, JSONPath queries, status patterns, methods) are checked while
+//! deserializing, so a bad one is reported at its own `file:line:col`.
+//! Semantic checks that need the whole file (variables, fixtures) live in
+//! [`super::validate`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+/// A YAML mapping of names to values, in file order, with the mapping's location.
+pub type SpannedMap = Spanned<Map<String, Value>>;
+
+/// A scenario file: either one scenario at top level (`name` + `steps`), or
+/// several under `scenarios:`. Top-level `vars`, `tags`, `requires` and
+/// `inputs` apply to every scenario of the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDoc {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub requires: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    pub vars: Option<SpannedMap>,
+    pub ignore: Option<String>,
+    pub steps: Option<Spanned<Vec<Step>>>,
+    #[serde(default)]
+    pub cleanup: Vec<Step>,
+    pub scenarios: Option<Spanned<Vec<ScenarioDoc>>>,
+}
+
+/// One scenario inside a `scenarios:` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioDoc {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub requires: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    pub vars: Option<SpannedMap>,
+    pub ignore: Option<String>,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub cleanup: Vec<Step>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: Option<Spanned<String>>,
+    pub request: Spanned<Request>,
+    #[serde(default)]
+    pub expect: Expect,
+    #[serde(default)]
+    pub capture: BTreeMap<String, Spanned<Capture>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub method: Method,
+    /// Joined to the target's base URL.
+    pub path: Option<Spanned<String>>,
+    /// An absolute URL, used as is.
+    pub url: Option<Spanned<String>>,
+    /// Query parameters in order; a list value repeats the parameter.
+    pub query: Option<SpannedMap>,
+    pub headers: Option<SpannedMap>,
+    /// A JSON body (sent as `application/fhir+json` unless a content type is given).
+    pub json: Option<Spanned<Value>>,
+    /// A JSON fixture file, relative to the scenario file.
+    pub json_file: Option<Spanned<String>>,
+    /// An RFC 7396 merge patch applied to `json` or `json_file` (null deletes a member).
+    pub json_merge: Option<Spanned<Value>>,
+    /// A raw body, sent as is.
+    pub body: Option<Spanned<String>>,
+    /// A raw body read from a file, relative to the scenario file.
+    pub body_file: Option<Spanned<String>>,
+    /// A form body (`application/x-www-form-urlencoded`).
+    pub form: Option<SpannedMap>,
+    pub content_type: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub status: Option<Spanned<StatusExpect>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<HeaderExpect>>,
+    #[serde(default)]
+    pub json: Vec<Spanned<JsonAssert>>,
+    pub json_subset: Option<Spanned<JsonSubset>>,
+    pub operation_outcome: Option<Spanned<OutcomeExpect>>,
+    pub bundle: Option<Spanned<BundleExpect>>,
+}
+
+/// `status: 201`, `status: 4xx`, `status: { any_of: [200, 201] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusExpect {
+    Exact(u16),
+    Class(u16),
+    AnyOf(Vec<StatusExpect>),
+}
+
+impl StatusExpect {
+    pub fn matches(&self, status: u16) -> bool {
+        match self {
+            StatusExpect::Exact(code) => *code == status,
+            StatusExpect::Class(class) => status / 100 == *class,
+            StatusExpect::AnyOf(list) => list.iter().any(|s| s.matches(status)),
+        }
+    }
+
+    fn parse_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let bytes = t.as_bytes();
+        if bytes.len() == 3 && (b'1'..=b'5').contains(&bytes[0]) && t[1..].eq_ignore_ascii_case("xx")
+        {
+            return Ok(StatusExpect::Class(u16::from(bytes[0] - b'0')));
+        }
+        match t.parse::<u16>() {
+            Ok(code) => Self::exact(u64::from(code)),
+            Err(_) => Err(format!(
+                "invalid status `{text}`: expected a code such as 200, a class such as 4xx, or {{ any_of: [...] }}"
+            )),
+        }
+    }
+
+    fn exact(code: u64) -> Result<Self, String> {
+        if (100..=599).contains(&code) {
+            Ok(StatusExpect::Exact(code as u16))
+        } else {
+            Err(format!("invalid status {code}: expected a code from 100 to 599"))
+        }
+    }
+}
+
+impl fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusExpect::Exact(code) => write!(f, "{code}"),
+            StatusExpect::Class(class) => write!(f, "{class}xx"),
+            StatusExpect::AnyOf(list) => {
+                let parts: Vec<String> = list.iter().map(ToString::to_string).collect();
+                write!(f, "one of {}", parts.join(", "))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusExpect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl<'de> Visitor<'de> for StatusVisitor {
+            type Value = StatusExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code (201), a class (4xx) or { any_of: [...] }")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusExpect, E> {
+                StatusExpect::exact(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusExpect, E> {
+                StatusExpect::exact(u64::try_from(v).unwrap_or(0)).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusExpect, E> {
+                StatusExpect::parse_str(v).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatusExpect, A::Error> {
+                let mut list = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "any_of" {
+                        return Err(de::Error::unknown_field(&key, &["any_of"]));
+                    }
+                    let items: Vec<StatusExpect> = map.next_value()?;
+                    if items.is_empty() {
+                        return Err(de::Error::custom("`any_of` needs at least one status"));
+                    }
+                    list = Some(items);
+                }
+                list.map(StatusExpect::AnyOf)
+                    .ok_or_else(|| de::Error::missing_field("any_of"))
+            }
+        }
+        deserializer.deserialize_any(StatusVisitor)
+    }
+}
+
+/// A header expectation: a plain string means `equals`.
+#[derive(Debug, Default)]
+pub struct HeaderExpect {
+    pub equals: Option<String>,
+    pub matches: Option<Pattern>,
+    pub contains: Option<String>,
+    pub present: Option<bool>,
+    pub absent: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderExpectFields {
+    equals: Option<String>,
+    matches: Option<Pattern>,
+    contains: Option<String>,
+    present: Option<bool>,
+    absent: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for HeaderExpect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = HeaderExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string (the exact value) or a map with equals, matches, contains, present or absent")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderExpect, E> {
+                Ok(HeaderExpect { equals: Some(v.to_owned()), ..HeaderExpect::default() })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeaderExpect, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeaderExpect, A::Error> {
+                let f = HeaderExpectFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let set = [f.equals.is_some(), f.matches.is_some(), f.contains.is_some(), f.present.is_some(), f.absent.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if set != 1 {
+                    return Err(de::Error::custom(
+                        "a header expectation takes exactly one of equals, matches, contains, present, absent",
+                    ));
+                }
+                Ok(HeaderExpect { equals: f.equals, matches: f.matches, contains: f.contains, present: f.present, absent: f.absent })
+            }
+        }
+        deserializer.deserialize_any(HeaderVisitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonAssert {
+    pub path: JsonPathExpr,
+    pub equals: Option<Value>,
+    pub exists: Option<bool>,
+    pub absent: Option<bool>,
+    pub matches: Option<Pattern>,
+    pub contains: Option<Value>,
+    pub count: Option<usize>,
+    #[serde(rename = "type")]
+    pub type_: Option<JsonType>,
+    pub one_of: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Array,
+    Object,
+    Null,
+}
+
+impl JsonType {
+    pub fn of(value: &Value) -> &'static str {
+        match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonType::String => "string",
+            JsonType::Number => "number",
+            JsonType::Integer => "integer",
+            JsonType::Boolean => "boolean",
+            JsonType::Array => "array",
+            JsonType::Object => "object",
+            JsonType::Null => "null",
+        }
+    }
+
+    pub fn accepts(self, value: &Value) -> bool {
+        match self {
+            JsonType::Number => value.is_number(),
+            other => other.name() == Self::of(value),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSubset {
+    pub value: Value,
+    #[serde(default)]
+    pub ignore: Vec<JsonPathExpr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeExpect {
+    pub severity: Option<String>,
+    pub code: Option<String>,
+    pub text: Option<String>,
+    pub text_contains: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleExpect {
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub total: Option<Value>,
+    pub entries: Option<Value>,
+    pub min_entries: Option<usize>,
+    pub resource_types: Option<Vec<String>>,
+    pub search_modes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    pub header: Option<String>,
+    pub json: Option<JsonPathExpr>,
+    pub regex: Option<Pattern>,
+}
+
+/// A regular expression, compiled when the file is loaded.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        regex::RegexBuilder::new(&text)
+            .size_limit(1 << 20)
+            .build()
+            .map(Pattern)
+            .map_err(|e| de::Error::custom(format!("invalid regex `{text}`: {}", one_line(&e.to_string()))))
+    }
+}
+
+/// An RFC 9535 JSONPath query, parsed when the file is loaded.
+#[derive(Debug, Clone)]
+pub struct JsonPathExpr(pub String);
+
+impl<'de> Deserialize<'de> for JsonPathExpr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if !text.starts_with('$') {
+            return Err(de::Error::custom(format!("invalid JSONPath `{text}`: a query starts with `$`")));
+        }
+        match jsonpath_rust::parser::parse_json_path(&text) {
+            Ok(_) => Ok(JsonPathExpr(text)),
+            Err(e) => Err(de::Error::custom(format!("invalid JSONPath `{text}`: {}", one_line(&e.to_string())))),
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
