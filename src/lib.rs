@@ -6,3 +6,7 @@
 
 pub mod scenario;
 pub mod template;
+pub mod diag;
+pub mod http;
+pub mod redact;
+pub mod assert;

@@ -1,0 +1,272 @@
+//! The HTTP side: one shared client (connection pool, keep-alive), a size cap on
+//! every response body, a timeout on every request, and redaction of secrets.
+//!
+//! A [`PreparedRequest`] is what a step asked for after templating; an [`Exchange`]
+//! is what went over the wire and came back. [`NoAnswer`] is the reason there is no
+//! response to judge (a run *error*, unlike a wrong answer, which is a *failure*).
+
+use std::time::{Duration, Instant};
+
+use crate::redact::Redactor;
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub timeout: Duration,
+    pub max_body_bytes: usize,
+    /// Sent on every request unless the step sets the same header.
+    pub default_headers: Vec<(String, String)>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { timeout: Duration::from_secs(30), max_body_bytes: 8 * 1024 * 1024, default_headers: Vec::new() }
+    }
+}
+
+/// The request a step asks for, after variables are substituted (different from what
+/// the server may have seen after proxies, but the best record we have).
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Every value of a header, joined by `, ` as HTTP allows.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> =
+            self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub request: PreparedRequest,
+    pub response: Response,
+    pub duration: Duration,
+}
+
+/// Why a request got no answer that could be judged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoAnswer {
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("response body is larger than the {0}-byte cap (raise it with --max-body)")]
+    BodyTooLarge(usize),
+    #[error("could not read the response: {0}")]
+    Read(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    settings: HttpSettings,
+}
+
+/// The whole `source()` chain of an error on one line: reqwest's own message alone
+/// rarely says what went wrong.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+impl HttpClient {
+    pub fn new(settings: HttpSettings) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("fhirconf/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| error_chain(&e))?;
+        Ok(HttpClient { client, settings })
+    }
+
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// Sends the request and reads the whole body, within the timeout and size cap.
+    pub async fn send(&self, request: PreparedRequest) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
+        let started = Instant::now();
+        let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
+            Ok(m) => m,
+            Err(e) => return Err((request, NoAnswer::InvalidRequest(e.to_string()))),
+        };
+        let url = match reqwest::Url::parse(&request.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            Ok(u) => {
+                let reason = format!("unsupported URL scheme `{}` in {}", u.scheme(), request.url);
+                return Err((request, NoAnswer::InvalidRequest(reason)));
+            }
+            Err(e) => {
+                let reason = format!("`{}` is not a valid URL: {e}", request.url);
+                return Err((request, NoAnswer::InvalidRequest(reason)));
+            }
+        };
+        let mut builder = self.client.request(method, url);
+        for (name, value) in &self.settings.default_headers {
+            if !request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                builder = builder.header(name, value);
+            }
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let timeout = self.settings.timeout;
+        let classify = |e: reqwest::Error| {
+            if e.is_timeout() {
+                NoAnswer::Timeout(timeout)
+            } else if e.is_builder() {
+                NoAnswer::InvalidRequest(error_chain(&e))
+            } else if e.is_connect() {
+                NoAnswer::Connect(error_chain(&e))
+            } else {
+                NoAnswer::Read(error_chain(&e))
+            }
+        };
+        let mut response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Err((request, classify(e))),
+        };
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let cap = self.settings.max_body_bytes;
+        if response.content_length().is_some_and(|len| len > cap as u64) {
+            return Err((request, NoAnswer::BodyTooLarge(cap)));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > cap {
+                        return Err((request, NoAnswer::BodyTooLarge(cap)));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err((request, classify(e))),
+            }
+        }
+        Ok(Exchange { request, response: Response { status, headers, body }, duration: started.elapsed() })
+    }
+}
+
+/// Response headers worth showing in a transcript.
+pub const SHOWN_RESPONSE_HEADERS: &[&str] =
+    &["content-type", "location", "content-location", "etag", "last-modified", "retry-after", "www-authenticate"];
+
+/// A readable, redacted, size-bounded account of one exchange.
+pub fn transcript(request: &PreparedRequest, response: Option<&Response>, redactor: &Redactor, body_limit: usize) -> String {
+    let mut out = format!("> {} {}\n", request.method, redactor.text(&request.url));
+    for (name, value) in &request.headers {
+        out.push_str(&format!("> {name}: {}\n", redactor.header(name, value)));
+    }
+    if let Some(body) = &request.body {
+        out.push_str(&format!("> \n{}\n", indent(&trim_body(&redactor.text(&String::from_utf8_lossy(body)), body_limit), "> ")));
+    }
+    if let Some(r) = response {
+        out.push_str(&format!("< {}\n", r.status));
+        for (name, value) in &r.headers {
+            if SHOWN_RESPONSE_HEADERS.contains(&name.as_str()) {
+                out.push_str(&format!("< {name}: {}\n", redactor.header(name, value)));
+            }
+        }
+        if !r.body.is_empty() {
+            out.push_str(&format!("< \n{}\n", indent(&trim_body(&redactor.text(&r.text()), body_limit), "< ")));
+        }
+    }
+    out
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines().map(|l| format!("{prefix}{l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Pretty-prints JSON, then keeps at most `limit` bytes (on a char boundary) and says so.
+pub fn trim_body(text: &str, limit: usize) -> String {
+    let pretty = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_owned());
+    if pretty.len() <= limit {
+        return pretty;
+    }
+    let mut end = limit;
+    while !pretty.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n… ({} more bytes)", &pretty[..end], pretty.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_on_char_boundaries_and_says_how_much() {
+        let text = "é".repeat(10);
+        let out = trim_body(&text, 5);
+        assert!(out.starts_with("éé\n… ("), "{out}");
+        assert!(out.ends_with("16 more bytes)"), "{out}");
+        assert_eq!(trim_body("{\"a\":1}", 100), "{\n  \"a\": 1\n}");
+    }
+
+    #[test]
+    fn transcript_redacts_auth_and_secrets() {
+        let redactor = Redactor::new(vec!["s3cr3t-token".to_owned()]);
+        let req = PreparedRequest {
+            method: "GET".into(),
+            url: "http://x/Patient?token=s3cr3t-token".into(),
+            headers: vec![("Authorization".into(), "Bearer s3cr3t-token".into())],
+            body: None,
+        };
+        let resp = Response { status: 200, headers: vec![("content-type".into(), "application/fhir+json".into())], body: b"{\"t\":\"s3cr3t-token\"}".to_vec() };
+        let t = transcript(&req, Some(&resp), &redactor, 1000);
+        assert!(!t.contains("s3cr3t"), "{t}");
+        assert!(t.contains("> Authorization: [redacted]"), "{t}");
+        assert!(t.contains("< 200\n< content-type: application/fhir+json"), "{t}");
+    }
+
+    #[test]
+    fn joins_repeated_headers() {
+        let r = Response { status: 200, headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())], body: vec![] };
+        assert_eq!(r.header("a").as_deref(), Some("1, 2"));
+        assert_eq!(r.header("b"), None);
+    }
+}

@@ -1,0 +1,627 @@
+//! From paths on disk to validated [`SuiteFile`]s, or to every [`Diagnostic`] found.
+//!
+//! Nothing here touches the network: `fhirconf check` is this module alone.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use serde_saphyr::{Location, Spanned};
+
+use super::model::{Body, Requirement, Scenario, Step, SuiteFile, Target};
+use super::schema::{self, FileDoc, HeaderExpect, ScenarioDoc, SpannedMap};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::template::{self, BUILTIN_VARS};
+
+/// Scenario and fixture files larger than this are refused.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Interactions a `requires` entry may name (FHIR R4 `TypeRestfulInteraction`, plus `search`).
+pub const INTERACTIONS: &[&str] =
+    &["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type", "search"];
+
+/// What the loader may assume beyond the files themselves.
+#[derive(Debug, Default, Clone)]
+pub struct LoadOptions {
+    /// Variables that will be supplied at run time (`--var`, target vars).
+    pub known_vars: BTreeSet<String>,
+}
+
+/// Expands folders (recursively, `*.yaml`/`*.yml`, hidden folders skipped) into files,
+/// sorted, each once.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk(path, &mut seen_dirs, &mut files, &mut errors),
+            Ok(_) => files.push(path.clone()),
+            Err(e) => errors.push(Diagnostic::file(display_path(path), format!("cannot read: {}", io_reason(&e)))),
+        }
+    }
+    let mut unique = HashSet::new();
+    files.retain(|f| unique.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    if errors.is_empty() { Ok(files) } else { Err(errors) }
+}
+
+fn walk(dir: &Path, seen: &mut HashSet<PathBuf>, files: &mut Vec<PathBuf>, errors: &mut Vec<Diagnostic>) {
+    let canonical = match std::fs::canonicalize(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(Diagnostic::file(display_path(dir), format!("cannot read folder: {}", io_reason(&e))));
+            return;
+        }
+    };
+    if !seen.insert(canonical) {
+        return; // a symlink back into a folder already walked
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(Diagnostic::file(display_path(dir), format!("cannot read folder: {}", io_reason(&e))));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, seen, files, errors),
+            Ok(_) if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) => files.push(path),
+            Ok(_) => {}
+            Err(e) => errors.push(Diagnostic::file(display_path(&path), format!("cannot read: {}", io_reason(&e)))),
+        }
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Forward slashes, no leading `./`.
+pub fn display_path(path: &Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
+}
+
+/// Loads every scenario file under `paths`; all problems are reported together.
+pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, Vec<Diagnostic>> {
+    let files = discover(paths)?;
+    let mut suites = Vec::new();
+    let mut errors = Vec::new();
+    let mut ids = HashSet::new();
+    for file in files {
+        match load_file(&file, opts) {
+            Ok(suite) => {
+                for s in &suite.scenarios {
+                    if !ids.insert(s.id.clone()) {
+                        errors.push(Diagnostic::file(&suite.display, format!("scenario `{}` is loaded twice", s.id)));
+                    }
+                }
+                suites.push(suite);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() { Ok(suites) } else { Err(errors) }
+}
+
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {
+    let display = display_path(path);
+    let text = read_text(path, &display).map_err(|d| vec![d])?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_str(&display, &text, base, opts)
+}
+
+/// Reads a UTF-8 file of bounded size; `display` names it in errors.
+pub fn read_text(path: &Path, display: &str) -> Result<String, Diagnostic> {
+    let meta = std::fs::metadata(path).map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
+    if !meta.is_file() {
+        return Err(Diagnostic::file(display, "not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Diagnostic::file(
+            display,
+            format!("file is {} bytes; scenario and fixture files may be at most {MAX_FILE_BYTES}", meta.len()),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid);
+        let line = text.matches('\n').count() as u64 + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        Diagnostic { file: display.to_owned(), line, column, message: "file is not valid UTF-8".to_owned(), help: None, source_line: None }
+    })
+}
+
+/// Parses and validates one file's text. `base` is where fixture paths start from.
+pub fn load_str(display: &str, text: &str, base: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {
+    if text.contains('\0') {
+        return Err(vec![Diagnostic::file(display, "file contains a NUL byte: not a YAML scenario")]);
+    }
+    let doc: FileDoc = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(display, text, &e)])?;
+    Builder { file: display, text, base, opts, errors: Vec::new() }.build(doc)
+}
+
+fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
+    let mut message = err.without_snippet().to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let mut diag = Diagnostic::at(file, text, line, column, message);
+    let suggestion = match err {
+        serde_saphyr::Error::SerdeUnknownField { field, expected, .. } => did_you_mean(field, expected.iter().copied()),
+        serde_saphyr::Error::SerdeUnknownVariant { variant, expected, .. } => {
+            did_you_mean(variant, expected.iter().copied()).or_else(|| {
+                expected.iter().copied().find(|e| e.eq_ignore_ascii_case(variant))
+            })
+        }
+        _ => None,
+    };
+    if let Some(s) = suggestion {
+        diag = diag.with_help(format!("did you mean `{s}`?"));
+    }
+    diag
+}
+
+struct Builder<'a> {
+    file: &'a str,
+    text: &'a str,
+    base: &'a Path,
+    opts: &'a LoadOptions,
+    errors: Vec<Diagnostic>,
+}
+
+/// File-level settings every scenario of the file inherits.
+struct Inherited {
+    tags: Vec<String>,
+    requires: Vec<Requirement>,
+    inputs: Vec<String>,
+    vars: Vec<(String, Value)>,
+}
+
+impl Builder<'_> {
+    fn err_at(&mut self, loc: Location, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::at(self.file, self.text, loc.line(), loc.column(), message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn build(mut self, doc: FileDoc) -> Result<SuiteFile, Vec<Diagnostic>> {
+        let mut known: BTreeSet<String> = BUILTIN_VARS.iter().map(|s| (*s).to_owned()).collect();
+        known.extend(self.opts.known_vars.iter().cloned());
+        let inputs = self.inputs(&doc.inputs, &mut known);
+        let vars = self.vars(doc.vars.as_ref(), &mut known);
+        let inherited = Inherited { tags: doc.tags, requires: self.requires(&doc.requires), inputs, vars };
+
+        let mut scenarios = Vec::new();
+        match doc.scenarios {
+            Some(list) => {
+                let beside: [(&str, bool); 6] = [
+                    ("name", doc.name.is_some()),
+                    ("steps", doc.steps.is_some()),
+                    ("cleanup", !doc.cleanup.is_empty()),
+                    ("source", doc.source.is_some()),
+                    ("description", doc.description.is_some()),
+                    ("ignore", doc.ignore.is_some()),
+                ];
+                for (key, present) in beside {
+                    if present {
+                        self.err_at(list.referenced, format!("`{key}` cannot stand beside `scenarios`"))
+                            .help = Some(format!("move `{key}` into each scenario of the list"));
+                    }
+                }
+                if list.value.is_empty() {
+                    self.err_at(list.referenced, "`scenarios` is empty");
+                }
+                let mut names = HashSet::new();
+                for sc in list.value {
+                    if !names.insert(sc.name.value.clone()) {
+                        self.err_at(sc.name.referenced, format!("duplicate scenario name `{}`", sc.name.value));
+                    }
+                    if let Some(s) = self.scenario(sc, &inherited, &known) {
+                        scenarios.push(s);
+                    }
+                }
+            }
+            None => {
+                let start = Location::UNKNOWN;
+                let name = match doc.name {
+                    Some(n) => n,
+                    None => {
+                        self.errors.push(
+                            Diagnostic::at(self.file, self.text, 1, 1, "missing field `name`")
+                                .with_help("a scenario file has `name` and `steps`, or a `scenarios:` list"),
+                        );
+                        Spanned { value: String::new(), referenced: start, defined: start }
+                    }
+                };
+                let steps = match doc.steps {
+                    Some(s) => s.value,
+                    None => {
+                        self.errors.push(Diagnostic::at(self.file, self.text, 1, 1, "missing field `steps`"));
+                        Vec::new()
+                    }
+                };
+                let sc = ScenarioDoc {
+                    name,
+                    description: doc.description,
+                    source: doc.source,
+                    tags: Vec::new(),
+                    requires: Vec::new(),
+                    inputs: Vec::new(),
+                    vars: None,
+                    ignore: doc.ignore,
+                    steps,
+                    cleanup: doc.cleanup,
+                };
+                if let Some(s) = self.scenario(sc, &inherited, &known) {
+                    scenarios.push(s);
+                }
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(SuiteFile { display: self.file.to_owned(), scenarios })
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    fn inputs(&mut self, inputs: &[Spanned<String>], known: &mut BTreeSet<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for input in inputs {
+            if !is_identifier(&input.value) {
+                self.err_at(input.referenced, format!("`{}` is not a variable name", input.value))
+                    .help = Some("variable names are letters, digits and `_`, not starting with a digit".to_owned());
+                continue;
+            }
+            known.insert(input.value.clone());
+            out.push(input.value.clone());
+        }
+        out
+    }
+
+    fn vars(&mut self, vars: Option<&SpannedMap>, known: &mut BTreeSet<String>) -> Vec<(String, Value)> {
+        let Some(vars) = vars else { return Vec::new() };
+        let mut out = Vec::new();
+        for (name, value) in &vars.value {
+            if !is_identifier(name) {
+                self.err_at(vars.referenced, format!("`{name}` is not a variable name"));
+                continue;
+            }
+            self.check_refs(vars.referenced, value, known, &format!("variable `{name}`"));
+            known.insert(name.clone());
+            out.push((name.clone(), value.clone()));
+        }
+        out
+    }
+
+    fn requires(&mut self, list: &[Spanned<String>]) -> Vec<Requirement> {
+        let mut out = Vec::new();
+        for item in list {
+            match parse_requirement(&item.value) {
+                Ok(r) => out.push(r),
+                Err(e) => self.err_at(item.referenced, e).help = Some(
+                    "write an interaction as `Resource.interaction` (e.g. `Appointment.update`) or a feature as `name` or `name=value`".to_owned(),
+                ),
+            }
+        }
+        out
+    }
+
+    fn scenario(&mut self, doc: ScenarioDoc, inh: &Inherited, file_known: &BTreeSet<String>) -> Option<Scenario> {
+        let mut known = file_known.clone();
+        let mut inputs = inh.inputs.clone();
+        inputs.extend(self.inputs(&doc.inputs, &mut known));
+        let mut vars = inh.vars.clone();
+        vars.extend(self.vars(doc.vars.as_ref(), &mut known));
+        let mut requires = inh.requires.clone();
+        requires.extend(self.requires(&doc.requires));
+        let mut tags = inh.tags.clone();
+        for t in doc.tags {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        if doc.steps.is_empty() {
+            self.err_at(doc.name.referenced, "a scenario needs at least one step");
+        }
+        let mut steps = Vec::new();
+        for (i, step) in doc.steps.into_iter().enumerate() {
+            steps.push(self.step(step, i + 1, &mut known));
+        }
+        // Cleanup may read anything a step could have captured; a cleanup step whose
+        // variables were never captured is skipped at run time.
+        let mut cleanup = Vec::new();
+        for (i, step) in doc.cleanup.into_iter().enumerate() {
+            cleanup.push(self.step(step, i + 1, &mut known));
+        }
+        let name = doc.name.value;
+        Some(Scenario {
+            id: format!("{}::{}", self.file, name),
+            file: self.file.to_owned(),
+            line: doc.name.referenced.line(),
+            name,
+            description: doc.description,
+            source: doc.source,
+            tags,
+            requires,
+            inputs,
+            vars,
+            ignore: doc.ignore,
+            steps: steps.into_iter().flatten().collect(),
+            cleanup: cleanup.into_iter().flatten().collect(),
+        })
+    }
+
+    fn check_refs(&mut self, loc: Location, value: &Value, known: &BTreeSet<String>, what: &str) -> Vec<String> {
+        let mut refs = BTreeSet::new();
+        if let Err(e) = template::referenced_vars_in(value, &mut refs) {
+            self.err_at(loc, format!("template error in {what}: {e}"));
+            return Vec::new();
+        }
+        for name in &refs {
+            if !known.contains(name) {
+                let help = match did_you_mean(name, known.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "define it under `vars:`, capture it in an earlier step, or list it under `inputs:` to take it from the target or --var".to_owned(),
+                };
+                self.err_at(loc, format!("undefined variable `{name}` in {what}")).help = Some(help);
+            }
+        }
+        refs.into_iter().collect()
+    }
+
+    fn step(&mut self, step: schema::Step, index: usize, known: &mut BTreeSet<String>) -> Option<Step> {
+        let req_loc = step.request.referenced;
+        let req = step.request.value;
+        let errors_before = self.errors.len();
+        let mut reads = Vec::new();
+
+        let target = match (req.path, req.url) {
+            (Some(p), None) => {
+                reads.extend(self.check_refs(p.referenced, &Value::String(p.value.clone()), known, "`path`"));
+                Some(Target::Path(p.value))
+            }
+            (None, Some(u)) => {
+                reads.extend(self.check_refs(u.referenced, &Value::String(u.value.clone()), known, "`url`"));
+                Some(Target::Url(u.value))
+            }
+            (Some(_), Some(u)) => {
+                self.err_at(u.referenced, "a request has `path` or `url`, not both");
+                None
+            }
+            (None, None) => {
+                self.err_at(req_loc, "a request needs `path` (joined to the base URL) or `url`");
+                None
+            }
+        };
+        let mut pairs = |map: Option<SpannedMap>, what: &str, this: &mut Self| -> Vec<(String, Value)> {
+            let Some(map) = map else { return Vec::new() };
+            reads.extend(this.check_refs(map.referenced, &Value::Object(map.value.clone()), known, what));
+            map.value.into_iter().collect()
+        };
+        let query = pairs(req.query, "`query`", self);
+        let headers = pairs(req.headers, "`headers`", self);
+        let form_loc = req.form.as_ref().map(|f| f.referenced);
+        let form = req.form.is_some().then(|| pairs(req.form, "`form`", self));
+
+        let bodies: Vec<(&str, Location)> = [
+            ("json", req.json.as_ref().map(|b| b.referenced)),
+            ("json_file", req.json_file.as_ref().map(|b| b.referenced)),
+            ("body", req.body.as_ref().map(|b| b.referenced)),
+            ("body_file", req.body_file.as_ref().map(|b| b.referenced)),
+            ("form", form_loc),
+        ]
+        .into_iter()
+        .filter_map(|(k, l)| l.map(|l| (k, l)))
+        .collect();
+        if bodies.len() > 1 {
+            self.err_at(bodies[1].1, format!("a request has one body: `{}` and `{}` both given", bodies[0].0, bodies[1].0));
+        }
+        let mut body = if let Some(json) = req.json {
+            Body::Json(json.value)
+        } else if let Some(file) = req.json_file {
+            match self.fixture(&file) {
+                Some(text) => match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => Body::Json(v),
+                    Err(e) => {
+                        self.err_at(file.referenced, format!("fixture `{}` is not JSON: {e}", file.value));
+                        Body::None
+                    }
+                },
+                None => Body::None,
+            }
+        } else if let Some(raw) = req.body {
+            Body::Raw { text: raw.value }
+        } else if let Some(file) = req.body_file {
+            self.fixture(&file).map_or(Body::None, |text| Body::Raw { text })
+        } else if let Some(form) = form {
+            Body::Form(form)
+        } else {
+            Body::None
+        };
+        if let Some(patch) = req.json_merge {
+            match &mut body {
+                Body::Json(doc) => merge_patch(doc, &patch.value),
+                _ => {
+                    self.err_at(patch.referenced, "`json_merge` patches a `json` or `json_file` body, and this request has none");
+                }
+            }
+        }
+        match &body {
+            Body::Json(v) => reads.extend(self.check_refs(req_loc, v, known, "the request body")),
+            Body::Raw { text } => reads.extend(self.check_refs(req_loc, &Value::String(text.clone()), known, "the request body")),
+            _ => {}
+        }
+        let content_type = req.content_type.map(|c| c.value);
+
+        self.expect(&step.expect, known, &mut reads);
+
+        let mut capture = Vec::new();
+        for (name, cap) in step.capture {
+            if !is_identifier(&name) {
+                self.err_at(cap.referenced, format!("`{name}` is not a variable name"));
+            }
+            let sources = usize::from(cap.value.header.is_some()) + usize::from(cap.value.json.is_some());
+            if sources != 1 {
+                self.err_at(cap.referenced, format!("capture `{name}` takes exactly one of `header` or `json`"));
+            }
+            capture.push((name, cap.value));
+        }
+        for (name, _) in &capture {
+            known.insert(name.clone());
+        }
+        let name = step.name.map(|n| n.value).unwrap_or_else(|| {
+            let what = match &target {
+                Some(Target::Path(p) | Target::Url(p)) => p.as_str(),
+                None => "",
+            };
+            format!("step {index}: {} {what}", req.method.as_str())
+        });
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        reads.sort();
+        reads.dedup();
+        Some(Step {
+            name,
+            line: req_loc.line(),
+            request: super::model::Request { method: req.method, target: target?, query, headers, body, content_type },
+            expect: step.expect,
+            capture,
+            reads,
+        })
+    }
+
+    fn expect(&mut self, expect: &schema::Expect, known: &BTreeSet<String>, reads: &mut Vec<String>) {
+        let mut lower = HashSet::new();
+        for (name, rule) in &expect.headers {
+            if !lower.insert(name.to_ascii_lowercase()) {
+                self.err_at(rule.referenced, format!("header `{name}` is expected twice (names are case-insensitive)"));
+            }
+            let HeaderExpect { equals, contains, .. } = &rule.value;
+            for text in [equals, contains].into_iter().flatten() {
+                reads.extend(self.check_refs(rule.referenced, &Value::String(text.clone()), known, &format!("header `{name}`")));
+            }
+        }
+        for a in &expect.json {
+            let ops = [
+                a.value.equals.is_some(),
+                a.value.exists.is_some(),
+                a.value.absent.is_some(),
+                a.value.matches.is_some(),
+                a.value.contains.is_some(),
+                a.value.count.is_some(),
+                a.value.type_.is_some(),
+                a.value.one_of.is_some(),
+            ]
+            .into_iter()
+            .filter(|b| *b)
+            .count();
+            if ops != 1 {
+                self.err_at(a.referenced, format!("a JSON assertion on `{}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of ({ops} given)", a.value.path.0))
+                    .help = Some("write one list item per check".to_owned());
+            }
+            for v in [&a.value.equals, &a.value.contains].into_iter().flatten() {
+                reads.extend(self.check_refs(a.referenced, v, known, &format!("the assertion on `{}`", a.value.path.0)));
+            }
+            if let Some(list) = &a.value.one_of {
+                reads.extend(self.check_refs(a.referenced, &Value::Array(list.clone()), known, "`one_of`"));
+            }
+        }
+        if let Some(sub) = &expect.json_subset {
+            reads.extend(self.check_refs(sub.referenced, &sub.value.value, known, "`json_subset`"));
+        }
+        if let Some(oo) = &expect.operation_outcome {
+            let o = &oo.value;
+            if o.severity.is_none() && o.code.is_none() && o.text.is_none() && o.text_contains.is_none() {
+                self.err_at(oo.referenced, "`operation_outcome` needs at least one of severity, code, text, text_contains")
+                    .help = Some("write `operation_outcome: { severity: error }` to accept any error outcome".to_owned());
+            }
+            for t in [&o.text, &o.text_contains].into_iter().flatten() {
+                reads.extend(self.check_refs(oo.referenced, &Value::String(t.clone()), known, "`operation_outcome`"));
+            }
+        }
+        if let Some(b) = &expect.bundle {
+            for v in [&b.value.total, &b.value.entries].into_iter().flatten() {
+                reads.extend(self.check_refs(b.referenced, v, known, "`bundle`"));
+            }
+        }
+    }
+
+    fn fixture(&mut self, file: &Spanned<String>) -> Option<String> {
+        let path = self.base.join(&file.value);
+        match read_text(&path, &file.value) {
+            Ok(text) => Some(text),
+            Err(d) => {
+                self.err_at(file.referenced, format!("fixture `{}`: {}", display_path(&path), d.message));
+                None
+            }
+        }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
+    let text = text.trim();
+    if let Some((resource, interaction)) = text.split_once('.')
+        && resource.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+    {
+        if !resource.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("`{resource}` is not a resource type"));
+        }
+        let interaction = if interaction == "search" { "search-type" } else { interaction };
+        if !INTERACTIONS.contains(&interaction) {
+            let help = did_you_mean(interaction, INTERACTIONS.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            return Err(format!("unknown interaction `{interaction}` in `{text}`{help}; expected one of {}", INTERACTIONS.join(", ")));
+        }
+        return Ok(Requirement::Interaction { resource: resource.to_owned(), interaction: interaction.to_owned() });
+    }
+    let (name, value) = match text.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
+        None => (text, None),
+    };
+    if !is_identifier(name) || value.as_deref().is_some_and(str::is_empty) {
+        return Err(format!("`{text}` is neither an interaction nor a feature"));
+    }
+    Ok(Requirement::Feature { name: name.to_owned(), value })
+}
+
+/// RFC 7396 JSON merge patch: objects merge, `null` removes a member, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(doc), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    doc.remove(k);
+                } else {
+                    merge_patch(doc.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (target, patch) => {
+            let mut replacement = patch.clone();
+            if let Value::Object(_) = replacement {
+                let mut cleaned = Value::Object(serde_json::Map::new());
+                merge_patch(&mut cleaned, &replacement);
+                replacement = cleaned;
+            }
+            *target = replacement;
+        }
+    }
+}

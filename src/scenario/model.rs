@@ -1,0 +1,110 @@
+//! The validated scenario model the runner executes: fixtures read, bodies merged,
+//! requirements parsed. Built only by [`super::load`].
+
+use serde_json::Value;
+
+use super::schema::{Capture, Expect, Method};
+
+/// One scenario file (one JUnit `<testsuite>`).
+#[derive(Debug)]
+pub struct SuiteFile {
+    /// The path as shown to users and in reports (forward slashes).
+    pub display: String,
+    pub scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug)]
+pub struct Scenario {
+    /// `file::name`, unique within a run; what `--list` prints and `--exact` matches.
+    pub id: String,
+    pub file: String,
+    pub name: String,
+    pub line: u64,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    pub requires: Vec<Requirement>,
+    /// Variables the scenario takes from the target or `--var`.
+    pub inputs: Vec<String>,
+    /// Defaults, evaluated in order (file-level first); target and `--var` values win.
+    pub vars: Vec<(String, Value)>,
+    pub ignore: Option<String>,
+    pub steps: Vec<Step>,
+    pub cleanup: Vec<Step>,
+}
+
+impl Scenario {
+    /// True when any step (cleanup included) may change server state: any POST, PUT,
+    /// PATCH or DELETE other than a `_search`.
+    pub fn writes(&self) -> bool {
+        self.steps.iter().chain(&self.cleanup).any(Step::writes)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// `Appointment.update`: the CapabilityStatement must declare it.
+    Interaction { resource: String, interaction: String },
+    /// `double_booking=forbidden` or `versioning`: the target must declare it.
+    Feature { name: String, value: Option<String> },
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Requirement::Interaction { resource, interaction } => write!(f, "{resource}.{interaction}"),
+            Requirement::Feature { name, value: Some(v) } => write!(f, "{name}={v}"),
+            Requirement::Feature { name, value: None } => write!(f, "{name}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Step {
+    pub name: String,
+    pub line: u64,
+    pub request: Request,
+    pub expect: Expect,
+    pub capture: Vec<(String, Capture)>,
+    /// Variables the step reads (checked at load; used to skip a cleanup step whose
+    /// captures never happened).
+    pub reads: Vec<String>,
+}
+
+impl Step {
+    pub fn writes(&self) -> bool {
+        let r = &self.request;
+        let search = match &r.target {
+            Target::Path(p) | Target::Url(p) => p.split('?').next().unwrap_or("").ends_with("/_search"),
+        };
+        matches!(r.method, Method::Post | Method::Put | Method::Patch | Method::Delete) && !search
+    }
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    pub target: Target,
+    pub query: Vec<(String, Value)>,
+    pub headers: Vec<(String, Value)>,
+    pub body: Body,
+    /// Overrides the body's default content type.
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Target {
+    Path(String),
+    Url(String),
+}
+
+#[derive(Debug)]
+pub enum Body {
+    None,
+    Json(Value),
+    Raw { text: String },
+    Form(Vec<(String, Value)>),
+}
+
+/// The content type a body is sent with unless the step says otherwise.
+pub const FHIR_JSON: &str = "application/fhir+json";
