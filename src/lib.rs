@@ -10,3 +10,8 @@ pub mod diag;
 pub mod http;
 pub mod redact;
 pub mod assert;
+pub mod capability;
+pub mod exit;
+pub mod record;
+pub mod runner;
+pub mod report;

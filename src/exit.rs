@@ -1,0 +1,22 @@
+//! Exit codes, documented in the README; the only place they are defined.
+
+/// Every selected scenario passed (skips allowed).
+pub const SUCCESS: u8 = 0;
+/// At least one scenario failed: the server answered, wrongly.
+pub const FAILED: u8 = 1;
+/// The run could not be made: bad arguments or a bad scenario file. Nothing was sent.
+pub const INVALID: u8 = 2;
+/// At least one step got no answer, and nothing failed outright.
+pub const NO_ANSWER: u8 = 3;
+
+use crate::record::{RunRecord, Verdict};
+
+pub fn for_record(record: &RunRecord) -> u8 {
+    if record.count(Verdict::Failed) > 0 {
+        FAILED
+    } else if record.count(Verdict::Error) > 0 {
+        NO_ANSWER
+    } else {
+        SUCCESS
+    }
+}
