@@ -23,18 +23,40 @@ impl Capabilities {
             return Err("the /metadata body is not a CapabilityStatement".to_owned());
         }
         let mut interactions = BTreeSet::new();
-        let rests = doc.get("rest").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        for rest in rests.iter().filter(|r| r.get("mode").and_then(Value::as_str) != Some("client")) {
-            for res in rest.get("resource").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-                let Some(ty) = res.get("type").and_then(Value::as_str) else { continue };
-                for i in res.get("interaction").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        let rests = doc
+            .get("rest")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for rest in rests
+            .iter()
+            .filter(|r| r.get("mode").and_then(Value::as_str) != Some("client"))
+        {
+            for res in rest
+                .get("resource")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let Some(ty) = res.get("type").and_then(Value::as_str) else {
+                    continue;
+                };
+                for i in res
+                    .get("interaction")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
                     if let Some(code) = i.get("code").and_then(Value::as_str) {
                         interactions.insert((ty.to_owned(), code.to_owned()));
                     }
                 }
             }
         }
-        Ok(Capabilities { interactions, error: None })
+        Ok(Capabilities {
+            interactions,
+            error: None,
+        })
     }
 
     /// Reads `{base}/metadata` once; failure is recorded, not fatal.
@@ -47,19 +69,30 @@ impl Capabilities {
         };
         let outcome = match client.send(request).await {
             Err((_, why)) => Err(why.to_string()),
-            Ok(ex) if ex.response.status != 200 => Err(format!("GET /metadata answered {}", ex.response.status)),
+            Ok(ex) if ex.response.status != 200 => {
+                Err(format!("GET /metadata answered {}", ex.response.status))
+            }
             Ok(ex) => serde_json::from_slice::<Value>(&ex.response.body)
                 .map_err(|e| format!("the /metadata body is not JSON: {e}"))
                 .and_then(|doc| Self::from_statement(&doc)),
         };
-        outcome.unwrap_or_else(|e| Capabilities { interactions: BTreeSet::new(), error: Some(e) })
+        outcome.unwrap_or_else(|e| Capabilities {
+            interactions: BTreeSet::new(),
+            error: Some(e),
+        })
     }
 
     /// Why `req` is not met, or `None` when it is.
     pub fn unmet(&self, req: &Requirement, features: &BTreeMap<String, String>) -> Option<String> {
         match req {
-            Requirement::Interaction { resource, interaction } => {
-                if self.interactions.contains(&(resource.clone(), interaction.clone())) {
+            Requirement::Interaction {
+                resource,
+                interaction,
+            } => {
+                if self
+                    .interactions
+                    .contains(&(resource.clone(), interaction.clone()))
+                {
                     return None;
                 }
                 Some(match &self.error {
@@ -68,12 +101,16 @@ impl Capabilities {
                 })
             }
             Requirement::Feature { name, value } => match (features.get(name), value) {
-                (None, _) => Some(format!("needs feature {req}, which the target does not declare")),
-                (Some(have), Some(want)) if have != want => {
-                    Some(format!("needs feature {req}; the target declares {name}={have}"))
-                }
+                (None, _) => Some(format!(
+                    "needs feature {req}, which the target does not declare"
+                )),
+                (Some(have), Some(want)) if have != want => Some(format!(
+                    "needs feature {req}; the target declares {name}={have}"
+                )),
                 (Some(have), None) if matches!(have.as_str(), "false" | "off" | "no" | "0") => {
-                    Some(format!("needs feature {name}; the target declares {name}={have}"))
+                    Some(format!(
+                        "needs feature {name}; the target declares {name}={have}"
+                    ))
                 }
                 _ => None,
             },
@@ -88,21 +125,52 @@ mod tests {
 
     #[test]
     fn reads_interactions_and_judges_requirements() {
-        let caps = Capabilities::from_statement(&json!({"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
-            {"type": "Appointment", "interaction": [{"code": "read"}, {"code": "update"}]}]}]}))
+        let caps = Capabilities::from_statement(
+            &json!({"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+            {"type": "Appointment", "interaction": [{"code": "read"}, {"code": "update"}]}]}]}),
+        )
         .unwrap();
-        let features = BTreeMap::from([("double_booking".to_owned(), "allowed".to_owned()), ("versioning".to_owned(), "false".to_owned())]);
-        let interaction = |r: &str, i: &str| Requirement::Interaction { resource: r.into(), interaction: i.into() };
-        let feature = |n: &str, v: Option<&str>| Requirement::Feature { name: n.into(), value: v.map(Into::into) };
-        assert_eq!(caps.unmet(&interaction("Appointment", "update"), &features), None);
-        assert_eq!(caps.unmet(&interaction("Appointment", "create"), &features).as_deref(), Some("Appointment.create not in CapabilityStatement"));
-        assert_eq!(caps.unmet(&feature("double_booking", Some("allowed")), &features), None);
+        let features = BTreeMap::from([
+            ("double_booking".to_owned(), "allowed".to_owned()),
+            ("versioning".to_owned(), "false".to_owned()),
+        ]);
+        let interaction = |r: &str, i: &str| Requirement::Interaction {
+            resource: r.into(),
+            interaction: i.into(),
+        };
+        let feature = |n: &str, v: Option<&str>| Requirement::Feature {
+            name: n.into(),
+            value: v.map(Into::into),
+        };
         assert_eq!(
-            caps.unmet(&feature("double_booking", Some("forbidden")), &features).as_deref(),
-            Some("needs feature double_booking=forbidden; the target declares double_booking=allowed")
+            caps.unmet(&interaction("Appointment", "update"), &features),
+            None
         );
-        assert!(caps.unmet(&feature("versioning", None), &features).is_some());
-        assert!(caps.unmet(&feature("auth", None), &features).unwrap().contains("does not declare"));
+        assert_eq!(
+            caps.unmet(&interaction("Appointment", "create"), &features)
+                .as_deref(),
+            Some("Appointment.create not in CapabilityStatement")
+        );
+        assert_eq!(
+            caps.unmet(&feature("double_booking", Some("allowed")), &features),
+            None
+        );
+        assert_eq!(
+            caps.unmet(&feature("double_booking", Some("forbidden")), &features)
+                .as_deref(),
+            Some(
+                "needs feature double_booking=forbidden; the target declares double_booking=allowed"
+            )
+        );
+        assert!(
+            caps.unmet(&feature("versioning", None), &features)
+                .is_some()
+        );
+        assert!(
+            caps.unmet(&feature("auth", None), &features)
+                .unwrap()
+                .contains("does not declare")
+        );
         assert!(Capabilities::from_statement(&json!({"resourceType": "Patient"})).is_err());
     }
 }

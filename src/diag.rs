@@ -25,14 +25,38 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn file(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.into(), line: 0, column: 0, message: message.into(), help: None, source_line: None }
+        Diagnostic {
+            file: file.into(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            help: None,
+            source_line: None,
+        }
     }
 
-    pub fn at(file: impl Into<String>, text: &str, line: u64, column: u64, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: impl Into<String>,
+        text: &str,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+    ) -> Self {
         let source_line = (line > 0)
-            .then(|| text.lines().nth((line - 1) as usize).map(|l| l.chars().take(200).collect()))
+            .then(|| {
+                text.lines()
+                    .nth((line - 1) as usize)
+                    .map(|l| l.chars().take(200).collect())
+            })
             .flatten();
-        Diagnostic { file: file.into(), line, column, message: message.into(), help: None, source_line }
+        Diagnostic {
+            file: file.into(),
+            line,
+            column,
+            message: message.into(),
+            help: None,
+            source_line,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -42,7 +66,11 @@ impl Diagnostic {
 
     /// `file:line:col`, or the file alone.
     pub fn location(&self) -> String {
-        if self.line == 0 { self.file.clone() } else { format!("{}:{}:{}", self.file, self.line, self.column) }
+        if self.line == 0 {
+            self.file.clone()
+        } else {
+            format!("{}:{}:{}", self.file, self.line, self.column)
+        }
     }
 }
 
@@ -53,8 +81,16 @@ impl fmt::Display for Diagnostic {
         if let Some(src) = &self.source_line {
             let gutter = self.line.to_string().len();
             let pad = " ".repeat(gutter);
-            let caret_at = src.chars().take(self.column.saturating_sub(1) as usize).map(|c| if c == '\t' { '\t' } else { ' ' });
-            write!(f, "\n{pad} |\n{} | {src}\n{pad} | {}^", self.line, caret_at.collect::<String>())?;
+            let caret_at = src
+                .chars()
+                .take(self.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' });
+            write!(
+                f,
+                "\n{pad} |\n{} | {src}\n{pad} | {}^",
+                self.line,
+                caret_at.collect::<String>()
+            )?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n  = help: {help}")?;
@@ -64,7 +100,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The closest candidate to a misspelled name, if one is close enough to suggest.
-pub fn did_you_mean<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    found: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(found, c), c))
@@ -80,7 +119,8 @@ mod tests {
     #[test]
     fn renders_rustc_style_with_caret_and_help() {
         let text = "name: x\nsteps:\n  - stauts: 1\n";
-        let d = Diagnostic::at("a.yaml", text, 3, 5, "unknown field `stauts`").with_help("did you mean `status`?");
+        let d = Diagnostic::at("a.yaml", text, 3, 5, "unknown field `stauts`")
+            .with_help("did you mean `status`?");
         assert_eq!(
             d.to_string(),
             "error: unknown field `stauts`\n  --> a.yaml:3:5\n  |\n3 |   - stauts: 1\n  |     ^\n  = help: did you mean `status`?"
@@ -89,13 +129,22 @@ mod tests {
 
     #[test]
     fn whole_file_errors_have_no_snippet() {
-        assert_eq!(Diagnostic::file("b.yaml", "not UTF-8").to_string(), "error: not UTF-8\n  --> b.yaml");
+        assert_eq!(
+            Diagnostic::file("b.yaml", "not UTF-8").to_string(),
+            "error: not UTF-8\n  --> b.yaml"
+        );
     }
 
     #[test]
     fn suggests_only_close_names() {
-        assert_eq!(did_you_mean("stauts", ["status", "headers", "json"]), Some("status"));
-        assert_eq!(did_you_mean("json_subst", ["json", "json_subset"]), Some("json_subset"));
+        assert_eq!(
+            did_you_mean("stauts", ["status", "headers", "json"]),
+            Some("status")
+        );
+        assert_eq!(
+            did_you_mean("json_subst", ["json", "json_subset"]),
+            Some("json_subset")
+        );
         assert_eq!(did_you_mean("zzz", ["status", "headers"]), None);
     }
 }

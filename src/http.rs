@@ -19,7 +19,11 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { timeout: Duration::from_secs(30), max_body_bytes: 8 * 1024 * 1024, default_headers: Vec::new() }
+        HttpSettings {
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 8 * 1024 * 1024,
+            default_headers: Vec::new(),
+        }
     }
 }
 
@@ -44,8 +48,12 @@ pub struct Response {
 impl Response {
     /// Every value of a header, joined by `, ` as HTTP allows.
     pub fn header(&self, name: &str) -> Option<String> {
-        let values: Vec<&str> =
-            self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect();
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
         (!values.is_empty()).then(|| values.join(", "))
     }
 
@@ -115,7 +123,10 @@ impl HttpClient {
     }
 
     /// Sends the request and reads the whole body, within the timeout and size cap.
-    pub async fn send(&self, request: PreparedRequest) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
+    pub async fn send(
+        &self,
+        request: PreparedRequest,
+    ) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
         let started = Instant::now();
         let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
             Ok(m) => m,
@@ -134,7 +145,11 @@ impl HttpClient {
         };
         let mut builder = self.client.request(method, url);
         for (name, value) in &self.settings.default_headers {
-            if !request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if !request
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
                 builder = builder.header(name, value);
             }
         }
@@ -164,10 +179,18 @@ impl HttpClient {
         let headers = response
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let cap = self.settings.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > cap as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > cap as u64)
+        {
             return Err((request, NoAnswer::BodyTooLarge(cap)));
         }
         let mut body = Vec::new();
@@ -183,22 +206,48 @@ impl HttpClient {
                 Err(e) => return Err((request, classify(e))),
             }
         }
-        Ok(Exchange { request, response: Response { status, headers, body }, duration: started.elapsed() })
+        Ok(Exchange {
+            request,
+            response: Response {
+                status,
+                headers,
+                body,
+            },
+            duration: started.elapsed(),
+        })
     }
 }
 
 /// Response headers worth showing in a transcript.
-pub const SHOWN_RESPONSE_HEADERS: &[&str] =
-    &["content-type", "location", "content-location", "etag", "last-modified", "retry-after", "www-authenticate"];
+pub const SHOWN_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "location",
+    "content-location",
+    "etag",
+    "last-modified",
+    "retry-after",
+    "www-authenticate",
+];
 
 /// A readable, redacted, size-bounded account of one exchange.
-pub fn transcript(request: &PreparedRequest, response: Option<&Response>, redactor: &Redactor, body_limit: usize) -> String {
+pub fn transcript(
+    request: &PreparedRequest,
+    response: Option<&Response>,
+    redactor: &Redactor,
+    body_limit: usize,
+) -> String {
     let mut out = format!("> {} {}\n", request.method, redactor.text(&request.url));
     for (name, value) in &request.headers {
         out.push_str(&format!("> {name}: {}\n", redactor.header(name, value)));
     }
     if let Some(body) = &request.body {
-        out.push_str(&format!("> \n{}\n", indent(&trim_body(&redactor.text(&String::from_utf8_lossy(body)), body_limit), "> ")));
+        out.push_str(&format!(
+            "> \n{}\n",
+            indent(
+                &trim_body(&redactor.text(&String::from_utf8_lossy(body)), body_limit),
+                "> "
+            )
+        ));
     }
     if let Some(r) = response {
         out.push_str(&format!("< {}\n", r.status));
@@ -208,14 +257,20 @@ pub fn transcript(request: &PreparedRequest, response: Option<&Response>, redact
             }
         }
         if !r.body.is_empty() {
-            out.push_str(&format!("< \n{}\n", indent(&trim_body(&redactor.text(&r.text()), body_limit), "< ")));
+            out.push_str(&format!(
+                "< \n{}\n",
+                indent(&trim_body(&redactor.text(&r.text()), body_limit), "< ")
+            ));
         }
     }
     out
 }
 
 fn indent(text: &str, prefix: &str) -> String {
-    text.lines().map(|l| format!("{prefix}{l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Pretty-prints JSON, then keeps at most `limit` bytes (on a char boundary) and says so.
@@ -256,16 +311,27 @@ mod tests {
             headers: vec![("Authorization".into(), "Bearer s3cr3t-token".into())],
             body: None,
         };
-        let resp = Response { status: 200, headers: vec![("content-type".into(), "application/fhir+json".into())], body: b"{\"t\":\"s3cr3t-token\"}".to_vec() };
+        let resp = Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            body: b"{\"t\":\"s3cr3t-token\"}".to_vec(),
+        };
         let t = transcript(&req, Some(&resp), &redactor, 1000);
         assert!(!t.contains("s3cr3t"), "{t}");
         assert!(t.contains("> Authorization: [redacted]"), "{t}");
-        assert!(t.contains("< 200\n< content-type: application/fhir+json"), "{t}");
+        assert!(
+            t.contains("< 200\n< content-type: application/fhir+json"),
+            "{t}"
+        );
     }
 
     #[test]
     fn joins_repeated_headers() {
-        let r = Response { status: 200, headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())], body: vec![] };
+        let r = Response {
+            status: 200,
+            headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())],
+            body: vec![],
+        };
         assert_eq!(r.header("a").as_deref(), Some("1, 2"));
         assert_eq!(r.header("b"), None);
     }

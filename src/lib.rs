@@ -4,14 +4,17 @@
 //! through the [`http`] client; every outcome lands in one [`record::RunRecord`],
 //! which the [`report`] writers turn into JUnit XML, JSON and Markdown.
 
-pub mod scenario;
-pub mod template;
-pub mod diag;
-pub mod http;
-pub mod redact;
+pub mod app;
 pub mod assert;
 pub mod capability;
+pub mod cli;
+pub mod diag;
 pub mod exit;
+pub mod http;
 pub mod record;
-pub mod runner;
+pub mod redact;
 pub mod report;
+pub mod runner;
+pub mod sandbox;
+pub mod scenario;
+pub mod template;

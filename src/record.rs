@@ -104,8 +104,52 @@ pub struct StepRecord {
     pub transcript: Option<String>,
 }
 
+impl ScenarioRecord {
+    /// Each step that did not pass, its failed checks with diffs, and its transcript:
+    /// the text under a JUnit `<failure>` and in the terminal.
+    pub fn details(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for step in self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
+        {
+            let phase = if step.phase == Phase::Cleanup {
+                "cleanup "
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{phase}step '{}' (line {}): {}",
+                step.name,
+                step.line,
+                step.message.as_deref().unwrap_or("")
+            );
+            for check in step.checks.iter().filter(|c| !c.passed) {
+                let _ = writeln!(
+                    out,
+                    "  {}\n    expected: {}\n    actual:   {}",
+                    check.what, check.expected, check.actual
+                );
+                if let Some(diff) = &check.diff {
+                    let _ = writeln!(out, "{diff}");
+                }
+            }
+            if let Some(t) = &step.transcript {
+                let _ = writeln!(out, "{t}");
+            }
+        }
+        out
+    }
+}
+
 impl RunRecord {
     pub fn count(&self, verdict: Verdict) -> usize {
-        self.scenarios.iter().filter(|s| s.verdict == verdict).count()
+        self.scenarios
+            .iter()
+            .filter(|s| s.verdict == verdict)
+            .count()
     }
 }

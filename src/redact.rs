@@ -2,7 +2,12 @@
 //! through a [`Redactor`] first.
 
 /// Headers whose values are always hidden.
-pub const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie"];
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 pub const MASK: &str = "[redacted]";
 
 #[derive(Debug, Clone, Default)]
@@ -32,7 +37,11 @@ impl Redactor {
     }
 
     pub fn header(&self, name: &str, value: &str) -> String {
-        if SECRET_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) { MASK.to_owned() } else { self.text(value) }
+        if SECRET_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            MASK.to_owned()
+        } else {
+            self.text(value)
+        }
     }
 
     pub fn value(&self, value: &serde_json::Value) -> serde_json::Value {
@@ -40,7 +49,11 @@ impl Redactor {
         match value {
             Value::String(s) => Value::String(self.text(s)),
             Value::Array(a) => Value::Array(a.iter().map(|v| self.value(v)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (self.text(k), self.value(v))).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (self.text(k), self.value(v)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -53,9 +66,15 @@ mod tests {
     #[test]
     fn masks_longest_secret_first_and_ignores_tiny_values() {
         let r = Redactor::new(vec!["abcd".into(), "abcdefgh".into(), "x".into()]);
-        assert_eq!(r.text("k=abcdefgh; j=abcd; x"), "k=[redacted]; j=[redacted]; x");
+        assert_eq!(
+            r.text("k=abcdefgh; j=abcd; x"),
+            "k=[redacted]; j=[redacted]; x"
+        );
         assert_eq!(r.header("Cookie", "a=b"), MASK);
         assert_eq!(r.header("Accept", "abcd"), MASK);
-        assert_eq!(r.value(&serde_json::json!({"t": ["abcd"]})), serde_json::json!({"t": [MASK]}));
+        assert_eq!(
+            r.value(&serde_json::json!({"t": ["abcd"]})),
+            serde_json::json!({"t": [MASK]})
+        );
     }
 }

@@ -36,8 +36,22 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(client: HttpClient, templates: Templates, target: TargetSettings, capabilities: Capabilities, redactor: Redactor) -> Self {
-        Runner { client, templates, target, capabilities, redactor, run_id: uuid::Uuid::new_v4().to_string(), transcript_body_limit: 4096 }
+    pub fn new(
+        client: HttpClient,
+        templates: Templates,
+        target: TargetSettings,
+        capabilities: Capabilities,
+        redactor: Redactor,
+    ) -> Self {
+        Runner {
+            client,
+            templates,
+            target,
+            capabilities,
+            redactor,
+            run_id: uuid::Uuid::new_v4().to_string(),
+            transcript_body_limit: 4096,
+        }
     }
 
     pub fn target(&self) -> &TargetSettings {
@@ -51,17 +65,28 @@ impl Runner {
     /// Why the scenario cannot run against this target (unmet `requires`, missing
     /// `inputs`), or `None`.
     pub fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
-        let unmet: Vec<String> =
-            scenario.requires.iter().filter_map(|r| self.capabilities.unmet(r, &self.target.features)).collect();
+        let unmet: Vec<String> = scenario
+            .requires
+            .iter()
+            .filter_map(|r| self.capabilities.unmet(r, &self.target.features))
+            .collect();
         if !unmet.is_empty() {
             return Some(unmet.join("; "));
         }
-        let missing: Vec<&str> =
-            scenario.inputs.iter().filter(|i| !self.target.vars.contains_key(*i)).map(String::as_str).collect();
+        let missing: Vec<&str> = scenario
+            .inputs
+            .iter()
+            .filter(|i| !self.target.vars.contains_key(*i))
+            .map(String::as_str)
+            .collect();
         if !missing.is_empty() {
             return Some(format!(
                 "needs input {} (set it with --var NAME=VALUE or in the target's vars)",
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         None
@@ -91,7 +116,10 @@ impl Runner {
 
         let mut vars = self.target.vars.clone();
         vars.insert("run_id".to_owned(), Value::String(self.run_id.clone()));
-        vars.insert("base_url".to_owned(), Value::String(self.target.base_url.clone()));
+        vars.insert(
+            "base_url".to_owned(),
+            Value::String(self.target.base_url.clone()),
+        );
         for (name, value) in &scenario.vars {
             if self.target.vars.contains_key(name) {
                 continue;
@@ -127,7 +155,12 @@ impl Runner {
             }
         }
         for step in &scenario.cleanup {
-            let missing: Vec<&str> = step.reads.iter().filter(|v| !vars.contains_key(*v)).map(String::as_str).collect();
+            let missing: Vec<&str> = step
+                .reads
+                .iter()
+                .filter(|v| !vars.contains_key(*v))
+                .map(String::as_str)
+                .collect();
             if !missing.is_empty() {
                 record.steps.push(StepRecord {
                     name: step.name.clone(),
@@ -156,58 +189,98 @@ impl Runner {
         let r = &step.request;
         let t = &self.templates;
         let mut url = match &r.target {
-            Target::Url(u) => t.render_string(u, vars).map_err(|e| format!("`url`: {e}"))?,
+            Target::Url(u) => t
+                .render_string(u, vars)
+                .map_err(|e| format!("`url`: {e}"))?,
             Target::Path(p) => {
-                let path = t.render_string(p, vars).map_err(|e| format!("`path`: {e}"))?;
-                format!("{}/{}", self.target.base_url.trim_end_matches('/'), path.trim_start_matches('/'))
+                let path = t
+                    .render_string(p, vars)
+                    .map_err(|e| format!("`path`: {e}"))?;
+                format!(
+                    "{}/{}",
+                    self.target.base_url.trim_end_matches('/'),
+                    path.trim_start_matches('/')
+                )
             }
         };
         if !r.query.is_empty() {
             let mut pairs = Vec::new();
             for (name, value) in &r.query {
-                let value = t.render_value(value, vars).map_err(|e| format!("query `{name}`: {e}"))?;
+                let value = t
+                    .render_value(value, vars)
+                    .map_err(|e| format!("query `{name}`: {e}"))?;
                 match value {
-                    Value::Array(items) => pairs.extend(items.iter().map(|i| (name.clone(), value_to_text(i)))),
+                    Value::Array(items) => {
+                        pairs.extend(items.iter().map(|i| (name.clone(), value_to_text(i))))
+                    }
                     Value::Null => {}
                     other => pairs.push((name.clone(), value_to_text(&other))),
                 }
             }
-            let mut parsed = reqwest::Url::parse(&url).map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
+            let mut parsed = reqwest::Url::parse(&url)
+                .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
             parsed.query_pairs_mut().extend_pairs(pairs);
             url = parsed.to_string();
         }
         let mut headers = Vec::new();
         for (name, value) in &r.headers {
-            let value = t.render_value(value, vars).map_err(|e| format!("header `{name}`: {e}"))?;
+            let value = t
+                .render_value(value, vars)
+                .map_err(|e| format!("header `{name}`: {e}"))?;
             headers.push((name.clone(), value_to_text(&value)));
         }
         let (body, default_type) = match &r.body {
             Body::None => (None, None),
             Body::Json(doc) => {
-                let doc = t.render_value(doc, vars).map_err(|e| format!("body: {e}"))?;
-                (Some(serde_json::to_vec(&doc).map_err(|e| e.to_string())?), Some(FHIR_JSON))
+                let doc = t
+                    .render_value(doc, vars)
+                    .map_err(|e| format!("body: {e}"))?;
+                (
+                    Some(serde_json::to_vec(&doc).map_err(|e| e.to_string())?),
+                    Some(FHIR_JSON),
+                )
             }
-            Body::Raw { text } => (Some(t.render_string(text, vars).map_err(|e| format!("body: {e}"))?.into_bytes()), None),
+            Body::Raw { text } => (
+                Some(
+                    t.render_string(text, vars)
+                        .map_err(|e| format!("body: {e}"))?
+                        .into_bytes(),
+                ),
+                None,
+            ),
             Body::Form(fields) => {
-                let mut form = reqwest::Url::parse("http://form.invalid/").map_err(|e| e.to_string())?;
+                let mut form =
+                    reqwest::Url::parse("http://form.invalid/").map_err(|e| e.to_string())?;
                 {
                     let mut pairs = form.query_pairs_mut();
                     for (name, value) in fields {
-                        let value = t.render_value(value, vars).map_err(|e| format!("form `{name}`: {e}"))?;
+                        let value = t
+                            .render_value(value, vars)
+                            .map_err(|e| format!("form `{name}`: {e}"))?;
                         pairs.append_pair(name, &value_to_text(&value));
                     }
                 }
-                (Some(form.query().unwrap_or("").as_bytes().to_vec()), Some("application/x-www-form-urlencoded"))
+                (
+                    Some(form.query().unwrap_or("").as_bytes().to_vec()),
+                    Some("application/x-www-form-urlencoded"),
+                )
             }
         };
-        let has_content_type = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        let has_content_type = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
         if !has_content_type {
             let content_type = r.content_type.as_deref().or(default_type);
             if let (Some(ct), Some(_)) = (content_type, &body) {
                 headers.push(("Content-Type".to_owned(), ct.to_owned()));
             }
         }
-        Ok(PreparedRequest { method: step.request.method.as_str().to_owned(), url, headers, body })
+        Ok(PreparedRequest {
+            method: step.request.method.as_str().to_owned(),
+            url,
+            headers,
+            body,
+        })
     }
 
     async fn step(&self, step: &Step, phase: Phase, vars: &mut Map<String, Value>) -> StepRecord {
@@ -230,7 +303,10 @@ impl Runner {
             Ok(r) => r,
             Err(e) => {
                 record.verdict = Verdict::Error;
-                record.message = Some(self.redactor.text(&format!("cannot build the request: {e}")));
+                record.message = Some(
+                    self.redactor
+                        .text(&format!("cannot build the request: {e}")),
+                );
                 return record;
             }
         };
@@ -240,7 +316,12 @@ impl Runner {
             Err((request, why)) => {
                 record.verdict = Verdict::Error;
                 record.message = Some(self.redactor.text(&no_answer_message(&why)));
-                record.transcript = Some(transcript(&request, None, &self.redactor, self.transcript_body_limit));
+                record.transcript = Some(transcript(
+                    &request,
+                    None,
+                    &self.redactor,
+                    self.transcript_body_limit,
+                ));
                 record.duration_secs = started.elapsed().as_secs_f64();
                 return record;
             }
@@ -251,17 +332,28 @@ impl Runner {
         let failed: Vec<&Check> = record.checks.iter().filter(|c| !c.passed).collect();
         if !failed.is_empty() {
             record.verdict = Verdict::Failed;
-            record.message = Some(self.redactor.text(&failed.iter().map(|c| c.summary()).collect::<Vec<_>>().join("; ")));
+            record.message = Some(
+                self.redactor.text(
+                    &failed
+                        .iter()
+                        .map(|c| c.summary())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            );
         } else {
             for (name, capture) in &step.capture {
                 match capture_value(capture, &exchange.response) {
                     Ok(value) => {
-                        record.captures.insert(name.clone(), self.redactor.value(&value));
+                        record
+                            .captures
+                            .insert(name.clone(), self.redactor.value(&value));
                         vars.insert(name.clone(), value);
                     }
                     Err(why) => {
                         record.verdict = Verdict::Failed;
-                        record.message = Some(self.redactor.text(&format!("capture `{name}`: {why}")));
+                        record.message =
+                            Some(self.redactor.text(&format!("capture `{name}`: {why}")));
                         break;
                     }
                 }
@@ -273,8 +365,12 @@ impl Runner {
             check.diff = check.diff.as_ref().map(|d| self.redactor.text(d));
         }
         if record.verdict != Verdict::Passed {
-            record.transcript =
-                Some(transcript(&exchange.request, Some(&exchange.response), &self.redactor, self.transcript_body_limit));
+            record.transcript = Some(transcript(
+                &exchange.request,
+                Some(&exchange.response),
+                &self.redactor,
+                self.transcript_body_limit,
+            ));
         }
         record.duration_secs = exchange.duration.as_secs_f64();
         record
@@ -287,9 +383,14 @@ fn no_answer_message(why: &NoAnswer) -> String {
 
 fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String> {
     let raw = if let Some(header) = &capture.header {
-        Value::String(response.header(header).ok_or_else(|| format!("the response has no `{header}` header"))?)
+        Value::String(
+            response
+                .header(header)
+                .ok_or_else(|| format!("the response has no `{header}` header"))?,
+        )
     } else if let Some(path) = &capture.json {
-        let body: Value = serde_json::from_slice(&response.body).map_err(|_| "the response body is not JSON".to_owned())?;
+        let body: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| "the response body is not JSON".to_owned())?;
         let nodes = crate::assert::query(&body, &path.0)?;
         match nodes.first() {
             Some(v) => (*v).clone(),
@@ -298,9 +399,17 @@ fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String
     } else {
         return Err("no source".to_owned());
     };
-    let Some(re) = &capture.regex else { return Ok(raw) };
+    let Some(re) = &capture.regex else {
+        return Ok(raw);
+    };
     let text = value_to_text(&raw);
-    let caps = re.0.captures(&text).ok_or_else(|| format!("{text:?} does not match /{}/", re.0.as_str()))?;
-    let m = caps.get(1).or_else(|| caps.get(0)).map(|m| m.as_str()).unwrap_or_default();
+    let caps =
+        re.0.captures(&text)
+            .ok_or_else(|| format!("{text:?} does not match /{}/", re.0.as_str()))?;
+    let m = caps
+        .get(1)
+        .or_else(|| caps.get(0))
+        .map(|m| m.as_str())
+        .unwrap_or_default();
     Ok(Value::String(m.to_owned()))
 }

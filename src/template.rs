@@ -34,8 +34,12 @@ impl SlotClock {
         // Between ~1 and ~8 years ahead, on a whole hour.
         let hours_ahead = 9_000 + (r % 60_000) as i64;
         let now = Timestamp::now().as_second();
-        let base = Timestamp::from_second(now - now % 3600 + hours_ahead * 3600).unwrap_or(Timestamp::UNIX_EPOCH);
-        SlotClock { base, next: AtomicU64::new(0) }
+        let base = Timestamp::from_second(now - now % 3600 + hours_ahead * 3600)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        SlotClock {
+            base,
+            next: AtomicU64::new(0),
+        }
     }
 
     /// The `n`th window: starts `2n` hours after the base.
@@ -49,7 +53,9 @@ impl SlotClock {
 
 /// FHIR `instant` in UTC with whole seconds: `2031-05-04T13:00:00Z`.
 pub fn fhir_instant(ts: Timestamp) -> String {
-    ts.to_zoned(TimeZone::UTC).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    ts.to_zoned(TimeZone::UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn offset_from_kwargs(kwargs: &Kwargs) -> Result<jiff::Span, minijinja::Error> {
@@ -59,7 +65,10 @@ fn offset_from_kwargs(kwargs: &Kwargs) -> Result<jiff::Span, minijinja::Error> {
         if let Some(n) = n {
             let limit = 3_650_000; // ten thousand years in days is plenty
             if n.abs() > limit * 86_400 {
-                return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("{name}={n} is out of range")));
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("{name}={n} is out of range"),
+                ));
             }
             span = match unit {
                 0 => span.try_days(n),
@@ -67,7 +76,9 @@ fn offset_from_kwargs(kwargs: &Kwargs) -> Result<jiff::Span, minijinja::Error> {
                 2 => span.try_minutes(n),
                 _ => span.try_seconds(n),
             }
-            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))?;
+            .map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+            })?;
         }
     }
     kwargs.assert_all_used()?;
@@ -110,7 +121,11 @@ fn whole_expression(text: &str) -> Option<&str> {
     static WHOLE: OnceLock<Regex> = OnceLock::new();
     let re = WHOLE.get_or_init(|| Regex::new(r"^\s*\{\{(.*)\}\}\s*$").expect("static regex"));
     let inner = re.captures(text)?.get(1)?.as_str();
-    if inner.contains("{{") || inner.contains("}}") { None } else { Some(inner) }
+    if inner.contains("{{") || inner.contains("}}") {
+        None
+    } else {
+        Some(inner)
+    }
 }
 
 fn has_template(text: &str) -> bool {
@@ -124,39 +139,55 @@ impl Templates {
         env.set_fuel(Some(100_000));
         env.set_recursion_limit(64);
         env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
-        env.add_function("now", |kwargs: Kwargs| -> Result<String, minijinja::Error> {
-            Ok(fhir_instant(shifted_now(&kwargs)?.timestamp()))
-        });
-        env.add_function("today", |kwargs: Kwargs| -> Result<String, minijinja::Error> {
-            Ok(shifted_now(&kwargs)?.date().to_string())
-        });
-        env.add_function("slot", move |kwargs: Kwargs| -> Result<minijinja::Value, minijinja::Error> {
-            let minutes: Option<i64> = kwargs.get("minutes")?;
-            kwargs.assert_all_used()?;
-            let minutes = minutes.unwrap_or(30);
-            if !(1..=110).contains(&minutes) {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    "slot(minutes=N) takes N from 1 to 110",
-                ));
-            }
-            let (start, end) = slots.take(minutes);
-            Ok(minijinja::context! {
-                start => fhir_instant(start),
-                end => fhir_instant(end),
-                date => start.to_zoned(TimeZone::UTC).date().to_string(),
-            })
-        });
+        env.add_function(
+            "now",
+            |kwargs: Kwargs| -> Result<String, minijinja::Error> {
+                Ok(fhir_instant(shifted_now(&kwargs)?.timestamp()))
+            },
+        );
+        env.add_function(
+            "today",
+            |kwargs: Kwargs| -> Result<String, minijinja::Error> {
+                Ok(shifted_now(&kwargs)?.date().to_string())
+            },
+        );
+        env.add_function(
+            "slot",
+            move |kwargs: Kwargs| -> Result<minijinja::Value, minijinja::Error> {
+                let minutes: Option<i64> = kwargs.get("minutes")?;
+                kwargs.assert_all_used()?;
+                let minutes = minutes.unwrap_or(30);
+                if !(1..=110).contains(&minutes) {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "slot(minutes=N) takes N from 1 to 110",
+                    ));
+                }
+                let (start, end) = slots.take(minutes);
+                Ok(minijinja::context! {
+                    start => fhir_instant(start),
+                    end => fhir_instant(end),
+                    date => start.to_zoned(TimeZone::UTC).date().to_string(),
+                })
+            },
+        );
         Templates { env }
     }
 
     /// Renders every string inside `value`; whole-expression strings keep their type.
-    pub fn render_value(&self, value: &Value, vars: &Map<String, Value>) -> Result<Value, TemplateError> {
+    pub fn render_value(
+        &self,
+        value: &Value,
+        vars: &Map<String, Value>,
+    ) -> Result<Value, TemplateError> {
         Ok(match value {
             Value::String(s) => self.render_typed(s, vars)?,
-            Value::Array(items) => {
-                Value::Array(items.iter().map(|v| self.render_value(v, vars)).collect::<Result<_, _>>()?)
-            }
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v, vars))
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Object(map) => {
                 let mut out = Map::with_capacity(map.len());
                 for (k, v) in map {
@@ -173,7 +204,10 @@ impl Templates {
             return Ok(Value::String(text.to_owned()));
         }
         if let Some(expr) = whole_expression(text) {
-            let compiled = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
+            let compiled = self
+                .env
+                .compile_expression(expr)
+                .map_err(|e| describe(&e))?;
             let value = compiled.eval(vars).map_err(|e| describe(&e))?;
             return serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()));
         }
@@ -181,7 +215,11 @@ impl Templates {
     }
 
     /// Renders `text` to a string (a whole-expression object becomes its JSON text).
-    pub fn render_string(&self, text: &str, vars: &Map<String, Value>) -> Result<String, TemplateError> {
+    pub fn render_string(
+        &self,
+        text: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<String, TemplateError> {
         if !has_template(text) {
             return Ok(text.to_owned());
         }
@@ -208,10 +246,19 @@ pub fn referenced_vars(text: &str) -> Result<BTreeSet<String>, TemplateError> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     let env = ENV.get_or_init(Environment::new);
     let names = match whole_expression(text) {
-        Some(expr) => env.compile_expression(expr).map_err(|e| describe(&e))?.undeclared_variables(false),
-        None => env.template_from_str(text).map_err(|e| describe(&e))?.undeclared_variables(false),
+        Some(expr) => env
+            .compile_expression(expr)
+            .map_err(|e| describe(&e))?
+            .undeclared_variables(false),
+        None => env
+            .template_from_str(text)
+            .map_err(|e| describe(&e))?
+            .undeclared_variables(false),
     };
-    Ok(names.into_iter().filter(|n| !FUNCTIONS.contains(&n.as_str())).collect())
+    Ok(names
+        .into_iter()
+        .filter(|n| !FUNCTIONS.contains(&n.as_str()))
+        .collect())
 }
 
 /// Like [`referenced_vars`], for every string (keys included) inside a JSON value.
@@ -252,23 +299,39 @@ mod tests {
         let t = engine();
         let v = vars(json!({"n": 5, "flag": true, "obj": {"a": [1, 2]}}));
         assert_eq!(t.render_value(&json!("{{ n }}"), &v).unwrap(), json!(5));
-        assert_eq!(t.render_value(&json!(" {{ flag }} "), &v).unwrap(), json!(true));
-        assert_eq!(t.render_value(&json!("{{ obj }}"), &v).unwrap(), json!({"a": [1, 2]}));
-        assert_eq!(t.render_value(&json!("n={{ n }}"), &v).unwrap(), json!("n=5"));
+        assert_eq!(
+            t.render_value(&json!(" {{ flag }} "), &v).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ obj }}"), &v).unwrap(),
+            json!({"a": [1, 2]})
+        );
+        assert_eq!(
+            t.render_value(&json!("n={{ n }}"), &v).unwrap(),
+            json!("n=5")
+        );
     }
 
     #[test]
     fn renders_nested_values_and_keys() {
         let t = engine();
         let v = vars(json!({"id": "abc", "k": "key"}));
-        let out = t.render_value(&json!({"ref": "Patient/{{ id }}", "{{ k }}": ["{{ id }}"]}), &v).unwrap();
+        let out = t
+            .render_value(
+                &json!({"ref": "Patient/{{ id }}", "{{ k }}": ["{{ id }}"]}),
+                &v,
+            )
+            .unwrap();
         assert_eq!(out, json!({"ref": "Patient/abc", "key": ["abc"]}));
     }
 
     #[test]
     fn undefined_variable_is_an_error() {
         let t = engine();
-        let err = t.render_string("/Patient/{{ missing }}", &Map::new()).unwrap_err();
+        let err = t
+            .render_string("/Patient/{{ missing }}", &Map::new())
+            .unwrap_err();
         assert!(err.0.contains("undefined"), "{err}");
     }
 
@@ -277,9 +340,21 @@ mod tests {
         let t = engine();
         let none = Map::new();
         let id = t.render_string("{{ uuid() }}", &none).unwrap();
-        assert_eq!(uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()).unwrap(), 4);
-        let instant = t.render_string("{{ now(days=1, minutes=-5) }}", &none).unwrap();
-        assert!(Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap().is_match(&instant), "{instant}");
+        assert_eq!(
+            uuid::Uuid::parse_str(&id)
+                .map(|u| u.get_version_num())
+                .unwrap(),
+            4
+        );
+        let instant = t
+            .render_string("{{ now(days=1, minutes=-5) }}", &none)
+            .unwrap();
+        assert!(
+            Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+                .unwrap()
+                .is_match(&instant),
+            "{instant}"
+        );
         let today = t.render_string("{{ today() }}", &none).unwrap();
         let tomorrow = t.render_string("{{ today(days=1) }}", &none).unwrap();
         let d0: jiff::civil::Date = today.parse().unwrap();
@@ -293,18 +368,31 @@ mod tests {
         let t = engine();
         let none = Map::new();
         let a = t.render_value(&json!("{{ slot() }}"), &none).unwrap();
-        let b = t.render_value(&json!("{{ slot(minutes=60) }}"), &none).unwrap();
+        let b = t
+            .render_value(&json!("{{ slot(minutes=60) }}"), &none)
+            .unwrap();
         let ts = |v: &Value, k: &str| v[k].as_str().unwrap().parse::<Timestamp>().unwrap();
         assert!(ts(&a, "start") > Timestamp::now());
-        assert_eq!(ts(&a, "end").duration_since(ts(&a, "start")).as_secs(), 30 * 60);
-        assert_eq!(ts(&b, "end").duration_since(ts(&b, "start")).as_secs(), 60 * 60);
+        assert_eq!(
+            ts(&a, "end").duration_since(ts(&a, "start")).as_secs(),
+            30 * 60
+        );
+        assert_eq!(
+            ts(&b, "end").duration_since(ts(&b, "start")).as_secs(),
+            60 * 60
+        );
         assert!(ts(&b, "start") >= ts(&a, "end"));
-        assert!(t.render_value(&json!("{{ slot(minutes=0) }}"), &none).is_err());
+        assert!(
+            t.render_value(&json!("{{ slot(minutes=0) }}"), &none)
+                .is_err()
+        );
     }
 
     #[test]
     fn finds_referenced_variables() {
-        let names = referenced_vars("/Appointment/{{ id }}?x={{ slot().start }}&y={{ booking.end }}").unwrap();
+        let names =
+            referenced_vars("/Appointment/{{ id }}?x={{ slot().start }}&y={{ booking.end }}")
+                .unwrap();
         assert_eq!(names.into_iter().collect::<Vec<_>>(), vec!["booking", "id"]);
         let mut all = BTreeSet::new();
         referenced_vars_in(&json!({"a": ["{{ p }}"], "{{ q }}": 1}), &mut all).unwrap();

@@ -23,6 +23,9 @@ mod tests {
     #[test]
     fn diff_marks_changed_lines() {
         let d = unified_diff("a\nb\nc\n", "a\nB\nc\n");
-        assert_eq!(d, "--- expected\n+++ actual\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n");
+        assert_eq!(
+            d,
+            "--- expected\n+++ actual\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n"
+        );
     }
 }

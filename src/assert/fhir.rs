@@ -8,11 +8,19 @@ use crate::scenario::schema::{BundleExpect, OutcomeExpect};
 use crate::template::value_to_text;
 
 fn issue_text(issue: &Value) -> Vec<&str> {
-    [issue.pointer("/details/text"), issue.get("diagnostics")].into_iter().flatten().filter_map(Value::as_str).collect()
+    [issue.pointer("/details/text"), issue.get("diagnostics")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 fn describe_issues(body: &Value) -> String {
-    let issues = body.get("issue").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let issues = body
+        .get("issue")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if issues.is_empty() {
         return "an OperationOutcome with no issue".to_owned();
     }
@@ -34,11 +42,21 @@ fn describe_issues(body: &Value) -> String {
 /// given field (`text` against `details.text` or `diagnostics`).
 pub(crate) fn outcome_check(expect: &OutcomeExpect, body: &Value, render: Render<'_>) -> Check {
     let render_opt = |t: &Option<String>| -> Result<Option<String>, String> {
-        t.as_ref().map(|t| render(&Value::String(t.clone())).map(|v| value_to_text(&v))).transpose()
+        t.as_ref()
+            .map(|t| render(&Value::String(t.clone())).map(|v| value_to_text(&v)))
+            .transpose()
     };
-    let (text, text_contains) = match (render_opt(&expect.text), render_opt(&expect.text_contains)) {
+    let (text, text_contains) = match (render_opt(&expect.text), render_opt(&expect.text_contains))
+    {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return Check::new("OperationOutcome", false, format!("an outcome (template error: {e})"), "not compared"),
+        (Err(e), _) | (_, Err(e)) => {
+            return Check::new(
+                "OperationOutcome",
+                false,
+                format!("an outcome (template error: {e})"),
+                "not compared",
+            );
+        }
     };
     let mut wanted = Vec::new();
     if let Some(s) = &expect.severity {
@@ -54,27 +72,49 @@ pub(crate) fn outcome_check(expect: &OutcomeExpect, body: &Value, render: Render
         wanted.push(format!("text containing {t:?}"));
     }
     let expected = format!("an OperationOutcome issue with {}", wanted.join(", "));
-    let rt = body.get("resourceType").and_then(Value::as_str).unwrap_or("no resourceType");
+    let rt = body
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("no resourceType");
     if rt != "OperationOutcome" {
         return Check::new("OperationOutcome", false, expected, format!("a {rt}"));
     }
-    let issues = body.get("issue").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let issues = body
+        .get("issue")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let ok = issues.iter().any(|i| {
         let field = |k: &str| i.get(k).and_then(Value::as_str);
-        expect.severity.as_deref().is_none_or(|s| field("severity") == Some(s))
-            && expect.code.as_deref().is_none_or(|c| field("code") == Some(c))
+        expect
+            .severity
+            .as_deref()
+            .is_none_or(|s| field("severity") == Some(s))
+            && expect
+                .code
+                .as_deref()
+                .is_none_or(|c| field("code") == Some(c))
             && text.as_deref().is_none_or(|t| issue_text(i).contains(&t))
-            && text_contains.as_deref().is_none_or(|t| issue_text(i).iter().any(|x| x.contains(t)))
+            && text_contains
+                .as_deref()
+                .is_none_or(|t| issue_text(i).iter().any(|x| x.contains(t)))
     });
     Check::new("OperationOutcome", ok, expected, describe_issues(body))
 }
 
 pub(crate) fn bundle_checks(expect: &BundleExpect, body: &Value, render: Render<'_>) -> Vec<Check> {
-    let rt = body.get("resourceType").and_then(Value::as_str).unwrap_or("no resourceType");
+    let rt = body
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("no resourceType");
     if rt != "Bundle" {
         return vec![Check::new("Bundle", false, "a Bundle", format!("a {rt}"))];
     }
-    let entries = body.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let entries = body
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let mut checks = Vec::new();
     if let Some(t) = &expect.type_ {
         let actual = body.get("type").and_then(Value::as_str).unwrap_or("none");
@@ -88,9 +128,19 @@ pub(crate) fn bundle_checks(expect: &BundleExpect, body: &Value, render: Render<
                     Value::String(s) => s.parse::<u64>().map(Value::from).unwrap_or(e.clone()),
                     _ => e,
                 };
-                checks.push(Check::new(what, actual.is_some_and(|a| json_eq(&e, a)), e.to_string(), shown));
+                checks.push(Check::new(
+                    what,
+                    actual.is_some_and(|a| json_eq(&e, a)),
+                    e.to_string(),
+                    shown,
+                ));
             }
-            Err(err) => checks.push(Check::new(what, false, format!("a number (template error: {err})"), shown)),
+            Err(err) => checks.push(Check::new(
+                what,
+                false,
+                format!("a number (template error: {err})"),
+                shown,
+            )),
         }
     };
     if let Some(total) = &expect.total {
@@ -100,20 +150,43 @@ pub(crate) fn bundle_checks(expect: &BundleExpect, body: &Value, render: Render<
         number("Bundle entries", n, Some(&Value::from(entries.len())));
     }
     if let Some(min) = expect.min_entries {
-        checks.push(Check::new("Bundle entries", entries.len() >= min, format!("at least {min}"), entries.len().to_string()));
+        checks.push(Check::new(
+            "Bundle entries",
+            entries.len() >= min,
+            format!("at least {min}"),
+            entries.len().to_string(),
+        ));
     }
     let collect = |pointer: &str| -> Vec<String> {
-        entries.iter().map(|e| e.pointer(pointer).and_then(Value::as_str).unwrap_or("none").to_owned()).collect()
+        entries
+            .iter()
+            .map(|e| {
+                e.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or("none")
+                    .to_owned()
+            })
+            .collect()
     };
     if let Some(types) = &expect.resource_types {
         let actual = collect("/resource/resourceType");
         let ok = actual.iter().all(|a| types.contains(a));
-        checks.push(Check::new("Bundle entry resource types", ok, format!("only {}", types.join(", ")), format!("[{}]", actual.join(", "))));
+        checks.push(Check::new(
+            "Bundle entry resource types",
+            ok,
+            format!("only {}", types.join(", ")),
+            format!("[{}]", actual.join(", ")),
+        ));
     }
     if let Some(modes) = &expect.search_modes {
         let actual = collect("/search/mode");
         let ok = actual.iter().all(|a| modes.contains(a));
-        checks.push(Check::new("Bundle entry search modes", ok, format!("only {}", modes.join(", ")), format!("[{}]", actual.join(", "))));
+        checks.push(Check::new(
+            "Bundle entry search modes",
+            ok,
+            format!("only {}", modes.join(", ")),
+            format!("[{}]", actual.join(", ")),
+        ));
     }
     checks
 }
@@ -137,12 +210,30 @@ mod tests {
             {"severity": "warning", "code": "informational"},
             {"severity": "error", "code": "processing", "details": {"text": "Appointment Create Error: Appointment type must be scheduleable"}}]});
         assert!(oo("{ severity: error, code: processing }", body.clone()).passed);
-        assert!(oo("{ text: 'Appointment Create Error: Appointment type must be scheduleable' }", body.clone()).passed);
-        assert!(oo("{ text_contains: must be scheduleable, severity: error }", body.clone()).passed);
+        assert!(
+            oo(
+                "{ text: 'Appointment Create Error: Appointment type must be scheduleable' }",
+                body.clone()
+            )
+            .passed
+        );
+        assert!(
+            oo(
+                "{ text_contains: must be scheduleable, severity: error }",
+                body.clone()
+            )
+            .passed
+        );
         let c = oo("{ severity: warning, code: processing }", body);
         assert!(!c.passed);
-        assert_eq!(c.actual, "issues [warning/informational; error/processing \"Appointment Create Error: Appointment type must be scheduleable\"]");
-        assert_eq!(oo("{ severity: error }", json!({"resourceType": "Patient"})).actual, "a Patient");
+        assert_eq!(
+            c.actual,
+            "issues [warning/informational; error/processing \"Appointment Create Error: Appointment type must be scheduleable\"]"
+        );
+        assert_eq!(
+            oo("{ severity: error }", json!({"resourceType": "Patient"})).actual,
+            "a Patient"
+        );
     }
 
     #[test]
@@ -152,9 +243,13 @@ mod tests {
             {"resource": {"resourceType": "Location"}, "search": {"mode": "include"}}]});
         let e: BundleExpect = serde_saphyr::from_str("{ type: searchset, total: 2, entries: 2, min_entries: 1, resource_types: [Practitioner, Location], search_modes: [match, include] }").unwrap();
         assert!(bundle_checks(&e, &body, &id).iter().all(|c| c.passed));
-        let e: BundleExpect = serde_saphyr::from_str("{ type: batch, total: '3', search_modes: [match] }").unwrap();
+        let e: BundleExpect =
+            serde_saphyr::from_str("{ type: batch, total: '3', search_modes: [match] }").unwrap();
         let c = bundle_checks(&e, &body, &id);
-        assert_eq!(c.iter().map(|c| c.passed).collect::<Vec<_>>(), [false, false, false]);
+        assert_eq!(
+            c.iter().map(|c| c.passed).collect::<Vec<_>>(),
+            [false, false, false]
+        );
         assert_eq!(c[2].actual, "[match, include]");
     }
 }

@@ -14,7 +14,9 @@ pub fn query<'a>(doc: &'a Value, path: &str) -> Result<Vec<&'a Value>, String> {
 /// scalars are equal (numbers by value).
 pub fn is_subset(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => e.iter().all(|(k, ev)| a.get(k).is_some_and(|av| is_subset(ev, av))),
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(k, ev)| a.get(k).is_some_and(|av| is_subset(ev, av))),
         (Value::Array(e), Value::Array(a)) => {
             let mut rest = a.iter();
             e.iter().all(|ev| rest.any(|av| is_subset(ev, av)))
@@ -28,10 +30,15 @@ pub fn is_subset(expected: &Value, actual: &Value) -> bool {
 pub(crate) fn project(expected: &Value, actual: &Value) -> Value {
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => Value::Object(
-            e.iter().filter_map(|(k, ev)| a.get(k).map(|av| (k.clone(), project(ev, av)))).collect(),
+            e.iter()
+                .filter_map(|(k, ev)| a.get(k).map(|av| (k.clone(), project(ev, av))))
+                .collect(),
         ),
         (Value::Array(e), Value::Array(a)) => Value::Array(
-            a.iter().enumerate().map(|(i, av)| e.get(i).map_or_else(|| av.clone(), |ev| project(ev, av))).collect(),
+            a.iter()
+                .enumerate()
+                .map(|(i, av)| e.get(i).map_or_else(|| av.clone(), |ev| project(ev, av)))
+                .collect(),
         ),
         (_, a) => a.clone(),
     }
@@ -39,9 +46,12 @@ pub(crate) fn project(expected: &Value, actual: &Value) -> Value {
 
 /// Removes from `doc` every node that `path` selects (for `json_subset.ignore`).
 pub(crate) fn remove_paths(doc: &mut Value, path: &str) {
-    let Ok(paths) = doc.query_only_path(path) else { return };
+    let Ok(paths) = doc.query_only_path(path) else {
+        return;
+    };
     // Deepest and last first, so removing one does not shift the next.
-    let mut pointers: Vec<Vec<Segment>> = paths.iter().filter_map(|p| parse_normalized(p)).collect();
+    let mut pointers: Vec<Vec<Segment>> =
+        paths.iter().filter_map(|p| parse_normalized(p)).collect();
     pointers.sort();
     for pointer in pointers.into_iter().rev() {
         remove_at(doc, &pointer);
@@ -82,7 +92,9 @@ fn parse_normalized(path: &str) -> Option<Vec<Segment>> {
 }
 
 fn remove_at(doc: &mut Value, pointer: &[Segment]) {
-    let Some((last, parents)) = pointer.split_last() else { return };
+    let Some((last, parents)) = pointer.split_last() else {
+        return;
+    };
     let mut node = doc;
     for seg in parents {
         node = match (seg, node) {
@@ -118,15 +130,27 @@ mod tests {
         let actual = json!({"a": 1, "b": [{"x": 1, "y": 2}, {"x": 2}, {"x": 3}], "c": "z"});
         assert!(is_subset(&json!({"a": 1}), &actual));
         assert!(is_subset(&json!({"b": [{"x": 1}, {"x": 3}]}), &actual));
-        assert!(!is_subset(&json!({"b": [{"x": 3}, {"x": 1}]}), &actual), "order matters");
-        assert!(!is_subset(&json!({"b": [{"x": 1}, {"x": 1}]}), &actual), "items are distinct");
-        assert!(!is_subset(&json!({"d": null}), &actual), "a missing member is not null");
+        assert!(
+            !is_subset(&json!({"b": [{"x": 3}, {"x": 1}]}), &actual),
+            "order matters"
+        );
+        assert!(
+            !is_subset(&json!({"b": [{"x": 1}, {"x": 1}]}), &actual),
+            "items are distinct"
+        );
+        assert!(
+            !is_subset(&json!({"d": null}), &actual),
+            "a missing member is not null"
+        );
         assert!(is_subset(&json!({"a": 1.0}), &actual));
     }
 
     #[test]
     fn projection_keeps_only_expected_shape() {
-        let p = project(&json!({"a": {"b": 1}}), &json!({"a": {"b": 2, "c": 3}, "d": 4}));
+        let p = project(
+            &json!({"a": {"b": 1}}),
+            &json!({"a": {"b": 2, "c": 3}, "d": 4}),
+        );
         assert_eq!(p, json!({"a": {"b": 2}}));
     }
 

@@ -3,7 +3,8 @@
 use crate::record::RunRecord;
 
 pub fn render(record: &RunRecord) -> String {
-    let mut text = serde_json::to_string_pretty(record).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut text =
+        serde_json::to_string_pretty(record).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
 }
@@ -14,10 +15,19 @@ mod tests {
 
     #[test]
     fn round_trips_as_json_with_lowercase_verdicts() {
-        let v: serde_json::Value = serde_json::from_str(&render(&crate::report::fixtures::record())).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&render(&crate::report::fixtures::record())).unwrap();
         assert_eq!(v["schema_version"], 1);
-        let verdicts: Vec<&str> = v["scenarios"].as_array().unwrap().iter().map(|s| s["verdict"].as_str().unwrap()).collect();
+        let verdicts: Vec<&str> = v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["verdict"].as_str().unwrap())
+            .collect();
         assert_eq!(verdicts, ["passed", "failed", "error", "skipped"]);
-        assert_eq!(v["scenarios"][1]["steps"][1]["checks"][0]["actual"], "\"booked\"");
+        assert_eq!(
+            v["scenarios"][1]["steps"][1]["checks"][0]["actual"],
+            "\"booked\""
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::fmt::Write;
 
 use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
 
-use crate::record::{Phase, RunRecord, ScenarioRecord, StepRecord, Verdict};
+use crate::record::{Phase, RunRecord, ScenarioRecord, Verdict};
 
 /// Keeps only characters XML 1.0 allows and breaks up CDATA terminators, so no server
 /// body can make the report unreadable.
@@ -34,7 +34,11 @@ fn xml_safe(text: &str) -> String {
 }
 
 fn duration(secs: f64) -> Duration {
-    Duration::seconds_f64(if secs.is_finite() && secs >= 0.0 { secs } else { 0.0 })
+    Duration::seconds_f64(if secs.is_finite() && secs >= 0.0 {
+        secs
+    } else {
+        0.0
+    })
 }
 
 fn mark(verdict: Verdict) -> &'static str {
@@ -50,7 +54,11 @@ fn mark(verdict: Verdict) -> &'static str {
 fn step_log(s: &ScenarioRecord) -> String {
     let mut out = String::new();
     for step in &s.steps {
-        let phase = if step.phase == Phase::Cleanup { "cleanup: " } else { "" };
+        let phase = if step.phase == Phase::Cleanup {
+            "cleanup: "
+        } else {
+            ""
+        };
         let _ = write!(out, "{} {phase}{}", mark(step.verdict), step.name);
         if let (Some(m), Some(u)) = (&step.method, &step.url) {
             let _ = write!(out, " — {m} {u}");
@@ -68,26 +76,6 @@ fn step_log(s: &ScenarioRecord) -> String {
     out
 }
 
-/// The failure text: each step that did not pass, its failed checks with diffs, and
-/// its transcript.
-fn details(steps: &[StepRecord]) -> String {
-    let mut out = String::new();
-    for step in steps.iter().filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error)) {
-        let phase = if step.phase == Phase::Cleanup { "cleanup " } else { "" };
-        let _ = writeln!(out, "{phase}step '{}' (line {}): {}", step.name, step.line, step.message.as_deref().unwrap_or(""));
-        for check in step.checks.iter().filter(|c| !c.passed) {
-            let _ = writeln!(out, "  {}\n    expected: {}\n    actual:   {}", check.what, check.expected, check.actual);
-            if let Some(diff) = &check.diff {
-                let _ = writeln!(out, "{diff}");
-            }
-        }
-        if let Some(t) = &step.transcript {
-            let _ = writeln!(out, "{t}");
-        }
-    }
-    out
-}
-
 fn testcase(s: &ScenarioRecord) -> TestCase {
     let name = xml_safe(&s.name);
     let time = duration(s.duration_secs);
@@ -98,8 +86,10 @@ fn testcase(s: &ScenarioRecord) -> TestCase {
         Verdict::Error => TestCase::error(&name, time, "error", &reason),
         Verdict::Skipped => TestCase::skipped_with_cause(&name, "skipped", &reason),
     };
-    if let junit_report::TestResult::Failure { cause, .. } | junit_report::TestResult::Error { cause, .. } = &mut case.result {
-        *cause = Some(xml_safe(&details(&s.steps)));
+    if let junit_report::TestResult::Failure { cause, .. }
+    | junit_report::TestResult::Error { cause, .. } = &mut case.result
+    {
+        *cause = Some(xml_safe(&s.details()));
     }
     if let junit_report::TestResult::SkippedWithCause { cause, .. } = &mut case.result {
         *cause = None;
@@ -128,13 +118,22 @@ pub fn render(record: &RunRecord) -> String {
     for file in files {
         let mut suite = TestSuiteBuilder::new(&xml_safe(file));
         suite.set_timestamp(timestamp);
-        suite.add_testcases(record.scenarios.iter().filter(|s| s.file == file).map(testcase));
+        suite.add_testcases(
+            record
+                .scenarios
+                .iter()
+                .filter(|s| s.file == file)
+                .map(testcase),
+        );
         report.add_testsuite(suite.build());
     }
     let mut out = Vec::new();
     match report.build().write_xml(&mut out) {
         Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        Err(e) => format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><!-- {} --></testsuites>\n", xml_safe(&e.to_string()).replace("--", "- -")),
+        Err(e) => format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><!-- {} --></testsuites>\n",
+            xml_safe(&e.to_string()).replace("--", "- -")
+        ),
     }
 }
 
@@ -147,7 +146,14 @@ mod tests {
         let xml = render(&crate::report::fixtures::record());
         let golden = include_str!("../../tests/golden/junit-fixture.xml");
         if std::env::var_os("FHIRCONF_BLESS").is_some() {
-            std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/junit-fixture.xml"), &xml).unwrap();
+            std::fs::write(
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/golden/junit-fixture.xml"
+                ),
+                &xml,
+            )
+            .unwrap();
         }
         assert_eq!(xml, golden);
     }

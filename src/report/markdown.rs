@@ -26,9 +26,16 @@ pub fn render(record: &RunRecord) -> String {
     if let Some(e) = &record.target.metadata_error {
         let _ = writeln!(out, "> CapabilityStatement unavailable: {}\n", cell(e));
     }
-    let problems: Vec<_> = record.scenarios.iter().filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error)).collect();
+    let problems: Vec<_> = record
+        .scenarios
+        .iter()
+        .filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
+        .collect();
     if !problems.is_empty() {
-        let _ = writeln!(out, "## Failures and errors\n\n| verdict | scenario | rule | reason |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "## Failures and errors\n\n| verdict | scenario | rule | reason |\n|---|---|---|---|"
+        );
         for s in problems {
             let _ = writeln!(
                 out,
@@ -41,11 +48,20 @@ pub fn render(record: &RunRecord) -> String {
         }
         out.push('\n');
     }
-    let skipped: Vec<_> = record.scenarios.iter().filter(|s| s.verdict == Verdict::Skipped).collect();
+    let skipped: Vec<_> = record
+        .scenarios
+        .iter()
+        .filter(|s| s.verdict == Verdict::Skipped)
+        .collect();
     if !skipped.is_empty() {
         let _ = writeln!(out, "## Skipped\n\n| scenario | reason |\n|---|---|");
         for s in skipped {
-            let _ = writeln!(out, "| `{}` | {} |", cell(&s.id), cell(s.reason.as_deref().unwrap_or("")));
+            let _ = writeln!(
+                out,
+                "| `{}` | {} |",
+                cell(&s.id),
+                cell(s.reason.as_deref().unwrap_or(""))
+            );
         }
     }
     out
@@ -58,8 +74,14 @@ mod tests {
     #[test]
     fn lists_totals_failures_and_skips() {
         let md = render(&crate::report::fixtures::record());
-        assert!(md.contains("**1** passed, **1** failed, **1** errors, **1** skipped"), "{md}");
+        assert!(
+            md.contains("**1** passed, **1** failed, **1** errors, **1** skipped"),
+            "{md}"
+        );
         assert!(md.contains("| failed | `s/a.yaml::fails <&>` | APPT-CANCELLED-FINAL | step 'it is still cancelled' (line 7)"), "{md}");
-        assert!(md.contains("| `s/b.yaml::skips` | needs feature double_booking=forbidden"), "{md}");
+        assert!(
+            md.contains("| `s/b.yaml::skips` | needs feature double_booking=forbidden"),
+            "{md}"
+        );
     }
 }

@@ -27,7 +27,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
@@ -37,9 +40,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Writes every report; the first failure is returned with the path it concerns.
 pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> {
-    let outputs = [(&paths.junit, junit(record)), (&paths.json, json(record)), (&paths.markdown, markdown(record))];
+    let outputs = [
+        (&paths.junit, junit(record)),
+        (&paths.json, json(record)),
+        (&paths.markdown, markdown(record)),
+    ];
     for (path, text) in outputs {
-        write_atomic(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -69,7 +77,13 @@ pub(crate) mod fixtures {
         }
     }
 
-    fn scenario(file: &str, name: &str, verdict: Verdict, reason: Option<&str>, steps: Vec<StepRecord>) -> ScenarioRecord {
+    fn scenario(
+        file: &str,
+        name: &str,
+        verdict: Verdict,
+        reason: Option<&str>,
+        steps: Vec<StepRecord>,
+    ) -> ScenarioRecord {
         ScenarioRecord {
             id: format!("{file}::{name}"),
             file: file.into(),
@@ -84,7 +98,11 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn record() -> RunRecord {
-        let mut failing = step("it is still cancelled", Verdict::Failed, Some("$.status equals \"cancelled\": expected \"cancelled\", got \"booked\""));
+        let mut failing = step(
+            "it is still cancelled",
+            Verdict::Failed,
+            Some("$.status equals \"cancelled\": expected \"cancelled\", got \"booked\""),
+        );
         failing.checks = vec![Check {
             what: "$.status equals \"cancelled\"".into(),
             passed: false,
@@ -92,21 +110,63 @@ pub(crate) mod fixtures {
             actual: "\"booked\"".into(),
             diff: Some("--- expected\n+++ actual\n-a ]]> \u{1}\n+b\n".into()),
         }];
-        failing.transcript = Some("> GET http://127.0.0.1:1/Appointment/a1\n< 200\n< \n< {\"status\": \"booked\"}".into());
-        let erroring = step("read it", Verdict::Error, Some("no answer: could not connect: connection refused"));
+        failing.transcript = Some(
+            "> GET http://127.0.0.1:1/Appointment/a1\n< 200\n< \n< {\"status\": \"booked\"}".into(),
+        );
+        let erroring = step(
+            "read it",
+            Verdict::Error,
+            Some("no answer: could not connect: connection refused"),
+        );
         RunRecord {
             schema_version: SCHEMA_VERSION,
             harness: "fhirconf".into(),
             harness_version: "0.1.0".into(),
-            target: TargetInfo { base_url: "http://127.0.0.1:1".into(), sandbox: false, features: BTreeMap::new(), defects: vec![], metadata_error: None },
+            target: TargetInfo {
+                base_url: "http://127.0.0.1:1".into(),
+                sandbox: false,
+                features: BTreeMap::new(),
+                defects: vec![],
+                metadata_error: None,
+            },
             started_at: "2026-11-21T10:00:00Z".into(),
             finished_at: "2026-11-21T10:00:01Z".into(),
             duration_secs: 1.0,
             scenarios: vec![
-                scenario("s/a.yaml", "passes", Verdict::Passed, None, vec![step("read", Verdict::Passed, None)]),
-                scenario("s/a.yaml", "fails <&>", Verdict::Failed, Some("step 'it is still cancelled' (line 7): $.status equals \"cancelled\": expected \"cancelled\", got \"booked\""), vec![step("create", Verdict::Passed, None), failing]),
-                scenario("s/b.yaml", "errors", Verdict::Error, Some("step 'read it' (line 7): no answer: could not connect: connection refused"), vec![erroring]),
-                scenario("s/b.yaml", "skips", Verdict::Skipped, Some("needs feature double_booking=forbidden, which the target does not declare"), vec![]),
+                scenario(
+                    "s/a.yaml",
+                    "passes",
+                    Verdict::Passed,
+                    None,
+                    vec![step("read", Verdict::Passed, None)],
+                ),
+                scenario(
+                    "s/a.yaml",
+                    "fails <&>",
+                    Verdict::Failed,
+                    Some(
+                        "step 'it is still cancelled' (line 7): $.status equals \"cancelled\": expected \"cancelled\", got \"booked\"",
+                    ),
+                    vec![step("create", Verdict::Passed, None), failing],
+                ),
+                scenario(
+                    "s/b.yaml",
+                    "errors",
+                    Verdict::Error,
+                    Some(
+                        "step 'read it' (line 7): no answer: could not connect: connection refused",
+                    ),
+                    vec![erroring],
+                ),
+                scenario(
+                    "s/b.yaml",
+                    "skips",
+                    Verdict::Skipped,
+                    Some(
+                        "needs feature double_booking=forbidden, which the target does not declare",
+                    ),
+                    vec![],
+                ),
             ],
         }
     }
@@ -123,7 +183,10 @@ mod tests {
         write_atomic(&path, b"first").unwrap();
         write_atomic(&path, b"second").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.xml")]);
         std::fs::remove_dir_all(dir).unwrap();
     }

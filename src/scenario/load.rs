@@ -17,8 +17,18 @@ use crate::template::{self, BUILTIN_VARS};
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Interactions a `requires` entry may name (FHIR R4 `TypeRestfulInteraction`, plus `search`).
-pub const INTERACTIONS: &[&str] =
-    &["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type", "search"];
+pub const INTERACTIONS: &[&str] = &[
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+    "search",
+];
 
 /// What the loader may assume beyond the files themselves.
 #[derive(Debug, Default, Clone)]
@@ -37,19 +47,34 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => walk(path, &mut seen_dirs, &mut files, &mut errors),
             Ok(_) => files.push(path.clone()),
-            Err(e) => errors.push(Diagnostic::file(display_path(path), format!("cannot read: {}", io_reason(&e)))),
+            Err(e) => errors.push(Diagnostic::file(
+                display_path(path),
+                format!("cannot read: {}", io_reason(&e)),
+            )),
         }
     }
     let mut unique = HashSet::new();
     files.retain(|f| unique.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
-    if errors.is_empty() { Ok(files) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
 }
 
-fn walk(dir: &Path, seen: &mut HashSet<PathBuf>, files: &mut Vec<PathBuf>, errors: &mut Vec<Diagnostic>) {
+fn walk(
+    dir: &Path,
+    seen: &mut HashSet<PathBuf>,
+    files: &mut Vec<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) {
     let canonical = match std::fs::canonicalize(dir) {
         Ok(c) => c,
         Err(e) => {
-            errors.push(Diagnostic::file(display_path(dir), format!("cannot read folder: {}", io_reason(&e))));
+            errors.push(Diagnostic::file(
+                display_path(dir),
+                format!("cannot read folder: {}", io_reason(&e)),
+            ));
             return;
         }
     };
@@ -59,22 +84,38 @@ fn walk(dir: &Path, seen: &mut HashSet<PathBuf>, files: &mut Vec<PathBuf>, error
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            errors.push(Diagnostic::file(display_path(dir), format!("cannot read folder: {}", io_reason(&e))));
+            errors.push(Diagnostic::file(
+                display_path(dir),
+                format!("cannot read folder: {}", io_reason(&e)),
+            ));
             return;
         }
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => walk(&path, seen, files, errors),
-            Ok(_) if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) => files.push(path),
+            Ok(_)
+                if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                ) =>
+            {
+                files.push(path)
+            }
             Ok(_) => {}
-            Err(e) => errors.push(Diagnostic::file(display_path(&path), format!("cannot read: {}", io_reason(&e)))),
+            Err(e) => errors.push(Diagnostic::file(
+                display_path(&path),
+                format!("cannot read: {}", io_reason(&e)),
+            )),
         }
     }
 }
@@ -104,7 +145,10 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, Vec
             Ok(suite) => {
                 for s in &suite.scenarios {
                     if !ids.insert(s.id.clone()) {
-                        errors.push(Diagnostic::file(&suite.display, format!("scenario `{}` is loaded twice", s.id)));
+                        errors.push(Diagnostic::file(
+                            &suite.display,
+                            format!("scenario `{}` is loaded twice", s.id),
+                        ));
                     }
                 }
                 suites.push(suite);
@@ -112,7 +156,11 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, Vec
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if errors.is_empty() { Ok(suites) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(suites)
+    } else {
+        Err(errors)
+    }
 }
 
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {
@@ -124,33 +172,61 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagn
 
 /// Reads a UTF-8 file of bounded size; `display` names it in errors.
 pub fn read_text(path: &Path, display: &str) -> Result<String, Diagnostic> {
-    let meta = std::fs::metadata(path).map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
     if !meta.is_file() {
         return Err(Diagnostic::file(display, "not a regular file"));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(Diagnostic::file(
             display,
-            format!("file is {} bytes; scenario and fixture files may be at most {MAX_FILE_BYTES}", meta.len()),
+            format!(
+                "file is {} bytes; scenario and fixture files may be at most {MAX_FILE_BYTES}",
+                meta.len()
+            ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let text = String::from_utf8_lossy(valid);
         let line = text.matches('\n').count() as u64 + 1;
         let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
-        Diagnostic { file: display.to_owned(), line, column, message: "file is not valid UTF-8".to_owned(), help: None, source_line: None }
+        Diagnostic {
+            file: display.to_owned(),
+            line,
+            column,
+            message: "file is not valid UTF-8".to_owned(),
+            help: None,
+            source_line: None,
+        }
     })
 }
 
 /// Parses and validates one file's text. `base` is where fixture paths start from.
-pub fn load_str(display: &str, text: &str, base: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {
+pub fn load_str(
+    display: &str,
+    text: &str,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<SuiteFile, Vec<Diagnostic>> {
     if text.contains('\0') {
-        return Err(vec![Diagnostic::file(display, "file contains a NUL byte: not a YAML scenario")]);
+        return Err(vec![Diagnostic::file(
+            display,
+            "file contains a NUL byte: not a YAML scenario",
+        )]);
     }
-    let doc: FileDoc = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(display, text, &e)])?;
-    Builder { file: display, text, base, opts, errors: Vec::new() }.build(doc)
+    let doc: FileDoc =
+        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(display, text, &e)])?;
+    Builder {
+        file: display,
+        text,
+        base,
+        opts,
+        errors: Vec::new(),
+    }
+    .build(doc)
 }
 
 fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
@@ -159,14 +235,31 @@ fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
         message.truncate(i);
     }
     let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
-    let mut diag = Diagnostic::at(file, text, line, column, message);
-    let suggestion = match err {
-        serde_saphyr::Error::SerdeUnknownField { field, expected, .. } => did_you_mean(field, expected.iter().copied()),
-        serde_saphyr::Error::SerdeUnknownVariant { variant, expected, .. } => {
-            did_you_mean(variant, expected.iter().copied()).or_else(|| {
-                expected.iter().copied().find(|e| e.eq_ignore_ascii_case(variant))
-            })
+    for (raw, plain) in [
+        ("expected sequence start", "expected a list"),
+        (
+            "expected mapping start",
+            "expected a map of keys and values",
+        ),
+        ("expected string scalar", "expected a single string"),
+    ] {
+        if message == raw {
+            message = plain.to_owned();
         }
+    }
+    let mut diag = Diagnostic::at(file, text, line, column, message);
+    let suggestion = match err.without_snippet() {
+        serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } => did_you_mean(field, expected.iter().copied()),
+        serde_saphyr::Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => did_you_mean(variant, expected.iter().copied()).or_else(|| {
+            expected
+                .iter()
+                .copied()
+                .find(|e| e.eq_ignore_ascii_case(variant))
+        }),
         _ => None,
     };
     if let Some(s) = suggestion {
@@ -193,7 +286,13 @@ struct Inherited {
 
 impl Builder<'_> {
     fn err_at(&mut self, loc: Location, message: impl Into<String>) -> &mut Diagnostic {
-        self.errors.push(Diagnostic::at(self.file, self.text, loc.line(), loc.column(), message));
+        self.errors.push(Diagnostic::at(
+            self.file,
+            self.text,
+            loc.line(),
+            loc.column(),
+            message,
+        ));
         self.errors.last_mut().expect("just pushed")
     }
 
@@ -202,7 +301,12 @@ impl Builder<'_> {
         known.extend(self.opts.known_vars.iter().cloned());
         let inputs = self.inputs(&doc.inputs, &mut known);
         let vars = self.vars(doc.vars.as_ref(), &mut known);
-        let inherited = Inherited { tags: doc.tags, requires: self.requires(&doc.requires), inputs, vars };
+        let inherited = Inherited {
+            tags: doc.tags,
+            requires: self.requires(&doc.requires),
+            inputs,
+            vars,
+        };
 
         let mut scenarios = Vec::new();
         match doc.scenarios {
@@ -217,8 +321,11 @@ impl Builder<'_> {
                 ];
                 for (key, present) in beside {
                     if present {
-                        self.err_at(list.referenced, format!("`{key}` cannot stand beside `scenarios`"))
-                            .help = Some(format!("move `{key}` into each scenario of the list"));
+                        self.err_at(
+                            list.referenced,
+                            format!("`{key}` cannot stand beside `scenarios`"),
+                        )
+                        .help = Some(format!("move `{key}` into each scenario of the list"));
                     }
                 }
                 if list.value.is_empty() {
@@ -227,7 +334,10 @@ impl Builder<'_> {
                 let mut names = HashSet::new();
                 for sc in list.value {
                     if !names.insert(sc.name.value.clone()) {
-                        self.err_at(sc.name.referenced, format!("duplicate scenario name `{}`", sc.name.value));
+                        self.err_at(
+                            sc.name.referenced,
+                            format!("duplicate scenario name `{}`", sc.name.value),
+                        );
                     }
                     if let Some(s) = self.scenario(sc, &inherited, &known) {
                         scenarios.push(s);
@@ -243,14 +353,24 @@ impl Builder<'_> {
                             Diagnostic::at(self.file, self.text, 1, 1, "missing field `name`")
                                 .with_help("a scenario file has `name` and `steps`, or a `scenarios:` list"),
                         );
-                        Spanned { value: String::new(), referenced: start, defined: start }
+                        Spanned {
+                            value: String::new(),
+                            referenced: start,
+                            defined: start,
+                        }
                     }
                 };
                 let steps = match doc.steps {
                     Some(s) => s.value,
                     None => {
-                        self.errors.push(Diagnostic::at(self.file, self.text, 1, 1, "missing field `steps`"));
-                        Vec::new()
+                        self.errors.push(Diagnostic::at(
+                            self.file,
+                            self.text,
+                            1,
+                            1,
+                            "missing field `steps`",
+                        ));
+                        return Err(self.errors);
                     }
                 };
                 let sc = ScenarioDoc {
@@ -271,7 +391,10 @@ impl Builder<'_> {
             }
         }
         if self.errors.is_empty() {
-            Ok(SuiteFile { display: self.file.to_owned(), scenarios })
+            Ok(SuiteFile {
+                display: self.file.to_owned(),
+                scenarios,
+            })
         } else {
             Err(self.errors)
         }
@@ -281,8 +404,14 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for input in inputs {
             if !is_identifier(&input.value) {
-                self.err_at(input.referenced, format!("`{}` is not a variable name", input.value))
-                    .help = Some("variable names are letters, digits and `_`, not starting with a digit".to_owned());
+                self.err_at(
+                    input.referenced,
+                    format!("`{}` is not a variable name", input.value),
+                )
+                .help = Some(
+                    "variable names are letters, digits and `_`, not starting with a digit"
+                        .to_owned(),
+                );
                 continue;
             }
             known.insert(input.value.clone());
@@ -291,7 +420,11 @@ impl Builder<'_> {
         out
     }
 
-    fn vars(&mut self, vars: Option<&SpannedMap>, known: &mut BTreeSet<String>) -> Vec<(String, Value)> {
+    fn vars(
+        &mut self,
+        vars: Option<&SpannedMap>,
+        known: &mut BTreeSet<String>,
+    ) -> Vec<(String, Value)> {
         let Some(vars) = vars else { return Vec::new() };
         let mut out = Vec::new();
         for (name, value) in &vars.value {
@@ -319,7 +452,12 @@ impl Builder<'_> {
         out
     }
 
-    fn scenario(&mut self, doc: ScenarioDoc, inh: &Inherited, file_known: &BTreeSet<String>) -> Option<Scenario> {
+    fn scenario(
+        &mut self,
+        doc: ScenarioDoc,
+        inh: &Inherited,
+        file_known: &BTreeSet<String>,
+    ) -> Option<Scenario> {
         let mut known = file_known.clone();
         let mut inputs = inh.inputs.clone();
         inputs.extend(self.inputs(&doc.inputs, &mut known));
@@ -364,7 +502,13 @@ impl Builder<'_> {
         })
     }
 
-    fn check_refs(&mut self, loc: Location, value: &Value, known: &BTreeSet<String>, what: &str) -> Vec<String> {
+    fn check_refs(
+        &mut self,
+        loc: Location,
+        value: &Value,
+        known: &BTreeSet<String>,
+        what: &str,
+    ) -> Vec<String> {
         let mut refs = BTreeSet::new();
         if let Err(e) = template::referenced_vars_in(value, &mut refs) {
             self.err_at(loc, format!("template error in {what}: {e}"));
@@ -376,13 +520,19 @@ impl Builder<'_> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "define it under `vars:`, capture it in an earlier step, or list it under `inputs:` to take it from the target or --var".to_owned(),
                 };
-                self.err_at(loc, format!("undefined variable `{name}` in {what}")).help = Some(help);
+                self.err_at(loc, format!("undefined variable `{name}` in {what}"))
+                    .help = Some(help);
             }
         }
         refs.into_iter().collect()
     }
 
-    fn step(&mut self, step: schema::Step, index: usize, known: &mut BTreeSet<String>) -> Option<Step> {
+    fn step(
+        &mut self,
+        step: schema::Step,
+        index: usize,
+        known: &mut BTreeSet<String>,
+    ) -> Option<Step> {
         let req_loc = step.request.referenced;
         let req = step.request.value;
         let errors_before = self.errors.len();
@@ -390,11 +540,21 @@ impl Builder<'_> {
 
         let target = match (req.path, req.url) {
             (Some(p), None) => {
-                reads.extend(self.check_refs(p.referenced, &Value::String(p.value.clone()), known, "`path`"));
+                reads.extend(self.check_refs(
+                    p.referenced,
+                    &Value::String(p.value.clone()),
+                    known,
+                    "`path`",
+                ));
                 Some(Target::Path(p.value))
             }
             (None, Some(u)) => {
-                reads.extend(self.check_refs(u.referenced, &Value::String(u.value.clone()), known, "`url`"));
+                reads.extend(self.check_refs(
+                    u.referenced,
+                    &Value::String(u.value.clone()),
+                    known,
+                    "`url`",
+                ));
                 Some(Target::Url(u.value))
             }
             (Some(_), Some(u)) => {
@@ -402,15 +562,24 @@ impl Builder<'_> {
                 None
             }
             (None, None) => {
-                self.err_at(req_loc, "a request needs `path` (joined to the base URL) or `url`");
+                self.err_at(
+                    req_loc,
+                    "a request needs `path` (joined to the base URL) or `url`",
+                );
                 None
             }
         };
-        let mut pairs = |map: Option<SpannedMap>, what: &str, this: &mut Self| -> Vec<(String, Value)> {
-            let Some(map) = map else { return Vec::new() };
-            reads.extend(this.check_refs(map.referenced, &Value::Object(map.value.clone()), known, what));
-            map.value.into_iter().collect()
-        };
+        let mut pairs =
+            |map: Option<SpannedMap>, what: &str, this: &mut Self| -> Vec<(String, Value)> {
+                let Some(map) = map else { return Vec::new() };
+                reads.extend(this.check_refs(
+                    map.referenced,
+                    &Value::Object(map.value.clone()),
+                    known,
+                    what,
+                ));
+                map.value.into_iter().collect()
+            };
         let query = pairs(req.query, "`query`", self);
         let headers = pairs(req.headers, "`headers`", self);
         let form_loc = req.form.as_ref().map(|f| f.referenced);
@@ -427,7 +596,13 @@ impl Builder<'_> {
         .filter_map(|(k, l)| l.map(|l| (k, l)))
         .collect();
         if bodies.len() > 1 {
-            self.err_at(bodies[1].1, format!("a request has one body: `{}` and `{}` both given", bodies[0].0, bodies[1].0));
+            self.err_at(
+                bodies[1].1,
+                format!(
+                    "a request has one body: `{}` and `{}` both given",
+                    bodies[0].0, bodies[1].0
+                ),
+            );
         }
         let mut body = if let Some(json) = req.json {
             Body::Json(json.value)
@@ -436,7 +611,10 @@ impl Builder<'_> {
                 Some(text) => match serde_json::from_str::<Value>(&text) {
                     Ok(v) => Body::Json(v),
                     Err(e) => {
-                        self.err_at(file.referenced, format!("fixture `{}` is not JSON: {e}", file.value));
+                        self.err_at(
+                            file.referenced,
+                            format!("fixture `{}` is not JSON: {e}", file.value),
+                        );
                         Body::None
                     }
                 },
@@ -445,7 +623,8 @@ impl Builder<'_> {
         } else if let Some(raw) = req.body {
             Body::Raw { text: raw.value }
         } else if let Some(file) = req.body_file {
-            self.fixture(&file).map_or(Body::None, |text| Body::Raw { text })
+            self.fixture(&file)
+                .map_or(Body::None, |text| Body::Raw { text })
         } else if let Some(form) = form {
             Body::Form(form)
         } else {
@@ -461,7 +640,12 @@ impl Builder<'_> {
         }
         match &body {
             Body::Json(v) => reads.extend(self.check_refs(req_loc, v, known, "the request body")),
-            Body::Raw { text } => reads.extend(self.check_refs(req_loc, &Value::String(text.clone()), known, "the request body")),
+            Body::Raw { text } => reads.extend(self.check_refs(
+                req_loc,
+                &Value::String(text.clone()),
+                known,
+                "the request body",
+            )),
             _ => {}
         }
         let content_type = req.content_type.map(|c| c.value);
@@ -473,9 +657,13 @@ impl Builder<'_> {
             if !is_identifier(&name) {
                 self.err_at(cap.referenced, format!("`{name}` is not a variable name"));
             }
-            let sources = usize::from(cap.value.header.is_some()) + usize::from(cap.value.json.is_some());
+            let sources =
+                usize::from(cap.value.header.is_some()) + usize::from(cap.value.json.is_some());
             if sources != 1 {
-                self.err_at(cap.referenced, format!("capture `{name}` takes exactly one of `header` or `json`"));
+                self.err_at(
+                    cap.referenced,
+                    format!("capture `{name}` takes exactly one of `header` or `json`"),
+                );
             }
             capture.push((name, cap.value));
         }
@@ -497,22 +685,44 @@ impl Builder<'_> {
         Some(Step {
             name,
             line: req_loc.line(),
-            request: super::model::Request { method: req.method, target: target?, query, headers, body, content_type },
+            request: super::model::Request {
+                method: req.method,
+                target: target?,
+                query,
+                headers,
+                body,
+                content_type,
+            },
             expect: step.expect,
             capture,
             reads,
         })
     }
 
-    fn expect(&mut self, expect: &schema::Expect, known: &BTreeSet<String>, reads: &mut Vec<String>) {
+    fn expect(
+        &mut self,
+        expect: &schema::Expect,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) {
         let mut lower = HashSet::new();
         for (name, rule) in &expect.headers {
             if !lower.insert(name.to_ascii_lowercase()) {
-                self.err_at(rule.referenced, format!("header `{name}` is expected twice (names are case-insensitive)"));
+                self.err_at(
+                    rule.referenced,
+                    format!("header `{name}` is expected twice (names are case-insensitive)"),
+                );
             }
-            let HeaderExpect { equals, contains, .. } = &rule.value;
+            let HeaderExpect {
+                equals, contains, ..
+            } = &rule.value;
             for text in [equals, contains].into_iter().flatten() {
-                reads.extend(self.check_refs(rule.referenced, &Value::String(text.clone()), known, &format!("header `{name}`")));
+                reads.extend(self.check_refs(
+                    rule.referenced,
+                    &Value::String(text.clone()),
+                    known,
+                    &format!("header `{name}`"),
+                ));
             }
         }
         for a in &expect.json {
@@ -534,10 +744,20 @@ impl Builder<'_> {
                     .help = Some("write one list item per check".to_owned());
             }
             for v in [&a.value.equals, &a.value.contains].into_iter().flatten() {
-                reads.extend(self.check_refs(a.referenced, v, known, &format!("the assertion on `{}`", a.value.path.0)));
+                reads.extend(self.check_refs(
+                    a.referenced,
+                    v,
+                    known,
+                    &format!("the assertion on `{}`", a.value.path.0),
+                ));
             }
             if let Some(list) = &a.value.one_of {
-                reads.extend(self.check_refs(a.referenced, &Value::Array(list.clone()), known, "`one_of`"));
+                reads.extend(self.check_refs(
+                    a.referenced,
+                    &Value::Array(list.clone()),
+                    known,
+                    "`one_of`",
+                ));
             }
         }
         if let Some(sub) = &expect.json_subset {
@@ -545,12 +765,27 @@ impl Builder<'_> {
         }
         if let Some(oo) = &expect.operation_outcome {
             let o = &oo.value;
-            if o.severity.is_none() && o.code.is_none() && o.text.is_none() && o.text_contains.is_none() {
-                self.err_at(oo.referenced, "`operation_outcome` needs at least one of severity, code, text, text_contains")
-                    .help = Some("write `operation_outcome: { severity: error }` to accept any error outcome".to_owned());
+            if o.severity.is_none()
+                && o.code.is_none()
+                && o.text.is_none()
+                && o.text_contains.is_none()
+            {
+                self.err_at(
+                    oo.referenced,
+                    "`operation_outcome` needs at least one of severity, code, text, text_contains",
+                )
+                .help = Some(
+                    "write `operation_outcome: { severity: error }` to accept any error outcome"
+                        .to_owned(),
+                );
             }
             for t in [&o.text, &o.text_contains].into_iter().flatten() {
-                reads.extend(self.check_refs(oo.referenced, &Value::String(t.clone()), known, "`operation_outcome`"));
+                reads.extend(self.check_refs(
+                    oo.referenced,
+                    &Value::String(t.clone()),
+                    known,
+                    "`operation_outcome`",
+                ));
             }
         }
         if let Some(b) = &expect.bundle {
@@ -565,7 +800,10 @@ impl Builder<'_> {
         match read_text(&path, &file.value) {
             Ok(text) => Some(text),
             Err(d) => {
-                self.err_at(file.referenced, format!("fixture `{}`: {}", display_path(&path), d.message));
+                self.err_at(
+                    file.referenced,
+                    format!("fixture `{}`: {}", display_path(&path), d.message),
+                );
                 None
             }
         }
@@ -574,23 +812,41 @@ impl Builder<'_> {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
     let text = text.trim();
     if let Some((resource, interaction)) = text.split_once('.')
-        && resource.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && resource
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase())
     {
         if !resource.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!("`{resource}` is not a resource type"));
         }
-        let interaction = if interaction == "search" { "search-type" } else { interaction };
+        let interaction = if interaction == "search" {
+            "search-type"
+        } else {
+            interaction
+        };
         if !INTERACTIONS.contains(&interaction) {
-            let help = did_you_mean(interaction, INTERACTIONS.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            return Err(format!("unknown interaction `{interaction}` in `{text}`{help}; expected one of {}", INTERACTIONS.join(", ")));
+            let help = did_you_mean(interaction, INTERACTIONS.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown interaction `{interaction}` in `{text}`{help}; expected one of {}",
+                INTERACTIONS.join(", ")
+            ));
         }
-        return Ok(Requirement::Interaction { resource: resource.to_owned(), interaction: interaction.to_owned() });
+        return Ok(Requirement::Interaction {
+            resource: resource.to_owned(),
+            interaction: interaction.to_owned(),
+        });
     }
     let (name, value) = match text.split_once('=') {
         Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
@@ -599,7 +855,10 @@ pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
     if !is_identifier(name) || value.as_deref().is_some_and(str::is_empty) {
         return Err(format!("`{text}` is neither an interaction nor a feature"));
     }
-    Ok(Requirement::Feature { name: name.to_owned(), value })
+    Ok(Requirement::Feature {
+        name: name.to_owned(),
+        value,
+    })
 }
 
 /// RFC 7396 JSON merge patch: objects merge, `null` removes a member, anything else replaces.

@@ -44,7 +44,10 @@ impl Scenario {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
     /// `Appointment.update`: the CapabilityStatement must declare it.
-    Interaction { resource: String, interaction: String },
+    Interaction {
+        resource: String,
+        interaction: String,
+    },
     /// `double_booking=forbidden` or `versioning`: the target must declare it.
     Feature { name: String, value: Option<String> },
 }
@@ -52,8 +55,14 @@ pub enum Requirement {
 impl std::fmt::Display for Requirement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Requirement::Interaction { resource, interaction } => write!(f, "{resource}.{interaction}"),
-            Requirement::Feature { name, value: Some(v) } => write!(f, "{name}={v}"),
+            Requirement::Interaction {
+                resource,
+                interaction,
+            } => write!(f, "{resource}.{interaction}"),
+            Requirement::Feature {
+                name,
+                value: Some(v),
+            } => write!(f, "{name}={v}"),
             Requirement::Feature { name, value: None } => write!(f, "{name}"),
         }
     }
@@ -75,9 +84,14 @@ impl Step {
     pub fn writes(&self) -> bool {
         let r = &self.request;
         let search = match &r.target {
-            Target::Path(p) | Target::Url(p) => p.split('?').next().unwrap_or("").ends_with("/_search"),
+            Target::Path(p) | Target::Url(p) => {
+                p.split('?').next().unwrap_or("").ends_with("/_search")
+            }
         };
-        matches!(r.method, Method::Post | Method::Put | Method::Patch | Method::Delete) && !search
+        matches!(
+            r.method,
+            Method::Post | Method::Put | Method::Patch | Method::Delete
+        ) && !search
     }
 }
 

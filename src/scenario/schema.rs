@@ -156,7 +156,9 @@ impl StatusExpect {
     fn parse_str(text: &str) -> Result<Self, String> {
         let t = text.trim();
         let bytes = t.as_bytes();
-        if bytes.len() == 3 && (b'1'..=b'5').contains(&bytes[0]) && t[1..].eq_ignore_ascii_case("xx")
+        if bytes.len() == 3
+            && (b'1'..=b'5').contains(&bytes[0])
+            && t[1..].eq_ignore_ascii_case("xx")
         {
             return Ok(StatusExpect::Class(u16::from(bytes[0] - b'0')));
         }
@@ -172,7 +174,9 @@ impl StatusExpect {
         if (100..=599).contains(&code) {
             Ok(StatusExpect::Exact(code as u16))
         } else {
-            Err(format!("invalid status {code}: expected a code from 100 to 599"))
+            Err(format!(
+                "invalid status {code}: expected a code from 100 to 599"
+            ))
         }
     }
 }
@@ -256,23 +260,39 @@ impl<'de> Deserialize<'de> for HeaderExpect {
                 f.write_str("a string (the exact value) or a map with equals, matches, contains, present or absent")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderExpect, E> {
-                Ok(HeaderExpect { equals: Some(v.to_owned()), ..HeaderExpect::default() })
+                Ok(HeaderExpect {
+                    equals: Some(v.to_owned()),
+                    ..HeaderExpect::default()
+                })
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeaderExpect, E> {
                 self.visit_str(&v.to_string())
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeaderExpect, A::Error> {
-                let f = HeaderExpectFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let set = [f.equals.is_some(), f.matches.is_some(), f.contains.is_some(), f.present.is_some(), f.absent.is_some()]
-                    .iter()
-                    .filter(|b| **b)
-                    .count();
+                let f =
+                    HeaderExpectFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let set = [
+                    f.equals.is_some(),
+                    f.matches.is_some(),
+                    f.contains.is_some(),
+                    f.present.is_some(),
+                    f.absent.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
                 if set != 1 {
                     return Err(de::Error::custom(
                         "a header expectation takes exactly one of equals, matches, contains, present, absent",
                     ));
                 }
-                Ok(HeaderExpect { equals: f.equals, matches: f.matches, contains: f.contains, present: f.present, absent: f.absent })
+                Ok(HeaderExpect {
+                    equals: f.equals,
+                    matches: f.matches,
+                    contains: f.contains,
+                    present: f.present,
+                    absent: f.absent,
+                })
             }
         }
         deserializer.deserialize_any(HeaderVisitor)
@@ -387,7 +407,12 @@ impl<'de> Deserialize<'de> for Pattern {
             .size_limit(1 << 20)
             .build()
             .map(Pattern)
-            .map_err(|e| de::Error::custom(format!("invalid regex `{text}`: {}", one_line(&e.to_string()))))
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "invalid regex `{text}`: {}",
+                    one_line(&e.to_string())
+                ))
+            })
     }
 }
 
@@ -399,11 +424,16 @@ impl<'de> Deserialize<'de> for JsonPathExpr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         if !text.starts_with('$') {
-            return Err(de::Error::custom(format!("invalid JSONPath `{text}`: a query starts with `$`")));
+            return Err(de::Error::custom(format!(
+                "invalid JSONPath `{text}`: a query starts with `$`"
+            )));
         }
         match jsonpath_rust::parser::parse_json_path(&text) {
             Ok(_) => Ok(JsonPathExpr(text)),
-            Err(e) => Err(de::Error::custom(format!("invalid JSONPath `{text}`: {}", one_line(&e.to_string())))),
+            Err(e) => Err(de::Error::custom(format!(
+                "invalid JSONPath `{text}`: {}",
+                one_line(&e.to_string())
+            ))),
         }
     }
 }

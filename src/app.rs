@@ -1,0 +1,455 @@
+//! What each command does, as functions that return an exit code: `main` only
+//! parses arguments and calls these, and tests can call them directly.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use serde_json::{Map, Value};
+
+use crate::capability::Capabilities;
+use crate::cli::{Color, PathArgs, RunArgs, ServeArgs, pairs_to_map};
+use crate::diag::Diagnostic;
+use crate::exit;
+use crate::http::{HttpClient, HttpSettings};
+use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, Verdict};
+use crate::redact::Redactor;
+use crate::report::{self, ReportPaths};
+use crate::runner::{Runner, TargetSettings};
+use crate::sandbox;
+use crate::scenario::{LoadOptions, Scenario, SuiteFile, load};
+use crate::template::{SlotClock, Templates, fhir_instant};
+
+const DEFAULT_SCENARIOS: &str = "scenarios";
+
+fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from(DEFAULT_SCENARIOS)]
+    } else {
+        paths.to_vec()
+    }
+}
+
+fn print_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("{d}\n");
+    }
+    let n = diags.len();
+    eprintln!(
+        "error: {n} problem{} in scenario files; nothing was run",
+        if n == 1 { "" } else { "s" }
+    );
+}
+
+fn load_or_report(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, u8> {
+    load(&default_paths(paths), opts).map_err(|diags| {
+        print_diagnostics(&diags);
+        exit::INVALID
+    })
+}
+
+/// `fhirconf check`: exit 0 when every file is valid, 2 otherwise.
+pub fn check(args: &PathArgs) -> u8 {
+    match load_or_report(&args.paths, &LoadOptions::default()) {
+        Ok(suites) => {
+            let n: usize = suites.iter().map(|s| s.scenarios.len()).sum();
+            println!("{} files, {n} scenarios: no problems found", suites.len());
+            exit::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// `fhirconf list`: one block per scenario with its id, source and tags.
+pub fn list(args: &PathArgs) -> u8 {
+    match load_or_report(&args.paths, &LoadOptions::default()) {
+        Ok(suites) => {
+            for s in suites.iter().flat_map(|f| &f.scenarios) {
+                println!("{}", s.id);
+                println!("    source:   {}", s.source.as_deref().unwrap_or("-"));
+                println!(
+                    "    tags:     {}",
+                    if s.tags.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        s.tags.join(", ")
+                    }
+                );
+                if !s.requires.is_empty() {
+                    println!(
+                        "    requires: {}",
+                        s.requires
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            exit::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn sandbox_config(
+    features: &[(String, String)],
+    defects: &[String],
+) -> Result<sandbox::SandboxConfig, String> {
+    let config = sandbox::SandboxConfig {
+        features: pairs_to_map(features),
+        defects: defects.iter().cloned().collect(),
+        ..sandbox::SandboxConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The features the built-in sandbox has: its defaults, overridden by `--feature`.
+fn sandbox_features(given: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = sandbox::FEATURES
+        .iter()
+        .map(|f| (f.name.to_owned(), f.default.to_owned()))
+        .collect();
+    out.extend(pairs_to_map(given));
+    out
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// `fhirconf serve`: runs the sandbox until Ctrl-C.
+pub fn serve(args: &ServeArgs) -> u8 {
+    if args.list_defects {
+        for d in sandbox::DEFECTS {
+            println!("{:<30} {}", d.id, d.description);
+        }
+        return exit::SUCCESS;
+    }
+    if args.list_features {
+        for f in sandbox::FEATURES {
+            println!(
+                "{:<16} {:<28} default {:<10} {}",
+                f.name, f.values, f.default, f.description
+            );
+        }
+        return exit::SUCCESS;
+    }
+    let config = match sandbox_config(&args.features, &args.defects) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    rt.block_on(async {
+        let server = match sandbox::start(config, SocketAddr::new(args.bind, args.port)).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}:{}: {e}", args.bind, args.port);
+                return exit::INVALID;
+            }
+        };
+        println!("fhirconf sandbox listening on {}", server.base_url());
+        println!("press Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+        server.stop().await;
+        exit::SUCCESS
+    })
+}
+
+/// Everything `run` needs that comes from flags rather than files.
+struct Plan {
+    suites: Vec<SuiteFile>,
+    settings: HttpSettings,
+    vars: Map<String, Value>,
+    secrets: Vec<String>,
+    paths: ReportPaths,
+}
+
+fn plan(args: &RunArgs) -> Result<Plan, u8> {
+    let invalid = |msg: String| {
+        eprintln!("error: {msg}");
+        exit::INVALID
+    };
+    if args.jobs == 0 {
+        return Err(invalid("--jobs must be at least 1".to_owned()));
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
+        return Err(invalid(format!(
+            "--timeout must be between 0 and 86400 seconds, found {}",
+            args.timeout
+        )));
+    }
+    if args.base_url.is_some() && !(args.features.is_empty() && args.defects.is_empty()) {
+        return Err(invalid(
+            "--feature and --defect configure the built-in sandbox; they cannot be used with --base-url".to_owned(),
+        ));
+    }
+    if let Some(url) = &args.base_url {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => return Err(invalid(format!("--base-url `{url}` is not an http(s) URL"))),
+        }
+    }
+    let mut vars = Map::new();
+    let mut secrets = Vec::new();
+    for (k, v) in &args.vars {
+        vars.insert(k.clone(), Value::String(v.clone()));
+    }
+    for (k, v) in &args.secret_vars {
+        vars.insert(k.clone(), Value::String(v.clone()));
+        secrets.push(v.clone());
+    }
+    let opts = LoadOptions {
+        known_vars: vars.keys().cloned().collect(),
+    };
+    let suites = load_or_report(&args.paths, &opts)?;
+    let settings = HttpSettings {
+        timeout: Duration::from_secs_f64(args.timeout),
+        max_body_bytes: args.max_body,
+        default_headers: vec![("Accept".to_owned(), "application/fhir+json".to_owned())],
+    };
+    let paths = ReportPaths {
+        junit: args.junit.clone(),
+        json: args.json.clone(),
+        markdown: args.markdown.clone(),
+    };
+    Ok(Plan {
+        suites,
+        settings,
+        vars,
+        secrets,
+        paths,
+    })
+}
+
+fn selected_by_tags(s: &Scenario, args: &RunArgs) -> bool {
+    (args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
+        && !s.tags.iter().any(|t| args.exclude_tags.contains(t))
+}
+
+fn libtest_arguments(args: &RunArgs) -> Arguments {
+    Arguments {
+        filter: args.filter.clone(),
+        exact: args.exact,
+        skip: args.skip.clone(),
+        include_ignored: args.include_ignored,
+        ignored: args.ignored,
+        list: args.list,
+        test_threads: Some(args.jobs),
+        quiet: args.quiet,
+        color: Some(match args.color {
+            Color::Auto => libtest_mimic::ColorSetting::Auto,
+            Color::Always => libtest_mimic::ColorSetting::Always,
+            Color::Never => libtest_mimic::ColorSetting::Never,
+        }),
+        ..Arguments::default()
+    }
+}
+
+/// `fhirconf run`.
+pub fn run(args: &RunArgs) -> u8 {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let sandbox_cfg = if args.base_url.is_none() {
+        match sandbox_config(&args.features, &args.defects) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID;
+            }
+        }
+    } else {
+        None
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let started_at = fhir_instant(jiff::Timestamp::now());
+    let clock = Instant::now();
+
+    // The target: an external server, or the built-in sandbox on a free loopback port.
+    let mut vars = Map::new();
+    let (base_url, features, server) = match (&args.base_url, sandbox_cfg) {
+        (Some(url), _) => (url.trim_end_matches('/').to_owned(), BTreeMap::new(), None),
+        (None, Some(cfg)) => {
+            let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+            match rt.block_on(sandbox::start(cfg, loopback)) {
+                Ok(server) => {
+                    for (k, v) in sandbox::seed_vars() {
+                        vars.insert(k.to_owned(), Value::String(v));
+                    }
+                    (
+                        server.base_url().to_owned(),
+                        sandbox_features(&args.features),
+                        Some(server),
+                    )
+                }
+                Err(e) => {
+                    eprintln!("error: cannot start the built-in sandbox: {e}");
+                    return exit::INVALID;
+                }
+            }
+        }
+        (None, None) => unreachable!("a sandbox config exists whenever --base-url is absent"),
+    };
+    vars.extend(plan.vars.clone());
+
+    let client = match HttpClient::new(plan.settings.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot build the HTTP client: {e}");
+            return exit::INVALID;
+        }
+    };
+    let capabilities = if args.list {
+        Capabilities::default()
+    } else {
+        rt.block_on(Capabilities::fetch(&client, &base_url))
+    };
+    if let Some(e) = &capabilities.error {
+        eprintln!(
+            "warning: cannot read the CapabilityStatement ({e}); scenarios that require interactions will be skipped"
+        );
+    }
+    let metadata_error = capabilities.error.clone();
+    let target = TargetSettings {
+        base_url: base_url.clone(),
+        vars,
+        features: features.clone(),
+    };
+    let redactor = Redactor::new(plan.secrets.clone());
+    let templates = Templates::new(Arc::new(SlotClock::random()));
+    let runner = Arc::new(Runner::new(
+        client,
+        templates,
+        target,
+        capabilities,
+        redactor,
+    ));
+
+    let scenarios: Vec<Arc<Scenario>> = plan
+        .suites
+        .into_iter()
+        .flat_map(|f| f.scenarios)
+        .filter(|s| selected_by_tags(s, args))
+        .map(Arc::new)
+        .collect();
+    let results: Arc<Mutex<BTreeMap<String, ScenarioRecord>>> = Arc::default();
+    let handle = rt.handle().clone();
+    let largs = libtest_arguments(args);
+    let mut trials = Vec::new();
+    let mut selected = Vec::new();
+    for sc in &scenarios {
+        let (sc2, runner2, results2, handle2) = (
+            Arc::clone(sc),
+            Arc::clone(&runner),
+            Arc::clone(&results),
+            handle.clone(),
+        );
+        let trial = Trial::ignorable_test(sc.id.clone(), move || {
+            let record = match runner2.skip_reason(&sc2) {
+                Some(reason) => Runner::skipped(&sc2, reason),
+                None => handle2.block_on(runner2.run(&sc2)),
+            };
+            let outcome = match record.verdict {
+                Verdict::Passed => Ok(Completion::Completed),
+                Verdict::Skipped => Ok(Completion::ignored_with(
+                    record.reason.clone().unwrap_or_default(),
+                )),
+                Verdict::Failed | Verdict::Error => {
+                    let label = if record.verdict == Verdict::Error {
+                        "error (no answer)"
+                    } else {
+                        "failed"
+                    };
+                    Err(Failed::from(format!(
+                        "{label}: {}\n\n{}",
+                        record.reason.clone().unwrap_or_default(),
+                        record.details()
+                    )))
+                }
+            };
+            if let Ok(mut map) = results2.lock() {
+                map.insert(sc2.id.clone(), record);
+            }
+            outcome
+        })
+        .with_ignored_flag(sc.ignore.is_some());
+        if !largs.is_filtered_out(&trial) {
+            selected.push(Arc::clone(sc));
+        }
+        trials.push(trial);
+    }
+    let _conclusion = libtest_mimic::run(&largs, trials);
+    if let Some(server) = server {
+        rt.block_on(server.stop());
+    }
+    if args.list {
+        return exit::SUCCESS;
+    }
+
+    let mut done = results
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m))
+        .unwrap_or_default();
+    let records = selected
+        .iter()
+        .map(|sc| {
+            done.remove(&sc.id).unwrap_or_else(|| {
+                Runner::skipped(
+                    sc,
+                    format!("ignored: {}", sc.ignore.as_deref().unwrap_or("not run")),
+                )
+            })
+        })
+        .collect();
+    let record = RunRecord {
+        schema_version: SCHEMA_VERSION,
+        harness: "fhirconf".to_owned(),
+        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+        target: TargetInfo {
+            base_url,
+            sandbox: args.base_url.is_none(),
+            features,
+            defects: args.defects.clone(),
+            metadata_error,
+        },
+        started_at,
+        finished_at: fhir_instant(jiff::Timestamp::now()),
+        duration_secs: clock.elapsed().as_secs_f64(),
+        scenarios: records,
+    };
+    if let Err(e) = report::write_all(&record, &plan.paths) {
+        eprintln!("error: {e}");
+        return exit::INVALID;
+    }
+    eprintln!(
+        "reports: {}, {}, {}",
+        plan.paths.junit.display(),
+        plan.paths.json.display(),
+        plan.paths.markdown.display()
+    );
+    exit::for_record(&record)
+}

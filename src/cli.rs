@@ -1,0 +1,164 @@
+//! The command line: `run`, `check`, `list`, `serve`. Thin: it parses flags and calls
+//! the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fhirconf",
+    version,
+    about = "Conformance test harness for FHIR REST endpoints"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios against a server (default: the built-in sandbox) and write reports.
+    Run(Box<RunArgs>),
+    /// Validate scenario files without sending anything.
+    Check(PathArgs),
+    /// List scenarios with their tags and sources.
+    List(PathArgs),
+    /// Run the built-in sandbox FHIR server alone.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// Scenario files or folders [default: scenarios]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files or folders [default: scenarios]
+    pub paths: Vec<PathBuf>,
+    /// The FHIR server to test; without it the built-in sandbox is started on loopback.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Set a variable (wins over `vars:` in scenario files).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub vars: Vec<(String, String)>,
+    /// Like --var, and the value is masked in every output.
+    #[arg(long = "secret-var", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub secret_vars: Vec<(String, String)>,
+    /// Built-in sandbox only: configure a feature (see `fhirconf serve --list-features`).
+    #[arg(long = "feature", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub features: Vec<(String, String)>,
+    /// Built-in sandbox only: break one documented rule (see `fhirconf serve --list-defects`).
+    #[arg(long = "defect", value_name = "RULE-ID")]
+    pub defects: Vec<String>,
+    /// Run only scenarios whose id (`file::name`) contains this text.
+    #[arg(short = 'k', long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// --filter and --skip match whole ids.
+    #[arg(long)]
+    pub exact: bool,
+    /// Leave out scenarios whose id contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub skip: Vec<String>,
+    /// Run only scenarios with at least one of these tags.
+    #[arg(long, value_delimiter = ',', value_name = "TAG,...")]
+    pub tags: Vec<String>,
+    /// Leave out scenarios with any of these tags.
+    #[arg(long, value_delimiter = ',', value_name = "TAG,...")]
+    pub exclude_tags: Vec<String>,
+    /// Also run scenarios marked `ignore:`.
+    #[arg(long)]
+    pub include_ignored: bool,
+    /// Run only scenarios marked `ignore:`.
+    #[arg(long)]
+    pub ignored: bool,
+    /// Scenarios in flight at once.
+    #[arg(
+        short = 'j',
+        long,
+        visible_alias = "test-threads",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub jobs: usize,
+    /// List the selected scenarios instead of running them.
+    #[arg(long)]
+    pub list: bool,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Response bodies larger than this many bytes fail the step.
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    pub max_body: usize,
+    #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
+    pub junit: PathBuf,
+    #[arg(long, default_value = "reports/run.json", value_name = "PATH")]
+    pub json: PathBuf,
+    #[arg(long, default_value = "reports/summary.md", value_name = "PATH")]
+    pub markdown: PathBuf,
+    /// One character per scenario.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[arg(long = "feature", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub features: Vec<(String, String)>,
+    #[arg(long = "defect", value_name = "RULE-ID")]
+    pub defects: Vec<String>,
+    /// List every defect with a one-line description, then exit.
+    #[arg(long)]
+    pub list_defects: bool,
+    /// List every feature with its values, then exit.
+    #[arg(long)]
+    pub list_features: bool,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, found `{text}`")),
+    }
+}
+
+pub fn pairs_to_map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
+    pairs.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pairs_and_rejects_bare_names() {
+        assert_eq!(parse_pair("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_pair("a=").unwrap(), ("a".into(), String::new()));
+        assert!(parse_pair("a").unwrap_err().contains("NAME=VALUE"));
+        assert!(parse_pair("=b").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,395 @@
+//! The real `fhirconf` binary against a test server on 127.0.0.1, grouped by the
+//! verdict each case must get: passing, failing, errors (no answer), invalid files.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn verdicts(dir: &Path) -> Vec<(String, String)> {
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn reason(dir: &Path, name: &str) -> String {
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let s = run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap();
+    s["reason"].as_str().unwrap_or("").to_owned()
+}
+
+/// Validates with xmllint against the Jenkins xUnit schema when xmllint is installed
+/// (`.ci/run` installs it, so CI always checks).
+fn assert_schema_valid(junit: &Path) {
+    let xsd = root().join("../shared/schemas/junit-10.xsd");
+    if !xsd.exists()
+        || std::process::Command::new("xmllint")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("xmllint or the schema is missing: schema check skipped here");
+        return;
+    }
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(junit)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn passing_cases_pass_and_run_cleanup() {
+    let server = start_server();
+    let dir = scratch("passing");
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "--var",
+            "tenant=acme",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v = verdicts(&dir);
+    assert_eq!(v.len(), 6);
+    assert!(v.iter().all(|(_, verdict)| verdict == "passed"), "{v:?}");
+    assert_eq!(server.hits.get("cleanup-pass-acme"), 1);
+    assert!(
+        text(&out.stdout).contains("test result: ok. 6 passed; 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_schema_valid(&dir.join("junit.xml"));
+}
+
+#[test]
+fn failing_cases_fail_with_readable_reasons() {
+    let server = start_server();
+    let dir = scratch("failing");
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/failing",
+            "--base-url",
+            &server.base_url,
+            "--jobs",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v = verdicts(&dir);
+    assert!(v.iter().all(|(_, verdict)| verdict == "failed"), "{v:?}");
+    assert_eq!(v.len(), 8);
+    // The first failing step stops the scenario; cleanup still runs.
+    assert_eq!(server.hits.get("never-reached"), 0);
+    assert_eq!(server.hits.get("cleanup-after-failure"), 1);
+    let expected_reasons = [
+        (
+            "status mismatch",
+            "step 'step 1: GET /Patient/wrong-status' (line 6): status: expected 200, got 404",
+        ),
+        (
+            "header mismatch",
+            "step 'step 1: GET /Patient/wrong' (line 10): header content-type: expected a value matching /^application/fhir\\+json/, got application/json",
+        ),
+        (
+            "json value mismatch stops the scenario",
+            "step 'read the wrong patient' (line 17): $.active equals true: expected true, got false",
+        ),
+        (
+            "capture that finds nothing",
+            "step 'step 1: GET /Patient/good' (line 42): capture `missing`: $.birthDate selects nothing",
+        ),
+    ];
+    for (name, want) in expected_reasons {
+        assert_eq!(reason(&dir, name), want);
+    }
+    assert!(
+        reason(&dir, "body that is not JSON")
+            .contains("response body: expected a JSON document, got a body that is not JSON")
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_golden(
+        &normalize(&junit, &server.base_url),
+        &root().join("tests/golden/failing-junit.xml"),
+    );
+    assert_schema_valid(&dir.join("junit.xml"));
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("**0** passed, **8** failed"), "{summary}");
+}
+
+#[test]
+fn no_answer_is_an_error_not_a_failure() {
+    let server = start_server();
+    let dir = scratch("errors");
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/errors",
+            "--base-url",
+            &server.base_url,
+            "--timeout",
+            "1",
+            "--max-body",
+            "1000",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        reason(&dir, "timeout"),
+        "step 'step 1: GET /slow' (line 5): no answer: no response within 1s"
+    );
+    assert_eq!(
+        reason(&dir, "body over the cap"),
+        "step 'step 1: GET /big' (line 9): no answer: response body is larger than the 1000-byte cap (raise it with --max-body)"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<error type=\"error\"").count(), 2, "{junit}");
+    assert_schema_valid(&dir.join("junit.xml"));
+}
+
+#[test]
+fn unreachable_server_errors_every_scenario_and_still_reports() {
+    let dir = scratch("refused");
+    let url = closed_port_url();
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &url,
+            "--var",
+            "tenant=acme",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: cannot read the CapabilityStatement"),
+        "{}",
+        text(&out.stderr)
+    );
+    let v = verdicts(&dir);
+    // The bundle scenario requires Patient.search, which cannot be confirmed.
+    assert_eq!(v.iter().filter(|(_, x)| x == "skipped").count(), 1, "{v:?}");
+    assert_eq!(v.iter().filter(|(_, x)| x == "error").count(), 5, "{v:?}");
+    assert!(
+        reason(&dir, "exact status, class and any_of").contains("no answer: could not connect")
+    );
+    assert_schema_valid(&dir.join("junit.xml"));
+}
+
+#[test]
+fn invalid_files_exit_2_with_located_messages_and_write_nothing() {
+    let dir = root().join("tests/cases/invalid");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 15);
+    let reports = scratch("invalid");
+    for path in names {
+        let rel = format!(
+            "tests/cases/invalid/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let out = fhirconf(&["check", &rel]);
+        assert_eq!(out.status.code(), Some(2), "{rel}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("--> {rel}:")),
+            "{rel}: no file:line:col in\n{stderr}"
+        );
+        assert_golden(&stderr, &path.with_extension("err"));
+        let run = run_with_reports(&reports, &[&rel, "--base-url", "http://127.0.0.1:9"]);
+        assert_eq!(run.status.code(), Some(2), "{rel}");
+        assert_eq!(
+            std::fs::read_dir(&reports).unwrap().count(),
+            0,
+            "{rel}: a report was written"
+        );
+    }
+}
+
+#[test]
+fn selection_by_filter_tags_and_missing_inputs() {
+    let server = start_server();
+    let dir = scratch("select");
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "--tags",
+            "fhir",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(verdicts(&dir).len(), 2);
+
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "--exclude-tags",
+            "fhir",
+            "-k",
+            "every JSONPath",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        verdicts(&dir),
+        vec![("every JSONPath operation".to_owned(), "passed".to_owned())]
+    );
+
+    let id = "tests/cases/passing/fhir-helpers.yaml::operation outcome on 404 and 422";
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "-k",
+            id,
+            "--exact",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(verdicts(&dir).len(), 1);
+
+    // Without --var tenant, the scenario that needs it is skipped with the reason.
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "-k",
+            "bodies",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        reason(&dir, "bodies, query, headers, captures and templates"),
+        "needs input `tenant` (set it with --var NAME=VALUE or in the target's vars)"
+    );
+    assert!(
+        text(&out.stdout).contains("ignored (needs input `tenant`"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn list_commands_print_ids_and_send_nothing() {
+    let out = fhirconf(&["list", "tests/cases/passing"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("tests/cases/passing/fhir-helpers.yaml::searchset bundle with match and include\n    source:   -\n    tags:     core, fhir\n    requires: Patient.search-type\n"), "{stdout}");
+    let dir = scratch("list");
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--list",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout)
+            .contains("tests/cases/passing/json-assertions.yaml::every JSONPath operation: test"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn secret_values_never_reach_any_output() {
+    let server = start_server();
+    let dir = scratch("secrets");
+    let secret = "s3cr3t-tenant-value";
+    // The echo route sends the secret back; a failing check keeps the transcript.
+    let scenario = dir.join("leak.yaml");
+    std::fs::write(&scenario, "name: leak\ninputs: [tenant]\nsteps:\n  - request: { method: POST, path: \"/echo?t={{ tenant }}\", headers: { Authorization: \"Bearer {{ tenant }}\" }, json: { t: \"{{ tenant }}\" } }\n    expect:\n      json:\n        - { path: \"$.json.t\", equals: nope }\n").unwrap();
+    let out = run_with_reports(
+        &dir,
+        &[
+            scenario.to_str().unwrap(),
+            "--base-url",
+            &server.base_url,
+            "--secret-var",
+            &format!("tenant={secret}"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let mut all = text(&out.stdout) + &text(&out.stderr);
+    for f in ["junit.xml", "run.json", "summary.md"] {
+        all += &std::fs::read_to_string(dir.join(f)).unwrap();
+    }
+    assert!(!all.contains(secret), "secret leaked:\n{all}");
+    assert!(all.contains("[redacted]"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        vec!["run", "--base-url", "not a url"],
+        vec![
+            "run",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--defect",
+            "APPT-CANCELLED-FINAL",
+        ],
+        vec!["run", "--jobs", "0"],
+        vec!["run", "--var", "novalue"],
+        vec!["run", "no/such/folder", "--base-url", "http://127.0.0.1:9"],
+    ] {
+        let out = fhirconf(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains("error"), "{args:?}");
+    }
+}

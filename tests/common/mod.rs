@@ -1,0 +1,306 @@
+//! Shared by the integration tests: a FHIR-ish server on 127.0.0.1 that answers
+//! correctly on some routes and wrongly on purpose on others, and helpers to run the
+//! real `fhirconf` binary.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+
+pub const FHIR: &str = "application/fhir+json";
+
+#[derive(Clone, Default)]
+pub struct Hits(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Hits {
+    pub fn get(&self, key: &str) -> usize {
+        self.0.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+fn fhir(status: StatusCode, body: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, FHIR)], body.to_string()).into_response()
+}
+
+fn patient(id: &str, family: &str, active: bool) -> Value {
+    json!({"resourceType": "Patient", "id": id, "meta": {"versionId": "1"}, "active": active,
+           "name": [{"family": family, "given": ["Jo"]}], "telecom": [{"system": "email", "value": "jo@example.org", "rank": 1}]})
+}
+
+fn outcome(severity: &str, code: &str, text: &str) -> Value {
+    json!({"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": code, "details": {"text": text}}]})
+}
+
+async fn read_patient(UrlPath(id): UrlPath<String>) -> Response {
+    match id.as_str() {
+        "good" => {
+            let mut r = fhir(StatusCode::OK, patient("good", "Doe", true));
+            r.headers_mut()
+                .insert(header::ETAG, HeaderValue::from_static("W/\"1\""));
+            r
+        }
+        // Wrong on purpose: the wrong family, inactive, and application/json.
+        "wrong" => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            patient("wrong", "Roe", false).to_string(),
+        )
+            .into_response(),
+        _ => fhir(
+            StatusCode::NOT_FOUND,
+            outcome("error", "not-found", &format!("Patient/{id} is not known")),
+        ),
+    }
+}
+
+async fn create_patient(body: Bytes) -> Response {
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&body) else {
+        return fhir(
+            StatusCode::BAD_REQUEST,
+            outcome("error", "invalid", "body is not JSON"),
+        );
+    };
+    let id = format!("p-{}", uuid::Uuid::new_v4().simple());
+    doc["id"] = json!(id);
+    let mut r = fhir(StatusCode::CREATED, doc);
+    let location = format!("http://127.0.0.1/Patient/{id}/_history/1");
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).unwrap());
+    r
+}
+
+async fn search_patient(Query(q): Query<Vec<(String, String)>>) -> Response {
+    let name = q
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let entries: Vec<Value> = if name == "Doe" {
+        vec![
+            json!({"resource": patient("good", "Doe", true), "search": {"mode": "match"}}),
+            json!({"resource": {"resourceType": "Organization", "id": "o1"}, "search": {"mode": "include"}}),
+        ]
+    } else {
+        vec![]
+    };
+    let matches = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .count();
+    fhir(
+        StatusCode::OK,
+        json!({"resourceType": "Bundle", "type": "searchset", "total": matches, "entry": entries}),
+    )
+}
+
+/// Echoes what it received, so scenarios can assert on the request they sent.
+async fn echo(
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+        .collect();
+    let query: Vec<Value> = q.iter().map(|(k, v)| json!([k, v])).collect();
+    let body_text = String::from_utf8_lossy(&body).into_owned();
+    let body_json = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    fhir(
+        StatusCode::OK,
+        json!({"method": method.as_str(), "headers": headers, "query": query, "body": body_text, "json": body_json}),
+    )
+}
+
+async fn hit(State(hits): State<Hits>, UrlPath(key): UrlPath<String>) -> Response {
+    *hits.0.lock().unwrap().entry(key.clone()).or_default() += 1;
+    fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}))
+}
+
+async fn metadata() -> Response {
+    fhir(
+        StatusCode::OK,
+        json!({"resourceType": "CapabilityStatement", "status": "active", "fhirVersion": "4.0.1", "kind": "instance",
+        "rest": [{"mode": "server", "resource": [{"type": "Patient", "interaction": [{"code": "read"}, {"code": "create"}, {"code": "search-type"}]}]}]}),
+    )
+}
+
+pub fn app(hits: Hits) -> Router {
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route("/Patient", get(search_patient).post(create_patient))
+        .route("/Patient/{id}", get(read_patient))
+        .route("/echo", any(echo))
+        .route("/hit/{key}", any(hit))
+        .route(
+            "/unprocessable",
+            any(|| async {
+                fhir(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    outcome(
+                        "error",
+                        "business-rule",
+                        "This appointment time is no longer available.",
+                    ),
+                )
+            }),
+        )
+        .route(
+            "/html",
+            get(|| async {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, FHIR)],
+                    "<html>oops</html>",
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                fhir(StatusCode::OK, json!({}))
+            }),
+        )
+        .route(
+            "/big",
+            get(|| async { fhir(StatusCode::OK, json!({"data": "x".repeat(200_000)})) }),
+        )
+        .with_state(hits)
+}
+
+/// A running test server; stops when dropped (its runtime is dropped with it).
+pub struct TestServer {
+    pub base_url: String,
+    pub hits: Hits,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn start_server() -> TestServer {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let hits = Hits::default();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
+            [127, 0, 0, 1],
+            0,
+        ))))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app(hits.clone());
+    runtime.spawn(async move { axum::serve(listener, app).await.ok() });
+    TestServer {
+        base_url: format!("http://{addr}"),
+        hits,
+        _runtime: runtime,
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty folder for one test's reports.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fhirconf-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn fhirconf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fhirconf"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// `run` with reports in `dir`; returns the output.
+pub fn run_with_reports(dir: &Path, args: &[&str]) -> Output {
+    let junit = dir.join("junit.xml");
+    let json = dir.join("run.json");
+    let md = dir.join("summary.md");
+    let mut all = vec![
+        "run",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+        "--color",
+        "never",
+    ];
+    all.extend_from_slice(args);
+    fhirconf(&all)
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Replaces what changes between runs (ports, durations, timestamps, generated ids).
+pub fn normalize(text: &str, base_url: &str) -> String {
+    let mut out = text.replace(base_url, "http://SERVER");
+    for (pattern, with) in [
+        (r#"time="[0-9.e-]+""#, r#"time="T""#),
+        (r"\(\d+ ms\)", "(T ms)"),
+        (r#"timestamp="[^"]+""#, r#"timestamp="TS""#),
+        (r"p-[0-9a-f]{32}", "p-ID"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+    ] {
+        out = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+/// Compares with a golden file; `FHIRCONF_BLESS=1` rewrites it instead.
+pub fn assert_golden(actual: &str, golden: &Path) {
+    if std::env::var_os("FHIRCONF_BLESS").is_some() {
+        std::fs::write(golden, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_else(|_| {
+        panic!(
+            "missing golden {}; run with FHIRCONF_BLESS=1",
+            golden.display()
+        )
+    });
+    if expected != actual {
+        panic!(
+            "{} differs from the output (FHIRCONF_BLESS=1 rewrites it):\n{}",
+            golden.display(),
+            similar::TextDiff::from_lines(expected.as_str(), actual)
+                .unified_diff()
+                .header("golden", "actual")
+        );
+    }
+}
