@@ -379,16 +379,12 @@ pub fn run(args: &RunArgs) -> u8 {
                     record.reason.clone().unwrap_or_default(),
                 )),
                 Verdict::Failed | Verdict::Error => {
-                    let label = if record.verdict == Verdict::Error {
-                        "error (no answer)"
+                    let details = record.details();
+                    Err(Failed::from(if details.is_empty() {
+                        record.reason.clone().unwrap_or_default()
                     } else {
-                        "failed"
-                    };
-                    Err(Failed::from(format!(
-                        "{label}: {}\n\n{}",
-                        record.reason.clone().unwrap_or_default(),
-                        record.details()
-                    )))
+                        details
+                    }))
                 }
             };
             if let Ok(mut map) = results2.lock() {

@@ -127,6 +127,7 @@ impl ScenarioRecord {
                 step.line,
                 step.message.as_deref().unwrap_or("")
             );
+            let _ = writeln!(out, "  --> {}:{}", self.file, step.line);
             for check in step.checks.iter().filter(|c| !c.passed) {
                 let _ = writeln!(
                     out,
