@@ -1,0 +1,173 @@
+//! What a sandbox is told at start: features (how a real server may be configured)
+//! and defects (which rule to break on purpose).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::sandbox::defects::DEFECTS;
+
+/// How to start a sandbox: its features, the rules it breaks on purpose, and its body limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Feature name → value, e.g. `"double_booking" -> "forbidden"`; see [`FEATURES`].
+    pub features: BTreeMap<String, String>,
+    /// Rule ids to break, e.g. `"APPT-CANCELLED-FINAL"`; see [`DEFECTS`].
+    pub defects: BTreeSet<String>,
+    /// Largest request body accepted; larger ones get 413 with an OperationOutcome.
+    pub max_body_bytes: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            features: BTreeMap::new(),
+            defects: BTreeSet::new(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One configurable behaviour of the sandbox, as `--list-features` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureInfo {
+    pub name: &'static str,
+    pub values: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// Every feature the sandbox understands, with its values and default.
+pub const FEATURES: &[FeatureInfo] = &[
+    FeatureInfo {
+        name: "double_booking",
+        values: "allowed | forbidden",
+        default: "allowed",
+        description: "overlapping appointments of one practitioner: allowed → 201 (the documented \
+                      default), forbidden → 422 \"This appointment time is no longer available.\"",
+    },
+    FeatureInfo {
+        name: "versioning",
+        values: "true | false",
+        default: "true",
+        description: "true: ETag W/\"vid\" and If-Match with a stale version → 412; false: If-Match \
+                      is ignored and no ETag is sent",
+    },
+    FeatureInfo {
+        name: "auth",
+        values: "off | on",
+        default: "off",
+        description: "on: every FHIR interaction but GET /metadata needs a bearer token from \
+                      POST /auth/token (client credentials) with a fitting scope",
+    },
+    FeatureInfo {
+        name: "rate_limit",
+        values: "off | N (a positive integer)",
+        default: "off",
+        description: "N: more than N requests from one client within a sliding 10 s window → 429 \
+                      OperationOutcome (throttled) with Retry-After",
+    },
+];
+
+impl SandboxConfig {
+    /// Checks every feature name and value, every defect id and the body limit.
+    /// Errors name the bad feature name/value or unknown defect id and list the valid ones.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in &self.features {
+            let Some(info) = FEATURES.iter().find(|f| f.name == name) else {
+                let valid: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+                return Err(format!(
+                    "unknown feature `{name}`; valid features: {}",
+                    valid.join(", ")
+                ));
+            };
+            if parse_value(name, value).is_none() {
+                return Err(format!(
+                    "invalid value `{value}` for feature `{name}`; valid values: {}",
+                    info.values
+                ));
+            }
+        }
+        for id in &self.defects {
+            if !DEFECTS.iter().any(|d| d.id == id) {
+                let valid: Vec<&str> = DEFECTS.iter().map(|d| d.id).collect();
+                return Err(format!(
+                    "unknown defect `{id}`; valid defects: {}",
+                    valid.join(", ")
+                ));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err("max_body_bytes must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A parsed feature value; `None` when the value is not one the feature accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Flag(bool),
+    Limit(Option<u32>),
+}
+
+fn parse_value(name: &str, value: &str) -> Option<Value> {
+    match (name, value) {
+        ("double_booking", "allowed") => Some(Value::Flag(false)),
+        ("double_booking", "forbidden") => Some(Value::Flag(true)),
+        ("versioning", "true") | ("auth", "on") => Some(Value::Flag(true)),
+        ("versioning", "false") | ("auth", "off") => Some(Value::Flag(false)),
+        ("rate_limit", "off") => Some(Value::Limit(None)),
+        ("rate_limit", n) => match n.parse::<u32>() {
+            Ok(n) if n > 0 => Some(Value::Limit(Some(n))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The configuration as the server uses it: typed, with defaults filled in.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) double_booking_forbidden: bool,
+    pub(crate) versioning: bool,
+    pub(crate) auth: bool,
+    pub(crate) rate_limit: Option<u32>,
+    pub(crate) max_body_bytes: usize,
+    defects: BTreeSet<String>,
+}
+
+impl Settings {
+    /// Features with an invalid value keep their default: [`SandboxConfig::validate`] is
+    /// the place that refuses them, and a router must never panic.
+    pub(crate) fn from_config(config: SandboxConfig) -> Self {
+        let flag = |name: &str, default: bool| match config
+            .features
+            .get(name)
+            .and_then(|v| parse_value(name, v))
+        {
+            Some(Value::Flag(b)) => b,
+            _ => default,
+        };
+        let rate_limit = match config
+            .features
+            .get("rate_limit")
+            .and_then(|v| parse_value("rate_limit", v))
+        {
+            Some(Value::Limit(n)) => n,
+            _ => None,
+        };
+        Self {
+            double_booking_forbidden: flag("double_booking", false),
+            versioning: flag("versioning", true),
+            auth: flag("auth", false),
+            rate_limit,
+            max_body_bytes: config.max_body_bytes.max(1),
+            defects: config.defects,
+        }
+    }
+
+    /// Whether the rule `id` is broken on purpose.
+    pub(crate) fn defect(&self, id: &str) -> bool {
+        debug_assert!(DEFECTS.iter().any(|d| d.id == id), "no defect named {id}");
+        self.defects.contains(id)
+    }
+}
