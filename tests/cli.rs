@@ -393,3 +393,38 @@ fn bad_arguments_exit_2() {
         assert!(text(&out.stderr).contains("error"), "{args:?}");
     }
 }
+
+#[test]
+fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught() {
+    let dir = scratch("sandbox");
+    let out = run_with_reports(&dir, &["-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let v = verdicts(&dir);
+    assert!(v.len() > 50, "{}", v.len());
+    assert!(v.iter().all(|(_, x)| x == "passed" || x == "skipped"), "{v:?}");
+    let run: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["target"]["sandbox"], true);
+    let skipped: Vec<&Value> = run["scenarios"].as_array().unwrap().iter().filter(|s| s["verdict"] == "skipped").collect();
+    assert!(skipped.iter().all(|s| s["reason"].as_str().unwrap().contains("needs feature")), "{skipped:?}");
+
+    let out = run_with_reports(&dir, &["--defect", "APPT-CANCELLED-FINAL", "-k", "cancelled"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("scenarios/canvas/appointment/cancelled-final.yaml::"), "{}", text(&out.stdout));
+
+    let out = run_with_reports(&dir, &["--feature", "double_booking=forbidden", "-k", "double-book"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let v = verdicts(&dir);
+    assert!(v.iter().any(|(n, x)| n.contains("422") && x == "passed"), "{v:?}");
+}
+
+#[test]
+fn serve_lists_one_defect_per_rule_and_rejects_unknown_ones() {
+    let out = fhirconf(&["serve", "--list-defects"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listed = text(&out.stdout);
+    assert_eq!(listed.lines().count(), fhirconf::sandbox::DEFECTS.len());
+    assert!(listed.contains("APPT-CANCELLED-FINAL"));
+    let out = fhirconf(&["serve", "--defect", "NOT-A-RULE", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown defect `NOT-A-RULE`"), "{}", text(&out.stderr));
+}
