@@ -398,23 +398,56 @@ fn bad_arguments_exit_2() {
 fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught() {
     let dir = scratch("sandbox");
     let out = run_with_reports(&dir, &["-q"]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let v = verdicts(&dir);
     assert!(v.len() > 50, "{}", v.len());
-    assert!(v.iter().all(|(_, x)| x == "passed" || x == "skipped"), "{v:?}");
-    let run: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert!(
+        v.iter().all(|(_, x)| x == "passed" || x == "skipped"),
+        "{v:?}"
+    );
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["target"]["sandbox"], true);
-    let skipped: Vec<&Value> = run["scenarios"].as_array().unwrap().iter().filter(|s| s["verdict"] == "skipped").collect();
-    assert!(skipped.iter().all(|s| s["reason"].as_str().unwrap().contains("needs feature")), "{skipped:?}");
+    let skipped: Vec<&Value> = run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == "skipped")
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s["reason"].as_str().unwrap().contains("needs feature")),
+        "{skipped:?}"
+    );
 
-    let out = run_with_reports(&dir, &["--defect", "APPT-CANCELLED-FINAL", "-k", "cancelled"]);
+    let out = run_with_reports(
+        &dir,
+        &["--defect", "APPT-CANCELLED-FINAL", "-k", "cancelled"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("scenarios/canvas/appointment/cancelled-final.yaml::"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("scenarios/canvas/appointment/cancelled-final.yaml::"),
+        "{}",
+        text(&out.stdout)
+    );
 
-    let out = run_with_reports(&dir, &["--feature", "double_booking=forbidden", "-k", "double-book"]);
+    let out = run_with_reports(
+        &dir,
+        &["--feature", "double_booking=forbidden", "-k", "double-book"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let v = verdicts(&dir);
-    assert!(v.iter().any(|(n, x)| n.contains("422") && x == "passed"), "{v:?}");
+    assert!(
+        v.iter().any(|(n, x)| n.contains("422") && x == "passed"),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -426,5 +459,50 @@ fn serve_lists_one_defect_per_rule_and_rejects_unknown_ones() {
     assert!(listed.contains("APPT-CANCELLED-FINAL"));
     let out = fhirconf(&["serve", "--defect", "NOT-A-RULE", "--port", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown defect `NOT-A-RULE`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown defect `NOT-A-RULE`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn ignored_scenarios_are_skipped_unless_included() {
+    let server = start_server();
+    let dir = scratch("ignored");
+    let file = dir.join("ignored.yaml");
+    std::fs::write(&file, "scenarios:\n  - name: parked\n    ignore: waiting for the vendor fix\n    steps:\n      - request: { method: GET, path: /Patient/good }\n        expect: { status: 200 }\n  - name: active\n    steps:\n      - request: { method: GET, path: /Patient/good }\n        expect: { status: 200 }\n").unwrap();
+    let path = file.to_str().unwrap();
+    let out = run_with_reports(&dir, &[path, "--base-url", &server.base_url]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        verdicts(&dir),
+        vec![
+            ("parked".to_owned(), "skipped".to_owned()),
+            ("active".to_owned(), "passed".to_owned())
+        ]
+    );
+    assert_eq!(
+        reason(&dir, "parked"),
+        "ignored: waiting for the vendor fix"
+    );
+    let out = run_with_reports(
+        &dir,
+        &[path, "--base-url", &server.base_url, "--include-ignored"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        verdicts(&dir),
+        vec![
+            ("parked".to_owned(), "passed".to_owned()),
+            ("active".to_owned(), "passed".to_owned())
+        ]
+    );
+    let out = run_with_reports(&dir, &[path, "--base-url", &server.base_url, "--ignored"]);
+    assert_eq!(out.status.code(), Some(0));
+    // As with libtest, --ignored filters the others out: they are not in the report.
+    assert_eq!(
+        verdicts(&dir),
+        vec![("parked".to_owned(), "passed".to_owned())]
+    );
 }
