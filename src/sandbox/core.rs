@@ -220,12 +220,14 @@ pub(crate) fn write_response(
         status.into_response()
     };
     if created {
-        let path = format!("{ty}/{}/_history/{}", record.id, version.vid);
-        let location = if ctx.defect("CORE-CREATE") {
-            path
+        // The defect names a resource that does not exist; a relative Location would
+        // not be one, as FHIR servers may send either form.
+        let id = if ctx.defect("CORE-CREATE") {
+            format!("missing-{}", uuid::Uuid::new_v4().simple())
         } else {
-            format!("{}/{path}", ctx.base)
+            record.id.clone()
         };
+        let location = format!("{}/{ty}/{id}/_history/{}", ctx.base, version.vid);
         set(response.headers_mut(), header::LOCATION, &location);
     }
     version_headers(

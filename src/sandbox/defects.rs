@@ -222,7 +222,7 @@ pub const DEFECTS: &[Defect] = &[
     ),
     d(
         "CORE-CREATE",
-        "the Location header after create is relative (Type/id/_history/vid, no base URL)",
+        "the Location header after create names an id that does not exist (a read of it is 404)",
     ),
     d(
         "CORE-UPDATE",
