@@ -162,20 +162,10 @@ impl Runner {
                 .map(String::as_str)
                 .collect();
             if !missing.is_empty() {
-                record.steps.push(StepRecord {
-                    name: step.name.clone(),
-                    line: step.line,
-                    phase: Phase::Cleanup,
-                    verdict: Verdict::Skipped,
-                    message: Some(format!("not run: {} never captured", missing.join(", "))),
-                    method: None,
-                    url: None,
-                    status: None,
-                    duration_secs: 0.0,
-                    checks: Vec::new(),
-                    captures: BTreeMap::new(),
-                    transcript: None,
-                });
+                let mut skipped = blank_record(step, Phase::Cleanup);
+                skipped.verdict = Verdict::Skipped;
+                skipped.message = Some(format!("not run: {} never captured", missing.join(", ")));
+                record.steps.push(skipped);
                 continue;
             }
             let step_record = self.step(step, Phase::Cleanup, &mut vars).await;
@@ -285,20 +275,8 @@ impl Runner {
 
     async fn step(&self, step: &Step, phase: Phase, vars: &mut Map<String, Value>) -> StepRecord {
         let started = Instant::now();
-        let mut record = StepRecord {
-            name: step.name.clone(),
-            line: step.line,
-            phase,
-            verdict: Verdict::Passed,
-            message: None,
-            method: Some(step.request.method.as_str().to_owned()),
-            url: None,
-            status: None,
-            duration_secs: 0.0,
-            checks: Vec::new(),
-            captures: BTreeMap::new(),
-            transcript: None,
-        };
+        let mut record = blank_record(step, phase);
+        record.method = Some(step.request.method.as_str().to_owned());
         let request = match self.prepare(step, vars) {
             Ok(r) => r,
             Err(e) => {
@@ -374,6 +352,24 @@ impl Runner {
         }
         record.duration_secs = exchange.duration.as_secs_f64();
         record
+    }
+}
+
+/// A step's record before anything happened: passed, with nothing measured.
+fn blank_record(step: &Step, phase: Phase) -> StepRecord {
+    StepRecord {
+        name: step.name.clone(),
+        line: step.line,
+        phase,
+        verdict: Verdict::Passed,
+        message: None,
+        method: None,
+        url: None,
+        status: None,
+        duration_secs: 0.0,
+        checks: Vec::new(),
+        captures: BTreeMap::new(),
+        transcript: None,
     }
 }
 
