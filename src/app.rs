@@ -108,16 +108,6 @@ fn sandbox_config(
     Ok(config)
 }
 
-/// The features the built-in sandbox has: its defaults, overridden by `--feature`.
-fn sandbox_features(given: &[(String, String)]) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = sandbox::FEATURES
-        .iter()
-        .map(|f| (f.name.to_owned(), f.default.to_owned()))
-        .collect();
-    out.extend(pairs_to_map(given));
-    out
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -268,16 +258,15 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let sandbox_cfg = if args.base_url.is_none() {
-        match sandbox_config(&args.features, &args.defects) {
+    let sandbox_cfg = match &args.base_url {
+        Some(_) => None,
+        None => match sandbox_config(&args.features, &args.defects) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::INVALID;
             }
-        }
-    } else {
-        None
+        },
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -291,20 +280,25 @@ pub fn run(args: &RunArgs) -> u8 {
 
     // The target: an external server, or the built-in sandbox on a free loopback port.
     let mut vars = Map::new();
-    let (base_url, features, server) = match (&args.base_url, sandbox_cfg) {
-        (Some(url), _) => (url.trim_end_matches('/').to_owned(), BTreeMap::new(), None),
-        (None, Some(cfg)) => {
+    let (base_url, features, server) = match sandbox_cfg {
+        None => (
+            args.base_url
+                .clone()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            BTreeMap::new(),
+            None,
+        ),
+        Some(cfg) => {
+            let features = cfg.declared_features();
             let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
             match rt.block_on(sandbox::start(cfg, loopback)) {
                 Ok(server) => {
                     for (k, v) in sandbox::seed_vars() {
                         vars.insert(k.to_owned(), Value::String(v));
                     }
-                    (
-                        server.base_url().to_owned(),
-                        sandbox_features(&args.features),
-                        Some(server),
-                    )
+                    (server.base_url().to_owned(), features, Some(server))
                 }
                 Err(e) => {
                     eprintln!("error: cannot start the built-in sandbox: {e}");
@@ -312,7 +306,6 @@ pub fn run(args: &RunArgs) -> u8 {
                 }
             }
         }
-        (None, None) => unreachable!("a sandbox config exists whenever --base-url is absent"),
     };
     vars.extend(plan.vars.clone());
 

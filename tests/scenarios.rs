@@ -96,6 +96,7 @@ async fn run_against_sandbox(
         ..SandboxConfig::default()
     };
     config.validate().expect("valid sandbox configuration");
+    let declared = config.declared_features();
     let server = sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("sandbox starts");
@@ -106,11 +107,6 @@ async fn run_against_sandbox(
     })
     .unwrap();
     let capabilities = Capabilities::fetch(&client, &base_url).await;
-    let mut declared: Features = sandbox::FEATURES
-        .iter()
-        .map(|f| (f.name.to_owned(), f.default.to_owned()))
-        .collect();
-    declared.extend(features.clone());
     let vars: Map<String, Value> = sandbox::seed_vars()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Value::String(v)))

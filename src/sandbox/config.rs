@@ -68,6 +68,17 @@ pub const FEATURES: &[FeatureInfo] = &[
 ];
 
 impl SandboxConfig {
+    /// Every feature with the value this configuration runs with: the defaults of
+    /// [`FEATURES`], overridden by `features`. What a target for this sandbox declares.
+    pub fn declared_features(&self) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = FEATURES
+            .iter()
+            .map(|f| (f.name.to_owned(), f.default.to_owned()))
+            .collect();
+        out.extend(self.features.clone());
+        out
+    }
+
     /// Checks every feature name and value, every defect id and the body limit.
     /// Errors name the bad feature name/value or unknown defect id and list the valid ones.
     pub fn validate(&self) -> Result<(), String> {

@@ -378,6 +378,19 @@ const HANDLED: &[&str] = &[
     "address",
 ];
 
+/// A new Practitioner holding the fields of `sent` that no rule treats specially,
+/// as sent; create and update then add the fields they handle.
+fn unhandled_fields(sent: &Json) -> Json {
+    let mut resource = Json::new();
+    resource.insert("resourceType".into(), Value::String(TY.into()));
+    for (k, v) in sent {
+        if !HANDLED.contains(&k.as_str()) {
+            resource.insert(k.clone(), v.clone());
+        }
+    }
+    resource
+}
+
 pub(crate) fn create(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, ApiError> {
     auth::check(ctx, TY, Access::Create, Some("PRAC-AUTH"))?;
     require_json_body(ctx.headers)?;
@@ -399,13 +412,7 @@ pub(crate) fn create(ctx: &Ctx<'_>, body: &Bytes) -> Result<Response, ApiError> 
         &mut hidden,
     );
 
-    let mut resource = Json::new();
-    resource.insert("resourceType".into(), Value::String(TY.into()));
-    for (k, v) in &sent {
-        if !HANDLED.contains(&k.as_str()) {
-            resource.insert(k.clone(), v.clone());
-        }
-    }
+    let mut resource = unhandled_fields(&sent);
     set_list(&mut resource, "extension", Some(extension));
     set_list(&mut resource, "telecom", Some(telecom));
     set_list(&mut resource, "address", address);
@@ -481,13 +488,7 @@ pub(crate) fn update(ctx: &Ctx<'_>, id: &str, body: &Bytes) -> Result<Response, 
             &mut hidden,
         );
 
-        let mut resource = Json::new();
-        resource.insert("resourceType".into(), Value::String(TY.into()));
-        for (k, v) in &sent {
-            if !HANDLED.contains(&k.as_str()) {
-                resource.insert(k.clone(), v.clone());
-            }
-        }
+        let mut resource = unhandled_fields(&sent);
         if keep_omitted {
             for (k, v) in &stored {
                 if !HANDLED.contains(&k.as_str()) && !resource.contains_key(k) {
