@@ -1,7 +1,7 @@
 //! What each command does, as functions that return an exit code: `main` only
 //! parses arguments and calls these, and tests can call them directly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::{Map, Value};
 
+use crate::auth::Auth;
 use crate::capability::Capabilities;
 use crate::cli::{Color, PathArgs, RunArgs, ServeArgs, pairs_to_map};
 use crate::diag::Diagnostic;
@@ -21,6 +22,7 @@ use crate::report::{self, ReportPaths};
 use crate::runner::{Runner, TargetSettings};
 use crate::sandbox;
 use crate::scenario::{LoadOptions, Scenario, SuiteFile, load};
+use crate::target::{self, Resolved, TargetFile};
 use crate::template::{SlotClock, Templates, fhir_instant};
 
 const DEFAULT_SCENARIOS: &str = "scenarios";
@@ -96,11 +98,11 @@ pub fn list(args: &PathArgs) -> u8 {
 }
 
 fn sandbox_config(
-    features: &[(String, String)],
+    features: BTreeMap<String, String>,
     defects: &[String],
 ) -> Result<sandbox::SandboxConfig, String> {
     let config = sandbox::SandboxConfig {
-        features: pairs_to_map(features),
+        features,
         defects: defects.iter().cloned().collect(),
         ..sandbox::SandboxConfig::default()
     };
@@ -132,7 +134,7 @@ pub fn serve(args: &ServeArgs) -> u8 {
         }
         return exit::SUCCESS;
     }
-    let config = match sandbox_config(&args.features, &args.defects) {
+    let config = match sandbox_config(pairs_to_map(&args.features), &args.defects) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -162,13 +164,23 @@ pub fn serve(args: &ServeArgs) -> u8 {
     })
 }
 
-/// Everything `run` needs that comes from flags rather than files.
+/// Everything `run` needs before it starts a server or sends a request.
 struct Plan {
     suites: Vec<SuiteFile>,
+    target: TargetFile,
+    resolved: Resolved,
     settings: HttpSettings,
     vars: Map<String, Value>,
     secrets: Vec<String>,
     paths: ReportPaths,
+}
+
+fn print_errors(errors: &[String]) -> u8 {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!("error: the target is not usable; nothing was run");
+    exit::INVALID
 }
 
 fn plan(args: &RunArgs) -> Result<Plan, u8> {
@@ -179,16 +191,12 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
     if args.jobs == 0 {
         return Err(invalid("--jobs must be at least 1".to_owned()));
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
+    if let Some(t) = args.timeout
+        && !(t.is_finite() && t > 0.0 && t <= 86_400.0)
+    {
         return Err(invalid(format!(
-            "--timeout must be between 0 and 86400 seconds, found {}",
-            args.timeout
+            "--timeout must be between 0 and 86400 seconds, found {t}"
         )));
-    }
-    if args.base_url.is_some() && !(args.features.is_empty() && args.defects.is_empty()) {
-        return Err(invalid(
-            "--feature and --defect configure the built-in sandbox; they cannot be used with --base-url".to_owned(),
-        ));
     }
     if let Some(url) = &args.base_url {
         match reqwest::Url::parse(url) {
@@ -196,8 +204,63 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
             _ => return Err(invalid(format!("--base-url `{url}` is not an http(s) URL"))),
         }
     }
+    let mut target = match &args.target {
+        Some(path) => target::load(path).map_err(|diags| {
+            for d in &diags {
+                eprintln!("{d}\n");
+            }
+            eprintln!("error: the target file is invalid; nothing was run");
+            exit::INVALID
+        })?,
+        None if args.base_url.is_some() => TargetFile::external(),
+        None => target::builtin_sandbox(),
+    };
+    if let Some(url) = &args.base_url {
+        target.base_url = Some(url.trim_end_matches('/').to_owned());
+    }
+    if target.base_url.is_some() && !(args.features.is_empty() && args.defects.is_empty()) {
+        return Err(invalid(
+            "--feature and --defect configure the built-in sandbox; they cannot be used with an external server (declare its features in the target file)".to_owned(),
+        ));
+    }
+    if target.tls.insecure {
+        eprintln!(
+            "warning: {}: tls.insecure is set: server certificates are not checked",
+            target.display
+        );
+    }
+    // Variables: for a sandbox target its seed data's, then the target's, then the
+    // command line's (which win).
     let mut vars = Map::new();
-    let mut secrets = Vec::new();
+    if target.base_url.is_none() {
+        for (k, v) in sandbox::seed_vars() {
+            vars.insert(k.to_owned(), Value::String(v));
+        }
+    }
+    vars.extend(target.vars.clone());
+    let mut known: BTreeSet<String> = vars.keys().cloned().collect();
+    known.extend(target.secret_vars.iter().map(|(k, _)| k.clone()));
+    known.extend(
+        args.vars
+            .iter()
+            .chain(&args.secret_vars)
+            .map(|(k, _)| k.clone()),
+    );
+    let opts = LoadOptions { known_vars: known };
+    let suites = load_or_report(&args.paths, &opts)?;
+
+    // Only now read secrets: a scenario error should not need them.
+    let base_for_urls = target
+        .base_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1".to_owned());
+    let resolved = target
+        .resolve(&base_for_urls, &|name| std::env::var(name).ok())
+        .map_err(|e| print_errors(&e))?;
+    let mut secrets = resolved.secrets.clone();
+    for (k, v) in &resolved.secret_vars {
+        vars.insert(k.clone(), Value::String(v.clone()));
+    }
     for (k, v) in &args.vars {
         vars.insert(k.clone(), Value::String(v.clone()));
     }
@@ -205,14 +268,19 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
         vars.insert(k.clone(), Value::String(v.clone()));
         secrets.push(v.clone());
     }
-    let opts = LoadOptions {
-        known_vars: vars.keys().cloned().collect(),
-    };
-    let suites = load_or_report(&args.paths, &opts)?;
+    let mut default_headers = vec![("Accept".to_owned(), "application/fhir+json".to_owned())];
+    for (name, value) in &target.headers {
+        default_headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        default_headers.push((name.clone(), value.clone()));
+    }
     let settings = HttpSettings {
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout: Duration::from_secs_f64(args.timeout.or(target.timeout_secs).unwrap_or(30.0)),
         max_body_bytes: args.max_body,
-        default_headers: vec![("Accept".to_owned(), "application/fhir+json".to_owned())],
+        default_headers,
+        rate_limit: target.rate_limit,
+        ca_pem: resolved.ca_pem.clone(),
+        identity_pem: resolved.identity_pem.clone(),
+        insecure: target.tls.insecure,
     };
     let paths = ReportPaths {
         junit: args.junit.clone(),
@@ -221,11 +289,22 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
     };
     Ok(Plan {
         suites,
+        target,
+        resolved,
         settings,
         vars,
         secrets,
         paths,
     })
+}
+
+/// Whether a failed connection failed in TLS (an untrusted or wrong certificate):
+/// a setting to fix before anything can run, not a server to judge.
+fn is_tls_failure(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "ssl"]
+        .iter()
+        .any(|w| e.contains(w))
 }
 
 fn selected_by_tags(s: &Scenario, args: &RunArgs) -> bool {
@@ -258,15 +337,19 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let sandbox_cfg = match &args.base_url {
+    let sandbox_cfg = match &plan.target.base_url {
         Some(_) => None,
-        None => match sandbox_config(&args.features, &args.defects) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::INVALID;
+        None => {
+            let mut features = plan.target.features.clone();
+            features.extend(pairs_to_map(&args.features));
+            match sandbox_config(features, &args.defects) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::INVALID;
+                }
             }
-        },
+        }
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -279,27 +362,17 @@ pub fn run(args: &RunArgs) -> u8 {
     let clock = Instant::now();
 
     // The target: an external server, or the built-in sandbox on a free loopback port.
-    let mut vars = Map::new();
     let (base_url, features, server) = match sandbox_cfg {
         None => (
-            args.base_url
-                .clone()
-                .unwrap_or_default()
-                .trim_end_matches('/')
-                .to_owned(),
-            BTreeMap::new(),
+            plan.target.base_url.clone().unwrap_or_default(),
+            plan.target.features.clone(),
             None,
         ),
         Some(cfg) => {
             let features = cfg.declared_features();
             let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
             match rt.block_on(sandbox::start(cfg, loopback)) {
-                Ok(server) => {
-                    for (k, v) in sandbox::seed_vars() {
-                        vars.insert(k.to_owned(), Value::String(v));
-                    }
-                    (server.base_url().to_owned(), features, Some(server))
-                }
+                Ok(server) => (server.base_url().to_owned(), features, Some(server)),
                 Err(e) => {
                     eprintln!("error: cannot start the built-in sandbox: {e}");
                     return exit::INVALID;
@@ -307,48 +380,94 @@ pub fn run(args: &RunArgs) -> u8 {
             }
         }
     };
-    vars.extend(plan.vars.clone());
+    let stop = |server: Option<sandbox::RunningSandbox>| {
+        if let Some(server) = server {
+            rt.block_on(server.stop());
+        }
+    };
 
     let client = match HttpClient::new(plan.settings.clone()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
-            return exit::INVALID;
+            stop(server);
+            return print_errors(&[e]);
         }
     };
+    let redactor = Redactor::new(plan.secrets.clone());
+    let auth_method = match plan.resolved.auth.clone().absolute(&base_url) {
+        Ok(a) => a,
+        Err(e) => {
+            stop(server);
+            return print_errors(&[format!("auth.token_url: {e}")]);
+        }
+    };
+    let auth = Arc::new(Auth::new(
+        auth_method,
+        client.reqwest().clone(),
+        redactor.clone(),
+    ));
     let capabilities = if args.list {
         Capabilities::default()
     } else {
+        // Credentials first: a refused client stops the run before any scenario.
+        if let Err(e) = rt.block_on(auth.header()) {
+            stop(server);
+            return print_errors(&[format!("auth: {e}")]);
+        }
         rt.block_on(Capabilities::fetch(&client, &base_url))
     };
     if let Some(e) = &capabilities.error {
+        if base_url.starts_with("https:") && is_tls_failure(e) {
+            stop(server);
+            return print_errors(&[format!(
+                "tls: cannot connect to {base_url}: {} (trust its CA with `tls.ca_file` in the target)",
+                redactor.text(e)
+            )]);
+        }
         eprintln!(
-            "warning: cannot read the CapabilityStatement ({e}); scenarios that require interactions will be skipped"
+            "warning: cannot read the CapabilityStatement ({}); only the target's features count as declared, and scenarios that require interactions will be skipped",
+            redactor.text(e)
         );
     }
     let metadata_error = capabilities.error.clone();
     let target = TargetSettings {
         base_url: base_url.clone(),
-        vars,
+        vars: plan.vars.clone(),
         features: features.clone(),
     };
-    let redactor = Redactor::new(plan.secrets.clone());
     let templates = Templates::new(Arc::new(SlotClock::random()));
-    let runner = Arc::new(Runner::new(
+    let mut runner = Runner::new(
         client,
         templates,
         target,
         capabilities,
         redactor,
-    ));
+        Arc::clone(&auth),
+    );
+    runner.strict = args.strict;
+    runner.retry_budget = Duration::from_secs_f64(
+        plan.target
+            .retry_budget_secs
+            .unwrap_or(target::DEFAULT_RETRY_BUDGET_SECS),
+    );
+    let runner = Arc::new(runner);
 
-    let scenarios: Vec<Arc<Scenario>> = plan
+    let mut scenarios: Vec<Arc<Scenario>> = plan
         .suites
         .into_iter()
         .flat_map(|f| f.scenarios)
         .filter(|s| selected_by_tags(s, args))
         .map(Arc::new)
         .collect();
+    if args.read_only {
+        let before = scenarios.len();
+        scenarios.retain(|s| !s.writes());
+        eprintln!(
+            "--read-only: {} scenarios that write left out, {} remain",
+            before - scenarios.len(),
+            scenarios.len()
+        );
+    }
     let results: Arc<Mutex<BTreeMap<String, ScenarioRecord>>> = Arc::default();
     let handle = rt.handle().clone();
     let largs = libtest_arguments(args);
@@ -362,10 +481,9 @@ pub fn run(args: &RunArgs) -> u8 {
             handle.clone(),
         );
         let trial = Trial::ignorable_test(sc.id.clone(), move || {
-            let record = match runner2.skip_reason(&sc2) {
-                Some(reason) => Runner::skipped(&sc2, reason),
-                None => handle2.block_on(runner2.run(&sc2)),
-            };
+            let record = runner2
+                .precheck(&sc2)
+                .unwrap_or_else(|| handle2.block_on(runner2.run(&sc2)));
             let outcome = match record.verdict {
                 Verdict::Passed => Ok(Completion::Completed),
                 Verdict::Skipped => Ok(Completion::ignored_with(
@@ -392,9 +510,7 @@ pub fn run(args: &RunArgs) -> u8 {
         trials.push(trial);
     }
     let _conclusion = libtest_mimic::run(&largs, trials);
-    if let Some(server) = server {
-        rt.block_on(server.stop());
-    }
+    stop(server);
     if args.list {
         return exit::SUCCESS;
     }
@@ -420,7 +536,7 @@ pub fn run(args: &RunArgs) -> u8 {
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
         target: TargetInfo {
             base_url,
-            sandbox: args.base_url.is_none(),
+            sandbox: plan.target.base_url.is_none(),
             features,
             defects: args.defects.clone(),
             metadata_error,

@@ -46,7 +46,12 @@ pub enum Color {
 pub struct RunArgs {
     /// Scenario files or folders [default: scenarios]
     pub paths: Vec<PathBuf>,
-    /// The FHIR server to test; without it the built-in sandbox is started on loopback.
+    /// A target file: base URL, auth, headers, variables, features, TLS
+    /// [default: the built-in sandbox, targets/sandbox.yaml].
+    #[arg(long, env = "FHIRCONF_TARGET", value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// The FHIR server to test (wins over the target's `base_url`); without either,
+    /// the built-in sandbox is started on loopback.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Set a variable (wins over `vars:` in scenario files).
@@ -94,9 +99,17 @@ pub struct RunArgs {
     /// List the selected scenarios instead of running them.
     #[arg(long)]
     pub list: bool,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
-    pub timeout: f64,
+    /// Per-request timeout in seconds [default: the target's `timeout`, else 30].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Run only scenarios that send no write request (POST/PUT/PATCH/DELETE other than
+    /// a search); says how many were left out.
+    #[arg(long)]
+    pub read_only: bool,
+    /// A scenario whose `requires` the target does not meet fails instead of being
+    /// skipped (for certification runs).
+    #[arg(long)]
+    pub strict: bool,
     /// Response bodies larger than this many bytes fail the step.
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,

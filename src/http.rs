@@ -5,6 +5,7 @@
 //! is what went over the wire and came back. [`NoAnswer`] is the reason there is no
 //! response to judge (a run *error*, unlike a wrong answer, which is a *failure*).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::redact::Redactor;
@@ -15,6 +16,14 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Sent on every request unless the step sets the same header.
     pub default_headers: Vec<(String, String)>,
+    /// Requests per second at most, across all scenarios.
+    pub rate_limit: Option<f64>,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and private key for mutual TLS (PEM).
+    pub identity_pem: Option<Vec<u8>>,
+    /// Accept any server certificate.
+    pub insecure: bool,
 }
 
 impl Default for HttpSettings {
@@ -23,6 +32,10 @@ impl Default for HttpSettings {
             timeout: Duration::from_secs(30),
             max_body_bytes: 8 * 1024 * 1024,
             default_headers: Vec::new(),
+            rate_limit: None,
+            ca_pem: None,
+            identity_pem: None,
+            insecure: false,
         }
     }
 }
@@ -82,12 +95,24 @@ pub enum NoAnswer {
     BodyTooLarge(usize),
     #[error("could not read the response: {0}")]
     Read(String),
+    #[error("cannot authenticate: {0}")]
+    Auth(String),
+    #[error(
+        "{status} kept coming after waiting {waited_secs} s of Retry-After (the retry budget is {budget_secs} s)"
+    )]
+    Throttled {
+        status: u16,
+        waited_secs: u64,
+        budget_secs: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     settings: HttpSettings,
+    /// With a rate limit: when the next request may start.
+    next_slot: Option<Arc<Mutex<tokio::time::Instant>>>,
 }
 
 /// The whole `source()` chain of an error on one line: reqwest's own message alone
@@ -107,19 +132,61 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("fhirconf/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| error_chain(&e))?;
-        Ok(HttpClient { client, settings })
+            .user_agent(concat!("fhirconf/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &settings.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("tls.ca_file: {}", error_chain(&e)))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &settings.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| format!("tls.client_cert: {}", error_chain(&e)))?;
+            builder = builder.identity(identity);
+        }
+        if settings.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| error_chain(&e))?;
+        let next_slot = settings
+            .rate_limit
+            .map(|_| Arc::new(Mutex::new(tokio::time::Instant::now())));
+        Ok(HttpClient {
+            client,
+            settings,
+            next_slot,
+        })
     }
 
     pub fn settings(&self) -> &HttpSettings {
         &self.settings
+    }
+
+    /// The underlying client (same pool and TLS settings), for token requests.
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Waits for this request's turn under the rate limit: starts are spaced
+    /// `1 / rate` seconds apart across every scenario in flight.
+    async fn take_turn(&self) {
+        let (Some(next), Some(rate)) = (&self.next_slot, self.settings.rate_limit) else {
+            return;
+        };
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let slot = {
+            let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + period;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 
     /// Sends the request and reads the whole body, within the timeout and size cap.
@@ -127,6 +194,7 @@ impl HttpClient {
         &self,
         request: PreparedRequest,
     ) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
+        self.take_turn().await;
         let started = Instant::now();
         let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
             Ok(m) => m,

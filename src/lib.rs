@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod assert;
+pub mod auth;
 pub mod capability;
 pub mod cli;
 pub mod diag;
@@ -17,4 +18,5 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
+pub mod target;
 pub mod template;

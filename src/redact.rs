@@ -1,6 +1,8 @@
 //! Secrets never reach output: every string bound for the terminal or a report goes
 //! through a [`Redactor`] first.
 
+use std::sync::{Arc, RwLock};
+
 /// Headers whose values are always hidden.
 pub const SECRET_HEADERS: &[&str] = &[
     "authorization",
@@ -10,25 +12,49 @@ pub const SECRET_HEADERS: &[&str] = &[
 ];
 pub const MASK: &str = "[redacted]";
 
-#[derive(Debug, Clone, Default)]
+/// Shared by everything that writes output: clones see secrets added later (a token
+/// fetched mid-run is masked in every report from then on).
+#[derive(Clone, Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
+    secrets: Arc<RwLock<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The count, never the values.
+        let n = self.secrets.read().map_or(0, |s| s.len());
+        write!(f, "Redactor({n} secrets)")
+    }
 }
 
 impl Redactor {
     /// Values shorter than 4 characters are not treated as secrets (they would mask
     /// ordinary text everywhere).
-    pub fn new(mut secrets: Vec<String>) -> Self {
-        secrets.retain(|s| s.len() >= 4);
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Redactor { secrets }
+    pub fn new(secrets: Vec<String>) -> Self {
+        let r = Redactor::default();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
+    /// Masks `secret` from now on.
+    pub fn add(&self, secret: String) {
+        if secret.len() < 4 {
+            return;
+        }
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        if !secrets.contains(&secret) {
+            secrets.push(secret);
+            // Longest first, so a secret that contains another is masked whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
     }
 
     pub fn text(&self, text: &str) -> String {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
         let mut out = text.to_owned();
-        for s in &self.secrets {
+        for s in secrets.iter() {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), MASK);
             }
@@ -76,5 +102,8 @@ mod tests {
             r.value(&serde_json::json!({"t": ["abcd"]})),
             serde_json::json!({"t": [MASK]})
         );
+        let clone = r.clone();
+        r.add("late-token".into());
+        assert_eq!(clone.text("a late-token"), "a [redacted]");
     }
 }

@@ -2,13 +2,15 @@
 //! This module never formats output for people: see [`crate::report`].
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
 use crate::assert::{Check, evaluate};
+use crate::auth::Auth;
 use crate::capability::Capabilities;
-use crate::http::{HttpClient, NoAnswer, PreparedRequest, Response, transcript};
+use crate::http::{Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
 use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 use crate::redact::Redactor;
 use crate::scenario::model::{Body, FHIR_JSON, Scenario, Step, Target};
@@ -30,9 +32,14 @@ pub struct Runner {
     target: TargetSettings,
     capabilities: Capabilities,
     redactor: Redactor,
+    auth: Arc<Auth>,
     run_id: String,
     /// Bodies in transcripts are trimmed to this many bytes.
     pub transcript_body_limit: usize,
+    /// How long one request may spend waiting out `Retry-After` on 429 and 503.
+    pub retry_budget: Duration,
+    /// Unmet `requires` fail the scenario instead of skipping it.
+    pub strict: bool,
 }
 
 impl Runner {
@@ -42,6 +49,7 @@ impl Runner {
         target: TargetSettings,
         capabilities: Capabilities,
         redactor: Redactor,
+        auth: Arc<Auth>,
     ) -> Self {
         Runner {
             client,
@@ -49,8 +57,11 @@ impl Runner {
             target,
             capabilities,
             redactor,
+            auth,
             run_id: uuid::Uuid::new_v4().to_string(),
             transcript_body_limit: 4096,
+            retry_budget: Duration::from_secs(60),
+            strict: false,
         }
     }
 
@@ -62,16 +73,23 @@ impl Runner {
         &self.redactor
     }
 
-    /// Why the scenario cannot run against this target (unmet `requires`, missing
-    /// `inputs`), or `None`.
-    pub fn skip_reason(&self, scenario: &Scenario) -> Option<String> {
+    /// The record of a scenario that cannot run against this target: skipped for an
+    /// unmet `requires` (failed instead under `strict`) or a missing input. `None`
+    /// when it can run.
+    pub fn precheck(&self, scenario: &Scenario) -> Option<ScenarioRecord> {
         let unmet: Vec<String> = scenario
             .requires
             .iter()
             .filter_map(|r| self.capabilities.unmet(r, &self.target.features))
             .collect();
         if !unmet.is_empty() {
-            return Some(unmet.join("; "));
+            let reason = unmet.join("; ");
+            let mut record = Self::skipped(scenario, reason.clone());
+            if self.strict {
+                record.verdict = Verdict::Failed;
+                record.reason = Some(format!("not applicable under --strict: {reason}"));
+            }
+            return Some(record);
         }
         let missing: Vec<&str> = scenario
             .inputs
@@ -80,13 +98,16 @@ impl Runner {
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            return Some(format!(
-                "needs input {} (set it with --var NAME=VALUE or in the target's vars)",
-                missing
-                    .iter()
-                    .map(|m| format!("`{m}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            return Some(Self::skipped(
+                scenario,
+                format!(
+                    "needs input {} (set it with --var NAME=VALUE or in the target's vars)",
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         None
@@ -273,6 +294,97 @@ impl Runner {
         })
     }
 
+    /// Whether `url` is on the target's origin: credentials go nowhere else.
+    fn on_target(&self, url: &str) -> bool {
+        match (
+            reqwest::Url::parse(url),
+            reqwest::Url::parse(&self.target.base_url),
+        ) {
+            (Ok(a), Ok(b)) => a.origin() == b.origin(),
+            _ => false,
+        }
+    }
+
+    /// Sends one step's request: with the target's credentials (fetched again once
+    /// after a 401), waiting out `Retry-After` on 429 and 503 within the retry budget
+    /// unless the step expects that status.
+    async fn exchange(
+        &self,
+        step: &Step,
+        mut request: PreparedRequest,
+    ) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
+        let mut credential = None;
+        let has_own = request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        if step.auth && !has_own && !self.auth.is_none() && self.on_target(&request.url) {
+            match self.auth.header().await {
+                Ok(Some(h)) => {
+                    request
+                        .headers
+                        .push(("Authorization".to_owned(), h.clone()));
+                    credential = Some(h);
+                }
+                Ok(None) => {}
+                Err(e) => return Err((request, NoAnswer::Auth(e))),
+            }
+        }
+        let expects = |status: u16| {
+            step.expect
+                .status
+                .as_ref()
+                .is_some_and(|s| s.value.matches(status))
+        };
+        let mut waited = Duration::ZERO;
+        let mut renewed = false;
+        loop {
+            let exchange = self.client.send(request).await?;
+            let status = exchange.response.status;
+            if status == 401
+                && !renewed
+                && !expects(401)
+                && let Some(used) = credential.as_deref()
+                && self.auth.reject(used).await
+            {
+                renewed = true;
+                request = exchange.request;
+                let fresh = match self.auth.header().await {
+                    Ok(Some(h)) => h,
+                    Ok(None) => return Err((request, NoAnswer::Auth("no token".into()))),
+                    Err(e) => return Err((request, NoAnswer::Auth(e))),
+                };
+                for (name, value) in &mut request.headers {
+                    if name.eq_ignore_ascii_case("authorization") {
+                        *value = fresh.clone();
+                    }
+                }
+                credential = Some(fresh);
+                continue;
+            }
+            if matches!(status, 429 | 503)
+                && !expects(status)
+                && let Some(delay) = retry_after(&exchange.response)
+            {
+                if waited + delay > self.retry_budget {
+                    return Err((
+                        exchange.request,
+                        NoAnswer::Throttled {
+                            status,
+                            waited_secs: waited.as_secs(),
+                            budget_secs: self.retry_budget.as_secs(),
+                        },
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                request = exchange.request;
+                continue;
+            }
+            return Ok(exchange);
+        }
+    }
+
     async fn step(&self, step: &Step, phase: Phase, vars: &mut Map<String, Value>) -> StepRecord {
         let started = Instant::now();
         let mut record = blank_record(step, phase);
@@ -289,7 +401,7 @@ impl Runner {
             }
         };
         record.url = Some(self.redactor.text(&request.url));
-        let exchange = match self.client.send(request).await {
+        let exchange = match self.exchange(step, request).await {
             Ok(ex) => ex,
             Err((request, why)) => {
                 record.verdict = Verdict::Error;
@@ -323,6 +435,9 @@ impl Runner {
             for (name, capture) in &step.capture {
                 match capture_value(capture, &exchange.response) {
                     Ok(value) => {
+                        if capture.secret {
+                            self.redactor.add(value_to_text(&value));
+                        }
                         record
                             .captures
                             .insert(name.clone(), self.redactor.value(&value));
@@ -371,6 +486,20 @@ fn blank_record(step: &Step, phase: Phase) -> StepRecord {
         captures: BTreeMap::new(),
         transcript: None,
     }
+}
+
+/// `Retry-After` as seconds or an HTTP date; a date in the past is zero.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.header("retry-after")?;
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let left = at.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
 }
 
 fn no_answer_message(why: &NoAnswer) -> String {

@@ -2117,7 +2117,13 @@ fn validate_names_what_is_wrong() {
     let names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
     assert_eq!(
         names,
-        ["double_booking", "versioning", "auth", "rate_limit"]
+        [
+            "double_booking",
+            "versioning",
+            "auth",
+            "token_lifetime",
+            "rate_limit"
+        ]
     );
     for f in FEATURES {
         let c = config(&[(f.name, f.default)], &[]);
@@ -2134,33 +2140,22 @@ async fn start_refuses_an_invalid_config() {
     assert!(e.to_string().contains("maybe"));
 }
 
-/// The variables of targets/CONTRACT.md (when the file is there) all have values.
+/// `targets/sandbox.yaml` (the built-in target) gives exactly the seed data's values,
+/// and each id names a record the sandbox has.
 #[tokio::test]
-async fn seed_vars_cover_the_contract_and_exist() {
+async fn seed_vars_match_the_builtin_target_and_exist() {
     let vars: HashMap<&str, String> = sandbox::seed_vars().into_iter().collect();
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let contract = [
-        manifest.join("targets/CONTRACT.md"),
-        std::path::PathBuf::from("/work/main/targets/CONTRACT.md"),
-    ]
-    .iter()
-    .find_map(|p| std::fs::read_to_string(p).ok());
-    if let Some(text) = contract {
-        let section = text.split("## Features").next().unwrap_or("");
-        for line in section
-            .lines()
-            .filter(|l| l.starts_with("| ") && !l.starts_with("| variable"))
-        {
-            let cell = line.split('|').nth(1).unwrap_or("").trim();
-            for name in cell
-                .split([',', '/'])
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-            {
-                assert!(vars.contains_key(name), "no seed var {name}");
-            }
-        }
-    }
+    let target = fhirconf::target::builtin_sandbox();
+    let declared: HashMap<&str, String> = target
+        .vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert_eq!(declared, vars);
+    assert_eq!(
+        target.features,
+        sandbox::SandboxConfig::default().declared_features()
+    );
     let s = Sbx::start(AUTH, &[]).await;
     for (var, ty) in [
         ("patient_id", "Patient"),
@@ -2545,7 +2540,7 @@ async fn stats_count_what_the_api_created() {
     let s = Sbx::start(NONE, &[]).await;
     assert_eq!(
         stats(&s).await,
-        json!({ "created": { "Appointment": 0, "Practitioner": 0 }, "appointments_not_cancelled": 0 })
+        json!({ "created": { "Appointment": 0, "Practitioner": 0 }, "appointments_not_cancelled": 0, "tokens_issued": 0 })
     );
     s.create("Practitioner", &practitioner("stats@example.com"))
         .await

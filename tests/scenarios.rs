@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use fhirconf::auth::Auth;
 use fhirconf::capability::Capabilities;
 use fhirconf::http::{HttpClient, HttpSettings};
 use fhirconf::record::{ScenarioRecord, Verdict};
@@ -17,6 +18,7 @@ use fhirconf::runner::{Runner, TargetSettings};
 use fhirconf::sandbox::{self, SandboxConfig};
 use fhirconf::scenario::model::Requirement;
 use fhirconf::scenario::{LoadOptions, Scenario, load};
+use fhirconf::target::ResolvedAuth;
 use fhirconf::template::{SlotClock, Templates};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Map, Value};
@@ -116,19 +118,25 @@ async fn run_against_sandbox(
         vars,
         features: declared,
     };
+    let auth = Arc::new(Auth::new(
+        ResolvedAuth::None,
+        client.reqwest().clone(),
+        Redactor::default(),
+    ));
     let runner = Arc::new(Runner::new(
         client,
         Templates::new(Arc::new(SlotClock::random())),
         target,
         capabilities,
         Redactor::default(),
+        auth,
     ));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, s) in scenarios.iter().enumerate() {
         let (runner, s) = (Arc::clone(&runner), Arc::clone(s));
         tasks.spawn(async move {
-            let record = match runner.skip_reason(&s) {
-                Some(reason) => Runner::skipped(&s, reason),
+            let record = match runner.precheck(&s) {
+                Some(record) => record,
                 None => runner.run(&s).await,
             };
             (i, record)

@@ -56,7 +56,14 @@ pub const FEATURES: &[FeatureInfo] = &[
         values: "off | on",
         default: "off",
         description: "on: every FHIR interaction but GET /metadata needs a bearer token from \
-                      POST /auth/token (client credentials) with a fitting scope",
+                      POST /auth/token (client credentials, or a SMART Backend Services \
+                      assertion) with a fitting scope",
+    },
+    FeatureInfo {
+        name: "token_lifetime",
+        values: "N (seconds, a positive integer)",
+        default: "3600",
+        description: "how long a token from POST /auth/token is accepted (its expires_in)",
     },
     FeatureInfo {
         name: "rate_limit",
@@ -127,7 +134,7 @@ fn parse_value(name: &str, value: &str) -> Option<Value> {
         ("versioning", "true") | ("auth", "on") => Some(Value::Flag(true)),
         ("versioning", "false") | ("auth", "off") => Some(Value::Flag(false)),
         ("rate_limit", "off") => Some(Value::Limit(None)),
-        ("rate_limit", n) => match n.parse::<u32>() {
+        ("rate_limit" | "token_lifetime", n) => match n.parse::<u32>() {
             Ok(n) if n > 0 => Some(Value::Limit(Some(n))),
             _ => None,
         },
@@ -142,6 +149,7 @@ pub(crate) struct Settings {
     pub(crate) versioning: bool,
     pub(crate) auth: bool,
     pub(crate) rate_limit: Option<u32>,
+    pub(crate) token_lifetime: std::time::Duration,
     pub(crate) max_body_bytes: usize,
     defects: BTreeSet<String>,
 }
@@ -158,19 +166,20 @@ impl Settings {
             Some(Value::Flag(b)) => b,
             _ => default,
         };
-        let rate_limit = match config
-            .features
-            .get("rate_limit")
-            .and_then(|v| parse_value("rate_limit", v))
+        let limit = |name: &str| match config.features.get(name).and_then(|v| parse_value(name, v))
         {
             Some(Value::Limit(n)) => n,
             _ => None,
         };
+        let rate_limit = limit("rate_limit");
+        let token_lifetime =
+            std::time::Duration::from_secs(u64::from(limit("token_lifetime").unwrap_or(3600)));
         Self {
             double_booking_forbidden: flag("double_booking", false),
             versioning: flag("versioning", true),
             auth: flag("auth", false),
             rate_limit,
+            token_lifetime,
             max_body_bytes: config.max_body_bytes.max(1),
             defects: config.defects,
         }

@@ -10,7 +10,7 @@
 //!
 //! # Seed data
 //!
-//! | variable (`targets/CONTRACT.md`) | value |
+//! | variable (`targets/sandbox.yaml`) | value |
 //! |---|---|
 //! | patient_id, patient_id_2 | `patient-1` (Isabella Mark), `patient-2` (Noah Okafor) |
 //! | location_id | `location-1` (Canvas Clinic San Francisco) |
@@ -50,7 +50,7 @@ pub use crate::sandbox::config::{FEATURES, FeatureInfo, SandboxConfig};
 pub use crate::sandbox::defects::{DEFECTS, Defect};
 pub use crate::sandbox::server::{RunningSandbox, router, start};
 
-/// The variables of `targets/CONTRACT.md` with the seed data's values, for
+/// The variables of `targets/sandbox.yaml` with the seed data's values, for
 /// `targets/sandbox.yaml`.
 pub fn seed_vars() -> Vec<(&'static str, String)> {
     crate::sandbox::seed::vars()

@@ -1,5 +1,5 @@
 //! The records every sandbox starts with, under stable ids (see the module docs of
-//! [`crate::sandbox`] and `targets/CONTRACT.md`), and the server's configuration tables:
+//! [`crate::sandbox`] and `targets/sandbox.yaml`), and the server's configuration tables:
 //! appointment types, structured reasons for visit, OAuth clients.
 
 use serde_json::{Value, json};
@@ -113,7 +113,7 @@ pub(crate) const CLIENTS: &[Client] = &[
     },
 ];
 
-/// The values of `targets/CONTRACT.md`'s variables for this seed data.
+/// The values of `targets/sandbox.yaml`'s variables for this seed data.
 pub(crate) fn vars() -> Vec<(&'static str, String)> {
     let s = |v: &str| v.to_owned();
     vec![

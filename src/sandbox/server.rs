@@ -72,6 +72,7 @@ pub fn router(config: SandboxConfig) -> Router {
         .route("/metadata", any(metadata_route))
         .route("/auth/token", any(token_route))
         .route("/_sandbox/stats", any(stats_route))
+        .route("/_sandbox/revoke-tokens", any(revoke_route))
         .route("/{ty}", any(type_route))
         .route("/{ty}/{id}", any(instance_route))
         .route("/{ty}/{id}/_history/{vid}", any(version_route))
@@ -206,7 +207,7 @@ async fn token_route(
             .into_response();
     }
     match read_body(&app, &headers, body).await {
-        Ok(body) => auth::token(&app.tokens, &headers, &body),
+        Ok(body) => auth::token(&app.tokens, app.settings.token_lifetime, &headers, &body),
         Err(e) => e.into_response(),
     }
 }
@@ -220,8 +221,19 @@ async fn stats_route(State(app): State<Shared>, method: Method) -> Response {
     axum::Json(json!({
         "created": stats.created,
         "appointments_not_cancelled": stats.appointments_not_cancelled,
+        "tokens_issued": app.tokens.issued(),
     }))
     .into_response()
+}
+
+/// `POST /_sandbox/revoke-tokens`: every issued token stops working (to test that a
+/// client fetches a new one after a 401).
+async fn revoke_route(State(app): State<Shared>, method: Method) -> Response {
+    if method != Method::POST {
+        return ApiError::method_not_allowed(method.as_str(), "/_sandbox/revoke-tokens", "POST")
+            .into_response();
+    }
+    axum::Json(json!({ "revoked": app.tokens.revoke_all() })).into_response()
 }
 
 async fn fallback(uri: Uri) -> Response {

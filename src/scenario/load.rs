@@ -120,7 +120,7 @@ fn walk(
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
@@ -229,7 +229,7 @@ pub fn load_str(
     .build(doc)
 }
 
-fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
+pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
     let mut message = err.without_snippet().to_string();
     if let Some(i) = message.rfind(" at line ") {
         message.truncate(i);
@@ -696,6 +696,7 @@ impl Builder<'_> {
             expect: step.expect,
             capture,
             reads,
+            auth: step.auth.unwrap_or(true),
         })
     }
 

@@ -78,6 +78,8 @@ pub struct Step {
     /// Variables the step reads (checked at load; used to skip a cleanup step whose
     /// captures never happened).
     pub reads: Vec<String>,
+    /// Whether the target's credentials go with the request.
+    pub auth: bool,
 }
 
 impl Step {

@@ -69,6 +69,8 @@ pub struct Step {
     pub expect: Expect,
     #[serde(default)]
     pub capture: BTreeMap<String, Spanned<Capture>>,
+    /// `false`: send this request without the target's credentials.
+    pub auth: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -394,6 +396,9 @@ pub struct Capture {
     pub header: Option<String>,
     pub json: Option<JsonPathExpr>,
     pub regex: Option<Pattern>,
+    /// The captured value is masked in every output (e.g. a token).
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// A regular expression, compiled when the file is loaded.

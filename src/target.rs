@@ -1,0 +1,1020 @@
+//! Target files: where the server is, how to authenticate, what it declares.
+//!
+//! ```yaml
+//! base_url: https://staging.example.org/fhir   # absent: the built-in sandbox
+//! auth:
+//!   type: client_credentials
+//!   token_url: https://auth.example.org/oauth2/token
+//!   client_id: fhirconf-ci
+//!   client_secret_env: STAGING_FHIR_CLIENT_SECRET
+//!   scope: system/*.read system/*.write
+//! headers: { X-Tenant: acme }
+//! vars: { patient_id: "123" }
+//! secret_vars: { api_key: STAGING_API_KEY }
+//! features: { double_booking: forbidden, versioning: true }
+//! timeout: 30
+//! rate_limit: 5
+//! tls: { ca_file: certs/staging-ca.pem }
+//! ```
+//!
+//! Loading ([`load`]) checks the shape and reports every problem at `file:line:col`;
+//! [`TargetFile::resolve`] then reads what lives outside the file (environment
+//! variables, key and certificate files) and names the setting when one is missing.
+//! Nothing here touches the network.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use serde_saphyr::{Location, Spanned};
+
+use crate::diag::Diagnostic;
+use crate::scenario::load::{display_path, read_text, yaml_error};
+
+/// The target the embedded sandbox runs with: `targets/sandbox.yaml`, compiled in so
+/// an installed binary needs no file.
+pub const BUILTIN_SANDBOX: &str = include_str!("../targets/sandbox.yaml");
+pub const BUILTIN_SANDBOX_NAME: &str = "targets/sandbox.yaml (built in)";
+
+/// Seconds of `Retry-After` the harness waits out per request before it gives up.
+pub const DEFAULT_RETRY_BUDGET_SECS: f64 = 60.0;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetDoc {
+    description: Option<String>,
+    base_url: Option<Spanned<String>>,
+    auth: Option<Spanned<AuthDoc>>,
+    headers: Option<Spanned<Map<String, Value>>>,
+    vars: Option<Spanned<Map<String, Value>>>,
+    #[serde(default)]
+    secret_vars: BTreeMap<String, Spanned<String>>,
+    features: Option<Spanned<Map<String, Value>>>,
+    timeout: Option<Spanned<f64>>,
+    rate_limit: Option<Spanned<f64>>,
+    retry_budget: Option<Spanned<f64>>,
+    tls: Option<Spanned<TlsDoc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    None,
+    Bearer,
+    ClientCredentials,
+    SmartBackend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    RS384,
+    ES384,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthDoc {
+    #[serde(rename = "type")]
+    kind: AuthKind,
+    token_env: Option<Spanned<String>>,
+    token_url: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    client_secret_env: Option<Spanned<String>>,
+    scope: Option<Spanned<String>>,
+    private_key_file: Option<Spanned<String>>,
+    private_key_env: Option<Spanned<String>>,
+    algorithm: Option<Spanned<JwtAlgorithm>>,
+    kid: Option<Spanned<String>>,
+    jku: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsDoc {
+    ca_file: Option<Spanned<String>>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+/// A value from the file with where it was written, so a later problem with it (an
+/// unset environment variable, an unreadable file) can point at the setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting<T> {
+    pub value: T,
+    /// The dotted name of the setting, e.g. `auth.client_secret_env`.
+    pub name: String,
+    /// `file:line:col`.
+    pub at: String,
+}
+
+impl<T> Setting<T> {
+    fn error(&self, what: impl std::fmt::Display) -> String {
+        format!("{}: {what}\n  --> {}", self.name, self.at)
+    }
+}
+
+/// How the harness authenticates, as the file says it (secrets not yet read).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthSpec {
+    None,
+    Bearer {
+        token_env: Setting<String>,
+    },
+    ClientCredentials {
+        token_url: Setting<String>,
+        client_id: String,
+        client_secret_env: Setting<String>,
+        scope: Option<String>,
+    },
+    SmartBackend {
+        token_url: Setting<String>,
+        client_id: String,
+        key: KeySource,
+        algorithm: JwtAlgorithm,
+        kid: String,
+        jku: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    File(Setting<PathBuf>),
+    Env(Setting<String>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsSpec {
+    pub ca_file: Option<Setting<PathBuf>>,
+    pub client_cert: Option<Setting<PathBuf>>,
+    pub client_key: Option<Setting<PathBuf>>,
+    pub insecure: bool,
+}
+
+/// A validated target file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetFile {
+    /// As given on the command line (or the built-in name).
+    pub display: String,
+    /// The file on disk; `None` for the built-in sandbox target.
+    pub path: Option<PathBuf>,
+    pub description: Option<String>,
+    /// `None`: start the built-in sandbox.
+    pub base_url: Option<String>,
+    pub auth: AuthSpec,
+    pub headers: Vec<(String, String)>,
+    pub vars: Map<String, Value>,
+    /// Variable name → the environment variable holding its (secret) value.
+    pub secret_vars: Vec<(String, Setting<String>)>,
+    pub features: BTreeMap<String, String>,
+    pub timeout_secs: Option<f64>,
+    /// Requests per second, at most.
+    pub rate_limit: Option<f64>,
+    pub retry_budget_secs: Option<f64>,
+    pub tls: TlsSpec,
+}
+
+/// What [`TargetFile::resolve`] read from the environment and the disk.
+#[derive(Clone, Default)]
+pub struct Resolved {
+    pub auth: ResolvedAuth,
+    /// Secret variables with their values.
+    pub secret_vars: Vec<(String, String)>,
+    /// Every value that must never be shown.
+    pub secrets: Vec<String>,
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key, concatenated PEM.
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names, never values.
+        f.debug_struct("Resolved")
+            .field("auth", &self.auth)
+            .field(
+                "secret_vars",
+                &self.secret_vars.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("secrets", &self.secrets.len())
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("identity_pem", &self.identity_pem.is_some())
+            .finish()
+    }
+}
+
+#[derive(Clone, Default)]
+pub enum ResolvedAuth {
+    #[default]
+    None,
+    Bearer(String),
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
+    SmartBackend {
+        token_url: String,
+        client_id: String,
+        /// PEM, PKCS#8.
+        key_pem: Vec<u8>,
+        algorithm: JwtAlgorithm,
+        kid: String,
+        jku: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+impl ResolvedAuth {
+    /// Joins a relative token URL to the base URL the run uses.
+    pub fn absolute(mut self, base_url: &str) -> Result<Self, String> {
+        if let ResolvedAuth::ClientCredentials { token_url, .. }
+        | ResolvedAuth::SmartBackend { token_url, .. } = &mut self
+        {
+            *token_url = absolute_url(base_url, token_url)?;
+        }
+        Ok(self)
+    }
+}
+
+impl std::fmt::Debug for ResolvedAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets themselves.
+        f.write_str(match self {
+            ResolvedAuth::None => "None",
+            ResolvedAuth::Bearer(_) => "Bearer([redacted])",
+            ResolvedAuth::ClientCredentials { .. } => "ClientCredentials { .. }",
+            ResolvedAuth::SmartBackend { .. } => "SmartBackend { .. }",
+        })
+    }
+}
+
+/// Reads and validates a target file.
+pub fn load(path: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
+    let display = display_path(path);
+    let text = read_text(path, &display).map_err(|d| vec![d])?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut target = parse(&display, &text, &base)?;
+    target.path = Some(path.to_path_buf());
+    Ok(target)
+}
+
+/// The built-in sandbox target.
+pub fn builtin_sandbox() -> TargetFile {
+    parse(BUILTIN_SANDBOX_NAME, BUILTIN_SANDBOX, Path::new("targets"))
+        .unwrap_or_else(|d| panic!("targets/sandbox.yaml is invalid: {d:?}"))
+}
+
+/// Parses a target's text; `base` is where relative file paths start from.
+pub fn parse(display: &str, text: &str, base: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
+    if text.contains('\0') {
+        return Err(vec![Diagnostic::file(
+            display,
+            "file contains a NUL byte: not a YAML target",
+        )]);
+    }
+    let doc: TargetDoc = serde_saphyr::from_str(text).map_err(|e| {
+        let mut d = yaml_error(display, text, &e);
+        if d.message.contains("missing field") || text.trim().is_empty() {
+            d = d.with_help("a target needs at least `base_url` (or nothing else but `vars` and `features` for the built-in sandbox)");
+        }
+        vec![d]
+    })?;
+    let mut b = Builder {
+        file: display,
+        text,
+        base,
+        errors: Vec::new(),
+    };
+    let target = b.build(doc);
+    if b.errors.is_empty() {
+        Ok(target)
+    } else {
+        Err(b.errors)
+    }
+}
+
+struct Builder<'a> {
+    file: &'a str,
+    text: &'a str,
+    base: &'a Path,
+    errors: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn at(&self, loc: Location) -> String {
+        format!("{}:{}:{}", self.file, loc.line(), loc.column())
+    }
+
+    fn err(&mut self, loc: Location, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::at(
+            self.file,
+            self.text,
+            loc.line(),
+            loc.column(),
+            message,
+        ));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn setting<T>(&self, name: &str, s: Spanned<T>) -> Setting<T> {
+        Setting {
+            at: self.at(s.referenced),
+            value: s.value,
+            name: name.to_owned(),
+        }
+    }
+
+    fn path_setting(&self, name: &str, s: Spanned<String>) -> Setting<PathBuf> {
+        let at = self.at(s.referenced);
+        let p = PathBuf::from(&s.value);
+        Setting {
+            value: if p.is_absolute() {
+                p
+            } else {
+                self.base.join(p)
+            },
+            name: name.to_owned(),
+            at,
+        }
+    }
+
+    fn env_name(&mut self, name: &str, s: Spanned<String>) -> Setting<String> {
+        let valid = !s.value.is_empty()
+            && s.value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !s.value.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            self.err(
+                s.referenced,
+                format!(
+                    "`{name}` names an environment variable; `{}` is not a variable name",
+                    s.value
+                ),
+            )
+            .help = Some(
+                "write the variable's name (e.g. STAGING_TOKEN), never the secret itself"
+                    .to_owned(),
+            );
+        }
+        self.setting(name, s)
+    }
+
+    fn positive(&mut self, name: &str, s: Option<Spanned<f64>>, max: f64) -> Option<f64> {
+        let s = s?;
+        if !(s.value.is_finite() && s.value > 0.0 && s.value <= max) {
+            self.err(
+                s.referenced,
+                format!(
+                    "`{name}` must be a number above 0 and at most {max}, found {}",
+                    s.value
+                ),
+            );
+            return None;
+        }
+        Some(s.value)
+    }
+
+    fn build(&mut self, doc: TargetDoc) -> TargetFile {
+        let base_url = doc.base_url.map(|u| {
+            match reqwest::Url::parse(&u.value) {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+                _ => {
+                    self.err(
+                        u.referenced,
+                        format!("`base_url` must be an http(s) URL, found `{}`", u.value),
+                    );
+                }
+            }
+            u.value.trim_end_matches('/').to_owned()
+        });
+        let auth = match doc.auth {
+            None => AuthSpec::None,
+            Some(a) => self.auth(a),
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = doc.headers {
+            for (name, value) in h.value {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    self.err(h.referenced, format!("`{name}` is not a valid header name"));
+                    continue;
+                }
+                if name.eq_ignore_ascii_case("authorization") {
+                    self.err(h.referenced, "`headers` cannot set Authorization")
+                        .help = Some("use `auth` (a token from an environment variable, OAuth2 or SMART Backend Services), so the value stays out of the file".to_owned());
+                    continue;
+                }
+                match scalar_text(&value) {
+                    Some(v) => headers.push((name, v)),
+                    None => {
+                        self.err(
+                            h.referenced,
+                            format!("header `{name}` must be a string, number or boolean"),
+                        );
+                    }
+                }
+            }
+        }
+        let vars = doc.vars.map(|v| v.value).unwrap_or_default();
+        let mut secret_vars = Vec::new();
+        for (name, env) in doc.secret_vars {
+            if vars.contains_key(&name) {
+                self.err(
+                    env.referenced,
+                    format!("`{name}` is both in `vars` and in `secret_vars`"),
+                );
+            }
+            let setting = self.env_name(&format!("secret_vars.{name}"), env);
+            secret_vars.push((name, setting));
+        }
+        let mut features = BTreeMap::new();
+        if let Some(f) = doc.features {
+            for (name, value) in f.value {
+                match scalar_text(&value) {
+                    Some(v) => {
+                        features.insert(name, v);
+                    }
+                    None => {
+                        self.err(
+                            f.referenced,
+                            format!("feature `{name}` must be a string, number or boolean"),
+                        );
+                    }
+                }
+            }
+        }
+        let timeout_secs = self.positive("timeout", doc.timeout, 86_400.0);
+        let rate_limit = self.positive("rate_limit", doc.rate_limit, 100_000.0);
+        let retry_budget_secs = self.positive("retry_budget", doc.retry_budget, 86_400.0);
+        let tls = match doc.tls {
+            None => TlsSpec::default(),
+            Some(t) => {
+                let loc = t.referenced;
+                let t = t.value;
+                if t.client_cert.is_some() != t.client_key.is_some() {
+                    self.err(
+                        loc,
+                        "`tls.client_cert` and `tls.client_key` go together: give both or neither",
+                    );
+                }
+                TlsSpec {
+                    ca_file: t.ca_file.map(|s| self.path_setting("tls.ca_file", s)),
+                    client_cert: t
+                        .client_cert
+                        .map(|s| self.path_setting("tls.client_cert", s)),
+                    client_key: t.client_key.map(|s| self.path_setting("tls.client_key", s)),
+                    insecure: t.insecure,
+                }
+            }
+        };
+        TargetFile {
+            display: self.file.to_owned(),
+            path: None,
+            description: doc.description,
+            base_url,
+            auth,
+            headers,
+            vars,
+            secret_vars,
+            features,
+            timeout_secs,
+            rate_limit,
+            retry_budget_secs,
+            tls,
+        }
+    }
+
+    fn auth(&mut self, a: Spanned<AuthDoc>) -> AuthSpec {
+        let loc = a.referenced;
+        let a = a.value;
+        let kind = a.kind;
+        let present: [(&str, bool); 10] = [
+            ("token_env", a.token_env.is_some()),
+            ("token_url", a.token_url.is_some()),
+            ("client_id", a.client_id.is_some()),
+            ("client_secret_env", a.client_secret_env.is_some()),
+            ("scope", a.scope.is_some()),
+            ("private_key_file", a.private_key_file.is_some()),
+            ("private_key_env", a.private_key_env.is_some()),
+            ("algorithm", a.algorithm.is_some()),
+            ("kid", a.kid.is_some()),
+            ("jku", a.jku.is_some()),
+        ];
+        let (type_name, allowed): (&str, &[&str]) = match kind {
+            AuthKind::None => ("none", &[]),
+            AuthKind::Bearer => ("bearer", &["token_env"]),
+            AuthKind::ClientCredentials => (
+                "client_credentials",
+                &["token_url", "client_id", "client_secret_env", "scope"],
+            ),
+            AuthKind::SmartBackend => (
+                "smart_backend",
+                &[
+                    "token_url",
+                    "client_id",
+                    "scope",
+                    "private_key_file",
+                    "private_key_env",
+                    "algorithm",
+                    "kid",
+                    "jku",
+                ],
+            ),
+        };
+        for (key, is) in present {
+            if is && !allowed.contains(&key) {
+                self.err(
+                    loc,
+                    format!("`auth.{key}` does not apply to `type: {type_name}`"),
+                )
+                .help = Some(if allowed.is_empty() {
+                    "`type: none` takes no other settings".to_owned()
+                } else {
+                    format!("`type: {type_name}` takes {}", allowed.join(", "))
+                });
+            }
+        }
+        let missing = |b: &mut Self, key: &str| {
+            b.err(
+                loc,
+                format!("`auth.{key}` is required for `type: {type_name}`"),
+            );
+        };
+        match kind {
+            AuthKind::None => AuthSpec::None,
+            AuthKind::Bearer => match a.token_env {
+                Some(t) => AuthSpec::Bearer {
+                    token_env: self.env_name("auth.token_env", t),
+                },
+                None => {
+                    missing(self, "token_env");
+                    AuthSpec::None
+                }
+            },
+            AuthKind::ClientCredentials => {
+                let (Some(url), Some(id), Some(secret)) =
+                    (a.token_url, a.client_id, a.client_secret_env)
+                else {
+                    for (key, is) in &present[1..4] {
+                        if !is {
+                            missing(self, key);
+                        }
+                    }
+                    return AuthSpec::None;
+                };
+                AuthSpec::ClientCredentials {
+                    token_url: self.setting("auth.token_url", url),
+                    client_id: id.value,
+                    client_secret_env: self.env_name("auth.client_secret_env", secret),
+                    scope: a.scope.map(|s| s.value),
+                }
+            }
+            AuthKind::SmartBackend => {
+                let key = match (a.private_key_file, a.private_key_env) {
+                    (Some(f), None) => Some(KeySource::File(
+                        self.path_setting("auth.private_key_file", f),
+                    )),
+                    (None, Some(e)) => {
+                        Some(KeySource::Env(self.env_name("auth.private_key_env", e)))
+                    }
+                    (Some(_), Some(_)) => {
+                        self.err(loc, "give one of `auth.private_key_file` and `auth.private_key_env`, not both");
+                        None
+                    }
+                    (None, None) => {
+                        missing(self, "private_key_file` or `auth.private_key_env");
+                        None
+                    }
+                };
+                let (Some(url), Some(id), Some(alg), Some(kid), Some(key)) =
+                    (a.token_url, a.client_id, a.algorithm, a.kid, key)
+                else {
+                    for (k, is) in [
+                        ("token_url", present[1].1),
+                        ("client_id", present[2].1),
+                        ("algorithm", present[7].1),
+                        ("kid", present[8].1),
+                    ] {
+                        if !is {
+                            missing(self, k);
+                        }
+                    }
+                    return AuthSpec::None;
+                };
+                AuthSpec::SmartBackend {
+                    token_url: self.setting("auth.token_url", url),
+                    client_id: id.value,
+                    key,
+                    algorithm: alg.value,
+                    kid: kid.value,
+                    jku: a.jku.map(|j| j.value),
+                    scope: a.scope.map(|s| s.value),
+                }
+            }
+        }
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a secret from the environment; an unset or empty variable names the setting.
+fn env_value(
+    setting: &Setting<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    match env(&setting.value) {
+        Some(v) if !v.is_empty() => Ok(v),
+        Some(_) => Err(setting.error(format!("environment variable `{}` is empty", setting.value))),
+        None => Err(setting.error(format!(
+            "environment variable `{}` is not set",
+            setting.value
+        ))),
+    }
+}
+
+fn read_file(setting: &Setting<PathBuf>) -> Result<Vec<u8>, String> {
+    std::fs::read(&setting.value).map_err(|e| {
+        setting.error(format!(
+            "cannot read `{}`: {}",
+            setting.value.display(),
+            crate::scenario::load::io_reason(&e)
+        ))
+    })
+}
+
+/// Joins a token URL to the base URL when it is relative (`auth/token`).
+pub fn absolute_url(base_url: &str, url: &str) -> Result<String, String> {
+    if let Ok(u) = reqwest::Url::parse(url) {
+        return Ok(u.to_string());
+    }
+    let base = reqwest::Url::parse(&format!("{}/", base_url.trim_end_matches('/')))
+        .map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
+    base.join(url.trim_start_matches('/'))
+        .map(|u| u.to_string())
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))
+}
+
+impl TargetFile {
+    /// The target `--base-url` alone describes: nothing declared.
+    pub fn external() -> Self {
+        TargetFile {
+            display: "--base-url".to_owned(),
+            path: None,
+            description: None,
+            base_url: None,
+            auth: AuthSpec::None,
+            headers: Vec::new(),
+            vars: Map::new(),
+            secret_vars: Vec::new(),
+            features: BTreeMap::new(),
+            timeout_secs: None,
+            rate_limit: None,
+            retry_budget_secs: None,
+            tls: TlsSpec::default(),
+        }
+    }
+
+    /// Reads environment variables and files the target names. `env` is
+    /// `std::env::var` outside tests.
+    pub fn resolve(
+        &self,
+        base_url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Resolved, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut out = Resolved::default();
+        for (name, setting) in &self.secret_vars {
+            match env_value(setting, env) {
+                Ok(v) => {
+                    out.secrets.push(v.clone());
+                    out.secret_vars.push((name.clone(), v));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        // Relative token URLs are joined to the real base URL later ([`ResolvedAuth::absolute`]).
+        let token_url = |s: &Setting<String>| {
+            absolute_url(base_url, &s.value)
+                .map(|_| s.value.clone())
+                .map_err(|e| s.error(e))
+        };
+        out.auth = match &self.auth {
+            AuthSpec::None => ResolvedAuth::None,
+            AuthSpec::Bearer { token_env } => match env_value(token_env, env) {
+                Ok(token) => {
+                    out.secrets.push(token.clone());
+                    ResolvedAuth::Bearer(token)
+                }
+                Err(e) => {
+                    errors.push(e);
+                    ResolvedAuth::None
+                }
+            },
+            AuthSpec::ClientCredentials {
+                token_url: url,
+                client_id,
+                client_secret_env,
+                scope,
+            } => match (token_url(url), env_value(client_secret_env, env)) {
+                (Ok(token_url), Ok(client_secret)) => {
+                    out.secrets.push(client_secret.clone());
+                    ResolvedAuth::ClientCredentials {
+                        token_url,
+                        client_id: client_id.clone(),
+                        client_secret,
+                        scope: scope.clone(),
+                    }
+                }
+                (a, b) => {
+                    errors.extend(a.err());
+                    errors.extend(b.err());
+                    ResolvedAuth::None
+                }
+            },
+            AuthSpec::SmartBackend {
+                token_url: url,
+                client_id,
+                key,
+                algorithm,
+                kid,
+                jku,
+                scope,
+            } => {
+                let key_pem = match key {
+                    KeySource::File(f) => read_file(f),
+                    KeySource::Env(e) => env_value(e, env).map(String::into_bytes),
+                };
+                let key_pem = key_pem.and_then(|pem| {
+                    check_private_key(&pem, *algorithm).map_err(|e| match key {
+                        KeySource::File(f) => f.error(e),
+                        KeySource::Env(s) => s.error(e),
+                    })?;
+                    Ok(pem)
+                });
+                match (token_url(url), key_pem) {
+                    (Ok(token_url), Ok(key_pem)) => {
+                        out.secrets.extend(pem_secrets(&key_pem));
+                        ResolvedAuth::SmartBackend {
+                            token_url,
+                            client_id: client_id.clone(),
+                            key_pem,
+                            algorithm: *algorithm,
+                            kid: kid.clone(),
+                            jku: jku.clone(),
+                            scope: scope.clone(),
+                        }
+                    }
+                    (a, b) => {
+                        errors.extend(a.err());
+                        errors.extend(b.err());
+                        ResolvedAuth::None
+                    }
+                }
+            }
+        };
+        if let Some(ca) = &self.tls.ca_file {
+            match read_file(ca).and_then(|pem| {
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| ca.error(format!("not a PEM certificate: {e}")))
+                    .and_then(|certs| {
+                        if certs.is_empty() {
+                            Err(ca.error("no PEM certificate in the file"))
+                        } else {
+                            Ok(pem)
+                        }
+                    })
+            }) {
+                Ok(pem) => out.ca_pem = Some(pem),
+                Err(e) => errors.push(e),
+            }
+        }
+        if let (Some(cert), Some(key)) = (&self.tls.client_cert, &self.tls.client_key) {
+            match (read_file(cert), read_file(key)) {
+                (Ok(mut c), Ok(k)) => {
+                    out.secrets.extend(pem_secrets(&k));
+                    c.push(b'\n');
+                    c.extend_from_slice(&k);
+                    match reqwest::Identity::from_pem(&c) {
+                        Ok(_) => out.identity_pem = Some(c),
+                        Err(e) => errors.push(cert.error(format!(
+                            "the client certificate and key do not form an identity: {}",
+                            crate::http::error_chain(&e)
+                        ))),
+                    }
+                }
+                (a, b) => {
+                    errors.extend(a.err());
+                    errors.extend(b.err());
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A private key is a secret line by line: each base64 line of the PEM body, and the
+/// whole text, are masked wherever they could appear.
+fn pem_secrets(pem: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(pem);
+    let mut out = vec![text.trim().to_owned()];
+    out.extend(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .map(str::to_owned),
+    );
+    out
+}
+
+fn check_private_key(pem: &[u8], alg: JwtAlgorithm) -> Result<(), String> {
+    let result = match alg {
+        JwtAlgorithm::RS384 => jsonwebtoken::EncodingKey::from_rsa_pem(pem).map(|_| ()),
+        JwtAlgorithm::ES384 => jsonwebtoken::EncodingKey::from_ec_pem(pem).map(|_| ()),
+    };
+    result.map_err(|e| {
+        format!(
+            "not a {} private key in PEM: {e}",
+            match alg {
+                JwtAlgorithm::RS384 => "RSA (PKCS#1 or PKCS#8)",
+                JwtAlgorithm::ES384 => "P-384 EC (PKCS#8)",
+            }
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> TargetFile {
+        parse("t.yaml", text, Path::new("/cfg")).unwrap_or_else(|d| panic!("{d:#?}"))
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse("t.yaml", text, Path::new("/cfg"))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_builtin_sandbox_target_is_valid_and_starts_the_sandbox() {
+        let t = builtin_sandbox();
+        assert_eq!(t.base_url, None);
+        assert_eq!(t.auth, AuthSpec::None);
+        assert!(t.vars.contains_key("patient_id"));
+    }
+
+    #[test]
+    fn reads_every_setting() {
+        let t = parse_ok(
+            "base_url: https://x.example/fhir/\nauth:\n  type: client_credentials\n  token_url: auth/token\n  client_id: ci\n  client_secret_env: CI_SECRET\n  scope: system/*.read\nheaders: { X-Tenant: acme, X-N: 3 }\nvars: { patient_id: p1 }\nsecret_vars: { api_key: API_KEY }\nfeatures: { versioning: true, double_booking: forbidden }\ntimeout: 5\nrate_limit: 2.5\nretry_budget: 10\ntls: { ca_file: ca.pem }\n",
+        );
+        assert_eq!(t.base_url.as_deref(), Some("https://x.example/fhir"));
+        assert_eq!(
+            t.headers,
+            vec![
+                ("X-Tenant".into(), "acme".into()),
+                ("X-N".into(), "3".into())
+            ]
+        );
+        assert_eq!(t.features["versioning"], "true");
+        assert_eq!(t.timeout_secs, Some(5.0));
+        assert_eq!(t.rate_limit, Some(2.5));
+        assert_eq!(t.retry_budget_secs, Some(10.0));
+        assert_eq!(
+            t.tls.ca_file.as_ref().map(|s| s.value.clone()),
+            Some(PathBuf::from("/cfg/ca.pem"))
+        );
+        let AuthSpec::ClientCredentials {
+            token_url,
+            client_secret_env,
+            ..
+        } = &t.auth
+        else {
+            panic!("{:?}", t.auth)
+        };
+        assert_eq!(token_url.at, "t.yaml:4:14");
+        assert_eq!(client_secret_env.value, "CI_SECRET");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_point_at_the_spot() {
+        let e = parse_err("base_url: http://x\ntimeuot: 3\n");
+        assert!(e.contains("t.yaml:2:1"), "{e}");
+        assert!(e.contains("did you mean `timeout`"), "{e}");
+        let e = parse_err("base_url: http://x\ntimeout: soon\n");
+        assert!(e.contains("t.yaml:2:10"), "{e}");
+        let e = parse_err("base_url: http://x\nauth:\n  type: bearer\n  token: abc\n");
+        assert!(e.contains("t.yaml:4:3") && e.contains("token_env"), "{e}");
+        let e = parse_err("base_url: http://x\nauth: { type: oauth }\n");
+        assert!(e.contains("client_credentials"), "{e}");
+    }
+
+    #[test]
+    fn auth_settings_must_fit_the_type() {
+        let e = parse_err("auth: { type: bearer }\n");
+        assert!(e.contains("`auth.token_env` is required"), "{e}");
+        let e = parse_err("auth: { type: bearer, token_env: T, client_id: x }\n");
+        assert!(e.contains("`auth.client_id` does not apply"), "{e}");
+        let e = parse_err("auth: { type: bearer, token_env: 'eyJhbGciOi.x.y' }\n");
+        assert!(e.contains("not a variable name"), "{e}");
+        let e = parse_err(
+            "auth: { type: smart_backend, token_url: t, client_id: c, algorithm: RS384, kid: k }\n",
+        );
+        assert!(e.contains("private_key_file"), "{e}");
+        let e = parse_err(
+            "auth: { type: smart_backend, token_url: t, client_id: c, algorithm: HS256, kid: k, private_key_env: K }\n",
+        );
+        assert!(e.contains("RS384"), "{e}");
+        let e = parse_err("headers: { Authorization: Bearer x }\n");
+        assert!(e.contains("cannot set Authorization"), "{e}");
+        let e = parse_err("base_url: ftp://x\n");
+        assert!(e.contains("http(s) URL"), "{e}");
+        let e = parse_err("rate_limit: 0\n");
+        assert!(e.contains("above 0"), "{e}");
+        let e = parse_err("tls: { client_cert: c.pem }\n");
+        assert!(e.contains("go together"), "{e}");
+    }
+
+    #[test]
+    fn resolving_names_the_missing_setting() {
+        let t = parse_ok(
+            "base_url: http://x\nauth: { type: bearer, token_env: NOPE_TOKEN }\nsecret_vars: { k: NOPE_KEY }\n",
+        );
+        let errors = t.resolve("http://x", &|_| None).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("secret_vars.k: environment variable `NOPE_KEY` is not set"));
+        assert!(
+            errors[1].starts_with(
+                "auth.token_env: environment variable `NOPE_TOKEN` is not set\n  --> t.yaml:2:"
+            ),
+            "{}",
+            errors[1]
+        );
+        let ok = t
+            .resolve("http://x", &|n| Some(format!("value-of-{n}")))
+            .unwrap();
+        assert!(ok.secrets.contains(&"value-of-NOPE_TOKEN".to_owned()));
+        assert_eq!(
+            ok.secret_vars,
+            vec![("k".into(), "value-of-NOPE_KEY".into())]
+        );
+        assert!(!format!("{:?}", ok.auth).contains("value-of"));
+    }
+
+    #[test]
+    fn unreadable_and_bad_key_files_are_named() {
+        let t = parse_ok(
+            "auth: { type: smart_backend, token_url: auth/token, client_id: c, algorithm: ES384, kid: k, private_key_file: missing.pem }\n",
+        );
+        let e = t.resolve("http://x", &|_| None).unwrap_err().join("\n");
+        assert!(
+            e.starts_with("auth.private_key_file: cannot read `/cfg/missing.pem`"),
+            "{e}"
+        );
+        let t = parse_ok(
+            "auth: { type: smart_backend, token_url: auth/token, client_id: c, algorithm: ES384, kid: k, private_key_env: K }\n",
+        );
+        let e = t
+            .resolve("http://x", &|_| Some("not a key".into()))
+            .unwrap_err()
+            .join("\n");
+        assert!(e.contains("not a P-384 EC (PKCS#8) private key"), "{e}");
+    }
+
+    #[test]
+    fn relative_token_urls_join_the_base() {
+        assert_eq!(
+            absolute_url("http://h:1/fhir", "auth/token").unwrap(),
+            "http://h:1/fhir/auth/token"
+        );
+        assert_eq!(
+            absolute_url("http://h:1/fhir/", "/auth/token").unwrap(),
+            "http://h:1/fhir/auth/token"
+        );
+        assert_eq!(
+            absolute_url("http://h:1", "https://idp/t").unwrap(),
+            "https://idp/t"
+        );
+    }
+}
