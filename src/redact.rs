@@ -51,6 +51,24 @@ impl Redactor {
         }
     }
 
+    /// Masks the value of a credential header a request carries (Authorization,
+    /// Cookie, ...) and its parts (the token after the scheme, each cookie value), so a
+    /// server that echoes one back does not leak it.
+    pub fn add_header(&self, name: &str, value: &str) {
+        if !SECRET_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            return;
+        }
+        self.add(value.trim().to_owned());
+        if let Some((_, credentials)) = value.trim().split_once(' ') {
+            self.add(credentials.trim().to_owned());
+        }
+        for pair in value.split(';') {
+            if let Some((_, v)) = pair.split_once('=') {
+                self.add(v.trim().to_owned());
+            }
+        }
+    }
+
     pub fn text(&self, text: &str) -> String {
         let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
         let mut out = text.to_owned();
@@ -105,5 +123,12 @@ mod tests {
         let clone = r.clone();
         r.add("late-token".into());
         assert_eq!(clone.text("a late-token"), "a [redacted]");
+        r.add_header("Cookie", "sid=cookie-1234; theme=dark");
+        r.add_header("Authorization", "Basic dXNlcjpwYXNz");
+        r.add_header("Accept", "text/plain-secretish");
+        assert_eq!(
+            r.text("sid=cookie-1234 dXNlcjpwYXNz text/plain-secretish dark"),
+            "sid=[redacted] [redacted] text/plain-secretish dark"
+        );
     }
 }

@@ -336,6 +336,9 @@ impl Runner {
                 .as_ref()
                 .is_some_and(|s| s.value.matches(status))
         };
+        for (name, value) in &request.headers {
+            self.redactor.add_header(name, value);
+        }
         let mut waited = Duration::ZERO;
         let mut renewed = false;
         loop {
@@ -537,4 +540,48 @@ fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String
         .map(|m| m.as_str())
         .unwrap_or_default();
     Ok(Value::String(m.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retry_after(value: &str) -> Response {
+        Response {
+            status: 429,
+            headers: vec![("retry-after".into(), value.into())],
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(
+            retry_after(&with_retry_after("7")),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&with_retry_after("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        let ahead = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&ahead)
+            .unwrap();
+        let wait = retry_after(&with_retry_after(&date)).unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+        assert_eq!(retry_after(&with_retry_after("soon")), None);
+        assert_eq!(
+            retry_after(&Response {
+                status: 429,
+                headers: vec![],
+                body: vec![]
+            }),
+            None
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,12 +20,25 @@ use serde_json::{Value, json};
 
 pub const FHIR: &str = "application/fhir+json";
 
+/// When each request reached a keyed route.
 #[derive(Clone, Default)]
-pub struct Hits(Arc<Mutex<HashMap<String, usize>>>);
+pub struct Hits(Arc<Mutex<HashMap<String, Vec<Instant>>>>);
 
 impl Hits {
     pub fn get(&self, key: &str) -> usize {
-        self.0.lock().unwrap().get(key).copied().unwrap_or(0)
+        self.0.lock().unwrap().get(key).map_or(0, Vec::len)
+    }
+
+    pub fn times(&self, key: &str) -> Vec<Instant> {
+        self.0.lock().unwrap().get(key).cloned().unwrap_or_default()
+    }
+
+    /// Records a hit; returns how many there were before it.
+    fn record(&self, key: &str) -> usize {
+        let mut map = self.0.lock().unwrap();
+        let times = map.entry(key.to_owned()).or_default();
+        times.push(Instant::now());
+        times.len() - 1
     }
 }
 
@@ -125,8 +138,28 @@ async fn echo(
 }
 
 async fn hit(State(hits): State<Hits>, UrlPath(key): UrlPath<String>) -> Response {
-    *hits.0.lock().unwrap().entry(key.clone()).or_default() += 1;
+    hits.record(&key);
     fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}))
+}
+
+/// `/busy/{key}/{status}/{n}/{retry_after}`: the first `n` requests get `status` (429
+/// or 503) with `Retry-After: retry_after` (`none`: no header), later ones 200.
+async fn busy(
+    State(hits): State<Hits>,
+    UrlPath((key, status, n, retry_after)): UrlPath<(String, u16, usize, String)>,
+) -> Response {
+    if hits.record(&key) >= n {
+        return fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}));
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let mut r = fhir(status, outcome("error", "throttled", "Too Many Requests"));
+    if retry_after != "none" {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&retry_after).unwrap(),
+        );
+    }
+    r
 }
 
 async fn metadata() -> Response {
@@ -144,6 +177,7 @@ pub fn app(hits: Hits) -> Router {
         .route("/Patient/{id}", get(read_patient))
         .route("/echo", any(echo))
         .route("/hit/{key}", any(hit))
+        .route("/busy/{key}/{status}/{n}/{retry_after}", any(busy))
         .route(
             "/unprocessable",
             any(|| async {
@@ -233,11 +267,81 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 pub fn fhirconf(args: &[&str]) -> Output {
+    fhirconf_env(args, &[])
+}
+
+/// Runs the binary with extra environment variables (and no FHIRCONF_TARGET from ours).
+pub fn fhirconf_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fhirconf"))
         .args(args)
+        .env_remove("FHIRCONF_TARGET")
+        .envs(env.iter().copied())
         .current_dir(root())
         .output()
         .unwrap()
+}
+
+/// The built-in sandbox on a free loopback port, for tests that need to look at its
+/// state (`/_sandbox/stats`) after a run; stops when dropped.
+pub struct SandboxServer {
+    pub base_url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+pub fn start_sandbox(features: &[(&str, &str)]) -> SandboxServer {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = fhirconf::sandbox::SandboxConfig {
+        features: features
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Default::default()
+    };
+    config.validate().unwrap();
+    let server = runtime
+        .block_on(fhirconf::sandbox::start(
+            config,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        ))
+        .unwrap();
+    let base_url = server.base_url().to_owned();
+    // Keep it running for the runtime's life.
+    std::mem::forget(server);
+    SandboxServer { base_url, runtime }
+}
+
+impl SandboxServer {
+    pub fn stats(&self) -> Value {
+        self.get_json("/_sandbox/stats")
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.base_url);
+        self.runtime
+            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+
+    /// A token from the sandbox's own client-credentials endpoint.
+    pub fn token(&self) -> String {
+        let url = format!("{}/auth/token", self.base_url);
+        self.runtime.block_on(async {
+            let r: Value = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials&client_id=fhirconf-sandbox&client_secret=sandbox-secret")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["access_token"].as_str().unwrap().to_owned()
+        })
+    }
 }
 
 /// `run` with reports in `dir`; returns the output.

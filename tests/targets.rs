@@ -1,0 +1,795 @@
+//! Target files end to end: every kind of authentication against the sandbox, TLS
+//! settings against a local HTTPS server, precedence of flags over files, the gentle
+//! options (rate cap, Retry-After, --read-only, --strict), and secrets that never
+//! reach any output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use fhirconf::auth::Auth;
+use fhirconf::redact::Redactor;
+use fhirconf::target::ResolvedAuth;
+
+/// A target for an external sandbox: its base URL, its seed variables, and `extra`
+/// (more YAML at top level).
+fn sandbox_target(base_url: &str, extra: &str) -> String {
+    let mut out = format!("base_url: {base_url}\nvars:\n");
+    for (k, v) in fhirconf::sandbox::seed_vars() {
+        if !extra.contains(&format!("  {k}: ")) {
+            out.push_str(&format!("  {k}: {}\n", serde_json::json!(v)));
+        }
+    }
+    out.push_str(extra);
+    out
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `run` with reports in `dir` and extra environment variables.
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let junit = dir.join("junit.xml");
+    let json = dir.join("run.json");
+    let md = dir.join("summary.md");
+    let mut all = vec![
+        "run",
+        "--junit",
+        s(&junit),
+        "--json",
+        s(&json),
+        "--markdown",
+        s(&md),
+        "--color",
+        "never",
+    ];
+    all.extend_from_slice(args);
+    fhirconf_env(&all, env)
+}
+
+fn assert_stopped_before_running(out: &std::process::Output, dir: &Path) {
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("running"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !dir.join("junit.xml").exists(),
+        "no report for a run that did not start"
+    );
+}
+
+const REVOKE_SCENARIO: &str = r#"name: a revoked token is replaced
+steps:
+  - request: { method: GET, path: "/Patient/{{ patient_id }}" }
+    expect: { status: 200 }
+  - name: the server revokes every token
+    request: { method: POST, path: /_sandbox/revoke-tokens }
+    expect: { status: 200 }
+  - name: the harness fetches a new one after the 401
+    request: { method: GET, path: "/Patient/{{ patient_id }}" }
+    expect: { status: 200 }
+"#;
+
+#[test]
+fn target_file_errors_name_file_line_and_column() {
+    let dir = scratch("target-errors");
+    let t = write(&dir, "t.yaml", "base_url: http://127.0.0.1:9\ntimeuot: 3\n");
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    assert_stopped_before_running(&out, &dir);
+    let err = text(&out.stderr);
+    assert!(err.contains("t.yaml:2:1"), "{err}");
+    assert!(err.contains("did you mean `timeout`"), "{err}");
+
+    let t = write(
+        &dir,
+        "u.yaml",
+        "base_url: http://127.0.0.1:9\nfeatures: [a, b]\n",
+    );
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    assert_stopped_before_running(&out, &dir);
+    assert!(
+        text(&out.stderr).contains("u.yaml:2:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run_in(&dir, &["--target", "no/such/target.yaml"], &[]);
+    assert_stopped_before_running(&out, &dir);
+    assert!(text(&out.stderr).contains("no/such/target.yaml"));
+}
+
+#[test]
+fn a_bearer_token_comes_from_the_environment_variable_the_target_names() {
+    let sbx = start_sandbox(&[("auth", "on")]);
+    let token = sbx.token();
+    let dir = scratch("bearer");
+    let t = write(
+        &dir,
+        "t.yaml",
+        &sandbox_target(
+            &sbx.base_url,
+            "auth: { type: bearer, token_env: FHIRCONF_TEST_TOKEN }\nfeatures: { auth: \"on\" }\n",
+        ),
+    );
+    let out = run_in(
+        &dir,
+        &["--target", s(&t), "scenarios/r4-core", "-k", "read"],
+        &[("FHIRCONF_TEST_TOKEN", &token)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(" passed"));
+    assert_eq!(sbx.stats()["tokens_issued"], 1, "only the test's own token");
+
+    let dir = scratch("bearer-missing");
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    assert_stopped_before_running(&out, &dir);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("auth.token_env: environment variable `FHIRCONF_TEST_TOKEN` is not set"),
+        "{err}"
+    );
+    assert!(err.contains("t.yaml:"), "{err}");
+}
+
+fn client_credentials(secret_env: &str) -> String {
+    format!(
+        "auth:\n  type: client_credentials\n  token_url: auth/token\n  client_id: fhirconf-sandbox\n  client_secret_env: {secret_env}\nfeatures: {{ auth: \"on\" }}\n"
+    )
+}
+
+#[test]
+fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
+    let sbx = start_sandbox(&[("auth", "on")]);
+    let dir = scratch("client-credentials");
+    let t = write(
+        &dir,
+        "t.yaml",
+        &sandbox_target(&sbx.base_url, &client_credentials("FHIRCONF_TEST_SECRET")),
+    );
+    let env = [("FHIRCONF_TEST_SECRET", "sandbox-secret")];
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        sbx.stats()["tokens_issued"],
+        1,
+        "one token for every scenario in flight"
+    );
+
+    let scenario = write(&dir, "revoke.yaml", REVOKE_SCENARIO);
+    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        sbx.stats()["tokens_issued"],
+        3,
+        "a second token after the 401"
+    );
+
+    let dir = scratch("client-credentials-refused");
+    let out = run_in(
+        &dir,
+        &["--target", s(&t), "scenarios/r4-core"],
+        &[("FHIRCONF_TEST_SECRET", "not-the-secret")],
+    );
+    assert_stopped_before_running(&out, &dir);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("auth: the token endpoint refused the credentials: invalid_client"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-secret"), "{err}");
+}
+
+#[test]
+fn a_token_is_replaced_before_it_expires() {
+    let sbx = start_sandbox(&[("auth", "on"), ("token_lifetime", "2")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let auth = Auth::new(
+        ResolvedAuth::ClientCredentials {
+            token_url: format!("{}/auth/token", sbx.base_url),
+            client_id: "fhirconf-sandbox".into(),
+            client_secret: "sandbox-secret".into(),
+            scope: None,
+        },
+        reqwest::Client::new(),
+        Redactor::default(),
+    );
+    let first = rt.block_on(auth.header()).unwrap().unwrap();
+    assert_eq!(
+        rt.block_on(auth.header()).unwrap().unwrap(),
+        first,
+        "cached"
+    );
+    // A 2 s token is replaced half-way through its life.
+    std::thread::sleep(Duration::from_millis(1200));
+    let second = rt.block_on(auth.header()).unwrap().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(auth.fetches(), 2);
+    assert_eq!(sbx.stats()["tokens_issued"], 2);
+}
+
+fn smart(key: &str, algorithm: &str, kid: &str) -> String {
+    let key = root().join("targets/keys").join(key);
+    format!(
+        "auth:\n  type: smart_backend\n  token_url: auth/token\n  client_id: fhirconf-backend\n  private_key_file: {}\n  algorithm: {algorithm}\n  kid: {kid}\n  scope: system/*.read system/*.write\n  jku: https://example.org/jwks.json\nfeatures: {{ auth: \"on\" }}\n",
+        key.display()
+    )
+}
+
+#[test]
+fn smart_backend_services_with_rs384_and_es384() {
+    for (key, alg, kid) in [
+        ("sandbox-backend-rs384.pem", "RS384", "sandbox-rs384"),
+        ("sandbox-backend-es384.pem", "ES384", "sandbox-es384"),
+    ] {
+        let sbx = start_sandbox(&[("auth", "on")]);
+        let dir = scratch(&format!("smart-{alg}"));
+        let t = write(
+            &dir,
+            "t.yaml",
+            &sandbox_target(&sbx.base_url, &smart(key, alg, kid)),
+        );
+        let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}", text(&out.stdout));
+        assert_eq!(sbx.stats()["tokens_issued"], 1, "{alg}");
+    }
+    // The ES384 key presented under the RS384 key's kid does not verify.
+    let sbx = start_sandbox(&[("auth", "on")]);
+    let dir = scratch("smart-wrong-kid");
+    let t = write(
+        &dir,
+        "t.yaml",
+        &sandbox_target(
+            &sbx.base_url,
+            &smart("sandbox-backend-es384.pem", "ES384", "sandbox-rs384"),
+        ),
+    );
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    assert_stopped_before_running(&out, &dir);
+    assert!(
+        text(&out.stderr).contains("refused the credentials: invalid_client"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let t = write(
+        &dir,
+        "missing-key.yaml",
+        &sandbox_target(&sbx.base_url, &smart("nope.pem", "ES384", "sandbox-es384")),
+    );
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    assert_stopped_before_running(&out, &dir);
+    let err = text(&out.stderr);
+    assert!(err.contains("auth.private_key_file: cannot read"), "{err}");
+    assert!(err.contains("missing-key.yaml:"), "{err}");
+}
+
+/// Every output of a run with authentication and secret variables, searched for every
+/// secret value: none may appear.
+#[test]
+fn secrets_never_reach_any_output() {
+    let sbx = start_sandbox(&[("auth", "on")]);
+    let echo = start_server();
+    let dir = scratch("secrets");
+    let extra = format!(
+        "{}secret_vars:\n  auth_client_secret: FHIRCONF_TEST_SECRET\n  auth_limited_client_secret: FHIRCONF_TEST_LIMITED\n",
+        client_credentials("FHIRCONF_TEST_SECRET")
+    );
+    let t = write(&dir, "t.yaml", &sandbox_target(&sbx.base_url, &extra));
+    // Fails on purpose, so the secrets it sends and gets back land in transcripts.
+    let leaky = write(
+        &dir,
+        "leaky.yaml",
+        &format!(
+            r#"name: secrets echoed back
+steps:
+  - request:
+      method: POST
+      url: "{}/echo?key={{{{ api_key }}}}"
+      headers: {{ X-Api-Key: "{{{{ api_key }}}}", Cookie: "session=cookie-value-1234" }}
+      json: {{ secret: "{{{{ api_key }}}}", client: "{{{{ auth_client_secret }}}}" }}
+    expect:
+      status: 500
+  - request: {{ method: GET, path: "/Patient/{{{{ patient_id }}}}" }}
+"#,
+            echo.base_url
+        ),
+    );
+    let env = [
+        ("FHIRCONF_TEST_SECRET", "sandbox-secret"),
+        ("FHIRCONF_TEST_LIMITED", "limited-secret"),
+    ];
+    let api_key = "hunter2-api-key-0042";
+    let out = run_in(
+        &dir,
+        &[
+            "--target",
+            s(&t),
+            "--secret-var",
+            &format!("api_key={api_key}"),
+            "scenarios",
+            s(&leaky),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("secrets echoed back"));
+    let mut outputs = vec![
+        ("stdout".to_owned(), text(&out.stdout)),
+        ("stderr".to_owned(), text(&out.stderr)),
+    ];
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e != "yaml") {
+            outputs.push((
+                path.display().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    assert!(outputs.len() >= 5, "{outputs:?}");
+    let token = regex::Regex::new(r"sbx-[0-9a-f]{32}").unwrap();
+    for (name, content) in &outputs {
+        for secret in [
+            api_key,
+            "sandbox-secret",
+            "limited-secret",
+            "cookie-value-1234",
+        ] {
+            assert!(!content.contains(secret), "{secret} in {name}");
+        }
+        assert!(!token.is_match(content), "a sandbox token in {name}");
+    }
+    // The redacted transcript is there, so the search above looked at real content.
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("X-Api-Key: [redacted]"), "{junit}");
+}
+
+#[test]
+fn smart_assertions_and_keys_never_reach_any_output() {
+    let sbx = start_sandbox(&[("auth", "on")]);
+    let dir = scratch("smart-secrets");
+    let t = write(
+        &dir,
+        "t.yaml",
+        &sandbox_target(
+            &sbx.base_url,
+            &smart("sandbox-backend-rs384.pem", "RS384", "sandbox-rs384"),
+        ),
+    );
+    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let key =
+        std::fs::read_to_string(root().join("targets/keys/sandbox-backend-rs384.pem")).unwrap();
+    let key_lines: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut outputs = vec![text(&out.stdout), text(&out.stderr)];
+    for f in ["junit.xml", "run.json", "summary.md"] {
+        outputs.push(std::fs::read_to_string(dir.join(f)).unwrap());
+    }
+    for content in &outputs {
+        assert!(!content.contains("eyJ"), "a JWT in the output");
+        for line in &key_lines {
+            assert!(
+                !content.contains(line),
+                "a line of the private key in the output"
+            );
+        }
+    }
+}
+
+#[test]
+fn flags_win_over_the_file_and_the_file_is_found_through_the_environment() {
+    let server = start_server();
+    let dir = scratch("precedence");
+    let scenario = write(
+        &dir,
+        "s.yaml",
+        "name: reads the patient the target names\nsteps:\n  - request: { method: GET, path: \"/Patient/{{ patient_id }}\" }\n    expect: { status: 200 }\n",
+    );
+    // The file points at a closed port and a patient that does not exist.
+    let t = write(
+        &dir,
+        "t.yaml",
+        &format!(
+            "base_url: {}\nvars: {{ patient_id: missing }}\ntimeout: 5\n",
+            closed_port_url()
+        ),
+    );
+    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no answer: {}",
+        text(&out.stdout)
+    );
+    let out = run_in(
+        &dir,
+        &[
+            "--base-url",
+            &server.base_url,
+            "--var",
+            "patient_id=good",
+            s(&scenario),
+        ],
+        &[("FHIRCONF_TARGET", s(&t))],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["target"]["base_url"], server.base_url.as_str());
+
+    let out = run_in(
+        &dir,
+        &["--target", s(&t), "--feature", "auth=on", s(&scenario)],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("external server"));
+}
+
+#[test]
+fn read_only_leaves_out_every_scenario_that_writes() {
+    let sbx = start_sandbox(&[]);
+    let dir = scratch("read-only");
+    let t = write(&dir, "t.yaml", &sandbox_target(&sbx.base_url, ""));
+    let out = run_in(&dir, &["--target", s(&t), "--read-only", "scenarios"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    let counted =
+        regex::Regex::new(r"--read-only: (\d+) scenarios that write left out, (\d+) remain")
+            .unwrap();
+    let caps = counted.captures(&err).unwrap_or_else(|| panic!("{err}"));
+    assert!(caps[1].parse::<u32>().unwrap() > 10, "{err}");
+    assert!(caps[2].parse::<u32>().unwrap() > 10, "{err}");
+    let stats = sbx.stats();
+    assert_eq!(stats["created"]["Appointment"], 0, "{stats}");
+    assert_eq!(stats["created"]["Practitioner"], 0, "{stats}");
+}
+
+#[test]
+fn strict_turns_unmet_requirements_into_failures() {
+    let server = start_server();
+    let dir = scratch("strict");
+    let scenario = write(
+        &dir,
+        "s.yaml",
+        "name: needs appointment updates\nrequires: [Appointment.update]\nsteps:\n  - request: { method: GET, path: /metadata }\n",
+    );
+    let out = run_in(&dir, &["--base-url", &server.base_url, s(&scenario)], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("Appointment.update not in CapabilityStatement"));
+    let out = run_in(
+        &dir,
+        &["--base-url", &server.base_url, "--strict", s(&scenario)],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    assert!(
+        junit.contains(
+            "not applicable under --strict: Appointment.update not in CapabilityStatement"
+        ),
+        "{junit}"
+    );
+}
+
+fn step(path: &str, status: &str) -> String {
+    format!(
+        "  - request: {{ method: GET, path: \"{path}\" }}\n    expect: {{ status: {status} }}\n"
+    )
+}
+
+#[test]
+fn retry_after_is_waited_out_within_the_budget() {
+    let server = start_server();
+    let dir = scratch("retry-after");
+    let t = write(
+        &dir,
+        "t.yaml",
+        &format!("base_url: {}\nretry_budget: 3\n", server.base_url),
+    );
+    let scenario = write(
+        &dir,
+        "s.yaml",
+        &format!(
+            "scenarios:\n  - name: waits out two 429s\n    steps:\n{}  - name: waits out a 503\n    steps:\n{}  - name: a 429 without Retry-After is judged as it is\n    steps:\n{}  - name: a Retry-After beyond the budget is an error\n    steps:\n{}  - name: an expected 429 is not waited out\n    steps:\n{}",
+            step("/busy/a/429/2/1", "200"),
+            step("/busy/b/503/1/1", "200"),
+            step("/busy/c/429/5/none", "200"),
+            step("/busy/d/429/1/30", "200"),
+            step("/busy/e/429/1/1", "429"),
+        )
+        .replace("\n  - request", "\n      - request")
+        .replace("\n    expect", "\n        expect"),
+    );
+    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(server.hits.get("a"), 3);
+    assert_eq!(server.hits.get("b"), 2);
+    assert_eq!(server.hits.get("c"), 1);
+    assert_eq!(server.hits.get("d"), 1);
+    assert_eq!(server.hits.get("e"), 1);
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let verdicts: Vec<(&str, &str)> = run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("waits out two 429s", "passed"),
+            ("waits out a 503", "passed"),
+            ("a 429 without Retry-After is judged as it is", "failed"),
+            ("a Retry-After beyond the budget is an error", "error"),
+            ("an expected 429 is not waited out", "passed"),
+        ]
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .contains("429 kept coming after waiting 0 s of Retry-After (the retry budget is 3 s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_rate_cap_spaces_requests_across_scenarios() {
+    let server = start_server();
+    let dir = scratch("rate-limit");
+    let t = write(
+        &dir,
+        "t.yaml",
+        &format!("base_url: {}\nrate_limit: 10\n", server.base_url),
+    );
+    let mut yaml = String::from("scenarios:\n");
+    for i in 0..3 {
+        yaml.push_str(&format!("  - name: burst {i}\n    steps:\n"));
+        for _ in 0..3 {
+            yaml.push_str("      - request: { method: GET, path: /hit/paced }\n");
+        }
+    }
+    let scenario = write(&dir, "s.yaml", &yaml);
+    let out = run_in(&dir, &["--target", s(&t), "-j", "3", s(&scenario)], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let times = server.hits.times("paced");
+    assert_eq!(times.len(), 9);
+    // Arrivals may bunch up by network jitter, never by the harness starting early:
+    // nine requests at 10 per second span at least 0.8 s.
+    let span = *times.last().unwrap() - times[0];
+    assert!(span >= Duration::from_millis(750), "{span:?}");
+}
+
+// --- TLS -----------------------------------------------------------------------
+
+mod tls {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{self, RootCertStore, server::WebPkiClientVerifier};
+
+    pub fn fixture(name: &str) -> PathBuf {
+        root().join("tests/fixtures/tls").join(name)
+    }
+
+    /// An HTTPS server on 127.0.0.1 that answers every request with a Patient (and
+    /// `/metadata` with a CapabilityStatement); with `client_ca`, it requires a client
+    /// certificate signed by it.
+    pub struct HttpsServer {
+        pub base_url: String,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    pub fn start(cert: &str, key: &str, client_ca: Option<&str>) -> HttpsServer {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(fixture(cert))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(fixture(key)).unwrap();
+        let builder = rustls::ServerConfig::builder();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(fixture(ca)).unwrap() {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                builder.with_client_cert_verifier(
+                    WebPkiClientVerifier::builder(Arc::new(roots))
+                        .build()
+                        .unwrap(),
+                )
+            }
+        };
+        let config = builder.with_single_cert(certs, key).unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = if request.starts_with(b"GET /metadata ") {
+                        r#"{"resourceType":"CapabilityStatement","status":"active","kind":"instance","fhirVersion":"4.0.1","rest":[{"mode":"server","resource":[{"type":"Patient","interaction":[{"code":"read"}]}]}]}"#
+                    } else {
+                        r#"{"resourceType":"Patient","id":"good"}"#
+                    };
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        HttpsServer {
+            base_url: format!("https://{addr}"),
+            _runtime: runtime,
+        }
+    }
+}
+
+const READ_GOOD: &str = "name: reads over TLS\nrequires: [Patient.read]\nsteps:\n  - request: { method: GET, path: /Patient/good }\n    expect: { status: 200, json: [{ path: $.id, equals: good }] }\n";
+
+#[test]
+fn tls_trusts_only_what_the_target_says() {
+    let server = tls::start("server.pem", "server.key", None);
+    let dir = scratch("tls");
+    let scenario = write(&dir, "s.yaml", READ_GOOD);
+
+    let plain = write(
+        &dir,
+        "plain.yaml",
+        &format!("base_url: {}\n", server.base_url),
+    );
+    let out = run_in(&dir, &["--target", s(&plain), s(&scenario)], &[]);
+    assert_stopped_before_running(&out, &dir);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error: tls: cannot connect to https://127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("tls.ca_file"), "{err}");
+
+    let trusted = write(
+        &dir,
+        "trusted.yaml",
+        &format!(
+            "base_url: {}\ntls: {{ ca_file: {} }}\n",
+            server.base_url,
+            tls::fixture("ca.pem").display()
+        ),
+    );
+    let out = run_in(&dir, &["--target", s(&trusted), s(&scenario)], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("1 passed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let missing_ca = write(
+        &dir,
+        "missing-ca.yaml",
+        &format!(
+            "base_url: {}\ntls: {{ ca_file: nope.pem }}\n",
+            server.base_url
+        ),
+    );
+    let dir2 = scratch("tls-missing-ca");
+    let out = run_in(&dir2, &["--target", s(&missing_ca), s(&scenario)], &[]);
+    assert_stopped_before_running(&out, &dir2);
+    assert!(
+        text(&out.stderr).contains("tls.ca_file: cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn insecure_accepts_an_untrusted_certificate_with_a_warning() {
+    let server = tls::start("untrusted.pem", "untrusted.key", None);
+    let dir = scratch("tls-insecure");
+    let scenario = write(&dir, "s.yaml", READ_GOOD);
+    let t = write(
+        &dir,
+        "t.yaml",
+        &format!("base_url: {}\ntls: {{ insecure: true }}\n", server.base_url),
+    );
+    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: ") && text(&out.stderr).contains("tls.insecure"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn mutual_tls_presents_the_client_certificate() {
+    let server = tls::start("server.pem", "server.key", Some("ca.pem"));
+    let dir = scratch("mtls");
+    let scenario = write(&dir, "s.yaml", READ_GOOD);
+    let ca = tls::fixture("ca.pem");
+    let with_cert = write(
+        &dir,
+        "with.yaml",
+        &format!(
+            "base_url: {}\ntls:\n  ca_file: {}\n  client_cert: {}\n  client_key: {}\n",
+            server.base_url,
+            ca.display(),
+            tls::fixture("client.pem").display(),
+            tls::fixture("client.key").display()
+        ),
+    );
+    let out = run_in(&dir, &["--target", s(&with_cert), s(&scenario)], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let without = write(
+        &dir,
+        "without.yaml",
+        &format!(
+            "base_url: {}\ntls: {{ ca_file: {} }}\n",
+            server.base_url,
+            ca.display()
+        ),
+    );
+    let dir2 = scratch("mtls-without");
+    let out = run_in(&dir2, &["--target", s(&without), s(&scenario)], &[]);
+    assert_stopped_before_running(&out, &dir2);
+    assert!(
+        text(&out.stderr).contains("error: tls:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
