@@ -16,6 +16,7 @@ use crate::cli::{Color, PathArgs, RunArgs, ServeArgs, pairs_to_map};
 use crate::diag::Diagnostic;
 use crate::exit;
 use crate::http::{HttpClient, HttpSettings};
+use crate::interrupt::Interrupt;
 use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, Verdict};
 use crate::redact::Redactor;
 use crate::report::{self, ReportPaths};
@@ -445,6 +446,9 @@ pub fn run(args: &RunArgs) -> u8 {
         Arc::clone(&auth),
     );
     runner.strict = args.strict;
+    let interrupt = Interrupt::default();
+    interrupt.listen(rt.handle());
+    runner.interrupt = interrupt.clone();
     runner.retry_budget = Duration::from_secs_f64(
         plan.target
             .retry_budget_secs
@@ -481,9 +485,13 @@ pub fn run(args: &RunArgs) -> u8 {
             handle.clone(),
         );
         let trial = Trial::ignorable_test(sc.id.clone(), move || {
-            let record = runner2
-                .precheck(&sc2)
-                .unwrap_or_else(|| handle2.block_on(runner2.run(&sc2)));
+            let record = if runner2.interrupt.is_set() {
+                Runner::skipped(&sc2, "not run: the run was interrupted".to_owned())
+            } else {
+                runner2
+                    .precheck(&sc2)
+                    .unwrap_or_else(|| handle2.block_on(runner2.run(&sc2)))
+            };
             let outcome = match record.verdict {
                 Verdict::Passed => Ok(Completion::Completed),
                 Verdict::Skipped => Ok(Completion::ignored_with(
@@ -556,5 +564,9 @@ pub fn run(args: &RunArgs) -> u8 {
         plan.paths.json.display(),
         plan.paths.markdown.display()
     );
+    if interrupt.is_set() {
+        eprintln!("the run was interrupted: the reports cover what ran");
+        return exit::INTERRUPTED;
+    }
     exit::for_record(&record)
 }

@@ -4,10 +4,13 @@
 pub const SUCCESS: u8 = 0;
 /// At least one scenario failed: the server answered, wrongly.
 pub const FAILED: u8 = 1;
-/// The run could not be made: bad arguments or a bad scenario file. Nothing was sent.
+/// The run could not be made: bad arguments, a bad scenario or target file, unusable
+/// credentials or TLS. No scenario ran.
 pub const INVALID: u8 = 2;
 /// At least one step got no answer, and nothing failed outright.
 pub const NO_ANSWER: u8 = 3;
+/// The run was interrupted (SIGINT or SIGTERM); the reports cover what ran.
+pub const INTERRUPTED: u8 = 130;
 
 use crate::record::{RunRecord, Verdict};
 

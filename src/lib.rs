@@ -12,6 +12,7 @@ pub mod cli;
 pub mod diag;
 pub mod exit;
 pub mod http;
+pub mod interrupt;
 pub mod record;
 pub mod redact;
 pub mod report;

@@ -11,6 +11,7 @@ use crate::assert::{Check, evaluate};
 use crate::auth::Auth;
 use crate::capability::Capabilities;
 use crate::http::{Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
+use crate::interrupt::Interrupt;
 use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 use crate::redact::Redactor;
 use crate::scenario::model::{Body, FHIR_JSON, Scenario, Step, Target};
@@ -40,6 +41,10 @@ pub struct Runner {
     pub retry_budget: Duration,
     /// Unmet `requires` fail the scenario instead of skipping it.
     pub strict: bool,
+    /// Set on Ctrl-C / SIGTERM: no new step starts; cleanups still run.
+    pub interrupt: Interrupt,
+    /// After an interruption, how long all of a scenario's cleanup steps may take.
+    pub cleanup_budget: Duration,
 }
 
 impl Runner {
@@ -62,6 +67,8 @@ impl Runner {
             transcript_body_limit: 4096,
             retry_budget: Duration::from_secs(60),
             strict: false,
+            interrupt: Interrupt::default(),
+            cleanup_budget: Duration::from_secs(10),
         }
     }
 
@@ -159,7 +166,23 @@ impl Runner {
         }
 
         for step in &scenario.steps {
-            let step_record = self.step(step, Phase::Step, &mut vars).await;
+            if self.interrupt.is_set() {
+                record.verdict = Verdict::Error;
+                record.reason = Some(format!(
+                    "interrupted before step '{}' (line {})",
+                    step.name, step.line
+                ));
+                break;
+            }
+            let step_record = tokio::select! {
+                r = self.step(step, Phase::Step, &mut vars) => r,
+                () = self.interrupt.wait() => {
+                    let mut r = blank_record(step, Phase::Step);
+                    r.verdict = Verdict::Error;
+                    r.message = Some("interrupted while waiting for the answer".to_owned());
+                    r
+                }
+            };
             let verdict = step_record.verdict;
             if verdict != Verdict::Passed && record.verdict == Verdict::Passed {
                 record.verdict = verdict;
@@ -175,6 +198,7 @@ impl Runner {
                 break;
             }
         }
+        let mut cleanup_deadline = None;
         for step in &scenario.cleanup {
             let missing: Vec<&str> = step
                 .reads
@@ -189,7 +213,27 @@ impl Runner {
                 record.steps.push(skipped);
                 continue;
             }
-            let step_record = self.step(step, Phase::Cleanup, &mut vars).await;
+            // Cleanups run even after an interruption, then within a bound.
+            let step_record = if self.interrupt.is_set() {
+                let deadline = *cleanup_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + self.cleanup_budget);
+                match tokio::time::timeout_at(deadline, self.step(step, Phase::Cleanup, &mut vars))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let mut r = blank_record(step, Phase::Cleanup);
+                        r.verdict = Verdict::Error;
+                        r.message = Some(format!(
+                            "interrupted: the cleanup did not finish within {} s",
+                            self.cleanup_budget.as_secs()
+                        ));
+                        r
+                    }
+                }
+            } else {
+                self.step(step, Phase::Cleanup, &mut vars).await
+            };
             record.steps.push(step_record);
         }
         record.duration_secs = started.elapsed().as_secs_f64();

@@ -36,29 +36,6 @@ fn reason(dir: &Path, name: &str) -> String {
     s["reason"].as_str().unwrap_or("").to_owned()
 }
 
-/// Validates with xmllint against the Jenkins xUnit schema when xmllint is installed
-/// (`.ci/run` installs it, so CI always checks).
-fn assert_schema_valid(junit: &Path) {
-    let xsd = root().join("../shared/schemas/junit-10.xsd");
-    if !xsd.exists()
-        || std::process::Command::new("xmllint")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
-        eprintln!("xmllint or the schema is missing: schema check skipped here");
-        return;
-    }
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(&xsd)
-        .arg(junit)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-}
-
 #[test]
 fn passing_cases_pass_and_run_cleanup() {
     let server = start_server();

@@ -408,3 +408,26 @@ pub fn assert_golden(actual: &str, golden: &Path) {
         );
     }
 }
+
+/// Validates with xmllint against the Jenkins xUnit schema when xmllint is installed
+/// (`.ci/run` installs it, so CI always checks).
+pub fn assert_schema_valid(junit: &Path) {
+    let xsd = root().join("../shared/schemas/junit-10.xsd");
+    if !xsd.exists()
+        || std::process::Command::new("xmllint")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("xmllint or the schema is missing: schema check skipped here");
+        return;
+    }
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(junit)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
