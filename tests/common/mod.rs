@@ -3,6 +3,9 @@
 //! real `fhirconf` binary.
 #![allow(dead_code)]
 
+pub mod faults;
+pub mod tls;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
