@@ -35,6 +35,24 @@ impl Diagnostic {
         }
     }
 
+    /// A problem with the file's content as a whole (too large, not text): reported at
+    /// its first position, so every content error has a `file:line:col`.
+    pub fn whole_file(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            line: 1,
+            column: 1,
+            ..Diagnostic::file(file, message)
+        }
+    }
+
+    /// The `line:column` (1-based, in characters) of byte `offset` of `text`.
+    pub fn position(text: &str, offset: usize) -> (u64, u64) {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() as u64 + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        (line, column)
+    }
+
     pub fn at(
         file: impl Into<String>,
         text: &str,

@@ -271,9 +271,13 @@ pub fn builtin_sandbox() -> TargetFile {
 
 /// Parses a target's text; `base` is where relative file paths start from.
 pub fn parse(display: &str, text: &str, base: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
-    if text.contains('\0') {
-        return Err(vec![Diagnostic::file(
+    if let Some(nul) = text.find('\0') {
+        let (line, column) = Diagnostic::position(text, nul);
+        return Err(vec![Diagnostic::at(
             display,
+            text,
+            line,
+            column,
             "file contains a NUL byte: not a YAML target",
         )]);
     }

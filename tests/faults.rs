@@ -179,7 +179,13 @@ fault!(
     "no answer: could not read the response",
     3
 );
-fault!(redirect_loop, "redirect-loop", "failed", "expected 200, got 302", 1);
+fault!(
+    redirect_loop,
+    "redirect-loop",
+    "failed",
+    "expected 200, got 302",
+    1
+);
 fault!(
     status_500_with_a_body,
     "500-body",

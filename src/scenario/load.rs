@@ -178,7 +178,7 @@ pub fn read_text(path: &Path, display: &str) -> Result<String, Diagnostic> {
         return Err(Diagnostic::file(display, "not a regular file"));
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::file(
+        return Err(Diagnostic::whole_file(
             display,
             format!(
                 "file is {} bytes; scenario and fixture files may be at most {MAX_FILE_BYTES}",
@@ -191,8 +191,7 @@ pub fn read_text(path: &Path, display: &str) -> Result<String, Diagnostic> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let text = String::from_utf8_lossy(valid);
-        let line = text.matches('\n').count() as u64 + 1;
-        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+        let (line, column) = Diagnostic::position(&text, text.len());
         Diagnostic {
             file: display.to_owned(),
             line,
@@ -211,9 +210,13 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<SuiteFile, Vec<Diagnostic>> {
-    if text.contains('\0') {
-        return Err(vec![Diagnostic::file(
+    if let Some(nul) = text.find('\0') {
+        let (line, column) = Diagnostic::position(text, nul);
+        return Err(vec![Diagnostic::at(
             display,
+            text,
+            line,
+            column,
             "file contains a NUL byte: not a YAML scenario",
         )]);
     }
@@ -235,6 +238,17 @@ pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnost
         message.truncate(i);
     }
     let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    // The loader's words for its limits, in ours (its advice names its own API).
+    if message.starts_with("budget breached") {
+        message = "the document is too large once its YAML aliases are expanded".to_owned();
+    } else if message.starts_with("multiple YAML documents") {
+        message = "a file holds one YAML document; this one has a second (`---`)".to_owned();
+    } else if message == "recursion limit exceeded" {
+        message = "nesting is too deep".to_owned();
+    } else if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        message = format!("duplicate key `{key}`");
+    }
     for (raw, plain) in [
         ("expected sequence start", "expected a list"),
         (
