@@ -15,7 +15,9 @@ use crate::cli::{Color, PathArgs, RunArgs, ServeArgs, pairs_to_map};
 use crate::diag::Diagnostic;
 use crate::exit;
 use crate::http::{HttpClient, HttpSettings};
-use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, Verdict};
+use crate::record::{
+    FileKind, InputFile, RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, Verdict,
+};
 use crate::redact::Redactor;
 use crate::report::{self, ReportPaths};
 use crate::runner::{Runner, TargetSettings};
@@ -169,6 +171,28 @@ struct Plan {
     vars: Map<String, Value>,
     secrets: Vec<String>,
     paths: ReportPaths,
+}
+
+/// Every file the run reads, for the run record: each scenario file and its fixtures.
+fn input_files(suites: &[SuiteFile]) -> Vec<InputFile> {
+    let mut files: Vec<InputFile> = Vec::new();
+    for suite in suites {
+        files.push(InputFile {
+            path: suite.display.clone(),
+            kind: FileKind::Scenario,
+            sha256: suite.sha256.clone(),
+        });
+        for fixture in &suite.fixtures {
+            if !files.iter().any(|f| f.path == fixture.display) {
+                files.push(InputFile {
+                    path: fixture.display.clone(),
+                    kind: FileKind::Fixture,
+                    sha256: fixture.sha256.clone(),
+                });
+            }
+        }
+    }
+    files
 }
 
 fn plan(args: &RunArgs) -> Result<Plan, u8> {
@@ -327,6 +351,7 @@ pub fn run(args: &RunArgs) -> u8 {
         );
     }
     let metadata_error = capabilities.error.clone();
+    let server_info = capabilities.server.clone();
     let target = TargetSettings {
         base_url: base_url.clone(),
         vars,
@@ -342,6 +367,7 @@ pub fn run(args: &RunArgs) -> u8 {
         redactor,
     ));
 
+    let files = input_files(&plan.suites);
     let scenarios: Vec<Arc<Scenario>> = plan
         .suites
         .into_iter()
@@ -425,20 +451,33 @@ pub fn run(args: &RunArgs) -> u8 {
             defects: args.defects.clone(),
             metadata_error,
         },
+        server: server_info,
+        files,
         started_at,
         finished_at: fhir_instant(jiff::Timestamp::now()),
         duration_secs: clock.elapsed().as_secs_f64(),
         scenarios: records,
     };
-    if let Err(e) = report::write_all(&record, &plan.paths) {
+    finish(&plan.paths, &record)
+}
+
+/// Writes the reports, says where they are, and returns the exit code.
+fn finish(paths: &ReportPaths, record: &RunRecord) -> u8 {
+    let rendered = report::Rendered::of(record);
+    if let Err(e) = report::write_all(&rendered, paths) {
         eprintln!("error: {e}");
         return exit::INVALID;
     }
+    match report::append_step_summary(&rendered.markdown) {
+        Ok(Some(path)) => eprintln!("summary appended to {}", path.display()),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e}"),
+    }
     eprintln!(
         "reports: {}, {}, {}",
-        plan.paths.junit.display(),
-        plan.paths.json.display(),
-        plan.paths.markdown.display()
+        paths.junit.display(),
+        paths.json.display(),
+        paths.markdown.display()
     );
-    exit::for_record(&record)
+    exit::for_record(record)
 }

@@ -1,12 +1,124 @@
-//! `summary.md`: totals and one line per scenario that did not pass, fit for a CI
-//! job summary.
+//! `summary.md`, fit for a CI job summary (`$GITHUB_STEP_SUMMARY`): totals, the
+//! server, one line per failure with its reason, a requirements table (rule id →
+//! scenarios → verdict), and the skips.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::record::{RunRecord, Verdict};
+use crate::record::{RunRecord, ScenarioRecord, Verdict};
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn mark(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Passed => "✔",
+        Verdict::Failed => "✘",
+        Verdict::Error => "!",
+        Verdict::Skipped => "–",
+    }
+}
+
+/// A rule holds when its scenarios pass: it is failed if any failed, error if any got
+/// no answer, passed if any passed, and skipped when none ran.
+fn rule_verdict(scenarios: &[&ScenarioRecord]) -> Verdict {
+    let any = |v: Verdict| scenarios.iter().any(|s| s.verdict == v);
+    if any(Verdict::Failed) {
+        Verdict::Failed
+    } else if any(Verdict::Error) {
+        Verdict::Error
+    } else if any(Verdict::Passed) {
+        Verdict::Passed
+    } else {
+        Verdict::Skipped
+    }
+}
+
+fn failures_section(out: &mut String, record: &RunRecord) {
+    let problems: Vec<_> = record
+        .scenarios
+        .iter()
+        .filter(|s| s.verdict.is_failure())
+        .collect();
+    if problems.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Failures and errors\n\n| verdict | scenario | rule | reason |\n|---|---|---|---|"
+    );
+    for s in problems {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} |",
+            s.verdict.as_str(),
+            cell(&s.id),
+            cell(&s.rule_ids.join(", ")),
+            cell(s.reason.as_deref().unwrap_or(""))
+        );
+    }
+    out.push('\n');
+}
+
+fn requirements_section(out: &mut String, record: &RunRecord) {
+    let mut rules: BTreeMap<&str, Vec<&ScenarioRecord>> = BTreeMap::new();
+    let mut unruled = Vec::new();
+    for s in &record.scenarios {
+        if s.rule_ids.is_empty() {
+            unruled.push(s);
+        }
+        for id in &s.rule_ids {
+            rules.entry(id).or_default().push(s);
+        }
+    }
+    if rules.is_empty() && unruled.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Requirements\n\n| rule | verdict | scenarios |\n|---|---|---|"
+    );
+    let rows = rules
+        .iter()
+        .map(|(id, list)| (format!("`{id}`"), list))
+        .chain((!unruled.is_empty()).then(|| ("(no rule id)".to_owned(), &unruled)));
+    for (rule, list) in rows {
+        let scenarios: Vec<String> = list
+            .iter()
+            .map(|s| format!("{} {}", mark(s.verdict), cell(&s.name)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {rule} | {} | {} |",
+            rule_verdict(list).as_str(),
+            scenarios.join("<br>")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n✔ passed, ✘ failed, ! error (no answer), – skipped.\n"
+    );
+}
+
+fn skipped_section(out: &mut String, record: &RunRecord) {
+    let skipped: Vec<_> = record
+        .scenarios
+        .iter()
+        .filter(|s| s.verdict == Verdict::Skipped)
+        .collect();
+    if skipped.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Skipped\n\n| scenario | reason |\n|---|---|");
+    for s in skipped {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} |",
+            cell(&s.id),
+            cell(s.reason.as_deref().unwrap_or(""))
+        );
+    }
 }
 
 pub fn render(record: &RunRecord) -> String {
@@ -23,47 +135,15 @@ pub fn render(record: &RunRecord) -> String {
         record.duration_secs,
         record.harness_version
     );
+    if let Some(server) = &record.server {
+        let _ = writeln!(out, "Server: {}.\n", cell(&server.to_string()));
+    }
     if let Some(e) = &record.target.metadata_error {
         let _ = writeln!(out, "> CapabilityStatement unavailable: {}\n", cell(e));
     }
-    let problems: Vec<_> = record
-        .scenarios
-        .iter()
-        .filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
-        .collect();
-    if !problems.is_empty() {
-        let _ = writeln!(
-            out,
-            "## Failures and errors\n\n| verdict | scenario | rule | reason |\n|---|---|---|---|"
-        );
-        for s in problems {
-            let _ = writeln!(
-                out,
-                "| {} | `{}` | {} | {} |",
-                s.verdict.as_str(),
-                cell(&s.id),
-                cell(s.source.as_deref().unwrap_or("")),
-                cell(s.reason.as_deref().unwrap_or(""))
-            );
-        }
-        out.push('\n');
-    }
-    let skipped: Vec<_> = record
-        .scenarios
-        .iter()
-        .filter(|s| s.verdict == Verdict::Skipped)
-        .collect();
-    if !skipped.is_empty() {
-        let _ = writeln!(out, "## Skipped\n\n| scenario | reason |\n|---|---|");
-        for s in skipped {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} |",
-                cell(&s.id),
-                cell(s.reason.as_deref().unwrap_or(""))
-            );
-        }
-    }
+    failures_section(&mut out, record);
+    requirements_section(&mut out, record);
+    skipped_section(&mut out, record);
     out
 }
 
@@ -83,5 +163,22 @@ mod tests {
             md.contains("| `s/b.yaml::skips` | needs feature double_booking=forbidden"),
             "{md}"
         );
+        assert!(
+            md.contains("| `APPT-CANCELLED-FINAL` | failed | ✔ passes<br>✘ fails <&> |\n| `CORE-READ-404` | error | ! errors |\n| (no rule id) | skipped | – skips |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn matches_golden() {
+        let md = render(&crate::report::fixtures::record());
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/summary-fixture.md"
+        );
+        if std::env::var_os("FHIRCONF_BLESS").is_some() {
+            std::fs::write(path, &md).unwrap();
+        }
+        assert_eq!(md, std::fs::read_to_string(path).unwrap_or_default());
     }
 }

@@ -233,11 +233,18 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 pub fn fhirconf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fhirconf"))
+    fhirconf_command(args).output().unwrap()
+}
+
+/// The `fhirconf` command, run from the crate root, without the CI job summary
+/// variable (so tests run under GitHub Actions do not write to its summary).
+pub fn fhirconf_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fhirconf"));
+    command
         .args(args)
         .current_dir(root())
-        .output()
-        .unwrap()
+        .env_remove("GITHUB_STEP_SUMMARY");
+    command
 }
 
 /// `run` with reports in `dir`; returns the output.
@@ -264,7 +271,8 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Replaces what changes between runs (ports, durations, timestamps, generated ids).
+/// Replaces what changes between runs (ports, durations, timestamps, generated ids,
+/// the harness version).
 pub fn normalize(text: &str, base_url: &str) -> String {
     let mut out = text.replace(base_url, "http://SERVER");
     for (pattern, with) in [
@@ -273,13 +281,20 @@ pub fn normalize(text: &str, base_url: &str) -> String {
         (r#"timestamp="[^"]+""#, r#"timestamp="TS""#),
         (r"p-[0-9a-f]{32}", "p-ID"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (
+            r#""(started_at|finished_at|created_at)": "[^"]+""#,
+            r#""$1": "TS""#,
+        ),
+        (r#""duration_secs": [0-9.e-]+"#, r#""duration_secs": 0"#),
+        (r" in \d+\.\d s \(fhirconf ", " in T s (fhirconf "),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TS"),
     ] {
         out = regex::Regex::new(pattern)
             .unwrap()
             .replace_all(&out, with)
             .into_owned();
     }
-    out
+    out.replace(env!("CARGO_PKG_VERSION"), "VERSION")
 }
 
 /// Compares with a golden file; `FHIRCONF_BLESS=1` rewrites it instead.
