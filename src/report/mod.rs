@@ -142,6 +142,27 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// Validates with xmllint against the Jenkins xUnit schema CI uses, when both are
+    /// here (`.ci/run` installs xmllint, so CI always checks).
+    pub(crate) fn assert_junit_schema_valid(path: &std::path::Path) {
+        let xsd =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/junit-10.xsd");
+        let xmllint = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&xsd)
+            .arg(path)
+            .output();
+        match xmllint {
+            Ok(out) if xsd.exists() => assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            _ => eprintln!("xmllint or the schema is missing: schema check skipped here"),
+        }
+    }
+
     pub(crate) fn record() -> RunRecord {
         let mut failing = step(
             "it is still cancelled",
