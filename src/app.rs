@@ -11,7 +11,8 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::{Map, Value};
 
 use crate::capability::Capabilities;
-use crate::cli::{Color, PathArgs, RunArgs, ServeArgs, pairs_to_map};
+use crate::cli::{Color, CompareArgs, CompareFormat, PathArgs, RunArgs, ServeArgs, pairs_to_map};
+use crate::compare::{self, Comparison};
 use crate::diag::Diagnostic;
 use crate::exit;
 use crate::http::{HttpClient, HttpSettings};
@@ -22,6 +23,7 @@ use crate::redact::Redactor;
 use crate::report::{self, ReportPaths};
 use crate::runner::{Runner, TargetSettings};
 use crate::sandbox;
+use crate::scenario::load::display_path;
 use crate::scenario::{LoadOptions, Scenario, SuiteFile, load};
 use crate::template::{SlotClock, Templates, fhir_instant};
 
@@ -171,10 +173,30 @@ struct Plan {
     vars: Map<String, Value>,
     secrets: Vec<String>,
     paths: ReportPaths,
+    baseline: Option<Baseline>,
 }
 
-/// Every file the run reads, for the run record: each scenario file and its fixtures.
-fn input_files(suites: &[SuiteFile]) -> Vec<InputFile> {
+/// The run record given to `--baseline`, read before anything is sent.
+struct Baseline {
+    file: InputFile,
+    record: RunRecord,
+}
+
+/// Reads `--baseline`: a baseline that cannot be read stops the run before anything
+/// is sent.
+fn plan_baseline(args: &RunArgs) -> Result<Option<Baseline>, String> {
+    let Some(path) = &args.baseline else {
+        return Ok(None);
+    };
+    Ok(Some(Baseline {
+        file: InputFile::read(path, FileKind::Baseline)?,
+        record: RunRecord::read(path)?,
+    }))
+}
+
+/// Every file the run reads, for the run record: each
+/// scenario file, its fixtures, and the baseline.
+fn input_files(suites: &[SuiteFile], baseline: Option<&Baseline>) -> Vec<InputFile> {
     let mut files: Vec<InputFile> = Vec::new();
     for suite in suites {
         files.push(InputFile {
@@ -192,6 +214,7 @@ fn input_files(suites: &[SuiteFile]) -> Vec<InputFile> {
             }
         }
     }
+    files.extend(baseline.map(|b| b.file.clone()));
     files
 }
 
@@ -220,6 +243,7 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
             _ => return Err(invalid(format!("--base-url `{url}` is not an http(s) URL"))),
         }
     }
+    let baseline = plan_baseline(args).map_err(invalid)?;
     let mut vars = Map::new();
     let mut secrets = Vec::new();
     for (k, v) in &args.vars {
@@ -249,6 +273,7 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
         vars,
         secrets,
         paths,
+        baseline,
     })
 }
 
@@ -367,7 +392,7 @@ pub fn run(args: &RunArgs) -> u8 {
         redactor,
     ));
 
-    let files = input_files(&plan.suites);
+    let files = input_files(&plan.suites, plan.baseline.as_ref());
     let scenarios: Vec<Arc<Scenario>> = plan
         .suites
         .into_iter()
@@ -440,7 +465,7 @@ pub fn run(args: &RunArgs) -> u8 {
             })
         })
         .collect();
-    let record = RunRecord {
+    let mut record = RunRecord {
         schema_version: SCHEMA_VERSION,
         harness: "fhirconf".to_owned(),
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -453,16 +478,23 @@ pub fn run(args: &RunArgs) -> u8 {
         },
         server: server_info,
         files,
+        baseline: None,
         started_at,
         finished_at: fhir_instant(jiff::Timestamp::now()),
         duration_secs: clock.elapsed().as_secs_f64(),
         scenarios: records,
     };
-    finish(&plan.paths, &record)
+    let comparison = plan.baseline.as_ref().map(|b| {
+        let cmp = compare::compare(&b.record, &b.file.path, &record, "this run");
+        record.baseline = Some(cmp.to_baseline_info(b.file.path.clone(), b.file.sha256.clone()));
+        cmp
+    });
+    finish(&plan.paths, &record, comparison.as_ref())
 }
 
-/// Writes the reports, says where they are, and returns the exit code.
-fn finish(paths: &ReportPaths, record: &RunRecord) -> u8 {
+/// Writes the reports, says where they are and how the run compares with its
+/// baseline, and returns the exit code.
+fn finish(paths: &ReportPaths, record: &RunRecord, comparison: Option<&Comparison>) -> u8 {
     let rendered = report::Rendered::of(record);
     if let Err(e) = report::write_all(&rendered, paths) {
         eprintln!("error: {e}");
@@ -479,5 +511,52 @@ fn finish(paths: &ReportPaths, record: &RunRecord) -> u8 {
         paths.json.display(),
         paths.markdown.display()
     );
+    if let Some(cmp) = comparison {
+        eprint!("\n{}", compare::render(cmp, compare::Format::Text));
+        let code = exit::for_record(record);
+        eprintln!(
+            "baseline gate: {}; {} tolerated (they failed in the baseline too)",
+            match cmp.regressions.len() {
+                0 => "no regressions, the run passes".to_owned(),
+                1 => "1 regression fails the run".to_owned(),
+                n => format!("{n} regressions fail the run"),
+            },
+            match cmp.known_failures.len() {
+                1 => "1 known failure".to_owned(),
+                n => format!("{n} known failures"),
+            }
+        );
+        return code;
+    }
     exit::for_record(record)
+}
+
+/// `fhirconf compare`: exit 1 when the current run has regressions, 2 when a file
+/// cannot be read as a run record.
+pub fn compare(args: &CompareArgs) -> u8 {
+    let records = RunRecord::read(&args.baseline)
+        .and_then(|b| RunRecord::read(&args.current).map(|c| (b, c)));
+    let (baseline, current) = match records {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let cmp = compare::compare(
+        &baseline,
+        &display_path(&args.baseline),
+        &current,
+        &display_path(&args.current),
+    );
+    let format = match args.format {
+        CompareFormat::Text => compare::Format::Text,
+        CompareFormat::Markdown => compare::Format::Markdown,
+    };
+    print!("{}", compare::render(&cmp, format));
+    if cmp.has_regressions() {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    }
 }

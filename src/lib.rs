@@ -2,12 +2,14 @@
 //!
 //! YAML scenario files ([`scenario`]) are run by the [`runner`] against a base URL
 //! through the [`http`] client; every outcome lands in one [`record::RunRecord`],
-//! which the [`report`] writers turn into JUnit XML, JSON and Markdown.
+//! which the [`report`] writers turn into JUnit XML, JSON and Markdown. [`compare`]
+//! tells what changed between two records.
 
 pub mod app;
 pub mod assert;
 pub mod capability;
 pub mod cli;
+pub mod compare;
 pub mod diag;
 pub mod exit;
 pub mod http;

@@ -1,7 +1,8 @@
 //! The run record: everything a run found, in one value that every reporter reads.
 //! No reporter re-runs or re-derives anything.
 //!
-//! Written as `run.json`. Records can be read back, so every type here is both
+//! Written as `run.json`; its fields are documented in `docs/run-record.md`. Records are
+//! read back by `fhirconf compare` and `run --baseline`, so every type here is both
 //! serialized and deserialized.
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::assert::Check;
 
 /// Bumped whenever a field changes meaning or disappears. Version 2 added `files`,
-/// `server`, each scenario's `rule_ids`, and a transcript for every step.
+/// `server`, `baseline`, each scenario's `rule_ids`, and a transcript for every step.
 pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct RunRecord {
     pub server: Option<ServerInfo>,
     /// Every file the run read, with the SHA-256 of the exact bytes read.
     pub files: Vec<InputFile>,
+    /// Set by `run --baseline`: how this run compares with an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInfo>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_secs: f64,
@@ -80,6 +84,8 @@ pub enum FileKind {
     Fixture,
     /// The target file (where and how to reach the server).
     Target,
+    /// The run record given to `--baseline`.
+    Baseline,
 }
 
 impl FileKind {
@@ -88,6 +94,7 @@ impl FileKind {
             FileKind::Scenario => "scenario",
             FileKind::Fixture => "fixture",
             FileKind::Target => "target",
+            FileKind::Baseline => "baseline",
         }
     }
 }
@@ -103,7 +110,7 @@ pub struct InputFile {
 
 impl InputFile {
     /// Reads `path` now and hashes what it read (for files the loader did not read,
-    /// such as a target file).
+    /// such as a target file or a baseline).
     pub fn read(path: &Path, kind: FileKind) -> Result<InputFile, String> {
         let display = crate::scenario::load::display_path(path);
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {display}: {e}"))?;
@@ -125,6 +132,22 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// What `run --baseline` found: scenario ids by how they changed since the baseline.
+/// `regressions` decide the exit code; `known_failures` failed in both runs and are
+/// tolerated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BaselineInfo {
+    /// The baseline file as given, and the SHA-256 of its bytes.
+    pub path: String,
+    pub sha256: String,
+    pub regressions: Vec<String>,
+    pub known_failures: Vec<String>,
+    pub fixes: Vec<String>,
+    pub new: Vec<String>,
+    pub removed: Vec<String>,
+    pub newly_skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +290,7 @@ impl RunRecord {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
             Some(v) if looks_like_record => {
                 return Err(format!(
-                    "{file} is a run record of schema version {v}; this fhirconf reads version {SCHEMA_VERSION} (run it again with this fhirconf)"
+                    "{file} is a run record of schema version {v}; this fhirconf reads version {SCHEMA_VERSION} (run the baseline again with this fhirconf)"
                 ));
             }
             _ => {

@@ -1,6 +1,6 @@
 //! `summary.md`, fit for a CI job summary (`$GITHUB_STEP_SUMMARY`): totals, the
-//! server, one line per failure with its reason, a requirements table (rule id →
-//! scenarios → verdict), and the skips.
+//! server, the comparison with a baseline, one line per failure with its reason, a
+//! requirements table (rule id → scenarios → verdict), and the skips.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -35,6 +35,38 @@ fn rule_verdict(scenarios: &[&ScenarioRecord]) -> Verdict {
     }
 }
 
+fn baseline_section(out: &mut String, record: &RunRecord) {
+    let Some(b) = &record.baseline else { return };
+    let n = |count: usize, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
+    let _ = writeln!(
+        out,
+        "## Against the baseline\n\nBaseline `{}`: **{}**, **{}** tolerated, {}, {} new, {} removed, {} newly skipped. Only regressions fail the gate.\n",
+        cell(&b.path),
+        n(b.regressions.len(), "regression", "regressions"),
+        n(b.known_failures.len(), "known failure", "known failures"),
+        n(b.fixes.len(), "fix", "fixes"),
+        b.new.len(),
+        b.removed.len(),
+        b.newly_skipped.len()
+    );
+    for (title, ids) in [
+        ("Regressions", &b.regressions),
+        ("Newly skipped", &b.newly_skipped),
+        ("Removed", &b.removed),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{title}:\n");
+        for id in ids {
+            let _ = writeln!(out, "- `{}`", cell(id));
+        }
+        out.push('\n');
+    }
+}
+
 fn failures_section(out: &mut String, record: &RunRecord) {
     let problems: Vec<_> = record
         .scenarios
@@ -44,6 +76,12 @@ fn failures_section(out: &mut String, record: &RunRecord) {
     if problems.is_empty() {
         return;
     }
+    let known = |id: &str| {
+        record
+            .baseline
+            .as_ref()
+            .is_some_and(|b| b.known_failures.iter().any(|k| k == id))
+    };
     let _ = writeln!(
         out,
         "## Failures and errors\n\n| verdict | scenario | rule | reason |\n|---|---|---|---|"
@@ -51,8 +89,9 @@ fn failures_section(out: &mut String, record: &RunRecord) {
     for s in problems {
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} |",
+            "| {}{} | `{}` | {} | {} |",
             s.verdict.as_str(),
+            if known(&s.id) { " (known)" } else { "" },
             cell(&s.id),
             cell(&s.rule_ids.join(", ")),
             cell(s.reason.as_deref().unwrap_or(""))
@@ -141,6 +180,7 @@ pub fn render(record: &RunRecord) -> String {
     if let Some(e) = &record.target.metadata_error {
         let _ = writeln!(out, "> CapabilityStatement unavailable: {}\n", cell(e));
     }
+    baseline_section(&mut out, record);
     failures_section(&mut out, record);
     requirements_section(&mut out, record);
     skipped_section(&mut out, record);
@@ -167,6 +207,29 @@ mod tests {
             md.contains("| `APPT-CANCELLED-FINAL` | failed | ✔ passes<br>✘ fails <&> |\n| `CORE-READ-404` | error | ! errors |\n| (no rule id) | skipped | – skips |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn marks_known_failures_and_lists_regressions_against_a_baseline() {
+        let mut record = crate::report::fixtures::record();
+        record.baseline = Some(crate::record::BaselineInfo {
+            path: "base.json".into(),
+            sha256: "00".into(),
+            regressions: vec!["s/b.yaml::errors".into()],
+            known_failures: vec!["s/a.yaml::fails <&>".into()],
+            ..Default::default()
+        });
+        let md = render(&record);
+        assert!(md.contains("Baseline `base.json`: **1 regression**, **1 known failure** tolerated, 0 fixes, 0 new"), "{md}");
+        assert!(
+            md.contains("Regressions:\n\n- `s/b.yaml::errors`\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| failed (known) | `s/a.yaml::fails <&>` |"),
+            "{md}"
+        );
+        assert!(md.contains("| error | `s/b.yaml::errors` |"), "{md}");
     }
 
     #[test]

@@ -212,6 +212,7 @@ pub(crate) mod fixtures {
                     sha256: sha256_hex(b"b"),
                 },
             ],
+            baseline: None,
             started_at: "2026-11-21T10:00:00Z".into(),
             finished_at: "2026-11-21T10:00:01Z".into(),
             duration_secs: 1.0,
