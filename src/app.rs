@@ -11,9 +11,12 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::{Map, Value};
 
 use crate::capability::Capabilities;
-use crate::cli::{Color, CompareArgs, CompareFormat, PathArgs, RunArgs, ServeArgs, pairs_to_map};
+use crate::cli::{
+    Color, CompareArgs, CompareFormat, PathArgs, RunArgs, ServeArgs, VerifyArgs, pairs_to_map,
+};
 use crate::compare::{self, Comparison};
 use crate::diag::Diagnostic;
+use crate::evidence::{self, SignatureCheck};
 use crate::exit;
 use crate::http::{HttpClient, HttpSettings};
 use crate::record::{
@@ -174,6 +177,7 @@ struct Plan {
     secrets: Vec<String>,
     paths: ReportPaths,
     baseline: Option<Baseline>,
+    evidence_key: Option<ed25519_dalek::SigningKey>,
 }
 
 /// The run record given to `--baseline`, read before anything is sent.
@@ -182,19 +186,29 @@ struct Baseline {
     record: RunRecord,
 }
 
-/// Reads `--baseline`: a baseline that cannot be read stops the run before anything
-/// is sent.
-fn plan_baseline(args: &RunArgs) -> Result<Option<Baseline>, String> {
-    let Some(path) = &args.baseline else {
-        return Ok(None);
+/// Reads `--baseline`, checks `--evidence` and reads `--evidence-key`: a problem with
+/// any of them stops the run before anything is sent.
+fn plan_baseline_and_evidence(
+    args: &RunArgs,
+) -> Result<(Option<Baseline>, Option<ed25519_dalek::SigningKey>), String> {
+    let baseline = match &args.baseline {
+        None => None,
+        Some(path) => Some(Baseline {
+            file: InputFile::read(path, FileKind::Baseline)?,
+            record: RunRecord::read(path)?,
+        }),
     };
-    Ok(Some(Baseline {
-        file: InputFile::read(path, FileKind::Baseline)?,
-        record: RunRecord::read(path)?,
-    }))
+    if let Some(dir) = &args.evidence {
+        evidence::check_destination(dir)?;
+    }
+    let key = match &args.evidence_key {
+        None => None,
+        Some(path) => Some(evidence::load_signing_key(path)?),
+    };
+    Ok((baseline, key))
 }
 
-/// Every file the run reads, for the run record: each
+/// Every file the run reads, for the run record and the evidence folder: each
 /// scenario file, its fixtures, and the baseline.
 fn input_files(suites: &[SuiteFile], baseline: Option<&Baseline>) -> Vec<InputFile> {
     let mut files: Vec<InputFile> = Vec::new();
@@ -243,7 +257,7 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
             _ => return Err(invalid(format!("--base-url `{url}` is not an http(s) URL"))),
         }
     }
-    let baseline = plan_baseline(args).map_err(invalid)?;
+    let (baseline, evidence_key) = plan_baseline_and_evidence(args).map_err(invalid)?;
     let mut vars = Map::new();
     let mut secrets = Vec::new();
     for (k, v) in &args.vars {
@@ -274,6 +288,7 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
         secrets,
         paths,
         baseline,
+        evidence_key,
     })
 }
 
@@ -489,12 +504,24 @@ pub fn run(args: &RunArgs) -> u8 {
         record.baseline = Some(cmp.to_baseline_info(b.file.path.clone(), b.file.sha256.clone()));
         cmp
     });
-    finish(&plan.paths, &record, comparison.as_ref())
+    finish(
+        args,
+        &plan.paths,
+        plan.evidence_key.as_ref(),
+        &record,
+        comparison.as_ref(),
+    )
 }
 
-/// Writes the reports, says where they are and how the run compares with its
-/// baseline, and returns the exit code.
-fn finish(paths: &ReportPaths, record: &RunRecord, comparison: Option<&Comparison>) -> u8 {
+/// Writes the reports (and the evidence folder), says where they are and how the run
+/// compares with its baseline, and returns the exit code.
+fn finish(
+    args: &RunArgs,
+    paths: &ReportPaths,
+    evidence_key: Option<&ed25519_dalek::SigningKey>,
+    record: &RunRecord,
+    comparison: Option<&Comparison>,
+) -> u8 {
     let rendered = report::Rendered::of(record);
     if let Err(e) = report::write_all(&rendered, paths) {
         eprintln!("error: {e}");
@@ -511,6 +538,30 @@ fn finish(paths: &ReportPaths, record: &RunRecord, comparison: Option<&Compariso
         paths.json.display(),
         paths.markdown.display()
     );
+    if let Some(dir) = &args.evidence {
+        let evidence = evidence::Evidence {
+            rendered: &rendered,
+            files: &record.files,
+            harness_version: &record.harness_version,
+            created_at: &record.finished_at,
+        };
+        match evidence::write(dir, &evidence, evidence_key) {
+            Ok(n) => eprintln!(
+                "evidence: {} ({n} files{}; check it with `fhirconf verify {}`)",
+                dir.display(),
+                if evidence_key.is_some() {
+                    ", signed"
+                } else {
+                    ""
+                },
+                dir.display()
+            ),
+            Err(e) => {
+                eprintln!("error: evidence not written: {e}");
+                return exit::INVALID;
+            }
+        }
+    }
     if let Some(cmp) = comparison {
         eprint!("\n{}", compare::render(cmp, compare::Format::Text));
         let code = exit::for_record(record);
@@ -558,5 +609,50 @@ pub fn compare(args: &CompareArgs) -> u8 {
         exit::FAILED
     } else {
         exit::SUCCESS
+    }
+}
+
+/// `fhirconf verify`: exit 0 when every file matches the manifest (and the signature
+/// holds, with `--key`), 1 naming each problem, 2 when the folder or key is unusable.
+pub fn verify(args: &VerifyArgs) -> u8 {
+    let key = match args.key.as_deref().map(evidence::load_verifying_key) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let v = match evidence::verify(&args.dir, key.as_ref()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let dir = display_path(&args.dir);
+    println!(
+        "{dir}: evidence written by fhirconf {} at {}; {} files in the manifest",
+        v.harness_version, v.created_at, v.listed
+    );
+    for p in &v.problems {
+        println!("{p}");
+    }
+    let signature = match v.signature {
+        SignatureCheck::Valid => "signature valid",
+        SignatureCheck::Invalid => "signature NOT valid",
+        SignatureCheck::NotChecked => "signed, signature not checked (give --key PUBLIC.pem)",
+        SignatureCheck::Unsigned => "not signed",
+    };
+    if v.problems.is_empty() {
+        println!("ok: every file matches the manifest; {signature}");
+        exit::SUCCESS
+    } else {
+        let n = v.problems.len();
+        println!(
+            "FAILED: {n} problem{} found; {signature}",
+            if n == 1 { "" } else { "s" }
+        );
+        exit::FAILED
     }
 }

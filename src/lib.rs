@@ -3,7 +3,7 @@
 //! YAML scenario files ([`scenario`]) are run by the [`runner`] against a base URL
 //! through the [`http`] client; every outcome lands in one [`record::RunRecord`],
 //! which the [`report`] writers turn into JUnit XML, JSON and Markdown. [`compare`]
-//! tells what changed between two records.
+//! tells what changed between two records; [`evidence`] packs a run for handing over.
 
 pub mod app;
 pub mod assert;
@@ -11,6 +11,7 @@ pub mod capability;
 pub mod cli;
 pub mod compare;
 pub mod diag;
+pub mod evidence;
 pub mod exit;
 pub mod http;
 pub mod record;

@@ -11,5 +11,6 @@ fn main() -> ExitCode {
         Command::List(args) => fhirconf::app::list(args),
         Command::Serve(args) => fhirconf::app::serve(args),
         Command::Compare(args) => fhirconf::app::compare(args),
+        Command::Verify(args) => fhirconf::app::verify(args),
     })
 }

@@ -1,11 +1,13 @@
-//! Regression checks: `run --baseline` and `compare`, with the real binary against the
-//! test server.
+//! Evidence for certification and regression: `run --baseline`, `compare`,
+//! `run --evidence` and `verify`, with the real binary against the test server.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::*;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
 
 const SUITE: &str = "tests/cases/baseline";
 
@@ -268,4 +270,239 @@ fn summary_is_appended_to_the_github_step_summary() {
         summary.contains("| `CORE-READ-404` | failed | ✘ always fails |"),
         "{summary}"
     );
+}
+
+/// A fixed key pair in the PEM forms openssl writes.
+fn keys(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let write = |name: &str, key: &SigningKey, public: bool| {
+        let path = dir.join(name);
+        let pem = if public {
+            key.verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap()
+        } else {
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+        };
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let other = SigningKey::from_bytes(&[8; 32]);
+    (
+        write("key.pem", &key, false),
+        write("pub.pem", &key, true),
+        write("other-pub.pem", &other, true),
+    )
+}
+
+fn verify(dir: &Path, key: Option<&Path>) -> (Option<i32>, String) {
+    let mut args = vec!["verify", p(dir)];
+    if let Some(k) = key {
+        args.extend(["--key", p(k)]);
+    }
+    let out = fhirconf(&args);
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[test]
+fn evidence_folder_is_complete_signed_and_verify_names_what_was_altered() {
+    let server = start_server();
+    let work = scratch("evidence");
+    let (key, public, other) = keys(&work);
+    let evidence = work.join("evidence");
+    let reports = work.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let out = run_with_reports(
+        &reports,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "--var",
+            "tenant=acme",
+            "--evidence",
+            p(&evidence),
+            "--evidence-key",
+            p(&key),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert!(text(&out.stderr).contains("evidence: "), "{}", output(&out));
+
+    // The reports are the same bytes as in reports/; every input file is copied.
+    for name in ["run.json", "junit.xml", "summary.md"] {
+        assert_eq!(
+            std::fs::read(evidence.join(name)).unwrap(),
+            std::fs::read(reports.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    for copied in [
+        "files/tests/cases/passing/json-assertions.yaml",
+        "files/tests/cases/passing/fixtures/patient.json",
+    ] {
+        let original = copied.strip_prefix("files/").unwrap();
+        assert_eq!(
+            std::fs::read(evidence.join(copied)).unwrap(),
+            std::fs::read(root().join(original)).unwrap(),
+            "{copied}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(evidence.join("manifest.json")).unwrap())
+            .unwrap();
+    let listed: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"run.json") && listed.contains(&"junit.xml"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        std::fs::read(evidence.join("manifest.sig")).unwrap().len(),
+        64
+    );
+
+    let (code, said) = verify(&evidence, None);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("signed, signature not checked"), "{said}");
+    let (code, said) = verify(&evidence, Some(&public));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("ok: every file matches the manifest; signature valid"),
+        "{said}"
+    );
+    let (code, said) = verify(&evidence, Some(&key));
+    assert_eq!(code, Some(0), "the private key also verifies: {said}");
+    let (code, said) = verify(&evidence, Some(&other));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the signature does not match this key"),
+        "{said}"
+    );
+
+    // openssl checks the same signature, when it is here.
+    let openssl = std::process::Command::new("openssl")
+        .args([
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            p(&public),
+            "-rawin",
+            "-in",
+        ])
+        .arg(evidence.join("manifest.json"))
+        .arg("-sigfile")
+        .arg(evidence.join("manifest.sig"))
+        .output();
+    if let Ok(o) = openssl {
+        assert!(
+            o.status.success(),
+            "openssl: {}",
+            text(&o.stdout) + &text(&o.stderr)
+        );
+    }
+
+    // Alter one file, delete another, add a third.
+    let altered = "files/tests/cases/passing/json-assertions.yaml";
+    let mut bytes = std::fs::read(evidence.join(altered)).unwrap();
+    bytes.extend_from_slice(b"# edited\n");
+    std::fs::write(evidence.join(altered), bytes).unwrap();
+    std::fs::remove_file(evidence.join("junit.xml")).unwrap();
+    std::fs::write(evidence.join("files/notes.txt"), "added later").unwrap();
+    let (code, said) = verify(&evidence, Some(&public));
+    assert_eq!(code, Some(1), "{said}");
+    for line in [
+        format!("altered: {altered} (its SHA-256 differs from the manifest)"),
+        "missing: junit.xml".to_owned(),
+        "extra:   files/notes.txt (not in the manifest)".to_owned(),
+        "FAILED: 3 problems found; signature valid".to_owned(),
+    ] {
+        assert!(said.contains(&line), "no `{line}` in\n{said}");
+    }
+
+    // A manifest edited to match is caught by the signature.
+    let manifest_path = evidence.join("manifest.json");
+    let edited = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .replace("\"summary.md\"", "\"summary.md\" ");
+    std::fs::write(&manifest_path, edited).unwrap();
+    let (code, said) = verify(&evidence, Some(&public));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("altered: manifest.json or manifest.sig"),
+        "{said}"
+    );
+}
+
+#[test]
+fn evidence_goes_only_to_new_empty_or_earlier_evidence_folders() {
+    let server = start_server();
+    let work = scratch("evidence-dest");
+    let reports = work.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let evidence = work.join("evidence");
+    let args = |dir: &Path| {
+        vec![
+            "tests/cases/passing".to_owned(),
+            "--base-url".to_owned(),
+            server.base_url.clone(),
+            "-k".to_owned(),
+            "every JSONPath".to_owned(),
+            "--evidence".to_owned(),
+            p(dir).to_owned(),
+        ]
+    };
+    let run = |dir: &Path| {
+        let a = args(dir);
+        run_with_reports(&reports, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert_eq!(run(&evidence).status.code(), Some(0));
+    // An earlier evidence folder is replaced whole.
+    let out = run(&evidence);
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(verify(&evidence, None).0, Some(0));
+
+    // A folder with other files is refused before anything runs.
+    std::fs::write(evidence.join("mine.txt"), "keep me").unwrap();
+    std::fs::remove_file(reports.join("run.json")).unwrap();
+    let out = run(&evidence);
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(
+        text(&out.stderr).contains("it is not empty and not an earlier evidence folder"),
+        "{}",
+        output(&out)
+    );
+    assert!(!reports.join("run.json").exists(), "nothing ran");
+    assert_eq!(
+        std::fs::read_to_string(evidence.join("mine.txt")).unwrap(),
+        "keep me"
+    );
+
+    // A bad signing key is refused before anything runs.
+    let bad_key = work.join("bad.pem");
+    std::fs::write(&bad_key, "not a key").unwrap();
+    let fresh = work.join("fresh");
+    let mut a = args(&fresh);
+    a.extend(["--evidence-key".to_owned(), p(&bad_key).to_owned()]);
+    let out = run_with_reports(&reports, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(
+        text(&out.stderr).contains("is not an Ed25519 private key in PKCS#8 PEM"),
+        "{}",
+        output(&out)
+    );
+    assert!(!fresh.exists());
+
+    // verify: a folder without a manifest, or a key that is not one, is unusable input.
+    let (code, said) = verify(&reports, None);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("manifest.json is missing"), "{said}");
+    let (code, said) = verify(&evidence, Some(&bad_key));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("is not an Ed25519 public key"), "{said}");
 }
