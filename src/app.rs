@@ -12,16 +12,23 @@ use serde_json::{Map, Value};
 
 use crate::auth::Auth;
 use crate::capability::Capabilities;
-use crate::cli::{Color, PathArgs, RunArgs, ServeArgs, pairs_to_map};
+use crate::cli::{
+    Color, CompareArgs, CompareFormat, PathArgs, RunArgs, ServeArgs, VerifyArgs, pairs_to_map,
+};
+use crate::compare::{self, Comparison};
 use crate::diag::Diagnostic;
+use crate::evidence::{self, SignatureCheck};
 use crate::exit;
 use crate::http::{HttpClient, HttpSettings};
 use crate::interrupt::Interrupt;
-use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, Verdict};
+use crate::record::{
+    FileKind, InputFile, RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, Verdict,
+};
 use crate::redact::Redactor;
 use crate::report::{self, ReportPaths};
 use crate::runner::{Runner, TargetSettings};
 use crate::sandbox;
+use crate::scenario::load::display_path;
 use crate::scenario::{LoadOptions, Scenario, SuiteFile, load};
 use crate::target::{self, Resolved, TargetFile};
 use crate::template::{SlotClock, Templates, fhir_instant};
@@ -174,6 +181,71 @@ struct Plan {
     vars: Map<String, Value>,
     secrets: Vec<String>,
     paths: ReportPaths,
+    baseline: Option<Baseline>,
+    evidence_key: Option<ed25519_dalek::SigningKey>,
+}
+
+/// The run record given to `--baseline`, read before anything is sent.
+struct Baseline {
+    file: InputFile,
+    record: RunRecord,
+}
+
+/// Reads `--baseline`, checks `--evidence` and reads `--evidence-key`: a problem with
+/// any of them stops the run before anything is sent.
+fn plan_baseline_and_evidence(
+    args: &RunArgs,
+) -> Result<(Option<Baseline>, Option<ed25519_dalek::SigningKey>), String> {
+    let baseline = match &args.baseline {
+        None => None,
+        Some(path) => Some(Baseline {
+            file: InputFile::read(path, FileKind::Baseline)?,
+            record: RunRecord::read(path)?,
+        }),
+    };
+    if let Some(dir) = &args.evidence {
+        evidence::check_destination(dir)?;
+    }
+    let key = match &args.evidence_key {
+        None => None,
+        Some(path) => Some(evidence::load_signing_key(path)?),
+    };
+    Ok((baseline, key))
+}
+
+/// Every file the run reads, for the run record and the evidence folder: the target
+/// file, each scenario file, its fixtures, and the baseline.
+fn input_files(
+    suites: &[SuiteFile],
+    target: &TargetFile,
+    baseline: Option<&Baseline>,
+) -> Vec<InputFile> {
+    let mut files: Vec<InputFile> = Vec::new();
+    if let (Some(sha256), Some(_)) = (&target.sha256, &target.path) {
+        files.push(InputFile {
+            path: target.display.clone(),
+            kind: FileKind::Target,
+            sha256: sha256.clone(),
+        });
+    }
+    for suite in suites {
+        files.push(InputFile {
+            path: suite.display.clone(),
+            kind: FileKind::Scenario,
+            sha256: suite.sha256.clone(),
+        });
+        for fixture in &suite.fixtures {
+            if !files.iter().any(|f| f.path == fixture.display) {
+                files.push(InputFile {
+                    path: fixture.display.clone(),
+                    kind: FileKind::Fixture,
+                    sha256: fixture.sha256.clone(),
+                });
+            }
+        }
+    }
+    files.extend(baseline.map(|b| b.file.clone()));
+    files
 }
 
 fn print_errors(errors: &[String]) -> u8 {
@@ -230,6 +302,7 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
             target.display
         );
     }
+    let (baseline, evidence_key) = plan_baseline_and_evidence(args).map_err(invalid)?;
     // Variables: for a sandbox target its seed data's, then the target's, then the
     // command line's (which win).
     let mut vars = Map::new();
@@ -296,6 +369,8 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
         vars,
         secrets,
         paths,
+        baseline,
+        evidence_key,
     })
 }
 
@@ -431,6 +506,7 @@ pub fn run(args: &RunArgs) -> u8 {
         );
     }
     let metadata_error = capabilities.error.clone();
+    let server_info = capabilities.server.clone();
     let target = TargetSettings {
         base_url: base_url.clone(),
         vars: plan.vars.clone(),
@@ -456,6 +532,7 @@ pub fn run(args: &RunArgs) -> u8 {
     );
     let runner = Arc::new(runner);
 
+    let files = input_files(&plan.suites, &plan.target, plan.baseline.as_ref());
     let mut scenarios: Vec<Arc<Scenario>> = plan
         .suites
         .into_iter()
@@ -538,7 +615,7 @@ pub fn run(args: &RunArgs) -> u8 {
             })
         })
         .collect();
-    let record = RunRecord {
+    let mut record = RunRecord {
         schema_version: SCHEMA_VERSION,
         harness: "fhirconf".to_owned(),
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -549,24 +626,173 @@ pub fn run(args: &RunArgs) -> u8 {
             defects: args.defects.clone(),
             metadata_error,
         },
+        server: server_info,
+        files,
+        baseline: None,
         started_at,
         finished_at: fhir_instant(jiff::Timestamp::now()),
         duration_secs: clock.elapsed().as_secs_f64(),
         scenarios: records,
     };
-    if let Err(e) = report::write_all(&record, &plan.paths) {
-        eprintln!("error: {e}");
-        return exit::INVALID;
-    }
-    eprintln!(
-        "reports: {}, {}, {}",
-        plan.paths.junit.display(),
-        plan.paths.json.display(),
-        plan.paths.markdown.display()
+    let comparison = plan.baseline.as_ref().map(|b| {
+        let cmp = compare::compare(&b.record, &b.file.path, &record, "this run");
+        record.baseline = Some(cmp.to_baseline_info(b.file.path.clone(), b.file.sha256.clone()));
+        cmp
+    });
+    let code = finish(
+        args,
+        &plan.paths,
+        plan.evidence_key.as_ref(),
+        &record,
+        comparison.as_ref(),
     );
-    if interrupt.is_set() {
+    if interrupt.is_set() && code != exit::INVALID {
         eprintln!("the run was interrupted: the reports cover what ran");
         return exit::INTERRUPTED;
     }
-    exit::for_record(&record)
+    code
+}
+
+/// Writes the reports (and the evidence folder), says where they are and how the run
+/// compares with its baseline, and returns the exit code.
+fn finish(
+    args: &RunArgs,
+    paths: &ReportPaths,
+    evidence_key: Option<&ed25519_dalek::SigningKey>,
+    record: &RunRecord,
+    comparison: Option<&Comparison>,
+) -> u8 {
+    let rendered = report::Rendered::of(record);
+    if let Err(e) = report::write_all(&rendered, paths) {
+        eprintln!("error: {e}");
+        return exit::INVALID;
+    }
+    match report::append_step_summary(&rendered.markdown) {
+        Ok(Some(path)) => eprintln!("summary appended to {}", path.display()),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e}"),
+    }
+    eprintln!(
+        "reports: {}, {}, {}",
+        paths.junit.display(),
+        paths.json.display(),
+        paths.markdown.display()
+    );
+    if let Some(dir) = &args.evidence {
+        let evidence = evidence::Evidence {
+            rendered: &rendered,
+            files: &record.files,
+            harness_version: &record.harness_version,
+            created_at: &record.finished_at,
+        };
+        match evidence::write(dir, &evidence, evidence_key) {
+            Ok(n) => eprintln!(
+                "evidence: {} ({n} files{}; check it with `fhirconf verify {}`)",
+                dir.display(),
+                if evidence_key.is_some() {
+                    ", signed"
+                } else {
+                    ""
+                },
+                dir.display()
+            ),
+            Err(e) => {
+                eprintln!("error: evidence not written: {e}");
+                return exit::INVALID;
+            }
+        }
+    }
+    if let Some(cmp) = comparison {
+        eprint!("\n{}", compare::render(cmp, compare::Format::Text));
+        let code = exit::for_record(record);
+        eprintln!(
+            "baseline gate: {}; {} tolerated (they failed in the baseline too)",
+            match cmp.regressions.len() {
+                0 => "no regressions, the run passes".to_owned(),
+                1 => "1 regression fails the run".to_owned(),
+                n => format!("{n} regressions fail the run"),
+            },
+            match cmp.known_failures.len() {
+                1 => "1 known failure".to_owned(),
+                n => format!("{n} known failures"),
+            }
+        );
+        return code;
+    }
+    exit::for_record(record)
+}
+
+/// `fhirconf compare`: exit 1 when the current run has regressions, 2 when a file
+/// cannot be read as a run record.
+pub fn compare(args: &CompareArgs) -> u8 {
+    let records = RunRecord::read(&args.baseline)
+        .and_then(|b| RunRecord::read(&args.current).map(|c| (b, c)));
+    let (baseline, current) = match records {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let cmp = compare::compare(
+        &baseline,
+        &display_path(&args.baseline),
+        &current,
+        &display_path(&args.current),
+    );
+    let format = match args.format {
+        CompareFormat::Text => compare::Format::Text,
+        CompareFormat::Markdown => compare::Format::Markdown,
+    };
+    print!("{}", compare::render(&cmp, format));
+    if cmp.has_regressions() {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    }
+}
+
+/// `fhirconf verify`: exit 0 when every file matches the manifest (and the signature
+/// holds, with `--key`), 1 naming each problem, 2 when the folder or key is unusable.
+pub fn verify(args: &VerifyArgs) -> u8 {
+    let key = match args.key.as_deref().map(evidence::load_verifying_key) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let v = match evidence::verify(&args.dir, key.as_ref()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let dir = display_path(&args.dir);
+    println!(
+        "{dir}: evidence written by fhirconf {} at {}; {} files in the manifest",
+        v.harness_version, v.created_at, v.listed
+    );
+    for p in &v.problems {
+        println!("{p}");
+    }
+    let signature = match v.signature {
+        SignatureCheck::Valid => "signature valid",
+        SignatureCheck::Invalid => "signature NOT valid",
+        SignatureCheck::NotChecked => "signed, signature not checked (give --key PUBLIC.pem)",
+        SignatureCheck::Unsigned => "not signed",
+    };
+    if v.problems.is_empty() {
+        println!("ok: every file matches the manifest; {signature}");
+        exit::SUCCESS
+    } else {
+        let n = v.problems.len();
+        println!(
+            "FAILED: {n} problem{} found; {signature}",
+            if n == 1 { "" } else { "s" }
+        );
+        exit::FAILED
+    }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::http::{HttpClient, PreparedRequest};
+use crate::record::ServerInfo;
 use crate::scenario::model::Requirement;
 
 #[derive(Debug, Clone, Default)]
@@ -15,6 +16,8 @@ pub struct Capabilities {
     pub interactions: BTreeSet<(String, String)>,
     /// Why `/metadata` could not be used; then no interaction counts as declared.
     pub error: Option<String>,
+    /// The server's software and FHIR version, for the run record.
+    pub server: Option<ServerInfo>,
 }
 
 impl Capabilities {
@@ -53,9 +56,17 @@ impl Capabilities {
                 }
             }
         }
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let software = doc.get("software");
+        let server = ServerInfo {
+            software_name: text(software.and_then(|s| s.get("name"))),
+            software_version: text(software.and_then(|s| s.get("version"))),
+            fhir_version: text(doc.get("fhirVersion")),
+        };
         Ok(Capabilities {
             interactions,
             error: None,
+            server: Some(server),
         })
     }
 
@@ -79,6 +90,7 @@ impl Capabilities {
         outcome.unwrap_or_else(|e| Capabilities {
             interactions: BTreeSet::new(),
             error: Some(e),
+            server: None,
         })
     }
 
@@ -172,5 +184,30 @@ mod tests {
                 .contains("does not declare")
         );
         assert!(Capabilities::from_statement(&json!({"resourceType": "Patient"})).is_err());
+    }
+
+    #[test]
+    fn keeps_software_and_fhir_version_and_leaves_missing_ones_out() {
+        let caps = Capabilities::from_statement(&json!({"resourceType": "CapabilityStatement",
+            "software": {"name": "Acme FHIR", "version": "7.2"}, "fhirVersion": "4.0.1"}))
+        .unwrap();
+        assert_eq!(
+            caps.server,
+            Some(ServerInfo {
+                software_name: Some("Acme FHIR".into()),
+                software_version: Some("7.2".into()),
+                fhir_version: Some("4.0.1".into()),
+            })
+        );
+        let caps = Capabilities::from_statement(&json!({"resourceType": "CapabilityStatement",
+            "software": {"name": "Acme FHIR"}}))
+        .unwrap();
+        let server = caps.server.unwrap();
+        assert_eq!(server.software_version, None);
+        assert_eq!(server.fhir_version, None);
+        assert_eq!(
+            server.to_string(),
+            "Acme FHIR (version not stated) (FHIR version not stated)"
+        );
     }
 }

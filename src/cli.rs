@@ -1,5 +1,5 @@
-//! The command line: `run`, `check`, `list`, `serve`. Thin: it parses flags and calls
-//! the library.
+//! The command line: `run`, `check`, `list`, `serve`, `compare`, `verify`. Thin: it
+//! parses flags and calls the library.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +27,11 @@ pub enum Command {
     List(PathArgs),
     /// Run the built-in sandbox FHIR server alone.
     Serve(ServeArgs),
+    /// Show what changed between two run records: regressions, fixes, new, removed and
+    /// newly skipped scenarios (exit 1 on any regression).
+    Compare(CompareArgs),
+    /// Check an evidence folder against its manifest and, with --key, its signature.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +124,18 @@ pub struct RunArgs {
     pub json: PathBuf,
     #[arg(long, default_value = "reports/summary.md", value_name = "PATH")]
     pub markdown: PathBuf,
+    /// An earlier run.json: only regressions against it (scenarios that did not fail
+    /// there and fail now) fail the run; known failures stay in the reports.
+    #[arg(long, value_name = "RUN_JSON")]
+    pub baseline: Option<PathBuf>,
+    /// Also write a self-contained evidence folder: the reports, copies of every input
+    /// file, and a manifest of SHA-256 digests (see `fhirconf verify`).
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Sign the evidence manifest with this Ed25519 private key (PKCS#8 PEM, as
+    /// `openssl genpkey -algorithm ed25519` writes).
+    #[arg(long, value_name = "KEY_PEM", requires = "evidence")]
+    pub evidence_key: Option<PathBuf>,
     /// One character per scenario.
     #[arg(short, long)]
     pub quiet: bool,
@@ -144,6 +161,36 @@ pub struct ServeArgs {
     /// List every feature with its values, then exit.
     #[arg(long)]
     pub list_features: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier run.json (before the upgrade).
+    #[arg(value_name = "BASELINE")]
+    pub baseline: PathBuf,
+    /// The later run.json.
+    #[arg(value_name = "CURRENT")]
+    pub current: PathBuf,
+    /// Plain text for a terminal, or Markdown for a pull request or job summary.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The evidence folder written by `run --evidence`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Also check manifest.sig with this Ed25519 public key (PEM, as
+    /// `openssl pkey -pubout` writes).
+    #[arg(long, value_name = "PUBLIC_PEM")]
+    pub key: Option<PathBuf>,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {

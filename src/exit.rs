@@ -14,10 +14,20 @@ pub const INTERRUPTED: u8 = 130;
 
 use crate::record::{RunRecord, Verdict};
 
+/// The exit code of a run. With a baseline only its regressions count: a scenario
+/// that failed in the baseline too is a known failure and does not fail the run.
 pub fn for_record(record: &RunRecord) -> u8 {
-    if record.count(Verdict::Failed) > 0 {
+    let count = |verdict: Verdict| match &record.baseline {
+        None => record.count(verdict),
+        Some(b) => b
+            .regressions
+            .iter()
+            .filter(|id| record.scenario(id).is_some_and(|s| s.verdict == verdict))
+            .count(),
+    };
+    if count(Verdict::Failed) > 0 {
         FAILED
-    } else if record.count(Verdict::Error) > 0 {
+    } else if count(Verdict::Error) > 0 {
         NO_ANSWER
     } else {
         SUCCESS

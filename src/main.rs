@@ -10,5 +10,7 @@ fn main() -> ExitCode {
         Command::Check(args) => fhirconf::app::check(args),
         Command::List(args) => fhirconf::app::list(args),
         Command::Serve(args) => fhirconf::app::serve(args),
+        Command::Compare(args) => fhirconf::app::compare(args),
+        Command::Verify(args) => fhirconf::app::verify(args),
     })
 }

@@ -1,42 +1,156 @@
 //! The run record: everything a run found, in one value that every reporter reads.
 //! No reporter re-runs or re-derives anything.
+//!
+//! Written as `run.json`; its fields are documented in `docs/run-record.md`. Records are
+//! read back by `fhirconf compare` and `run --baseline`, so every type here is both
+//! serialized and deserialized.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::assert::Check;
 
-/// Bumped whenever a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a field changes meaning or disappears. Version 2 added `files`,
+/// `server`, `baseline`, each scenario's `rule_ids`, and a transcript for every step.
+pub const SCHEMA_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub schema_version: u32,
     pub harness: String,
     pub harness_version: String,
     pub target: TargetInfo,
+    /// What the server says it is, from its CapabilityStatement; `None` when that
+    /// could not be read (see `target.metadata_error`).
+    pub server: Option<ServerInfo>,
+    /// Every file the run read, with the SHA-256 of the exact bytes read.
+    pub files: Vec<InputFile>,
+    /// Set by `run --baseline`: how this run compares with an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInfo>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_secs: f64,
     pub scenarios: Vec<ScenarioRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetInfo {
     pub base_url: String,
     /// True when the run started the built-in sandbox.
     pub sandbox: bool,
     pub features: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defects: Vec<String>,
     /// Why the CapabilityStatement could not be read, if it could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// `CapabilityStatement.software.name`, `.software.version` and `.fhirVersion`; each
+/// `None` when the statement leaves it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub software_name: Option<String>,
+    pub software_version: Option<String>,
+    pub fhir_version: Option<String>,
+}
+
+impl std::fmt::Display for ServerInfo {
+    /// `HAPI FHIR Server 7.2.0 (FHIR 4.0.1)`, saying so where the statement is silent.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.software_name, &self.software_version) {
+            (Some(n), Some(v)) => write!(f, "{n} {v}")?,
+            (Some(n), None) => write!(f, "{n} (version not stated)")?,
+            (None, Some(v)) => write!(f, "unnamed software {v}")?,
+            (None, None) => write!(f, "software not stated")?,
+        }
+        match &self.fhir_version {
+            Some(v) => write!(f, " (FHIR {v})"),
+            None => write!(f, " (FHIR version not stated)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// A scenario file given on the command line or found in a folder.
+    Scenario,
+    /// A `json_file:` or `body_file:` fixture a scenario file names.
+    Fixture,
+    /// The target file (where and how to reach the server).
+    Target,
+    /// The run record given to `--baseline`.
+    Baseline,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Scenario => "scenario",
+            FileKind::Fixture => "fixture",
+            FileKind::Target => "target",
+            FileKind::Baseline => "baseline",
+        }
+    }
+}
+
+/// A file the run read. `path` is as the user gave it (forward slashes, no leading
+/// `./`); `sha256` is lowercase hex of the exact bytes read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub kind: FileKind,
+    pub sha256: String,
+}
+
+impl InputFile {
+    /// Reads `path` now and hashes what it read (for files the loader did not read,
+    /// such as a target file or a baseline).
+    pub fn read(path: &Path, kind: FileKind) -> Result<InputFile, String> {
+        let display = crate::scenario::load::display_path(path);
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {display}: {e}"))?;
+        Ok(InputFile {
+            path: display,
+            kind,
+            sha256: sha256_hex(&bytes),
+        })
+    }
+}
+
+/// Lowercase hex SHA-256, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// What `run --baseline` found: scenario ids by how they changed since the baseline.
+/// `regressions` decide the exit code; `known_failures` failed in both runs and are
+/// tolerated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BaselineInfo {
+    /// The baseline file as given, and the SHA-256 of its bytes.
+    pub path: String,
+    pub sha256: String,
+    pub regressions: Vec<String>,
+    pub known_failures: Vec<String>,
+    pub fixes: Vec<String>,
+    pub new: Vec<String>,
+    pub removed: Vec<String>,
+    pub newly_skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Passed,
@@ -54,39 +168,46 @@ impl Verdict {
             Verdict::Skipped => "skipped",
         }
     }
+
+    /// Failed or error: the scenario did not hold.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Verdict::Failed | Verdict::Error)
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioRecord {
     pub id: String,
     pub file: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The requirement ids `source` starts with (see [`rule_ids`]).
+    pub rule_ids: Vec<String>,
     pub tags: Vec<String>,
     pub verdict: Verdict,
     /// One line: why it failed, errored or was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub duration_secs: f64,
     pub steps: Vec<StepRecord>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Step,
     Cleanup,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub name: String,
     /// Line of the step's `request` in the scenario file.
     pub line: u64,
     pub phase: Phase,
     pub verdict: Verdict,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -95,12 +216,13 @@ pub struct StepRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     pub duration_secs: f64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub captures: BTreeMap<String, Value>,
-    /// Kept for steps that did not pass (bounded in size): what was sent and received.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What was sent and received, redacted; bodies trimmed to 1 KiB for a step that
+    /// passed and to 4 KiB otherwise. `None` when nothing was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
 }
 
@@ -152,5 +274,162 @@ impl RunRecord {
             .iter()
             .filter(|s| s.verdict == verdict)
             .count()
+    }
+}
+
+impl RunRecord {
+    /// Parses a `run.json`; `file` names it in errors. A record of another schema
+    /// version, or a JSON document that is not a run record at all, is refused with a
+    /// message saying which.
+    pub fn from_json(text: &str, file: &str) -> Result<RunRecord, String> {
+        let doc: Value =
+            serde_json::from_str(text).map_err(|e| format!("{file} is not JSON: {e}"))?;
+        let version = doc.get("schema_version").and_then(Value::as_u64);
+        let looks_like_record = doc.get("harness").and_then(Value::as_str) == Some("fhirconf");
+        match version {
+            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(v) if looks_like_record => {
+                return Err(format!(
+                    "{file} is a run record of schema version {v}; this fhirconf reads version {SCHEMA_VERSION} (run the baseline again with this fhirconf)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{file} is not a fhirconf run record (no `schema_version` and `harness: \"fhirconf\"`)"
+                ));
+            }
+        }
+        serde_json::from_value(doc).map_err(|e| format!("{file} is not a valid run record: {e}"))
+    }
+
+    /// Reads and parses a `run.json` from disk.
+    pub fn read(path: &Path) -> Result<RunRecord, String> {
+        let file = crate::scenario::load::display_path(path);
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {file}: {e}"))?;
+        Self::from_json(&text, &file)
+    }
+
+    pub fn scenario(&self, id: &str) -> Option<&ScenarioRecord> {
+        self.scenarios.iter().find(|s| s.id == id)
+    }
+}
+
+/// The requirement ids a scenario's `source` starts with.
+///
+/// `"APPT-CANCELLED-FINAL — 004: 'Once ...'"` gives `["APPT-CANCELLED-FINAL"]`;
+/// `"PRAC-READ, PRAC-AUTH — ..."` and `"PRAC-READ/PRAC-AUTH: ..."` give both. An id is
+/// upper-case letters and digits in at least two `-`-joined parts (as in
+/// `REQUIREMENTS.md`); the list must end the source or be followed by a space, `:` or
+/// a dash. A source that does not start that way (free text) names no rule.
+pub fn rule_ids(source: Option<&str>) -> Vec<String> {
+    let Some(source) = source else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    let mut rest = source.trim_start();
+    loop {
+        let len = rest
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'))
+            .unwrap_or(rest.len());
+        let token = &rest[..len];
+        let well_formed = token.starts_with(|c: char| c.is_ascii_uppercase())
+            && token.contains('-')
+            && token.split('-').all(|part| !part.is_empty());
+        if !well_formed {
+            return Vec::new();
+        }
+        ids.push(token.to_owned());
+        let after = rest[len..].trim_start();
+        match after.chars().next() {
+            Some(',' | '/') => rest = after[1..].trim_start(),
+            None | Some(':' | '—' | '–' | '-' | '(' | ';') => break,
+            // Followed by more words on the same footing ("FOO-BAR is ..."): only a
+            // space may separate the ids from what follows.
+            Some(_) if rest[len..].starts_with(char::is_whitespace) => break,
+            Some(_) => return Vec::new(),
+        }
+    }
+    ids.dedup();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_come_from_the_start_of_the_source() {
+        let ids = |s: &str| rule_ids(Some(s));
+        assert_eq!(
+            ids("APPT-CANCELLED-FINAL — 004: 'Once an appointment ...'"),
+            ["APPT-CANCELLED-FINAL"]
+        );
+        assert_eq!(ids("APPT-CANCELLED-FINAL"), ["APPT-CANCELLED-FINAL"]);
+        assert_eq!(
+            ids("PRAC-READ, PRAC-AUTH — 000: read"),
+            ["PRAC-READ", "PRAC-AUTH"]
+        );
+        assert_eq!(ids("PRAC-READ/PRAC-AUTH: read"), ["PRAC-READ", "PRAC-AUTH"]);
+        assert_eq!(ids("  CORE-READ-404 (http.html)"), ["CORE-READ-404"]);
+        assert_eq!(ids("CORE-X2 - text"), ["CORE-X2"]);
+        assert!(ids("Appointment update: once cancelled").is_empty());
+        assert!(ids("FHIR R4 RESTful API").is_empty());
+        assert!(ids("TODO: fix").is_empty(), "an id has at least two parts");
+        assert!(ids("APPT--X").is_empty());
+        assert!(ids("APPT-X, then prose").is_empty());
+        assert!(ids("APPT-Xy").is_empty());
+        assert!(rule_ids(None).is_empty());
+    }
+
+    #[test]
+    fn every_built_in_scenario_names_a_rule() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let suites = crate::scenario::load(
+            &[root.join("scenarios")],
+            &crate::scenario::LoadOptions::default(),
+        )
+        .unwrap();
+        for s in suites.iter().flat_map(|f| &f.scenarios) {
+            assert!(
+                !rule_ids(s.source.as_deref()).is_empty(),
+                "{}: {:?}",
+                s.id,
+                s.source
+            );
+        }
+    }
+
+    #[test]
+    fn reading_refuses_other_versions_and_other_documents() {
+        let e = RunRecord::from_json(
+            "{\"schema_version\": 1, \"harness\": \"fhirconf\"}",
+            "old.json",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("old.json is a run record of schema version 1"),
+            "{e}"
+        );
+        let e = RunRecord::from_json("{\"resourceType\": \"Patient\"}", "p.json").unwrap_err();
+        assert!(e.contains("p.json is not a fhirconf run record"), "{e}");
+        let e = RunRecord::from_json("[1, 2", "x.json").unwrap_err();
+        assert!(e.starts_with("x.json is not JSON"), "{e}");
+        let e = RunRecord::from_json(
+            "{\"schema_version\": 2, \"harness\": \"fhirconf\"}",
+            "half.json",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("half.json is not a valid run record: missing field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sha256_is_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -128,7 +128,7 @@ mod tests {
         r.add_header("Accept", "text/plain-secretish");
         assert_eq!(
             r.text("sid=cookie-1234 dXNlcjpwYXNz text/plain-secretish dark"),
-            "sid=[redacted] [redacted] text/plain-secretish dark"
+            "sid=[redacted] [redacted] text/plain-secretish [redacted]"
         );
     }
 }

@@ -127,6 +127,7 @@ impl Runner {
             file: scenario.file.clone(),
             name: scenario.name.clone(),
             source: scenario.source.clone(),
+            rule_ids: crate::record::rule_ids(scenario.source.as_deref()),
             tags: scenario.tags.clone(),
             verdict: Verdict::Skipped,
             reason: Some(reason),
@@ -144,6 +145,11 @@ impl Runner {
 
         let mut vars = self.target.vars.clone();
         vars.insert("run_id".to_owned(), Value::String(self.run_id.clone()));
+        // Tells slot() which scenario asks, so each books in a week of its own.
+        vars.insert(
+            crate::template::SCENARIO_KEY_VAR.to_owned(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
         vars.insert(
             "base_url".to_owned(),
             Value::String(self.target.base_url.clone()),
@@ -504,14 +510,19 @@ impl Runner {
             check.actual = self.redactor.text(&check.actual);
             check.diff = check.diff.as_ref().map(|d| self.redactor.text(d));
         }
-        if record.verdict != Verdict::Passed {
-            record.transcript = Some(transcript(
-                &exchange.request,
-                Some(&exchange.response),
-                &self.redactor,
-                self.transcript_body_limit,
-            ));
-        }
+        // Every exchange is kept as evidence; a passing one needs less of its bodies.
+        const PASSED_BODY_LIMIT: usize = 1024;
+        let body_limit = if record.verdict == Verdict::Passed {
+            self.transcript_body_limit.min(PASSED_BODY_LIMIT)
+        } else {
+            self.transcript_body_limit
+        };
+        record.transcript = Some(transcript(
+            &exchange.request,
+            Some(&exchange.response),
+            &self.redactor,
+            body_limit,
+        ));
         record.duration_secs = exchange.duration.as_secs_f64();
         record
     }

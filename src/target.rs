@@ -161,6 +161,8 @@ pub struct TargetFile {
     pub display: String,
     /// The file on disk; `None` for the built-in sandbox target.
     pub path: Option<PathBuf>,
+    /// SHA-256 of the exact bytes read, for the run record and evidence.
+    pub sha256: Option<String>,
     pub description: Option<String>,
     /// `None`: start the built-in sandbox.
     pub base_url: Option<String>,
@@ -260,6 +262,7 @@ pub fn load(path: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut target = parse(&display, &text, &base)?;
     target.path = Some(path.to_path_buf());
+    target.sha256 = Some(crate::record::sha256_hex(text.as_bytes()));
     Ok(target)
 }
 
@@ -480,6 +483,7 @@ impl Builder<'_> {
         TargetFile {
             display: self.file.to_owned(),
             path: None,
+            sha256: None,
             description: doc.description,
             base_url,
             auth,
@@ -677,6 +681,7 @@ impl TargetFile {
         TargetFile {
             display: "--base-url".to_owned(),
             path: None,
+            sha256: None,
             description: None,
             base_url: None,
             auth: AuthSpec::None,

@@ -5,8 +5,8 @@
 //! so `count: "{{ n }}"` stays a number and `booking: "{{ slot() }}"` an object.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use minijinja::value::Kwargs;
@@ -19,35 +19,61 @@ pub const BUILTIN_VARS: &[&str] = &["run_id", "base_url"];
 /// Functions registered on every template environment.
 pub const FUNCTIONS: &[&str] = &["uuid", "now", "today", "slot"];
 
-/// Hands out appointment slots that never overlap within a run: a random far-future
-/// starting hour, then one two-hour window per call.
+/// Hands out appointment slots that never overlap within a run: each scenario gets
+/// its own week, starting on a random far-future day, and its slots are consecutive
+/// two-hour windows from midnight UTC of that week's first day. So the slots of one
+/// scenario share a date (up to twelve of them) and never meet another scenario's,
+/// whatever order scenarios run in.
 #[derive(Debug)]
 pub struct SlotClock {
+    /// Midnight UTC of the first day.
     base: Timestamp,
-    next: AtomicU64,
+    /// Scenario key → (its week, slots taken).
+    scenarios: Mutex<HashMap<String, (i64, i64)>>,
 }
+
+/// The variable the runner sets to tell `slot()` which scenario is asking.
+pub const SCENARIO_KEY_VAR: &str = "_fhirconf_scenario";
+/// Slots one scenario may take: a week of two-hour windows.
+const SLOTS_PER_SCENARIO: i64 = 7 * 12;
 
 impl SlotClock {
     pub fn random() -> Self {
         let bytes = uuid::Uuid::new_v4().into_bytes();
         let r = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
-        // Between ~1 and ~8 years ahead, on a whole hour.
-        let hours_ahead = 9_000 + (r % 60_000) as i64;
+        // Between ~1 and ~8 years ahead.
+        let days_ahead = 400 + (r % 2_500) as i64;
+        Self::starting_days_ahead(days_ahead)
+    }
+
+    pub fn starting_days_ahead(days_ahead: i64) -> Self {
         let now = Timestamp::now().as_second();
-        let base = Timestamp::from_second(now - now % 3600 + hours_ahead * 3600)
+        let base = Timestamp::from_second(now - now.rem_euclid(86_400) + days_ahead * 86_400)
             .unwrap_or(Timestamp::UNIX_EPOCH);
         SlotClock {
             base,
-            next: AtomicU64::new(0),
+            scenarios: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The `n`th window: starts `2n` hours after the base.
-    fn take(&self, minutes: i64) -> (Timestamp, Timestamp) {
-        let n = self.next.fetch_add(1, Ordering::Relaxed) as i64;
-        let start = self.base.checked_add((2 * n).hours()).unwrap_or(self.base);
+    /// The next window of the scenario `key`.
+    fn take(&self, key: &str, minutes: i64) -> Result<(Timestamp, Timestamp), String> {
+        let (week, n) = {
+            let mut map = self.scenarios.lock().unwrap_or_else(|e| e.into_inner());
+            let weeks = map.len() as i64;
+            let entry = map.entry(key.to_owned()).or_insert((weeks, 0));
+            entry.1 += 1;
+            (entry.0, entry.1 - 1)
+        };
+        if n >= SLOTS_PER_SCENARIO {
+            return Err(format!(
+                "slot(): a scenario may book at most {SLOTS_PER_SCENARIO} slots"
+            ));
+        }
+        let hours = week * 7 * 24 + 2 * n;
+        let start = self.base.checked_add(hours.hours()).unwrap_or(self.base);
         let end = start.checked_add(minutes.minutes()).unwrap_or(start);
-        (start, end)
+        Ok((start, end))
     }
 }
 
@@ -153,7 +179,9 @@ impl Templates {
         );
         env.add_function(
             "slot",
-            move |kwargs: Kwargs| -> Result<minijinja::Value, minijinja::Error> {
+            move |state: &minijinja::State,
+                  kwargs: Kwargs|
+                  -> Result<minijinja::Value, minijinja::Error> {
                 let minutes: Option<i64> = kwargs.get("minutes")?;
                 kwargs.assert_all_used()?;
                 let minutes = minutes.unwrap_or(30);
@@ -163,7 +191,13 @@ impl Templates {
                         "slot(minutes=N) takes N from 1 to 110",
                     ));
                 }
-                let (start, end) = slots.take(minutes);
+                let key = state
+                    .lookup(SCENARIO_KEY_VAR)
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let (start, end) = slots.take(&key, minutes).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e)
+                })?;
                 Ok(minijinja::context! {
                     start => fhir_instant(start),
                     end => fhir_instant(end),
@@ -386,6 +420,44 @@ mod tests {
             t.render_value(&json!("{{ slot(minutes=0) }}"), &none)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn each_scenario_books_on_days_of_its_own() {
+        let t = engine();
+        let mut one = Map::new();
+        one.insert(SCENARIO_KEY_VAR.into(), json!("one"));
+        let mut two = Map::new();
+        two.insert(SCENARIO_KEY_VAR.into(), json!("two"));
+        let slot =
+            |vars: &Map<String, Value>| t.render_value(&json!("{{ slot() }}"), vars).unwrap();
+        let a1 = slot(&one);
+        let b1 = slot(&two);
+        let a2 = slot(&one);
+        let a3 = slot(&one);
+        // One scenario's slots share a date and follow each other from midnight.
+        assert!(
+            a1["start"].as_str().unwrap().ends_with("T00:00:00Z"),
+            "{a1}"
+        );
+        assert!(
+            a2["start"].as_str().unwrap().ends_with("T02:00:00Z"),
+            "{a2}"
+        );
+        assert_eq!(a1["date"], a3["date"]);
+        // Another scenario's are a week away.
+        let day = |v: &Value| {
+            v["date"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::civil::Date>()
+                .unwrap()
+        };
+        assert_eq!((day(&b1) - day(&a1)).get_days(), 7);
+        for _ in 3..84 {
+            slot(&one);
+        }
+        assert!(t.render_value(&json!("{{ slot() }}"), &one).is_err());
     }
 
     #[test]

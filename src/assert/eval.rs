@@ -1,4 +1,4 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::diff::{pretty, unified_diff};
@@ -9,14 +9,14 @@ use crate::scenario::schema::{Expect, HeaderExpect, JsonAssert, JsonType};
 use crate::template::value_to_text;
 
 /// The verdict of one expectation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     /// What was checked, e.g. `status` or `$.status equals "cancelled"`.
     pub what: String,
     pub passed: bool,
     pub expected: String,
     pub actual: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
 }
 

@@ -14,10 +14,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_back_what_it_writes() {
+        let record = crate::report::fixtures::record();
+        let text = render(&record);
+        let back = RunRecord::from_json(&text, "run.json").unwrap();
+        assert_eq!(render(&back), text);
+    }
+
+    #[test]
     fn round_trips_as_json_with_lowercase_verdicts() {
         let v: serde_json::Value =
             serde_json::from_str(&render(&crate::report::fixtures::record())).unwrap();
-        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["schema_version"], 2);
         let verdicts: Vec<&str> = v["scenarios"]
             .as_array()
             .unwrap()

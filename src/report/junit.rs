@@ -1,9 +1,17 @@
 //! `junit.xml`. One scenario file is one `<testsuite>`; one scenario is one
-//! `<testcase>`, whose classname is the file:
+//! `<testcase>`, whose classname is the file. The suite's `<properties>` trace each
+//! test case to its rule ids, tags and file: the schema CI validates against (Jenkins
+//! xUnit, `junit-10.xsd`) allows `<properties>` on `<testsuite>` only, so each
+//! property's name starts with the test case's name.
 //!
 //! ```xml
-//! <testsuite id="0" name="scenarios/canvas/appointment/cancelled-final.yaml" tests="1" errors="0" failures="1" ...>
-//!   <testcase name="a cancelled appointment is final" classname="scenarios/canvas/appointment/cancelled-final.yaml" time="0.25">
+//! <testsuite id="0" name="scenarios/canvas/appointment/cancelled-final.yaml" tests="1" failures="1" errors="0" ...>
+//!   <properties>
+//!     <property name="a cancelled appointment is final :: rule" value="APPT-CANCELLED-FINAL"/>
+//!     <property name="a cancelled appointment is final :: tags" value="canvas,appointment,writes"/>
+//!     <property name="a cancelled appointment is final :: file" value="scenarios/canvas/appointment/cancelled-final.yaml"/>
+//!   </properties>
+//!   <testcase name="a cancelled appointment is final" classname="scenarios/canvas/appointment/cancelled-final.yaml" time="0.250">
 //!     <failure type="failure" message="step 'it is still cancelled' (line 40): $.status equals &quot;cancelled&quot;: ..."><![CDATA[
 //! step 'it is still cancelled' (line 40): ...
 //!   expected: "cancelled"
@@ -17,10 +25,10 @@
 //!
 //! `<failure>`: the server answered wrongly; `<error>`: it did not answer;
 //! `<skipped>`: the scenario did not apply, with the reason.
+//!
+//! Written here rather than with `junit-report`, which cannot write properties.
 
 use std::fmt::Write;
-
-use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
 
 use crate::record::{Phase, RunRecord, ScenarioRecord, Verdict};
 
@@ -33,12 +41,36 @@ fn xml_safe(text: &str) -> String {
         .replace("]]>", "]] >")
 }
 
-fn duration(secs: f64) -> Duration {
-    Duration::seconds_f64(if secs.is_finite() && secs >= 0.0 {
-        secs
-    } else {
-        0.0
-    })
+/// An attribute value: XML-safe, markup escaped, and line breaks kept as character
+/// references (a parser would otherwise turn them into spaces).
+fn attr(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in xml_safe(text).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Seconds with millisecond precision, in the form the schema's `SUREFIRE_TIME` allows.
+fn seconds(secs: f64) -> String {
+    format!(
+        "{:.3}",
+        if secs.is_finite() && secs >= 0.0 {
+            secs
+        } else {
+            0.0
+        }
+    )
 }
 
 fn mark(verdict: Verdict) -> &'static str {
@@ -76,65 +108,111 @@ fn step_log(s: &ScenarioRecord) -> String {
     out
 }
 
-fn testcase(s: &ScenarioRecord) -> TestCase {
-    let name = xml_safe(&s.name);
-    let time = duration(s.duration_secs);
-    let reason = xml_safe(s.reason.as_deref().unwrap_or(""));
-    let mut case = match s.verdict {
-        Verdict::Passed => TestCase::success(&name, time),
-        Verdict::Failed => TestCase::failure(&name, time, "failure", &reason),
-        Verdict::Error => TestCase::error(&name, time, "error", &reason),
-        Verdict::Skipped => TestCase::skipped_with_cause(&name, "skipped", &reason),
+/// The `<property>` elements that trace one test case to its rules, tags and file.
+/// The schema allows `<properties>` only on `<testsuite>`, so each name starts with the
+/// test case's name: `a cancelled appointment is final :: rule`.
+fn properties(out: &mut String, s: &ScenarioRecord) {
+    let mut property = |what: &str, value: &str| {
+        let _ = writeln!(
+            out,
+            "      <property name=\"{}\" value=\"{}\"/>",
+            attr(&format!("{} :: {what}", s.name)),
+            attr(value)
+        );
     };
-    if let junit_report::TestResult::Failure { cause, .. }
-    | junit_report::TestResult::Error { cause, .. } = &mut case.result
-    {
-        *cause = Some(xml_safe(&s.details()));
+    for id in &s.rule_ids {
+        property("rule", id);
     }
-    if let junit_report::TestResult::SkippedWithCause { cause, .. } = &mut case.result {
-        *cause = None;
+    if !s.tags.is_empty() {
+        property("tags", &s.tags.join(","));
     }
-    case.set_classname(&xml_safe(&s.file));
+    property("file", &s.file);
+}
+
+fn testcase(out: &mut String, s: &ScenarioRecord) {
+    let _ = writeln!(
+        out,
+        "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
+        attr(&s.name),
+        attr(&s.file),
+        seconds(s.duration_secs)
+    );
+    let reason = attr(s.reason.as_deref().unwrap_or(""));
+    match s.verdict {
+        Verdict::Passed => {}
+        Verdict::Failed | Verdict::Error => {
+            let element = if s.verdict == Verdict::Failed {
+                "failure"
+            } else {
+                "error"
+            };
+            let _ = writeln!(
+                out,
+                "      <{element} type=\"{element}\" message=\"{reason}\"><![CDATA[{}]]></{element}>",
+                xml_safe(&s.details())
+            );
+        }
+        Verdict::Skipped => {
+            let _ = writeln!(
+                out,
+                "      <skipped type=\"skipped\" message=\"{reason}\"/>"
+            );
+        }
+    }
     if !s.steps.is_empty() {
-        case.set_system_out(&xml_safe(&step_log(s)));
+        let _ = writeln!(
+            out,
+            "      <system-out><![CDATA[{}]]></system-out>",
+            xml_safe(&step_log(s))
+        );
     }
-    case
+    out.push_str("    </testcase>\n");
 }
 
 pub fn render(record: &RunRecord) -> String {
-    let timestamp = record
-        .started_at
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.as_second()).ok())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mut files: Vec<&str> = Vec::new();
     for s in &record.scenarios {
         if !files.contains(&s.file.as_str()) {
             files.push(&s.file);
         }
     }
-    let mut report = ReportBuilder::new();
-    for file in files {
-        let mut suite = TestSuiteBuilder::new(&xml_safe(file));
-        suite.set_timestamp(timestamp);
-        suite.add_testcases(
-            record
-                .scenarios
-                .iter()
-                .filter(|s| s.file == file)
-                .map(testcase),
+    let total = |v: Verdict| record.count(v);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"fhirconf\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
+        record.scenarios.len(),
+        total(Verdict::Failed),
+        total(Verdict::Error),
+        seconds(record.duration_secs)
+    );
+    for (id, file) in files.into_iter().enumerate() {
+        let cases: Vec<&ScenarioRecord> =
+            record.scenarios.iter().filter(|s| s.file == file).collect();
+        let count = |v: Verdict| cases.iter().filter(|s| s.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite id=\"{id}\" name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\">",
+            attr(file),
+            cases.len(),
+            count(Verdict::Failed),
+            count(Verdict::Error),
+            count(Verdict::Skipped),
+            seconds(cases.iter().map(|s| s.duration_secs).sum()),
+            attr(&record.started_at)
         );
-        report.add_testsuite(suite.build());
+        out.push_str("    <properties>\n");
+        for s in &cases {
+            properties(&mut out, s);
+        }
+        out.push_str("    </properties>\n");
+        for s in cases {
+            testcase(&mut out, s);
+        }
+        out.push_str("  </testsuite>\n");
     }
-    let mut out = Vec::new();
-    match report.build().write_xml(&mut out) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        Err(e) => format!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><!-- {} --></testsuites>\n",
-            xml_safe(&e.to_string()).replace("--", "- -")
-        ),
-    }
+    out.push_str("</testsuites>\n");
+    out
 }
 
 #[cfg(test)]
@@ -161,5 +239,30 @@ mod tests {
     #[test]
     fn strips_what_xml_cannot_hold() {
         assert_eq!(xml_safe("a\u{1}b]]>c\u{FFFF}\n"), "ab]] >c\n");
+        assert_eq!(
+            attr("<a & 'b'>\n\"c\"\u{1}"),
+            "&lt;a &amp; &apos;b&apos;&gt;&#10;&quot;c&quot;"
+        );
+    }
+
+    #[test]
+    fn properties_name_each_test_case_with_its_rules_tags_and_file() {
+        let xml = render(&crate::report::fixtures::record());
+        assert!(xml.contains(
+            "<property name=\"fails &lt;&amp;&gt; :: rule\" value=\"APPT-CANCELLED-FINAL\"/>"
+        ));
+        assert!(xml.contains("<property name=\"passes :: tags\" value=\"canvas\"/>"));
+        assert!(xml.contains("<property name=\"skips :: file\" value=\"s/b.yaml\"/>"));
+        assert_eq!(xml.matches("<properties>").count(), 2);
+    }
+
+    #[test]
+    fn validates_against_the_xunit_schema() {
+        let dir = std::env::temp_dir().join(format!("fhirconf-junit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("junit.xml");
+        std::fs::write(&path, render(&crate::report::fixtures::record())).unwrap();
+        crate::report::fixtures::assert_junit_schema_valid(&path);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

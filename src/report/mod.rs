@@ -38,18 +38,62 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Every report of one run, rendered once, so `reports/` and an evidence folder hold
+/// the same bytes.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub junit: String,
+    pub json: String,
+    pub markdown: String,
+}
+
+impl Rendered {
+    pub fn of(record: &RunRecord) -> Rendered {
+        Rendered {
+            junit: junit(record),
+            json: json(record),
+            markdown: markdown(record),
+        }
+    }
+}
+
 /// Writes every report; the first failure is returned with the path it concerns.
-pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> {
+pub fn write_all(rendered: &Rendered, paths: &ReportPaths) -> Result<(), String> {
     let outputs = [
-        (&paths.junit, junit(record)),
-        (&paths.json, json(record)),
-        (&paths.markdown, markdown(record)),
+        (&paths.junit, &rendered.junit),
+        (&paths.json, &rendered.json),
+        (&paths.markdown, &rendered.markdown),
     ];
     for (path, text) in outputs {
         write_atomic(path, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The variable GitHub Actions sets to the file that becomes the job's summary page.
+pub const STEP_SUMMARY_VAR: &str = "GITHUB_STEP_SUMMARY";
+
+/// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when that variable names a
+/// file; returns the path appended to.
+pub fn append_step_summary(markdown: &str) -> Result<Option<PathBuf>, String> {
+    let Some(path) = std::env::var_os(STEP_SUMMARY_VAR).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()))
+        .map_err(|e| {
+            format!(
+                "cannot append to ${STEP_SUMMARY_VAR} ({}): {e}",
+                path.display()
+            )
+        })?;
+    Ok(Some(path))
 }
 
 #[cfg(test)]
@@ -88,12 +132,34 @@ pub(crate) mod fixtures {
             id: format!("{file}::{name}"),
             file: file.into(),
             name: name.into(),
-            source: Some("APPT-CANCELLED-FINAL".into()),
+            source: Some("APPT-CANCELLED-FINAL — 004: 'cannot be changed'".into()),
+            rule_ids: vec!["APPT-CANCELLED-FINAL".into()],
             tags: vec!["canvas".into()],
             verdict,
             reason: reason.map(Into::into),
             duration_secs: 0.25,
             steps,
+        }
+    }
+
+    /// Validates with xmllint against the Jenkins xUnit schema CI uses, when both are
+    /// here (`.ci/run` installs xmllint, so CI always checks).
+    pub(crate) fn assert_junit_schema_valid(path: &std::path::Path) {
+        let xsd =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/junit-10.xsd");
+        let xmllint = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&xsd)
+            .arg(path)
+            .output();
+        match xmllint {
+            Ok(out) if xsd.exists() => assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            _ => eprintln!("xmllint or the schema is missing: schema check skipped here"),
         }
     }
 
@@ -118,7 +184,7 @@ pub(crate) mod fixtures {
             Verdict::Error,
             Some("no answer: could not connect: connection refused"),
         );
-        RunRecord {
+        let mut record = RunRecord {
             schema_version: SCHEMA_VERSION,
             harness: "fhirconf".into(),
             harness_version: "0.1.0".into(),
@@ -129,6 +195,24 @@ pub(crate) mod fixtures {
                 defects: vec![],
                 metadata_error: None,
             },
+            server: Some(ServerInfo {
+                software_name: Some("Acme FHIR".into()),
+                software_version: Some("7.2.0".into()),
+                fhir_version: Some("4.0.1".into()),
+            }),
+            files: vec![
+                InputFile {
+                    path: "s/a.yaml".into(),
+                    kind: FileKind::Scenario,
+                    sha256: sha256_hex(b"a"),
+                },
+                InputFile {
+                    path: "s/b.yaml".into(),
+                    kind: FileKind::Scenario,
+                    sha256: sha256_hex(b"b"),
+                },
+            ],
+            baseline: None,
             started_at: "2026-11-21T10:00:00Z".into(),
             finished_at: "2026-11-21T10:00:01Z".into(),
             duration_secs: 1.0,
@@ -168,7 +252,13 @@ pub(crate) mod fixtures {
                     vec![],
                 ),
             ],
-        }
+        };
+        // One more rule, and a scenario that names none.
+        record.scenarios[2].source = Some("CORE-READ-404 — http.html".into());
+        record.scenarios[2].rule_ids = vec!["CORE-READ-404".into()];
+        record.scenarios[3].source = None;
+        record.scenarios[3].rule_ids = Vec::new();
+        record
     }
 }
 

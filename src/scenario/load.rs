@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
-use super::model::{Body, Requirement, Scenario, Step, SuiteFile, Target};
+use super::model::{Body, FixtureFile, Requirement, Scenario, Step, SuiteFile, Target};
 use super::schema::{self, FileDoc, HeaderExpect, ScenarioDoc, SpannedMap};
 use crate::diag::{Diagnostic, did_you_mean};
+use crate::record::sha256_hex;
 use crate::template::{self, BUILTIN_VARS};
 
 /// Scenario and fixture files larger than this are refused.
@@ -228,6 +229,7 @@ pub fn load_str(
         base,
         opts,
         errors: Vec::new(),
+        fixtures: Vec::new(),
     }
     .build(doc)
 }
@@ -288,6 +290,7 @@ struct Builder<'a> {
     base: &'a Path,
     opts: &'a LoadOptions,
     errors: Vec<Diagnostic>,
+    fixtures: Vec<FixtureFile>,
 }
 
 /// File-level settings every scenario of the file inherits.
@@ -407,6 +410,10 @@ impl Builder<'_> {
         if self.errors.is_empty() {
             Ok(SuiteFile {
                 display: self.file.to_owned(),
+                // For `load_file`, `text` is exactly the bytes read from disk (valid
+                // UTF-8 is kept as is): the digest of the file as it was used.
+                sha256: sha256_hex(self.text.as_bytes()),
+                fixtures: self.fixtures,
                 scenarios,
             })
         } else {
@@ -813,7 +820,16 @@ impl Builder<'_> {
     fn fixture(&mut self, file: &Spanned<String>) -> Option<String> {
         let path = self.base.join(&file.value);
         match read_text(&path, &file.value) {
-            Ok(text) => Some(text),
+            Ok(text) => {
+                let fixture = FixtureFile {
+                    display: display_path(&path),
+                    sha256: sha256_hex(text.as_bytes()),
+                };
+                if !self.fixtures.contains(&fixture) {
+                    self.fixtures.push(fixture);
+                }
+                Some(text)
+            }
             Err(d) => {
                 self.err_at(
                     file.referenced,

@@ -10,7 +10,20 @@ use super::schema::{Capture, Expect, Method};
 pub struct SuiteFile {
     /// The path as shown to users and in reports (forward slashes).
     pub display: String,
+    /// SHA-256 (lowercase hex) of the exact bytes the scenarios were loaded from.
+    pub sha256: String,
+    /// The fixture files its requests read (`json_file`, `body_file`), each once.
+    pub fixtures: Vec<FixtureFile>,
     pub scenarios: Vec<Scenario>,
+}
+
+/// A fixture as read at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixtureFile {
+    /// The path as shown to users: the scenario file's folder joined with the
+    /// fixture's path (forward slashes).
+    pub display: String,
+    pub sha256: String,
 }
 
 #[derive(Debug)]

@@ -270,18 +270,26 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 pub fn fhirconf(args: &[&str]) -> Output {
-    fhirconf_env(args, &[])
+    fhirconf_command(args, &[]).output().unwrap()
 }
 
-/// Runs the binary with extra environment variables (and no FHIRCONF_TARGET from ours).
+/// Runs the binary with extra environment variables.
 pub fn fhirconf_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fhirconf"))
+    fhirconf_command(args, env).output().unwrap()
+}
+
+/// The `fhirconf` command, run from the crate root with `env` added, without our own
+/// FHIRCONF_TARGET and CI job summary variable (so tests run under GitHub Actions do
+/// not write to its summary).
+pub fn fhirconf_command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fhirconf"));
+    command
         .args(args)
         .env_remove("FHIRCONF_TARGET")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .envs(env.iter().copied())
-        .current_dir(root())
-        .output()
-        .unwrap()
+        .current_dir(root());
+    command
 }
 
 /// The built-in sandbox on a free loopback port, for tests that need to look at its
@@ -371,7 +379,8 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Replaces what changes between runs (ports, durations, timestamps, generated ids).
+/// Replaces what changes between runs (ports, durations, timestamps, generated ids,
+/// the harness version).
 pub fn normalize(text: &str, base_url: &str) -> String {
     let mut out = text.replace(base_url, "http://SERVER");
     for (pattern, with) in [
@@ -380,13 +389,20 @@ pub fn normalize(text: &str, base_url: &str) -> String {
         (r#"timestamp="[^"]+""#, r#"timestamp="TS""#),
         (r"p-[0-9a-f]{32}", "p-ID"),
         (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (
+            r#""(started_at|finished_at|created_at)": "[^"]+""#,
+            r#""$1": "TS""#,
+        ),
+        (r#""duration_secs": [0-9.e-]+"#, r#""duration_secs": 0"#),
+        (r" in \d+\.\d s \(fhirconf ", " in T s (fhirconf "),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TS"),
     ] {
         out = regex::Regex::new(pattern)
             .unwrap()
             .replace_all(&out, with)
             .into_owned();
     }
-    out
+    out.replace(env!("CARGO_PKG_VERSION"), "VERSION")
 }
 
 /// Compares with a golden file; `FHIRCONF_BLESS=1` rewrites it instead.

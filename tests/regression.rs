@@ -1,0 +1,511 @@
+//! Evidence for certification and regression: `run --baseline`, `compare`,
+//! `run --evidence` and `verify`, with the real binary against the test server.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
+
+const SUITE: &str = "tests/cases/baseline";
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs the baseline suite with the given variables, reports in `dir`.
+fn run_suite(dir: &Path, server: &TestServer, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![SUITE, "--base-url", &server.base_url, "--jobs", "1"];
+    args.extend_from_slice(extra);
+    run_with_reports(dir, &args)
+}
+
+fn output(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// The baseline: `reads the patient` and `needs an extra input` pass, `always fails`
+/// and `fixed later` fail.
+fn baseline(server: &TestServer, name: &str) -> PathBuf {
+    let dir = scratch(name);
+    let out = run_suite(
+        &dir,
+        server,
+        &[
+            "--var",
+            "pid=good",
+            "--var",
+            "fixed=nope",
+            "--var",
+            "extra=good",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let saved = dir.join("baseline.json");
+    std::fs::rename(dir.join("run.json"), &saved).unwrap();
+    saved
+}
+
+#[test]
+fn baseline_tolerates_known_failures_and_fails_on_regressions() {
+    let server = start_server();
+    let base = baseline(&server, "baseline-gate");
+
+    // The same failures as the baseline: known, tolerated, still reported.
+    let dir = scratch("baseline-same");
+    let out = run_suite(
+        &dir,
+        &server,
+        &[
+            "--var",
+            "pid=good",
+            "--var",
+            "fixed=nope",
+            "--var",
+            "extra=good",
+            "--baseline",
+            p(&base),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("baseline gate: no regressions, the run passes; 2 known failures tolerated"),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains("always fails"),
+        "known failures still show"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| failed (known) |"), "{summary}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run["baseline"]["known_failures"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        run["files"].as_array().unwrap().last().unwrap()["kind"],
+        "baseline"
+    );
+
+    // `reads the patient` now fails: a regression; `fixed later` passes; `needs an
+    // extra input` is skipped.
+    let dir = scratch("baseline-regressed");
+    let out = run_suite(
+        &dir,
+        &server,
+        &[
+            "--var",
+            "pid=wrong-status",
+            "--var",
+            "fixed=good",
+            "--baseline",
+            p(&base),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Regressions (1): did not fail in the baseline, fail now\n  - tests/cases/baseline/suite.yaml::reads the patient [CORE-READ]\n    passed → failed: step 'step 1: GET /Patient/{{ pid }}' (line 9): status: expected 200, got 404"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("baseline gate: 1 regression fails the run; 1 known failure tolerated"),
+        "{stderr}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("Regressions:\n\n- `tests/cases/baseline/suite.yaml::reads the patient`"),
+        "{summary}"
+    );
+    let current = dir.join("run.json");
+
+    // `compare` says the same, in text and in Markdown.
+    let out = fhirconf(&["compare", p(&base), p(&current)]);
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let normalized = normalize(&text(&out.stdout), &server.base_url)
+        .replace(p(&base), "BASELINE")
+        .replace(p(&current), "CURRENT");
+    assert_golden(&normalized, &root().join("tests/golden/compare-cli.txt"));
+    let out = fhirconf(&["compare", p(&base), p(&current), "--format", "markdown"]);
+    assert_eq!(out.status.code(), Some(1));
+    let normalized = normalize(&text(&out.stdout), &server.base_url)
+        .replace(p(&base), "BASELINE")
+        .replace(p(&current), "CURRENT");
+    assert_golden(&normalized, &root().join("tests/golden/compare-cli.md"));
+
+    // No change is no regression.
+    let out = fhirconf(&["compare", p(&base), p(&base)]);
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert!(text(&out.stdout).ends_with("\n0 regressions, 0 fixes, 0 new, 0 removed, 0 newly skipped; 2 known failures still failing\n"));
+}
+
+#[test]
+fn unusable_run_records_are_refused_with_the_file_named() {
+    let dir = scratch("compare-bad");
+    let not_json = dir.join("notes.txt");
+    std::fs::write(&not_json, "hello").unwrap();
+    let patient = dir.join("patient.json");
+    std::fs::write(&patient, r#"{"resourceType": "Patient"}"#).unwrap();
+    let old = dir.join("old.json");
+    std::fs::write(
+        &old,
+        r#"{"schema_version": 1, "harness": "fhirconf", "scenarios": []}"#,
+    )
+    .unwrap();
+    for (file, says) in [
+        (&not_json, "is not JSON"),
+        (&patient, "is not a fhirconf run record"),
+        (
+            &old,
+            "is a run record of schema version 1; this fhirconf reads version 2",
+        ),
+    ] {
+        let out = fhirconf(&["compare", p(file), p(file)]);
+        assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("error: {} {says}", p(file))),
+            "{stderr}"
+        );
+    }
+    let out = fhirconf(&["compare", p(&dir.join("missing.json")), p(&old)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read"),
+        "{}",
+        output(&out)
+    );
+
+    // An unreadable baseline stops `run` before anything is sent or written.
+    let reports = scratch("baseline-bad");
+    let out = run_with_reports(
+        &reports,
+        &[
+            SUITE,
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--baseline",
+            p(&patient),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(text(&out.stderr).contains("is not a fhirconf run record"));
+    assert_eq!(std::fs::read_dir(&reports).unwrap().count(), 0);
+}
+
+#[test]
+fn run_json_and_summary_md_match_their_goldens() {
+    let server = start_server();
+    let base = baseline(&server, "golden-baseline");
+    let dir = scratch("golden-run");
+    let out = run_suite(
+        &dir,
+        &server,
+        &[
+            "--var",
+            "pid=wrong-status",
+            "--var",
+            "fixed=good",
+            "--baseline",
+            p(&base),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let fix = |t: &str| normalize(t, &server.base_url).replace(p(&base), "BASELINE");
+    let run = std::fs::read_to_string(dir.join("run.json")).unwrap();
+    // The baseline's digest changes with its times: normalize it too.
+    let base_sha = fhirconf::record::sha256_hex(&std::fs::read(&base).unwrap());
+    assert_golden(
+        &fix(&run).replace(&base_sha, "BASELINE-SHA256"),
+        &root().join("tests/golden/baseline-run.json"),
+    );
+    assert_golden(
+        &fix(&std::fs::read_to_string(dir.join("summary.md")).unwrap()),
+        &root().join("tests/golden/baseline-summary.md"),
+    );
+}
+
+#[test]
+fn summary_is_appended_to_the_github_step_summary() {
+    let server = start_server();
+    let dir = scratch("step-summary");
+    let step_summary = dir.join("step-summary.md");
+    std::fs::write(&step_summary, "earlier step\n").unwrap();
+    let junit = dir.join("junit.xml");
+    let json = dir.join("run.json");
+    let md = dir.join("summary.md");
+    let out = fhirconf_command(
+        &[
+            "run",
+            SUITE,
+            "--base-url",
+            &server.base_url,
+            "-k",
+            "always fails",
+            "--junit",
+            p(&junit),
+            "--json",
+            p(&json),
+            "--markdown",
+            p(&md),
+        ],
+        &[],
+    )
+    .env("GITHUB_STEP_SUMMARY", &step_summary)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let appended = std::fs::read_to_string(&step_summary).unwrap();
+    let summary = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(appended, format!("earlier step\n{summary}\n"));
+    assert!(
+        summary.contains("| `CORE-READ-404` | failed | ✘ always fails |"),
+        "{summary}"
+    );
+}
+
+/// A fixed key pair in the PEM forms openssl writes.
+fn keys(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let write = |name: &str, key: &SigningKey, public: bool| {
+        let path = dir.join(name);
+        let pem = if public {
+            key.verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap()
+        } else {
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+        };
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let other = SigningKey::from_bytes(&[8; 32]);
+    (
+        write("key.pem", &key, false),
+        write("pub.pem", &key, true),
+        write("other-pub.pem", &other, true),
+    )
+}
+
+fn verify(dir: &Path, key: Option<&Path>) -> (Option<i32>, String) {
+    let mut args = vec!["verify", p(dir)];
+    if let Some(k) = key {
+        args.extend(["--key", p(k)]);
+    }
+    let out = fhirconf(&args);
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[test]
+fn evidence_folder_is_complete_signed_and_verify_names_what_was_altered() {
+    let server = start_server();
+    let work = scratch("evidence");
+    let (key, public, other) = keys(&work);
+    let evidence = work.join("evidence");
+    let reports = work.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let out = run_with_reports(
+        &reports,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "--var",
+            "tenant=acme",
+            "--evidence",
+            p(&evidence),
+            "--evidence-key",
+            p(&key),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert!(text(&out.stderr).contains("evidence: "), "{}", output(&out));
+
+    // The reports are the same bytes as in reports/; every input file is copied.
+    for name in ["run.json", "junit.xml", "summary.md"] {
+        assert_eq!(
+            std::fs::read(evidence.join(name)).unwrap(),
+            std::fs::read(reports.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    for copied in [
+        "files/tests/cases/passing/json-assertions.yaml",
+        "files/tests/cases/passing/fixtures/patient.json",
+    ] {
+        let original = copied.strip_prefix("files/").unwrap();
+        assert_eq!(
+            std::fs::read(evidence.join(copied)).unwrap(),
+            std::fs::read(root().join(original)).unwrap(),
+            "{copied}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(evidence.join("manifest.json")).unwrap())
+            .unwrap();
+    let listed: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"run.json") && listed.contains(&"junit.xml"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        std::fs::read(evidence.join("manifest.sig")).unwrap().len(),
+        64
+    );
+
+    let (code, said) = verify(&evidence, None);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("signed, signature not checked"), "{said}");
+    let (code, said) = verify(&evidence, Some(&public));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("ok: every file matches the manifest; signature valid"),
+        "{said}"
+    );
+    let (code, said) = verify(&evidence, Some(&key));
+    assert_eq!(code, Some(0), "the private key also verifies: {said}");
+    let (code, said) = verify(&evidence, Some(&other));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the signature does not match this key"),
+        "{said}"
+    );
+
+    // openssl checks the same signature, when it is here.
+    let openssl = std::process::Command::new("openssl")
+        .args([
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            p(&public),
+            "-rawin",
+            "-in",
+        ])
+        .arg(evidence.join("manifest.json"))
+        .arg("-sigfile")
+        .arg(evidence.join("manifest.sig"))
+        .output();
+    if let Ok(o) = openssl {
+        assert!(
+            o.status.success(),
+            "openssl: {}",
+            text(&o.stdout) + &text(&o.stderr)
+        );
+    }
+
+    // Alter one file, delete another, add a third.
+    let altered = "files/tests/cases/passing/json-assertions.yaml";
+    let mut bytes = std::fs::read(evidence.join(altered)).unwrap();
+    bytes.extend_from_slice(b"# edited\n");
+    std::fs::write(evidence.join(altered), bytes).unwrap();
+    std::fs::remove_file(evidence.join("junit.xml")).unwrap();
+    std::fs::write(evidence.join("files/notes.txt"), "added later").unwrap();
+    let (code, said) = verify(&evidence, Some(&public));
+    assert_eq!(code, Some(1), "{said}");
+    for line in [
+        format!("altered: {altered} (its SHA-256 differs from the manifest)"),
+        "missing: junit.xml".to_owned(),
+        "extra:   files/notes.txt (not in the manifest)".to_owned(),
+        "FAILED: 3 problems found; signature valid".to_owned(),
+    ] {
+        assert!(said.contains(&line), "no `{line}` in\n{said}");
+    }
+
+    // A manifest edited to match is caught by the signature.
+    let manifest_path = evidence.join("manifest.json");
+    let edited = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .replace("\"summary.md\"", "\"summary.md\" ");
+    std::fs::write(&manifest_path, edited).unwrap();
+    let (code, said) = verify(&evidence, Some(&public));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("altered: manifest.json or manifest.sig"),
+        "{said}"
+    );
+}
+
+#[test]
+fn evidence_goes_only_to_new_empty_or_earlier_evidence_folders() {
+    let server = start_server();
+    let work = scratch("evidence-dest");
+    let reports = work.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let evidence = work.join("evidence");
+    let args = |dir: &Path| {
+        vec![
+            "tests/cases/passing".to_owned(),
+            "--base-url".to_owned(),
+            server.base_url.clone(),
+            "-k".to_owned(),
+            "every JSONPath".to_owned(),
+            "--evidence".to_owned(),
+            p(dir).to_owned(),
+        ]
+    };
+    let run = |dir: &Path| {
+        let a = args(dir);
+        run_with_reports(&reports, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert_eq!(run(&evidence).status.code(), Some(0));
+    // An earlier evidence folder is replaced whole.
+    let out = run(&evidence);
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(verify(&evidence, None).0, Some(0));
+
+    // A folder with other files is refused before anything runs.
+    std::fs::write(evidence.join("mine.txt"), "keep me").unwrap();
+    std::fs::remove_file(reports.join("run.json")).unwrap();
+    let out = run(&evidence);
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(
+        text(&out.stderr).contains("it is not empty and not an earlier evidence folder"),
+        "{}",
+        output(&out)
+    );
+    assert!(!reports.join("run.json").exists(), "nothing ran");
+    assert_eq!(
+        std::fs::read_to_string(evidence.join("mine.txt")).unwrap(),
+        "keep me"
+    );
+
+    // A bad signing key is refused before anything runs.
+    let bad_key = work.join("bad.pem");
+    std::fs::write(&bad_key, "not a key").unwrap();
+    let fresh = work.join("fresh");
+    let mut a = args(&fresh);
+    a.extend(["--evidence-key".to_owned(), p(&bad_key).to_owned()]);
+    let out = run_with_reports(&reports, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(
+        text(&out.stderr).contains("is not an Ed25519 private key in PKCS#8 PEM"),
+        "{}",
+        output(&out)
+    );
+    assert!(!fresh.exists());
+
+    // verify: a folder without a manifest, or a key that is not one, is unusable input.
+    let (code, said) = verify(&reports, None);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("manifest.json is missing"), "{said}");
+    let (code, said) = verify(&evidence, Some(&bad_key));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("is not an Ed25519 public key"), "{said}");
+}
