@@ -26,9 +26,14 @@
 //! `<failure>`: the server answered wrongly; `<error>`: it did not answer;
 //! `<skipped>`: the scenario did not apply, with the reason.
 //!
-//! Written here rather than with `junit-report`, which cannot write properties.
+//! junit-report writes the document; it has no properties, so a streaming pass with
+//! quick-xml (the XML library junit-report itself uses) adds each suite's `<properties>`
+//! right after its start tag, leaving everything else byte for byte.
 
 use std::fmt::Write;
+
+use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 
 use crate::record::{Phase, RunRecord, ScenarioRecord, Verdict};
 
@@ -41,36 +46,12 @@ fn xml_safe(text: &str) -> String {
         .replace("]]>", "]] >")
 }
 
-/// An attribute value: XML-safe, markup escaped, and line breaks kept as character
-/// references (a parser would otherwise turn them into spaces).
-fn attr(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in xml_safe(text).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Seconds with millisecond precision, in the form the schema's `SUREFIRE_TIME` allows.
-fn seconds(secs: f64) -> String {
-    format!(
-        "{:.3}",
-        if secs.is_finite() && secs >= 0.0 {
-            secs
-        } else {
-            0.0
-        }
-    )
+fn duration(secs: f64) -> Duration {
+    Duration::seconds_f64(if secs.is_finite() && secs >= 0.0 {
+        secs
+    } else {
+        0.0
+    })
 }
 
 fn mark(verdict: Verdict) -> &'static str {
@@ -108,111 +89,116 @@ fn step_log(s: &ScenarioRecord) -> String {
     out
 }
 
-/// The `<property>` elements that trace one test case to its rules, tags and file.
-/// The schema allows `<properties>` only on `<testsuite>`, so each name starts with the
-/// test case's name: `a cancelled appointment is final :: rule`.
-fn properties(out: &mut String, s: &ScenarioRecord) {
-    let mut property = |what: &str, value: &str| {
-        let _ = writeln!(
-            out,
-            "      <property name=\"{}\" value=\"{}\"/>",
-            attr(&format!("{} :: {what}", s.name)),
-            attr(value)
-        );
+fn testcase(s: &ScenarioRecord) -> TestCase {
+    let name = xml_safe(&s.name);
+    let time = duration(s.duration_secs);
+    let reason = xml_safe(s.reason.as_deref().unwrap_or(""));
+    let mut case = match s.verdict {
+        Verdict::Passed => TestCase::success(&name, time),
+        Verdict::Failed => TestCase::failure(&name, time, "failure", &reason),
+        Verdict::Error => TestCase::error(&name, time, "error", &reason),
+        Verdict::Skipped => TestCase::skipped_with_cause(&name, "skipped", &reason),
     };
-    for id in &s.rule_ids {
-        property("rule", id);
+    if let junit_report::TestResult::Failure { cause, .. }
+    | junit_report::TestResult::Error { cause, .. } = &mut case.result
+    {
+        *cause = Some(xml_safe(&s.details()));
     }
-    if !s.tags.is_empty() {
-        property("tags", &s.tags.join(","));
+    if let junit_report::TestResult::SkippedWithCause { cause, .. } = &mut case.result {
+        *cause = None;
     }
-    property("file", &s.file);
+    case.set_classname(&xml_safe(&s.file));
+    if !s.steps.is_empty() {
+        case.set_system_out(&xml_safe(&step_log(s)));
+    }
+    case
 }
 
-fn testcase(out: &mut String, s: &ScenarioRecord) {
-    let _ = writeln!(
-        out,
-        "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
-        attr(&s.name),
-        attr(&s.file),
-        seconds(s.duration_secs)
-    );
-    let reason = attr(s.reason.as_deref().unwrap_or(""));
-    match s.verdict {
-        Verdict::Passed => {}
-        Verdict::Failed | Verdict::Error => {
-            let element = if s.verdict == Verdict::Failed {
-                "failure"
-            } else {
-                "error"
-            };
-            let _ = writeln!(
-                out,
-                "      <{element} type=\"{element}\" message=\"{reason}\"><![CDATA[{}]]></{element}>",
-                xml_safe(&s.details())
-            );
-        }
-        Verdict::Skipped => {
-            let _ = writeln!(
-                out,
-                "      <skipped type=\"skipped\" message=\"{reason}\"/>"
-            );
+/// The `(name, value)` properties that trace one test case to its rules, tags and
+/// file. The schema allows `<properties>` only on `<testsuite>`, so each name starts
+/// with the test case's name: `a cancelled appointment is final :: rule`.
+fn properties(s: &ScenarioRecord) -> Vec<(String, String)> {
+    let name = |what: &str| xml_safe(&format!("{} :: {what}", s.name));
+    let mut out: Vec<(String, String)> = s
+        .rule_ids
+        .iter()
+        .map(|id| (name("rule"), xml_safe(id)))
+        .collect();
+    if !s.tags.is_empty() {
+        out.push((name("tags"), xml_safe(&s.tags.join(","))));
+    }
+    out.push((name("file"), xml_safe(&s.file)));
+    out
+}
+
+/// Copies `xml`, adding `suites[i]`'s properties after the `i`th `<testsuite>` tag.
+fn with_properties(xml: &str, suites: &[Vec<(String, String)>]) -> Result<String, String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    let mut next = suites.iter();
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    loop {
+        match reader.read_event().map_err(|e| err(&e))? {
+            Event::Eof => break,
+            Event::Start(tag) if tag.name().as_ref() == b"testsuite" => {
+                writer.write_event(Event::Start(tag)).map_err(|e| err(&e))?;
+                let props = next.next().map(Vec::as_slice).unwrap_or_default();
+                writer
+                    .write_event(Event::Start(BytesStart::new("properties")))
+                    .map_err(|e| err(&e))?;
+                for (name, value) in props {
+                    let mut p = BytesStart::new("property");
+                    p.push_attribute(("name", name.as_str()));
+                    p.push_attribute(("value", value.as_str()));
+                    writer.write_event(Event::Empty(p)).map_err(|e| err(&e))?;
+                }
+                writer
+                    .write_event(Event::End(BytesEnd::new("properties")))
+                    .map_err(|e| err(&e))?;
+            }
+            other => writer.write_event(other).map_err(|e| err(&e))?,
         }
     }
-    if !s.steps.is_empty() {
-        let _ = writeln!(
-            out,
-            "      <system-out><![CDATA[{}]]></system-out>",
-            xml_safe(&step_log(s))
-        );
-    }
-    out.push_str("    </testcase>\n");
+    String::from_utf8(writer.into_inner()).map_err(|e| err(&e))
 }
 
 pub fn render(record: &RunRecord) -> String {
+    let timestamp = record
+        .started_at
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.as_second()).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mut files: Vec<&str> = Vec::new();
     for s in &record.scenarios {
         if !files.contains(&s.file.as_str()) {
             files.push(&s.file);
         }
     }
-    let total = |v: Verdict| record.count(v);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"fhirconf\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
-        record.scenarios.len(),
-        total(Verdict::Failed),
-        total(Verdict::Error),
-        seconds(record.duration_secs)
-    );
-    for (id, file) in files.into_iter().enumerate() {
+    let mut report = ReportBuilder::new();
+    let mut suite_properties = Vec::new();
+    for file in files {
         let cases: Vec<&ScenarioRecord> =
             record.scenarios.iter().filter(|s| s.file == file).collect();
-        let count = |v: Verdict| cases.iter().filter(|s| s.verdict == v).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite id=\"{id}\" name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\">",
-            attr(file),
-            cases.len(),
-            count(Verdict::Failed),
-            count(Verdict::Error),
-            count(Verdict::Skipped),
-            seconds(cases.iter().map(|s| s.duration_secs).sum()),
-            attr(&record.started_at)
-        );
-        out.push_str("    <properties>\n");
-        for s in &cases {
-            properties(&mut out, s);
-        }
-        out.push_str("    </properties>\n");
-        for s in cases {
-            testcase(&mut out, s);
-        }
-        out.push_str("  </testsuite>\n");
+        suite_properties.push(cases.iter().flat_map(|s| properties(s)).collect());
+        let mut suite = TestSuiteBuilder::new(&xml_safe(file));
+        suite.set_timestamp(timestamp);
+        suite.add_testcases(cases.into_iter().map(testcase));
+        report.add_testsuite(suite.build());
     }
-    out.push_str("</testsuites>\n");
-    out
+    let mut out = Vec::new();
+    let written = report
+        .build()
+        .write_xml(&mut out)
+        .map_err(|e| e.to_string())
+        .and_then(|()| with_properties(&String::from_utf8_lossy(&out), &suite_properties));
+    match written {
+        Ok(xml) => xml,
+        Err(e) => format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><!-- {} --></testsuites>\n",
+            xml_safe(&e).replace("--", "- -")
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -239,10 +225,6 @@ mod tests {
     #[test]
     fn strips_what_xml_cannot_hold() {
         assert_eq!(xml_safe("a\u{1}b]]>c\u{FFFF}\n"), "ab]] >c\n");
-        assert_eq!(
-            attr("<a & 'b'>\n\"c\"\u{1}"),
-            "&lt;a &amp; &apos;b&apos;&gt;&#10;&quot;c&quot;"
-        );
     }
 
     #[test]
