@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::auth::Auth;
 use crate::capability::Capabilities;
 use crate::cli::{
-    Color, CompareArgs, CompareFormat, PathArgs, RunArgs, ServeArgs, VerifyArgs, pairs_to_map,
+    Color, CompareArgs, CompareFormat, Partition, PathArgs, RunArgs, ServeArgs, VerifyArgs,
+    pairs_to_map,
 };
 use crate::compare::{self, Comparison};
 use crate::diag::Diagnostic;
@@ -383,6 +384,24 @@ fn is_tls_failure(error: &str) -> bool {
         .any(|w| e.contains(w))
 }
 
+/// The scenarios of one shard, in run order. Every scenario lands in exactly one shard
+/// for a given selection, whatever machine computes it.
+fn in_shard(scenarios: Vec<Arc<Scenario>>, partition: Partition) -> Vec<Arc<Scenario>> {
+    scenarios
+        .into_iter()
+        .enumerate()
+        .filter(|(i, s)| match partition {
+            Partition::Slice { shard, total } => *i as u64 % total == shard - 1,
+            Partition::Hash { shard, total } => {
+                let digest = crate::record::sha256_hex(s.id.as_bytes());
+                let h = u64::from_str_radix(&digest[..16], 16).unwrap_or(0);
+                h % total == shard - 1
+            }
+        })
+        .map(|(_, s)| s)
+        .collect()
+}
+
 fn selected_by_tags(s: &Scenario, args: &RunArgs) -> bool {
     (args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
         && !s.tags.iter().any(|t| args.exclude_tags.contains(t))
@@ -546,6 +565,14 @@ pub fn run(args: &RunArgs) -> u8 {
         eprintln!(
             "--read-only: {} scenarios that write left out, {} remain",
             before - scenarios.len(),
+            scenarios.len()
+        );
+    }
+    if let Some(partition) = args.partition {
+        let before = scenarios.len();
+        scenarios = in_shard(scenarios, partition);
+        eprintln!(
+            "--partition: {} of {before} scenarios in this shard",
             scenarios.len()
         );
     }

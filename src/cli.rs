@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// Per-request timeout in seconds [default: the target's `timeout`, else 30].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
+    /// Run one shard of the selected scenarios: `slice:M/N` (every Nth, starting at the
+    /// Mth) or `hash:M/N` (by a hash of the scenario id, stable as the suite grows).
+    #[arg(long, value_name = "slice:M/N|hash:M/N", value_parser = parse_partition)]
+    pub partition: Option<Partition>,
     /// Run only scenarios that send no write request (POST/PUT/PATCH/DELETE other than
     /// a search); says how many were left out.
     #[arg(long)]
@@ -193,6 +197,30 @@ pub struct VerifyArgs {
     pub key: Option<PathBuf>,
 }
 
+/// One shard of a suite split across CI machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    /// Scenario number `i` (0-based, in run order) goes to shard `i % total + 1`.
+    Slice { shard: u64, total: u64 },
+    /// A scenario goes to shard `h % total + 1`, `h` from the SHA-256 of its id.
+    Hash { shard: u64, total: u64 },
+}
+
+fn parse_partition(text: &str) -> Result<Partition, String> {
+    let expected = || format!("expected slice:M/N or hash:M/N with 1 <= M <= N, found `{text}`");
+    let (kind, rest) = text.split_once(':').ok_or_else(expected)?;
+    let (m, n) = rest.split_once('/').ok_or_else(expected)?;
+    let (shard, total) = match (m.parse::<u64>(), n.parse::<u64>()) {
+        (Ok(m), Ok(n)) if m >= 1 && m <= n => (m, n),
+        _ => return Err(expected()),
+    };
+    match kind {
+        "slice" => Ok(Partition::Slice { shard, total }),
+        "hash" => Ok(Partition::Hash { shard, total }),
+        _ => Err(expected()),
+    }
+}
+
 fn parse_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
@@ -214,6 +242,28 @@ mod tests {
         assert_eq!(parse_pair("a=").unwrap(), ("a".into(), String::new()));
         assert!(parse_pair("a").unwrap_err().contains("NAME=VALUE"));
         assert!(parse_pair("=b").is_err());
+    }
+
+    #[test]
+    fn parses_partitions() {
+        assert_eq!(
+            parse_partition("slice:2/3"),
+            Ok(Partition::Slice { shard: 2, total: 3 })
+        );
+        assert_eq!(
+            parse_partition("hash:1/1"),
+            Ok(Partition::Hash { shard: 1, total: 1 })
+        );
+        for bad in [
+            "slice:0/3",
+            "slice:4/3",
+            "hash:1",
+            "count:1/2",
+            "slice:a/b",
+            "1/2",
+        ] {
+            assert!(parse_partition(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
