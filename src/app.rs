@@ -361,6 +361,7 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
         junit: args.junit.clone(),
         json: args.json.clone(),
         markdown: args.markdown.clone(),
+        html: args.html.clone(),
     };
     Ok(Plan {
         suites,
@@ -700,10 +701,11 @@ fn finish(
         Err(e) => eprintln!("warning: {e}"),
     }
     eprintln!(
-        "reports: {}, {}, {}",
+        "reports: {}, {}, {}, {}",
         paths.junit.display(),
         paths.json.display(),
-        paths.markdown.display()
+        paths.markdown.display(),
+        paths.html.display()
     );
     if let Some(dir) = &args.evidence {
         let evidence = evidence::Evidence {

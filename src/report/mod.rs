@@ -1,12 +1,14 @@
 //! Reports are pure functions of the [`RunRecord`]: each writer builds its own
 //! output from the same record and never reaches back into the runner.
 
+mod html;
 mod json;
 mod junit;
 mod markdown;
 
 use std::path::{Path, PathBuf};
 
+pub use html::render as html;
 pub use json::render as json;
 pub use junit::render as junit;
 pub use markdown::render as markdown;
@@ -19,6 +21,7 @@ pub struct ReportPaths {
     pub junit: PathBuf,
     pub json: PathBuf,
     pub markdown: PathBuf,
+    pub html: PathBuf,
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`:
@@ -45,6 +48,7 @@ pub struct Rendered {
     pub junit: String,
     pub json: String,
     pub markdown: String,
+    pub html: String,
 }
 
 impl Rendered {
@@ -53,6 +57,7 @@ impl Rendered {
             junit: junit(record),
             json: json(record),
             markdown: markdown(record),
+            html: html(record),
         }
     }
 }
@@ -63,6 +68,7 @@ pub fn write_all(rendered: &Rendered, paths: &ReportPaths) -> Result<(), String>
         (&paths.junit, &rendered.junit),
         (&paths.json, &rendered.json),
         (&paths.markdown, &rendered.markdown),
+        (&paths.html, &rendered.html),
     ];
     for (path, text) in outputs {
         write_atomic(path, text.as_bytes())

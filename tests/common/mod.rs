@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 
 pub const FHIR: &str = "application/fhir+json";
 
+/// A body that would mark the page if a report ever let it run.
+pub const HOSTILE_BODY: &str = "<script>document.documentElement.setAttribute('data-pwned','script')</script><img src=x onerror=\"document.documentElement.setAttribute('data-pwned','img')\">";
+
 /// When each request reached a keyed route.
 #[derive(Clone, Default)]
 pub struct Hits(Arc<Mutex<HashMap<String, Vec<Instant>>>>);
@@ -181,6 +184,17 @@ pub fn app(hits: Hits) -> Router {
         .route("/echo", any(echo))
         .route("/hit/{key}", any(hit))
         .route("/busy/{key}/{status}/{n}/{retry_after}", any(busy))
+        .route(
+            "/hostile",
+            get(|| async {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    HOSTILE_BODY,
+                )
+                    .into_response()
+            }),
+        )
         .route(
             "/unprocessable",
             any(|| async {
