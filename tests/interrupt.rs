@@ -56,6 +56,8 @@ fn a_signal_runs_the_cleanups_writes_the_reports_and_exits_130() {
             .arg(&json)
             .arg("--markdown")
             .arg(&md)
+            .arg("--html")
+            .arg(dir.join("index.html"))
             .arg(&file)
             .env_remove("FHIRCONF_TARGET")
             .current_dir(root())

@@ -259,6 +259,8 @@ fn summary_is_appended_to_the_github_step_summary() {
             p(&json),
             "--markdown",
             p(&md),
+            "--html",
+            p(&dir.join("index.html")),
         ],
         &[],
     )

@@ -36,26 +36,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `run` with reports in `dir` and extra environment variables.
-fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let junit = dir.join("junit.xml");
-    let json = dir.join("run.json");
-    let md = dir.join("summary.md");
-    let mut all = vec![
-        "run",
-        "--junit",
-        s(&junit),
-        "--json",
-        s(&json),
-        "--markdown",
-        s(&md),
-        "--color",
-        "never",
-    ];
-    all.extend_from_slice(args);
-    fhirconf_env(&all, env)
-}
-
 fn assert_stopped_before_running(out: &std::process::Output, dir: &Path) {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
@@ -85,7 +65,7 @@ steps:
 fn target_file_errors_name_file_line_and_column() {
     let dir = scratch("target-errors");
     let t = write(&dir, "t.yaml", "base_url: http://127.0.0.1:9\ntimeuot: 3\n");
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
     assert_stopped_before_running(&out, &dir);
     let err = text(&out.stderr);
     assert!(err.contains("t.yaml:2:1"), "{err}");
@@ -96,7 +76,7 @@ fn target_file_errors_name_file_line_and_column() {
         "u.yaml",
         "base_url: http://127.0.0.1:9\nfeatures: [a, b]\n",
     );
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
     assert_stopped_before_running(&out, &dir);
     assert!(
         text(&out.stderr).contains("u.yaml:2:"),
@@ -104,7 +84,7 @@ fn target_file_errors_name_file_line_and_column() {
         text(&out.stderr)
     );
 
-    let out = run_in(&dir, &["--target", "no/such/target.yaml"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", "no/such/target.yaml"], &[]);
     assert_stopped_before_running(&out, &dir);
     assert!(text(&out.stderr).contains("no/such/target.yaml"));
 }
@@ -122,7 +102,7 @@ fn a_bearer_token_comes_from_the_environment_variable_the_target_names() {
             "auth: { type: bearer, token_env: FHIRCONF_TEST_TOKEN }\nfeatures: { auth: \"on\" }\n",
         ),
     );
-    let out = run_in(
+    let out = run_with_reports_env(
         &dir,
         &["--target", s(&t), "scenarios/r4-core", "-k", "read"],
         &[("FHIRCONF_TEST_TOKEN", &token)],
@@ -132,7 +112,7 @@ fn a_bearer_token_comes_from_the_environment_variable_the_target_names() {
     assert_eq!(sbx.stats()["tokens_issued"], 1, "only the test's own token");
 
     let dir = scratch("bearer-missing");
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
     assert_stopped_before_running(&out, &dir);
     let err = text(&out.stderr);
     assert!(
@@ -158,7 +138,7 @@ fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
         &sandbox_target(&sbx.base_url, &client_credentials("FHIRCONF_TEST_SECRET")),
     );
     let env = [("FHIRCONF_TEST_SECRET", "sandbox-secret")];
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &env);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(
         sbx.stats()["tokens_issued"],
@@ -167,7 +147,7 @@ fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
     );
 
     let scenario = write(&dir, "revoke.yaml", REVOKE_SCENARIO);
-    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &env);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(
         sbx.stats()["tokens_issued"],
@@ -176,7 +156,7 @@ fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
     );
 
     let dir = scratch("client-credentials-refused");
-    let out = run_in(
+    let out = run_with_reports_env(
         &dir,
         &["--target", s(&t), "scenarios/r4-core"],
         &[("FHIRCONF_TEST_SECRET", "not-the-secret")],
@@ -239,7 +219,7 @@ fn smart_backend_services_with_rs384_and_es384() {
             "t.yaml",
             &sandbox_target(&sbx.base_url, &smart(key, alg, kid)),
         );
-        let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+        let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
         assert_eq!(out.status.code(), Some(0), "{alg}: {}", text(&out.stdout));
         assert_eq!(sbx.stats()["tokens_issued"], 1, "{alg}");
     }
@@ -254,7 +234,7 @@ fn smart_backend_services_with_rs384_and_es384() {
             &smart("sandbox-backend-es384.pem", "ES384", "sandbox-rs384"),
         ),
     );
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
     assert_stopped_before_running(&out, &dir);
     assert!(
         text(&out.stderr).contains("refused the credentials: invalid_client"),
@@ -267,7 +247,7 @@ fn smart_backend_services_with_rs384_and_es384() {
         "missing-key.yaml",
         &sandbox_target(&sbx.base_url, &smart("nope.pem", "ES384", "sandbox-es384")),
     );
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
     assert_stopped_before_running(&out, &dir);
     let err = text(&out.stderr);
     assert!(err.contains("auth.private_key_file: cannot read"), "{err}");
@@ -310,7 +290,7 @@ steps:
         ("FHIRCONF_TEST_LIMITED", "limited-secret"),
     ];
     let api_key = "hunter2-api-key-0042";
-    let out = run_in(
+    let out = run_with_reports_env(
         &dir,
         &[
             "--target",
@@ -367,7 +347,7 @@ fn smart_assertions_and_keys_never_reach_any_output() {
             &smart("sandbox-backend-rs384.pem", "RS384", "sandbox-rs384"),
         ),
     );
-    let out = run_in(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let key =
         std::fs::read_to_string(root().join("targets/keys/sandbox-backend-rs384.pem")).unwrap();
@@ -405,14 +385,14 @@ fn flags_win_over_the_file_and_the_file_is_found_through_the_environment() {
             closed_port_url()
         ),
     );
-    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &[]);
     assert_eq!(
         out.status.code(),
         Some(3),
         "no answer: {}",
         text(&out.stdout)
     );
-    let out = run_in(
+    let out = run_with_reports_env(
         &dir,
         &[
             "--base-url",
@@ -428,7 +408,7 @@ fn flags_win_over_the_file_and_the_file_is_found_through_the_environment() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["target"]["base_url"], server.base_url.as_str());
 
-    let out = run_in(
+    let out = run_with_reports_env(
         &dir,
         &["--target", s(&t), "--feature", "auth=on", s(&scenario)],
         &[],
@@ -442,7 +422,7 @@ fn read_only_leaves_out_every_scenario_that_writes() {
     let sbx = start_sandbox(&[]);
     let dir = scratch("read-only");
     let t = write(&dir, "t.yaml", &sandbox_target(&sbx.base_url, ""));
-    let out = run_in(&dir, &["--target", s(&t), "--read-only", "scenarios"], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "--read-only", "scenarios"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     let counted =
@@ -465,10 +445,10 @@ fn strict_turns_unmet_requirements_into_failures() {
         "s.yaml",
         "name: needs appointment updates\nrequires: [Appointment.update]\nsteps:\n  - request: { method: GET, path: /metadata }\n",
     );
-    let out = run_in(&dir, &["--base-url", &server.base_url, s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--base-url", &server.base_url, s(&scenario)], &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("Appointment.update not in CapabilityStatement"));
-    let out = run_in(
+    let out = run_with_reports_env(
         &dir,
         &["--base-url", &server.base_url, "--strict", s(&scenario)],
         &[],
@@ -513,7 +493,7 @@ fn retry_after_is_waited_out_within_the_budget() {
         .replace("\n  - request", "\n      - request")
         .replace("\n    expect", "\n        expect"),
     );
-    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert_eq!(server.hits.get("a"), 3);
     assert_eq!(server.hits.get("b"), 2);
@@ -563,7 +543,7 @@ fn the_rate_cap_spaces_requests_across_scenarios() {
         }
     }
     let scenario = write(&dir, "s.yaml", &yaml);
-    let out = run_in(&dir, &["--target", s(&t), "-j", "3", s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), "-j", "3", s(&scenario)], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let times = server.hits.times("paced");
     assert_eq!(times.len(), 9);
@@ -586,7 +566,7 @@ fn tls_trusts_only_what_the_target_says() {
         "plain.yaml",
         &format!("base_url: {}\n", server.base_url),
     );
-    let out = run_in(&dir, &["--target", s(&plain), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&plain), s(&scenario)], &[]);
     assert_stopped_before_running(&out, &dir);
     let err = text(&out.stderr);
     assert!(
@@ -604,7 +584,7 @@ fn tls_trusts_only_what_the_target_says() {
             tls::fixture("ca.pem").display()
         ),
     );
-    let out = run_in(&dir, &["--target", s(&trusted), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&trusted), s(&scenario)], &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -627,7 +607,7 @@ fn tls_trusts_only_what_the_target_says() {
         ),
     );
     let dir2 = scratch("tls-missing-ca");
-    let out = run_in(&dir2, &["--target", s(&missing_ca), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir2, &["--target", s(&missing_ca), s(&scenario)], &[]);
     assert_stopped_before_running(&out, &dir2);
     assert!(
         text(&out.stderr).contains("tls.ca_file: cannot read"),
@@ -646,7 +626,7 @@ fn insecure_accepts_an_untrusted_certificate_with_a_warning() {
         "t.yaml",
         &format!("base_url: {}\ntls: {{ insecure: true }}\n", server.base_url),
     );
-    let out = run_in(&dir, &["--target", s(&t), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("warning: ") && text(&out.stderr).contains("tls.insecure"),
@@ -672,7 +652,7 @@ fn mutual_tls_presents_the_client_certificate() {
             tls::fixture("client.key").display()
         ),
     );
-    let out = run_in(&dir, &["--target", s(&with_cert), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir, &["--target", s(&with_cert), s(&scenario)], &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -691,7 +671,7 @@ fn mutual_tls_presents_the_client_certificate() {
         ),
     );
     let dir2 = scratch("mtls-without");
-    let out = run_in(&dir2, &["--target", s(&without), s(&scenario)], &[]);
+    let out = run_with_reports_env(&dir2, &["--target", s(&without), s(&scenario)], &[]);
     assert_stopped_before_running(&out, &dir2);
     assert!(
         text(&out.stderr).contains("error: tls:"),

@@ -369,24 +369,28 @@ impl SandboxServer {
     }
 }
 
-/// `run` with reports in `dir`; returns the output.
+/// `run` with every report in `dir`; returns the output.
 pub fn run_with_reports(dir: &Path, args: &[&str]) -> Output {
-    let junit = dir.join("junit.xml");
-    let json = dir.join("run.json");
-    let md = dir.join("summary.md");
-    let mut all = vec![
-        "run",
-        "--junit",
-        junit.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--markdown",
-        md.to_str().unwrap(),
-        "--color",
-        "never",
+    run_with_reports_env(dir, args, &[])
+}
+
+/// `run` with every report in `dir` and extra environment variables.
+pub fn run_with_reports_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let paths = [
+        ("--junit", dir.join("junit.xml")),
+        ("--json", dir.join("run.json")),
+        ("--markdown", dir.join("summary.md")),
+        ("--html", dir.join("index.html")),
     ];
+    let mut all = vec!["run", "--color", "never"];
+    for (flag, path) in &paths {
+        if !args.contains(flag) {
+            all.push(flag);
+            all.push(path.to_str().unwrap());
+        }
+    }
     all.extend_from_slice(args);
-    fhirconf(&all)
+    fhirconf_env(&all, env)
 }
 
 pub fn text(bytes: &[u8]) -> String {
