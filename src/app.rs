@@ -361,7 +361,12 @@ fn plan(args: &RunArgs) -> Result<Plan, u8> {
         junit: args.junit.clone(),
         json: args.json.clone(),
         markdown: args.markdown.clone(),
-        html: args.html.clone(),
+        html: args.html.clone().unwrap_or_else(|| {
+            args.junit
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join("index.html")
+        }),
     };
     Ok(Plan {
         suites,

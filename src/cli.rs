@@ -128,9 +128,10 @@ pub struct RunArgs {
     pub json: PathBuf,
     #[arg(long, default_value = "reports/summary.md", value_name = "PATH")]
     pub markdown: PathBuf,
-    /// The HTML report: one self-contained page.
-    #[arg(long, default_value = "reports/index.html", value_name = "PATH")]
-    pub html: PathBuf,
+    /// The HTML report: one self-contained page [default: index.html beside the JUnit
+    /// report].
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// An earlier run.json: only regressions against it (scenarios that did not fail
     /// there and fail now) fail the run; known failures stay in the reports.
     #[arg(long, value_name = "RUN_JSON")]
