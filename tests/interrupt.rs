@@ -97,13 +97,13 @@ fn a_signal_runs_the_cleanups_writes_the_reports_and_exits_130() {
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         let scenarios = run["scenarios"].as_array().unwrap();
         assert_eq!(scenarios[0]["verdict"], "error");
+        // Usually the slow step is in flight when the signal comes; on a loaded
+        // machine it may not have started yet. Either way the scenario is unfinished.
+        let reason = scenarios[0]["reason"].as_str().unwrap();
         assert!(
-            scenarios[0]["reason"]
-                .as_str()
-                .unwrap()
-                .contains("interrupted while waiting for the answer"),
-            "{}",
-            scenarios[0]
+            reason.contains("interrupted while waiting for the answer")
+                || reason.contains("interrupted before step"),
+            "{reason}"
         );
         assert_eq!(scenarios[1]["verdict"], "skipped");
         assert_eq!(scenarios[1]["reason"], "not run: the run was interrupted");
