@@ -61,8 +61,9 @@ def measure(argv, stdout_path, env=None):
 
 
 class Tool:
-    def __init__(self, name, binary, work, out):
+    def __init__(self, name, binary, work, out, kind=None):
         self.name = name
+        self.kind = kind or name  # "fhirconf" or "hurl": which workload files and flags
         self.binary = binary
         self.work = work
         self.out = out
@@ -72,15 +73,15 @@ class Tool:
 
     def argv(self, workload, base):
         scenarios, steps, jobs = WORKLOADS[workload]
-        src = os.path.join(self.work, workload, self.name)
-        if self.name == "fhirconf":
+        src = os.path.join(self.work, workload, self.kind)
+        if self.kind == "fhirconf":
             return [
                 self.binary, "run", src,
                 "--base-url", base,
                 "--jobs", str(jobs),
                 "--junit", self.junit(workload),
-                "--json", os.path.join(self.out, f"fhirconf-{workload}-run.json"),
-                "--markdown", os.path.join(self.out, f"fhirconf-{workload}-summary.md"),
+                "--json", os.path.join(self.out, f"{self.name}-{workload}-run.json"),
+                "--markdown", os.path.join(self.out, f"{self.name}-{workload}-summary.md"),
                 "-q", "--color", "never",
             ]
         files = sorted(os.path.join(src, f) for f in os.listdir(src))
@@ -215,6 +216,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--fhirconf", required=True)
     ap.add_argument("--hurl", required=True)
+    ap.add_argument("--fhirconf-b", default="", help="a second fhirconf build, timed alongside (A/B)")
     ap.add_argument("--base", required=True, help="nginx base URL")
     ap.add_argument("--slow-base", required=True, help="the 50 ms server's base URL")
     ap.add_argument("--runs", type=int, default=3)
@@ -224,13 +226,16 @@ def main():
     out = os.path.join(args.work, "out")
     os.makedirs(out, exist_ok=True)
     tools = [Tool("fhirconf", args.fhirconf, args.work, out), Tool("hurl", args.hurl, args.work, out)]
+    if args.fhirconf_b:
+        tools.insert(1, Tool("fhirconf-b", args.fhirconf_b, args.work, out, kind="fhirconf"))
     only = set(filter(None, args.only.split(",")))
     want = lambda w: not only or w in only  # noqa: E731
 
     report = {
         "machine": machine(),
         "versions": {
-            "fhirconf": version([args.fhirconf, "--version"]),
+            "fhirconf": version([args.fhirconf, "--version"]) + f" ({args.fhirconf})",
+            "fhirconf-b": (version([args.fhirconf_b, "--version"]) + f" ({args.fhirconf_b})") if args.fhirconf_b else None,
             "hurl": version([args.hurl, "--version"]),
             "nginx": version([os.environ.get("NGINX", "nginx"), "-v"]),
         },
@@ -273,7 +278,7 @@ def print_report(rep):
     print()
     print(f"machine: {rep['machine']['cpu']}, {rep['machine']['cpus']} CPUs, {rep['machine']['memory']}, "
           f"Linux {rep['machine']['kernel']}, {rep['machine']['os']}")
-    print(f"versions: {rep['versions']['fhirconf']}; {rep['versions']['hurl']}; {rep['versions']['nginx']}")
+    print("versions: " + "; ".join(v for v in rep["versions"].values() if v))
     print("load average before / after: %s / %s" % (
         " ".join(f"{x:.2f}" for x in rep["load_before"]), " ".join(f"{x:.2f}" for x in rep["load_after"])))
     if rep.get("wrk_rps"):
@@ -283,10 +288,11 @@ def print_report(rep):
     print()
     head = ("workload", "tool", "median", "min", "max", "steps/s", "CPU µs/step", "peak RSS MiB")
     rows = []
+    tools = [t for t in ["fhirconf", "fhirconf-b", "hurl"] if any(t in x for x in w.values())]
     for name in ["seq1000", "par100x10", "one", "latency200x3"]:
         if name not in w:
             continue
-        for tool in ["fhirconf", "hurl"]:
+        for tool in tools:
             s = w[name][tool]
             rows.append((name, tool, fmt_s(s["wall_median"]), fmt_s(s["wall_min"]), fmt_s(s["wall_max"]),
                          f"{s['steps_per_s']:.0f}", f"{s['cpu_us_per_step']:.0f}",
@@ -296,8 +302,18 @@ def print_report(rep):
         print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)))
     print()
 
-    def ratio(name):
-        return w[name]["hurl"]["wall_median"] / w[name]["fhirconf"]["wall_median"]
+    def ratio(name, tool="fhirconf"):
+        return w[name]["hurl"]["wall_median"] / w[name][tool]["wall_median"]
+
+    if "fhirconf-b" in tools:
+        for name in ["seq1000", "par100x10", "one", "latency200x3"]:
+            if name in w:
+                print(f"{name}: fhirconf-b throughput ratio to Hurl {ratio(name, 'fhirconf-b'):.2f}, "
+                      f"to fhirconf {w[name]['fhirconf']['wall_median'] / w[name]['fhirconf-b']['wall_median']:.2f}; "
+                      f"CPU/step {w[name]['fhirconf-b']['cpu_us_per_step']:.0f} µs"
+                      + (f"; {w[name]['fhirconf-b']['wall_median'] / (3 * LATENCY_MS / 1000 * math.ceil(200 / 32)):.2f}x the ideal"
+                         if name == "latency200x3" else ""))
+        print()
 
     goals = []
     if "seq1000" in w:
@@ -308,7 +324,7 @@ def print_report(rep):
         rf, rh = w["seq1000"]["fhirconf"]["rss_mib_median"], w["seq1000"]["hurl"]["rss_mib_median"]
         goals.append((f"(a) peak RSS fhirconf {rf:.1f} MiB vs Hurl {rh:.1f} MiB (goal: not higher)", rf <= rh))
         if "one" in w:
-            for tool in ["fhirconf", "hurl"]:
+            for tool in tools:
                 marginal = (w["seq1000"][tool]["cpu_median"] - w["one"][tool]["cpu_median"]) / 999 * 1e6
                 print(f"marginal CPU per step, {tool}: {marginal:.0f} µs "
                       "((CPU of 1,000 steps - CPU of 1 step) / 999: start-up, loading and reports left out)")
@@ -321,7 +337,7 @@ def print_report(rep):
     if "rss_scaling" in rep and "seq1000" in w:
         sc = rep["rss_scaling"]
         line = []
-        for tool in ["fhirconf", "hurl"]:
+        for tool in tools:
             a = sc["rss100"][tool]["rss_kib"] / 1024
             b = w["seq1000"][tool]["rss_mib_median"]
             c = sc["rss4000"][tool]["rss_kib"] / 1024

@@ -11,7 +11,8 @@
 #   --keep      keep the temporary directory (workloads, nginx config, logs, reports)
 #
 # Environment: FHIRCONF (a fhirconf binary; default: `cargo build --release` here and
-# target/release/fhirconf), HURL (default: hurl on PATH or ~/.cargo/bin/hurl), NGINX.
+# target/release/fhirconf), HURL (default: hurl on PATH or ~/.cargo/bin/hurl), NGINX,
+# FHIRCONF_B (a second fhirconf build, timed in the same runs as "fhirconf-b": A/B).
 #
 # What it does: starts nginx (a generated config in a temporary directory, one worker,
 # unlimited keep-alive, unprivileged, in the foreground) and a 50 ms server
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift ;;
     --only) only=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -250,6 +251,7 @@ mkdir -p "$out"
 say "fhirconf: $FHIRCONF"
 say "hurl: $HURL"
 NGINX="$NGINX" python3 "$here/bench.py" --work "$work/workloads" --fhirconf "$FHIRCONF" --hurl "$HURL" \
-  --base "$base" --slow-base "$slow_base" --runs "$runs" --only "$only" | tee "$out/report.txt"
+  --base "$base" --slow-base "$slow_base" --runs "$runs" --only "$only" \
+  --fhirconf-b "${FHIRCONF_B:-}" | tee "$out/report.txt"
 cp "$work/workloads/out/results.json" "$out/results.json"
 say "written: $out/report.txt, $out/results.json"
