@@ -3,12 +3,16 @@
 # test` or CI: run it by hand, on a machine as quiet as you can get.
 #
 #   bench/run.sh [--install] [--runs N] [--only W1,W2] [--keep]
+#   bench/run.sh --profile [--workload W]
 #
 #   --install   install what is missing (Debian: nginx, time, wrk, the libraries
 #               Hurl builds against; then `cargo install hurl --locked --version 8.0.1`)
 #   --runs N    timed runs per tool and workload, after one warm-up each (default 3)
 #   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3 (default all)
 #   --keep      keep the temporary directory (workloads, nginx config, logs, reports)
+#   --profile   no comparison: where fhirconf's CPU time per step goes on workload W
+#               (default rss4000), with perf and strace (bench/profile.py; needs
+#               Debian's linux-perf and strace, not Hurl)
 #
 # Environment: FHIRCONF (a fhirconf binary; default: `cargo build --release` here and
 # target/release/fhirconf), HURL (default: hurl on PATH or ~/.cargo/bin/hurl), NGINX,
@@ -29,13 +33,17 @@ runs=3
 only=""
 install=0
 keep=0
+profile=0
+workload=rss4000
 while [ $# -gt 0 ]; do
   case "$1" in
     --install) install=1 ;;
     --runs) runs=$2; shift ;;
     --only) only=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --profile) profile=1 ;;
+    --workload) workload=$2; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -60,11 +68,17 @@ missing_debs=()
 [ -x "$NGINX" ] || missing_debs+=(nginx)
 [ -x /usr/bin/time ] || missing_debs+=(time)
 command -v wrk >/dev/null 2>&1 || missing_debs+=(wrk)   # optional: the nginx-alone baseline
+if [ "$profile" -eq 1 ]; then
+  command -v perf >/dev/null 2>&1 || missing_debs+=(linux-perf)
+  command -v strace >/dev/null 2>&1 || missing_debs+=(strace)
+fi
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null || missing_debs+=(python3)
 
 HURL=${HURL:-$(command -v hurl || echo "$HOME/.cargo/bin/hurl")}
 hurl_ok=0
-if [ -x "$HURL" ]; then
+if [ "$profile" -eq 1 ]; then
+  hurl_ok=1   # not needed
+elif [ -x "$HURL" ]; then
   hurl_ok=1
   "$HURL" --version 2>/dev/null | head -n 1 | grep -q " $HURL_VERSION" \
     || echo "warning: $HURL is not Hurl $HURL_VERSION: $("$HURL" --version 2>/dev/null | head -n 1)" >&2
@@ -246,6 +260,11 @@ say "50 ms server on $slow_base"
 
 # --- the workloads and the runs ----------------------------------------------------
 python3 "$here/gen.py" "$work/workloads"
+if [ "$profile" -eq 1 ]; then
+  say "profiling $FHIRCONF on $workload"
+  python3 "$here/profile.py" --work "$work/workloads" --fhirconf "$FHIRCONF" --base "$base" --workload "$workload"
+  exit 0
+fi
 out="$repo/target/bench"
 mkdir -p "$out"
 say "fhirconf: $FHIRCONF"
