@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/peers/<peer>.sh (sourced, not run): pick a port, wait for a server,
 # stop it by its PID, seed it and run the built-in suites against it.
 # The caller sets PEER (its name) and, once the server runs, SERVER_PID.
@@ -5,6 +6,7 @@
 PEERS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$PEERS_DIR/../.." && pwd)"
 # Installed servers are kept between runs here (never in the repository).
+# shellcheck disable=SC2034 # used by the peer scripts that source this file
 PEERS_CACHE="${FHIRCONF_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fhirconf/peers}"
 SERVER_PID=""
 WORK_DIR=""
@@ -25,8 +27,8 @@ stop_server() {
   if kill -0 "$pid" 2>/dev/null; then
     say "stopping the server (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 30); do
+    local _
+    for _ in $(seq 1 30); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.5
     done
@@ -64,8 +66,8 @@ peer_init() {
 
 # Waits until GET {base}/metadata answers 200, while the server process lives.
 wait_for_metadata() {
-  local base="$1" seconds="$2" i
-  for i in $(seq 1 "$((seconds * 2))"); do
+  local base="$1" seconds="$2" _
+  for _ in $(seq 1 "$((seconds * 2))"); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       tail -n 30 "$WORK_DIR/server.log" >&2 || true
       die "the server exited before answering /metadata"
