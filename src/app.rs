@@ -598,9 +598,20 @@ pub fn run(args: &RunArgs) -> u8 {
             let record = if runner2.interrupt.is_set() {
                 Runner::skipped(&sc2, "not run: the run was interrupted".to_owned())
             } else {
-                runner2
-                    .precheck(&sc2)
-                    .unwrap_or_else(|| handle2.block_on(runner2.run(&sc2)))
+                // The scenario runs as a task on the runtime, beside its connection
+                // tasks: a request then needs no hand-over between threads (see
+                // docs/performance.md). This thread only waits for the result.
+                runner2.precheck(&sc2).unwrap_or_else(|| {
+                    let (runner3, sc3) = (Arc::clone(&runner2), Arc::clone(&sc2));
+                    handle2
+                        .block_on(handle2.spawn(async move { runner3.run(&sc3).await }))
+                        .unwrap_or_else(|e| {
+                            let mut record = Runner::skipped(&sc2, String::new());
+                            record.verdict = Verdict::Error;
+                            record.reason = Some(format!("the scenario's task failed: {e}"));
+                            record
+                        })
+                })
             };
             let outcome = match record.verdict {
                 Verdict::Passed => Ok(Completion::Completed),
