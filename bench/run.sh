@@ -52,6 +52,9 @@ case "$runs" in ''|*[!0-9]*|0) echo "bench/run.sh: --runs takes a positive numbe
 
 say() { printf '== %s\n' "$*" >&2; }
 
+# No bench/__pycache__ in the work tree.
+export PYTHONDONTWRITEBYTECODE=1
+
 # Loopback only: no proxy may see (or divert) the traffic of either tool.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
