@@ -9,8 +9,7 @@ use common::*;
 use serde_json::Value;
 
 fn verdicts(dir: &Path) -> Vec<(String, String)> {
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: Value = run_record(dir);
     run["scenarios"]
         .as_array()
         .unwrap()
@@ -25,8 +24,7 @@ fn verdicts(dir: &Path) -> Vec<(String, String)> {
 }
 
 fn reason(dir: &Path, name: &str) -> String {
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: Value = run_record(dir);
     let s = run["scenarios"]
         .as_array()
         .unwrap()
@@ -337,12 +335,14 @@ fn secret_values_never_reach_any_output() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    let mut all = text(&out.stdout) + &text(&out.stderr);
-    for f in ["junit.xml", "run.json", "summary.md"] {
-        all += &std::fs::read_to_string(dir.join(f)).unwrap();
+    let outputs = every_output(&out, &dir);
+    for (name, content) in &outputs {
+        assert!(
+            !content.contains(secret),
+            "secret leaked in {name}:\n{content}"
+        );
     }
-    assert!(!all.contains(secret), "secret leaked:\n{all}");
-    assert!(all.contains("[redacted]"));
+    assert!(outputs.iter().any(|(_, c)| c.contains("[redacted]")));
 }
 
 #[test]
@@ -388,8 +388,7 @@ fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught(
         v.iter().all(|(_, x)| x == "passed" || x == "skipped"),
         "{v:?}"
     );
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: Value = run_record(&dir);
     assert_eq!(run["target"]["sandbox"], true);
     let skipped: Vec<&Value> = run["scenarios"]
         .as_array()

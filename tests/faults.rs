@@ -61,8 +61,7 @@ fn check(case: Case<'_>) {
         case.name
     );
 
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: serde_json::Value = run_record(&dir);
     let faulty = &run["scenarios"][0];
     assert_eq!(faulty["verdict"], case.verdict, "{}: {faulty}", case.name);
     let reason = faulty["reason"].as_str().unwrap();

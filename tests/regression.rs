@@ -87,8 +87,7 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
     );
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(summary.contains("| failed (known) |"), "{summary}");
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: serde_json::Value = run_record(&dir);
     assert_eq!(
         run["baseline"]["known_failures"].as_array().unwrap().len(),
         2

@@ -304,20 +304,7 @@ steps:
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("secrets echoed back"));
-    let mut outputs = vec![
-        ("stdout".to_owned(), text(&out.stdout)),
-        ("stderr".to_owned(), text(&out.stderr)),
-    ];
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e != "yaml") {
-            outputs.push((
-                path.display().to_string(),
-                std::fs::read_to_string(&path).unwrap(),
-            ));
-        }
-    }
-    assert!(outputs.len() >= 5, "{outputs:?}");
+    let outputs = every_output(&out, &dir);
     let token = regex::Regex::new(r"sbx-[0-9a-f]{32}").unwrap();
     for (name, content) in &outputs {
         for secret in [
@@ -352,16 +339,12 @@ fn smart_assertions_and_keys_never_reach_any_output() {
     let key =
         std::fs::read_to_string(root().join("targets/keys/sandbox-backend-rs384.pem")).unwrap();
     let key_lines: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let mut outputs = vec![text(&out.stdout), text(&out.stderr)];
-    for f in ["junit.xml", "run.json", "summary.md"] {
-        outputs.push(std::fs::read_to_string(dir.join(f)).unwrap());
-    }
-    for content in &outputs {
-        assert!(!content.contains("eyJ"), "a JWT in the output");
+    for (name, content) in &every_output(&out, &dir) {
+        assert!(!content.contains("eyJ"), "a JWT in {name}");
         for line in &key_lines {
             assert!(
                 !content.contains(line),
-                "a line of the private key in the output"
+                "a line of the private key in {name}"
             );
         }
     }
@@ -404,8 +387,7 @@ fn flags_win_over_the_file_and_the_file_is_found_through_the_environment() {
         &[("FHIRCONF_TARGET", s(&t))],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: serde_json::Value = run_record(&dir);
     assert_eq!(run["target"]["base_url"], server.base_url.as_str());
 
     let out = run_with_reports_env(
@@ -500,8 +482,7 @@ fn retry_after_is_waited_out_within_the_budget() {
     assert_eq!(server.hits.get("c"), 1);
     assert_eq!(server.hits.get("d"), 1);
     assert_eq!(server.hits.get("e"), 1);
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run: serde_json::Value = run_record(&dir);
     let verdicts: Vec<(&str, &str)> = run["scenarios"]
         .as_array()
         .unwrap()

@@ -393,6 +393,37 @@ pub fn run_with_reports_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> 
     fhirconf_env(&all, env)
 }
 
+/// The run record a run wrote into `dir`.
+pub fn run_record(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+/// Everything a run showed anyone, to search for secrets: its stdout and stderr and
+/// every file it wrote into `dir` (each report; the `.yaml` inputs are left out).
+pub fn every_output(out: &Output, dir: &Path) -> Vec<(String, String)> {
+    let mut outputs = vec![
+        ("stdout".to_owned(), text(&out.stdout)),
+        ("stderr".to_owned(), text(&out.stderr)),
+    ];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "yaml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let content = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        outputs.push((path.display().to_string(), content));
+    }
+    for report in ["junit.xml", "run.json", "summary.md", "index.html"] {
+        assert!(
+            outputs.iter().any(|(name, _)| name.ends_with(report)),
+            "{report} was not written"
+        );
+    }
+    outputs
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
