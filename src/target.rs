@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
 
 use crate::diag::Diagnostic;
-use crate::scenario::load::{display_path, read_text, yaml_error};
+use crate::scenario::load::{display_path, push_at, read_text, yaml_error};
 
 /// The target the embedded sandbox runs with: `targets/sandbox.yaml`, compiled in so
 /// an installed binary needs no file.
@@ -318,14 +318,7 @@ impl Builder<'_> {
     }
 
     fn err(&mut self, loc: Location, message: impl Into<String>) -> &mut Diagnostic {
-        self.errors.push(Diagnostic::at(
-            self.file,
-            self.text,
-            loc.line(),
-            loc.column(),
-            message,
-        ));
-        self.errors.last_mut().expect("just pushed")
+        push_at(&mut self.errors, self.file, self.text, loc, message)
     }
 
     fn setting<T>(&self, name: &str, s: Spanned<T>) -> Setting<T> {

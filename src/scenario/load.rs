@@ -284,6 +284,24 @@ pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnost
     diag
 }
 
+/// Adds a diagnostic at a YAML location and returns it, for a `help` to be added.
+pub(crate) fn push_at<'e>(
+    errors: &'e mut Vec<Diagnostic>,
+    file: &str,
+    text: &str,
+    loc: Location,
+    message: impl Into<String>,
+) -> &'e mut Diagnostic {
+    errors.push(Diagnostic::at(
+        file,
+        text,
+        loc.line(),
+        loc.column(),
+        message,
+    ));
+    errors.last_mut().expect("just pushed")
+}
+
 struct Builder<'a> {
     file: &'a str,
     text: &'a str,
@@ -303,14 +321,7 @@ struct Inherited {
 
 impl Builder<'_> {
     fn err_at(&mut self, loc: Location, message: impl Into<String>) -> &mut Diagnostic {
-        self.errors.push(Diagnostic::at(
-            self.file,
-            self.text,
-            loc.line(),
-            loc.column(),
-            message,
-        ));
-        self.errors.last_mut().expect("just pushed")
+        push_at(&mut self.errors, self.file, self.text, loc, message)
     }
 
     fn build(mut self, doc: FileDoc) -> Result<SuiteFile, Vec<Diagnostic>> {
