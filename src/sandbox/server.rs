@@ -280,13 +280,9 @@ async fn type_route(
         Ok(Path(ty)) => ty,
         Err(e) => return path_error(e),
     };
-    let bytes = if method == Method::POST {
-        match read_body(&app, &headers, body).await {
-            Ok(b) => b,
-            Err(e) => return e.into_response(),
-        }
-    } else {
-        Bytes::new()
+    let bytes = match body_for(&app, &headers, body, method == Method::POST).await {
+        Ok(b) => b,
+        Err(response) => return response,
     };
     respond((|| {
         let ctx = ctx(&app, &headers, &uri)?;
@@ -306,6 +302,22 @@ async fn type_route(
     })())
 }
 
+/// The request body when the interaction takes one (within the size limit), else
+/// nothing; a body that cannot be read is the answer to give.
+async fn body_for(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    wanted: bool,
+) -> Result<Bytes, Response> {
+    if !wanted {
+        return Ok(Bytes::new());
+    }
+    read_body(app, headers, body)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
 /// `/{type}/{id}`: read, update, delete (405), and `POST /Practitioner/_search`.
 async fn instance_route(
     State(app): State<Shared>,
@@ -319,13 +331,16 @@ async fn instance_route(
         Ok(Path(p)) => p,
         Err(e) => return path_error(e),
     };
-    let bytes = if matches!(method, Method::POST | Method::PUT) {
-        match read_body(&app, &headers, body).await {
-            Ok(b) => b,
-            Err(e) => return e.into_response(),
-        }
-    } else {
-        Bytes::new()
+    let bytes = match body_for(
+        &app,
+        &headers,
+        body,
+        matches!(method, Method::POST | Method::PUT),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(response) => return response,
     };
     respond((|| {
         let ctx = ctx(&app, &headers, &uri)?;
