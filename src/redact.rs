@@ -43,6 +43,15 @@ impl Redactor {
         if secret.len() < 4 {
             return;
         }
+        // Known already (the same token on every request): no write lock.
+        if self
+            .secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&secret)
+        {
+            return;
+        }
         let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
         if !secrets.contains(&secret) {
             secrets.push(secret);

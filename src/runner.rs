@@ -34,6 +34,8 @@ pub struct Runner {
     capabilities: Capabilities,
     redactor: Redactor,
     auth: Arc<Auth>,
+    /// The base URL's origin, where credentials may go.
+    target_origin: Option<String>,
     run_id: String,
     /// Bodies in transcripts are trimmed to this many bytes.
     pub transcript_body_limit: usize,
@@ -56,9 +58,13 @@ impl Runner {
         redactor: Redactor,
         auth: Arc<Auth>,
     ) -> Self {
+        let target_origin = reqwest::Url::parse(&target.base_url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization());
         Runner {
             client,
             templates,
+            target_origin,
             target,
             capabilities,
             redactor,
@@ -346,11 +352,8 @@ impl Runner {
 
     /// Whether `url` is on the target's origin: credentials go nowhere else.
     fn on_target(&self, url: &str) -> bool {
-        match (
-            reqwest::Url::parse(url),
-            reqwest::Url::parse(&self.target.base_url),
-        ) {
-            (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        match (reqwest::Url::parse(url), &self.target_origin) {
+            (Ok(a), Some(origin)) => a.origin().ascii_serialization() == *origin,
             _ => false,
         }
     }
