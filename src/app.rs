@@ -388,6 +388,16 @@ fn is_tls_failure(error: &str) -> bool {
     ["certificate", "tls", "handshake", "ssl"]
         .iter()
         .any(|w| e.contains(w))
+        || closed_after_handshake(error)
+}
+
+/// hyper's words for a connection that closed before the first request could be
+/// sent. Over HTTPS that is a server refusing the handshake after the client thinks it
+/// is done: with TLS 1.3 a server that requires a client certificate rejects a client
+/// without one only then, and whether the client sees the alert or just the close is a
+/// race.
+fn closed_after_handshake(error: &str) -> bool {
+    error.contains("connection was not ready")
 }
 
 /// The scenarios of one shard, in run order. Every scenario lands in exactly one shard
@@ -520,8 +530,13 @@ pub fn run(args: &RunArgs) -> u8 {
     if let Some(e) = &capabilities.error {
         if base_url.starts_with("https:") && is_tls_failure(e) {
             stop(server);
+            let hint = if closed_after_handshake(e) {
+                "the server closed the connection after the TLS handshake; if it requires a client certificate, set `tls.client_cert` and `tls.client_key` in the target"
+            } else {
+                "trust its CA with `tls.ca_file` in the target"
+            };
             return print_errors(&[format!(
-                "tls: cannot connect to {base_url}: {} (trust its CA with `tls.ca_file` in the target)",
+                "tls: cannot connect to {base_url}: {} ({hint})",
                 redactor.text(e)
             )]);
         }
