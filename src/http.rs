@@ -5,8 +5,10 @@
 //! is what went over the wire and came back. [`NoAnswer`] is the reason there is no
 //! response to judge (a run *error*, unlike a wrong answer, which is a *failure*).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::redact::Redactor;
 
@@ -56,9 +58,35 @@ pub struct Response {
     /// Names lower-cased, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body as JSON, parsed the first time a check, capture or transcript asks.
+    json: OnceLock<Result<Value, String>>,
 }
 
 impl Response {
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        Response {
+            status,
+            headers,
+            body,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The body parsed as JSON (once per response), or why it is not JSON.
+    pub fn json(&self) -> Result<&Value, &str> {
+        self.json
+            .get_or_init(|| {
+                if self.body.is_empty() {
+                    Err("no body".to_owned())
+                } else {
+                    serde_json::from_slice(&self.body)
+                        .map_err(|e| format!("a body that is not JSON ({e})"))
+                }
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
     /// Every value of a header, joined by `, ` as HTTP allows.
     pub fn header(&self, name: &str) -> Option<String> {
         let values: Vec<&str> = self
@@ -276,11 +304,7 @@ impl HttpClient {
         }
         Ok(Exchange {
             request,
-            response: Response {
-                status,
-                headers,
-                body,
-            },
+            response: Response::new(status, headers, body),
             duration: started.elapsed(),
         })
     }
@@ -304,62 +328,150 @@ pub fn transcript(
     redactor: &Redactor,
     body_limit: usize,
 ) -> String {
-    let mut out = format!("> {} {}\n", request.method, redactor.text(&request.url));
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(512 + 2 * body_limit);
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "> {} {}", request.method, redactor.text(&request.url));
     for (name, value) in &request.headers {
-        out.push_str(&format!("> {name}: {}\n", redactor.header(name, value)));
+        let _ = writeln!(out, "> {name}: {}", redactor.header(name, value));
     }
     if let Some(body) = &request.body {
-        out.push_str(&format!(
-            "> \n{}\n",
-            indent(
-                &trim_body(&redactor.text(&String::from_utf8_lossy(body)), body_limit),
-                "> "
-            )
-        ));
+        let json = serde_json::from_slice::<Value>(body).ok();
+        out.push_str("> \n");
+        push_indented(
+            &mut out,
+            &shown_body(body, json.as_ref(), redactor, body_limit),
+            "> ",
+        );
     }
     if let Some(r) = response {
-        out.push_str(&format!("< {}\n", r.status));
+        let _ = writeln!(out, "< {}", r.status);
         for (name, value) in &r.headers {
             if SHOWN_RESPONSE_HEADERS.contains(&name.as_str()) {
-                out.push_str(&format!("< {name}: {}\n", redactor.header(name, value)));
+                let _ = writeln!(out, "< {name}: {}", redactor.header(name, value));
             }
         }
         if !r.body.is_empty() {
-            out.push_str(&format!(
-                "< \n{}\n",
-                indent(&trim_body(&redactor.text(&r.text()), body_limit), "< ")
-            ));
+            out.push_str("< \n");
+            push_indented(
+                &mut out,
+                &shown_body(&r.body, r.json().ok(), redactor, body_limit),
+                "< ",
+            );
         }
     }
     out
 }
 
-fn indent(text: &str, prefix: &str) -> String {
-    text.lines()
-        .map(|l| format!("{prefix}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Appends every line of `text` after `prefix`, each ending in a newline.
+fn push_indented(out: &mut String, text: &str, prefix: &str) {
+    for line in text.lines() {
+        out.push_str(prefix);
+        out.push_str(line);
+        out.push('\n');
+    }
 }
 
-/// Pretty-prints JSON, then keeps at most `limit` bytes (on a char boundary) and says so.
-pub fn trim_body(text: &str, limit: usize) -> String {
-    let pretty = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| text.to_owned());
-    if pretty.len() <= limit {
-        return pretty;
+/// A body as a transcript shows it: JSON pretty-printed, secrets masked, at most about
+/// `limit` bytes, and how many more there were. Only the part that is kept is built
+/// and redacted; the rest is counted.
+pub fn shown_body(bytes: &[u8], json: Option<&Value>, redactor: &Redactor, limit: usize) -> String {
+    // Enough beyond the limit to see a secret that starts before it.
+    let keep = limit.saturating_add(redactor.longest());
+    let (text, total) = match json {
+        Some(value) => {
+            let mut w = Bounded {
+                kept: Vec::with_capacity(keep.min(bytes.len() * 2)),
+                keep,
+                total: 0,
+            };
+            // Only the writer could fail, and it does not.
+            let _ = serde_json::to_writer_pretty(&mut w, value);
+            (String::from_utf8_lossy(&w.kept).into_owned(), w.total)
+        }
+        None => {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(keep)]).into_owned();
+            let total = if bytes.len() > keep {
+                bytes.len()
+            } else {
+                text.len()
+            };
+            (text, total)
+        }
+    };
+    if total <= limit {
+        return redactor.text(&text);
     }
-    let mut end = limit;
-    while !pretty.is_char_boundary(end) {
-        end -= 1;
+    let end = redactor.cut_before_secrets(&text, limit);
+    format!(
+        "{}\n… ({} more bytes)",
+        redactor.text(&text[..end]),
+        total - end
+    )
+}
+
+/// A writer that keeps the first `keep` bytes and counts the rest.
+struct Bounded {
+    kept: Vec<u8>,
+    keep: usize,
+    total: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.keep.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&buf[..buf.len().min(room)]);
+        self.total += buf.len();
+        Ok(buf.len())
     }
-    format!("{}\n… ({} more bytes)", &pretty[..end], pretty.len() - end)
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trim_body(text: &str, limit: usize) -> String {
+        let json = serde_json::from_str::<Value>(text).ok();
+        shown_body(text.as_bytes(), json.as_ref(), &Redactor::default(), limit)
+    }
+
+    #[test]
+    fn a_cut_body_never_shows_part_of_a_secret() {
+        let secret = "tok-0123456789abcdef";
+        let redactor = Redactor::new(vec![secret.to_owned()]);
+        let body = format!(
+            "{{\"a\":\"{}\",\"token\":\"{secret}\",\"z\":1}}",
+            "x".repeat(40)
+        );
+        let json: Value = serde_json::from_str(&body).unwrap();
+        let pretty = serde_json::to_string_pretty(&json).unwrap();
+        let at = pretty.find(secret).unwrap();
+        // Every limit that falls inside the secret, and around it.
+        for limit in at - 2..at + secret.len() + 2 {
+            for shown in [
+                shown_body(body.as_bytes(), Some(&json), &redactor, limit),
+                shown_body(pretty.as_bytes(), None, &redactor, limit),
+            ] {
+                assert!(!shown.contains("tok-"), "limit {limit}: {shown}");
+                // Cut before the secret when the limit falls inside it.
+                let end = if at < limit && limit < at + secret.len() {
+                    at
+                } else {
+                    limit
+                };
+                let expected = format!(
+                    "{}\n… ({} more bytes)",
+                    redactor.text(&pretty[..end]),
+                    pretty.len() - end
+                );
+                assert_eq!(shown, expected, "limit {limit}");
+            }
+        }
+    }
 
     #[test]
     fn trims_on_char_boundaries_and_says_how_much() {
@@ -379,11 +491,11 @@ mod tests {
             headers: vec![("Authorization".into(), "Bearer s3cr3t-token".into())],
             body: None,
         };
-        let resp = Response {
-            status: 200,
-            headers: vec![("content-type".into(), "application/fhir+json".into())],
-            body: b"{\"t\":\"s3cr3t-token\"}".to_vec(),
-        };
+        let resp = Response::new(
+            200,
+            vec![("content-type".into(), "application/fhir+json".into())],
+            b"{\"t\":\"s3cr3t-token\"}".to_vec(),
+        );
         let t = transcript(&req, Some(&resp), &redactor, 1000);
         assert!(!t.contains("s3cr3t"), "{t}");
         assert!(t.contains("> Authorization: [redacted]"), "{t}");
@@ -395,11 +507,11 @@ mod tests {
 
     #[test]
     fn joins_repeated_headers() {
-        let r = Response {
-            status: 200,
-            headers: vec![("a".into(), "1".into()), ("A".into(), "2".into())],
-            body: vec![],
-        };
+        let r = Response::new(
+            200,
+            vec![("a".into(), "1".into()), ("A".into(), "2".into())],
+            vec![],
+        );
         assert_eq!(r.header("a").as_deref(), Some("1, 2"));
         assert_eq!(r.header("b"), None);
     }

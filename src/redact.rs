@@ -12,6 +12,15 @@ pub const SECRET_HEADERS: &[&str] = &[
 ];
 pub const MASK: &str = "[redacted]";
 
+/// `at`, or the nearest char boundary before it, within `text`.
+fn floor_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// Shared by everything that writes output: clones see secrets added later (a token
 /// fetched mid-run is masked in every report from then on).
 #[derive(Clone, Default)]
@@ -87,6 +96,36 @@ impl Redactor {
             }
         }
         out
+    }
+
+    /// The length of the longest secret (0 when there is none).
+    pub fn longest(&self) -> usize {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        secrets.first().map_or(0, String::len)
+    }
+
+    /// Where to cut `text` at `limit` bytes or before, on a char boundary and never
+    /// inside a secret, so the kept part can be masked whole. `text` should run at
+    /// least [`longest`](Self::longest) bytes past `limit` for a secret that starts
+    /// before the limit to be seen.
+    pub fn cut_before_secrets(&self, text: &str, limit: usize) -> usize {
+        let mut end = floor_boundary(text, limit);
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        'again: loop {
+            for s in secrets.iter() {
+                let from = floor_boundary(text, end.saturating_sub(s.len() - 1));
+                let to = floor_boundary(text, end + s.len() - 1);
+                if let Some((at, _)) = text[from..to]
+                    .match_indices(s.as_str())
+                    .find(|(at, _)| from + at < end)
+                {
+                    // Moving left only, so this ends.
+                    end = from + at;
+                    continue 'again;
+                }
+            }
+            return end;
+        }
     }
 
     pub fn header(&self, name: &str, value: &str) -> String {

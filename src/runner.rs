@@ -575,9 +575,10 @@ fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String
                 .ok_or_else(|| format!("the response has no `{header}` header"))?,
         )
     } else if let Some(path) = &capture.json {
-        let body: Value = serde_json::from_slice(&response.body)
+        let body = response
+            .json()
             .map_err(|_| "the response body is not JSON".to_owned())?;
-        let nodes = crate::assert::query(&body, &path.0)?;
+        let nodes = path.select(body)?;
         match nodes.first() {
             Some(v) => (*v).clone(),
             None => return Err(format!("{} selects nothing", path.0)),
@@ -605,11 +606,7 @@ mod tests {
     use super::*;
 
     fn with_retry_after(value: &str) -> Response {
-        Response {
-            status: 429,
-            headers: vec![("retry-after".into(), value.into())],
-            body: Vec::new(),
-        }
+        Response::new(429, vec![("retry-after".into(), value.into())], Vec::new())
     }
 
     #[test]
@@ -633,13 +630,6 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(retry_after(&with_retry_after("soon")), None);
-        assert_eq!(
-            retry_after(&Response {
-                status: 429,
-                headers: vec![],
-                body: vec![]
-            }),
-            None
-        );
+        assert_eq!(retry_after(&Response::new(429, vec![], vec![])), None);
     }
 }

@@ -3,11 +3,6 @@
 use jsonpath_rust::JsonPath;
 use serde_json::Value;
 
-/// The nodes `path` selects in `doc` (the path was validated at load time).
-pub fn query<'a>(doc: &'a Value, path: &str) -> Result<Vec<&'a Value>, String> {
-    doc.query(path).map_err(|e| e.to_string())
-}
-
 /// True when `expected` is contained in `actual`: every member of an expected object
 /// is present and contained; each expected array item is contained in a distinct
 /// actual item, in order (servers may add items, not drop or reorder them);

@@ -8,4 +8,4 @@ mod json;
 
 pub use diff::unified_diff;
 pub use eval::{Check, evaluate};
-pub use json::{is_subset, query};
+pub use json::is_subset;

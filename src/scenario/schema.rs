@@ -6,8 +6,11 @@
 //! Semantic checks that need the whole file (variables, fixtures) live in
 //! [`super::validate`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use jsonpath_rust::parser::model::JpQuery;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -403,22 +406,33 @@ pub struct Capture {
 
 /// A regular expression, compiled when the file is loaded.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub std::sync::Arc<regex::Regex>);
+pub struct Pattern(pub Arc<regex::Regex>);
 
-/// One compiled regex per pattern text for the whole process: a suite repeats the same
-/// patterns (`Patient/([^/]+)` in every capture), and a `Regex` is ~13 KiB and ~40 µs to
-/// build, with its lazy DFA warmed per instance.
-fn compiled(text: &str) -> Result<std::sync::Arc<regex::Regex>, regex::Error> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(re) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
-        return Ok(Arc::clone(re));
+/// One shared value per source text for the whole process: a suite repeats the same
+/// patterns and paths (`Patient/([^/]+)` in every capture, `$.resourceType` in every
+/// check), and a `Regex` is ~13 KiB and ~40 µs to build, with its lazy DFA warmed per
+/// instance; a JSONPath is parsed (pest) once instead of at every use.
+fn interned<T, E>(
+    cache: &'static Cache<T>,
+    text: &str,
+    build: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Arc<T>, E> {
+    let cache = cache.get_or_init(Mutex::default);
+    if let Some(known) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
+        return Ok(Arc::clone(known));
     }
-    let re = Arc::new(regex::RegexBuilder::new(text).size_limit(1 << 20).build()?);
+    let built = Arc::new(build(text)?);
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(Arc::clone(map.entry(text.to_owned()).or_insert(re)))
+    Ok(Arc::clone(map.entry(text.to_owned()).or_insert(built)))
+}
+
+type Cache<T> = std::sync::OnceLock<Mutex<HashMap<String, Arc<T>>>>;
+
+fn compiled(text: &str) -> Result<Arc<regex::Regex>, regex::Error> {
+    static REGEXES: Cache<regex::Regex> = std::sync::OnceLock::new();
+    interned(&REGEXES, text, |t| {
+        regex::RegexBuilder::new(t).size_limit(1 << 20).build()
+    })
 }
 
 impl<'de> Deserialize<'de> for Pattern {
@@ -433,9 +447,18 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-/// An RFC 9535 JSONPath query, parsed when the file is loaded.
+/// An RFC 9535 JSONPath query, parsed when the file is loaded and kept parsed.
 #[derive(Debug, Clone)]
-pub struct JsonPathExpr(pub String);
+pub struct JsonPathExpr(pub String, Arc<JpQuery>);
+
+impl JsonPathExpr {
+    /// The nodes this query selects in `doc`.
+    pub fn select<'a>(&self, doc: &'a Value) -> Result<Vec<&'a Value>, String> {
+        jsonpath_rust::query::js_path_process(&self.1, doc)
+            .map(|found| found.into_iter().map(|r| r.val).collect())
+            .map_err(|e| e.to_string())
+    }
+}
 
 impl<'de> Deserialize<'de> for JsonPathExpr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -445,8 +468,9 @@ impl<'de> Deserialize<'de> for JsonPathExpr {
                 "invalid JSONPath `{text}`: a query starts with `$`"
             )));
         }
-        match jsonpath_rust::parser::parse_json_path(&text) {
-            Ok(_) => Ok(JsonPathExpr(text)),
+        static PATHS: Cache<JpQuery> = std::sync::OnceLock::new();
+        match interned(&PATHS, &text, jsonpath_rust::parser::parse_json_path) {
+            Ok(query) => Ok(JsonPathExpr(text, query)),
             Err(e) => Err(de::Error::custom(format!(
                 "invalid JSONPath `{text}`: {}",
                 one_line(&e.to_string())
