@@ -721,12 +721,11 @@ fn finish(
     record: &RunRecord,
     comparison: Option<&Comparison>,
 ) -> u8 {
-    let rendered = report::Rendered::of(record);
-    if let Err(e) = report::write_all(&rendered, paths) {
+    if let Err(e) = report::write_all(record, paths) {
         eprintln!("error: {e}");
         return exit::INVALID;
     }
-    match report::append_step_summary(&rendered.markdown) {
+    match report::append_step_summary(record) {
         Ok(Some(path)) => eprintln!("summary appended to {}", path.display()),
         Ok(None) => {}
         Err(e) => eprintln!("warning: {e}"),
@@ -740,7 +739,7 @@ fn finish(
     );
     if let Some(dir) = &args.evidence {
         let evidence = evidence::Evidence {
-            rendered: &rendered,
+            reports: paths,
             files: &record.files,
             harness_version: &record.harness_version,
             created_at: &record.finished_at,

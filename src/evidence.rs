@@ -23,7 +23,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::record::{FileKind, InputFile, sha256_hex};
-use crate::report::Rendered;
+use crate::report::ReportPaths;
 use crate::scenario::load::display_path;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -215,9 +215,10 @@ pub fn copy_path(original: &str) -> String {
     out
 }
 
-/// What `write` was given: the rendered reports and the files the run read.
+/// What `write` was given: where the run's reports were written and the files the run
+/// read.
 pub struct Evidence<'a> {
-    pub rendered: &'a Rendered,
+    pub reports: &'a ReportPaths,
     pub files: &'a [InputFile],
     pub harness_version: &'a str,
     pub created_at: &'a str,
@@ -230,6 +231,32 @@ fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", display_path(parent)))?;
     }
     std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", display_path(&path)))
+}
+
+/// Copies a report just written into the evidence a buffer at a time (`run.json`
+/// grows with the run) and returns the SHA-256 of what it copied.
+fn copy_hashed(from: &Path, to: &Path) -> Result<String, String> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let mut input = std::fs::File::open(from)
+        .map_err(|e| format!("cannot read {}: {e}", display_path(from)))?;
+    let mut output =
+        std::fs::File::create(to).map_err(|e| format!("cannot write {}: {e}", display_path(to)))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("cannot read {}: {e}", display_path(from))),
+        };
+        hasher.update(&buf[..n]);
+        output
+            .write_all(&buf[..n])
+            .map_err(|e| format!("cannot write {}: {e}", display_path(to)))?;
+    }
+    Ok(crate::record::lower_hex(&hasher.finalize()))
 }
 
 /// Builds the folder beside `dir` and then puts it in place, so an interrupted run
@@ -268,17 +295,17 @@ fn build(root: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Result<u
     std::fs::create_dir_all(root)
         .map_err(|e| format!("cannot create {}: {e}", display_path(root)))?;
     let mut entries: BTreeMap<String, ManifestEntry> = BTreeMap::new();
-    for (rel, text) in [
-        ("run.json", &evidence.rendered.json),
-        ("junit.xml", &evidence.rendered.junit),
-        ("summary.md", &evidence.rendered.markdown),
+    for (rel, report) in [
+        ("run.json", &evidence.reports.json),
+        ("junit.xml", &evidence.reports.junit),
+        ("summary.md", &evidence.reports.markdown),
     ] {
-        write_file(root, rel, text.as_bytes())?;
+        let sha256 = copy_hashed(report, &root.join(rel))?;
         entries.insert(
             rel.to_owned(),
             ManifestEntry {
                 path: rel.to_owned(),
-                sha256: sha256_hex(text.as_bytes()),
+                sha256,
                 original: None,
                 kind: None,
             },

@@ -329,7 +329,7 @@ pub fn transcript(
     body_limit: usize,
 ) -> String {
     use std::fmt::Write as _;
-    let mut out = String::with_capacity(512 + 2 * body_limit);
+    let mut out = String::with_capacity(1024);
     // Writing to a String cannot fail.
     let _ = writeln!(out, "> {} {}", request.method, redactor.text(&request.url));
     for (name, value) in &request.headers {
@@ -360,6 +360,8 @@ pub fn transcript(
             );
         }
     }
+    // Kept until the reports are written: one per step of the run.
+    out.shrink_to_fit();
     out
 }
 

@@ -125,10 +125,14 @@ impl InputFile {
 /// Lowercase hex SHA-256, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
+    lower_hex(&sha2::Sha256::digest(bytes))
+}
+
+/// `bytes` as lowercase hex.
+pub fn lower_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
         let _ = write!(out, "{b:02x}");
     }
     out
@@ -218,12 +222,53 @@ pub struct StepRecord {
     pub duration_secs: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub captures: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Captures::is_empty")]
+    pub captures: Captures,
     /// What was sent and received, redacted; bodies trimmed to 1 KiB for a step that
     /// passed and to 4 KiB otherwise. `None` when nothing was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
+}
+
+/// A step's captured values by name, in name order; a JSON object in `run.json`.
+/// Kept in a `Vec`: one capture in a `BTreeMap` costs a whole B-tree node (~1 KiB),
+/// and there is one such map per step of a run until the reports are written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Captures(Vec<(String, Value)>);
+
+impl Captures {
+    /// Sets `name` to `value`, replacing an earlier value of the same name.
+    pub fn insert(&mut self, name: String, value: Value) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => {
+                // Most steps capture one value or none: no spare slots.
+                self.0.reserve_exact(1);
+                self.0.insert(at, (name, value));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
+
+impl Serialize for Captures {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Captures {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, Value>::deserialize(deserializer)?;
+        Ok(Captures(map.into_iter().collect()))
+    }
 }
 
 impl ScenarioRecord {

@@ -544,7 +544,7 @@ fn blank_record(step: &Step, phase: Phase) -> StepRecord {
         status: None,
         duration_secs: 0.0,
         checks: Vec::new(),
-        captures: BTreeMap::new(),
+        captures: Default::default(),
         transcript: None,
     }
 }

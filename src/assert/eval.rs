@@ -118,6 +118,8 @@ pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec
     if let Some(b) = &expect.bundle {
         checks.extend(fhir::bundle_checks(&b.value, body, render));
     }
+    // Kept in the step's record for the rest of the run.
+    checks.shrink_to_fit();
     checks
 }
 

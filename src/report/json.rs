@@ -3,10 +3,16 @@
 use crate::record::RunRecord;
 
 pub fn render(record: &RunRecord) -> String {
-    let mut text =
-        serde_json::to_string_pretty(record).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    text.push('\n');
-    text
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write(record, &mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Serializes `record` into `out` as it goes, without building the text first.
+pub fn write(record: &RunRecord, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, record)?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod json;
 mod junit;
 mod markdown;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub use html::render as html;
@@ -27,6 +28,14 @@ pub struct ReportPaths {
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`:
 /// a reader never sees half a report.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] for a report written piece by piece into a buffered file.
+fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -35,46 +44,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    let written = std::fs::File::create(&tmp).and_then(|file| {
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, file);
+        fill(&mut w)?;
+        w.flush()
+    });
+    written
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
 }
 
-/// Every report of one run, rendered once, so `reports/` and an evidence folder hold
-/// the same bytes.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    pub junit: String,
-    pub json: String,
-    pub markdown: String,
-    pub html: String,
-}
-
-impl Rendered {
-    pub fn of(record: &RunRecord) -> Rendered {
-        Rendered {
-            junit: junit(record),
-            json: json(record),
-            markdown: markdown(record),
-            html: html(record),
-        }
+/// Writes every report, one after the other, so only one is ever in memory (and
+/// `run.json`, the largest, never is: it is serialized straight into its file). The
+/// first failure is returned with the path it concerns.
+pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> {
+    fn named(path: &Path, written: std::io::Result<()>) -> Result<(), String> {
+        written.map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
-}
-
-/// Writes every report; the first failure is returned with the path it concerns.
-pub fn write_all(rendered: &Rendered, paths: &ReportPaths) -> Result<(), String> {
-    let outputs = [
-        (&paths.junit, &rendered.junit),
-        (&paths.json, &rendered.json),
-        (&paths.markdown, &rendered.markdown),
-        (&paths.html, &rendered.html),
-    ];
-    for (path, text) in outputs {
-        write_atomic(path, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
+    named(
+        &paths.junit,
+        write_atomic(&paths.junit, junit(record).as_bytes()),
+    )?;
+    named(
+        &paths.json,
+        write_atomic_with(&paths.json, |w| json::write(record, w)),
+    )?;
+    named(
+        &paths.markdown,
+        write_atomic(&paths.markdown, markdown(record).as_bytes()),
+    )?;
+    named(
+        &paths.html,
+        write_atomic(&paths.html, html(record).as_bytes()),
+    )
 }
 
 /// The variable GitHub Actions sets to the file that becomes the job's summary page.
@@ -82,10 +86,11 @@ pub const STEP_SUMMARY_VAR: &str = "GITHUB_STEP_SUMMARY";
 
 /// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when that variable names a
 /// file; returns the path appended to.
-pub fn append_step_summary(markdown: &str) -> Result<Option<PathBuf>, String> {
+pub fn append_step_summary(record: &RunRecord) -> Result<Option<PathBuf>, String> {
     let Some(path) = std::env::var_os(STEP_SUMMARY_VAR).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
+    let markdown = markdown(record);
     let path = PathBuf::from(path);
     use std::io::Write;
     std::fs::OpenOptions::new()
@@ -122,7 +127,7 @@ pub(crate) mod fixtures {
             status: (verdict != Verdict::Error).then_some(200),
             duration_secs: 0.012,
             checks: Vec::new(),
-            captures: BTreeMap::new(),
+            captures: Default::default(),
             transcript: None,
         }
     }

@@ -132,13 +132,45 @@ pub struct Request {
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     pub status: Option<Spanned<StatusExpect>>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, Spanned<HeaderExpect>>,
+    /// By name, sorted, one rule per name.
+    #[serde(default, deserialize_with = "sorted_pairs")]
+    pub headers: Vec<(String, Spanned<HeaderExpect>)>,
     #[serde(default)]
     pub json: Vec<Spanned<JsonAssert>>,
-    pub json_subset: Option<Spanned<JsonSubset>>,
-    pub operation_outcome: Option<Spanned<OutcomeExpect>>,
-    pub bundle: Option<Spanned<BundleExpect>>,
+    // Boxed: most steps have none of these, and a step's size is paid once per step
+    // of a suite for as long as it runs.
+    pub json_subset: Option<Box<Spanned<JsonSubset>>>,
+    pub operation_outcome: Option<Box<Spanned<OutcomeExpect>>>,
+    pub bundle: Option<Box<Spanned<BundleExpect>>>,
+}
+
+/// A mapping read into a sorted `Vec` of pairs (a later duplicate replaces an earlier
+/// one, as in a map). A `BTreeMap` with one entry costs a whole B-tree node, 11 slots
+/// (~2 KiB for header rules), for every step of a suite.
+fn sorted_pairs<'de, D, V>(deserializer: D) -> Result<Vec<(String, V)>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Pairs<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<V> {
+        type Value = Vec<(String, V)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs: Vec<(String, V)> = Vec::with_capacity(map.size_hint().unwrap_or(1));
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                match pairs.binary_search_by(|(k, _)| k.cmp(&key)) {
+                    Ok(at) => pairs[at].1 = value,
+                    Err(at) => pairs.insert(at, (key, value)),
+                }
+            }
+            pairs.shrink_to_fit();
+            Ok(pairs)
+        }
+    }
+    deserializer.deserialize_map(Pairs(std::marker::PhantomData))
 }
 
 /// `status: 201`, `status: 4xx`, `status: { any_of: [200, 201] }`.
