@@ -674,6 +674,9 @@ pub fn run(args: &RunArgs) -> u8 {
             })
         })
         .collect();
+    // The loaded scenarios are not needed for the reports: free them first (they are
+    // as large as the records for a long suite).
+    drop((selected, scenarios));
     let mut record = RunRecord {
         schema_version: SCHEMA_VERSION,
         harness: "fhirconf".to_owned(),

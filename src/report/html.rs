@@ -252,24 +252,25 @@ fn page(record: &RunRecord) -> Page {
     }
 }
 
-pub fn render(record: &RunRecord) -> String {
+/// Renders the page into `out` as it goes (a long run's page is megabytes).
+pub fn write(record: &RunRecord, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let rendered = env
-        .template_from_str(TEMPLATE)
-        .and_then(|t| t.render(minijinja::Value::from_serialize(page(record))));
-    match rendered {
-        Ok(html) => html,
-        // The template is ours and tested; should it ever fail, say so in the page.
-        Err(e) => format!(
-            "<!doctype html><meta charset=\"utf-8\"><title>fhirconf report</title><p>The report could not be rendered: {}</p>",
-            e.to_string()
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        ),
-    }
+    env.template_from_str(TEMPLATE)
+        .and_then(|t| {
+            t.render_captured_to(minijinja::Value::from_serialize(page(record)), out)
+                .map(|_| ())
+        })
+        // The template is ours and tested; should it ever fail, the run says so.
+        .map_err(|e| std::io::Error::other(format!("the HTML report could not be rendered: {e}")))
+}
+
+#[cfg(test)]
+fn render(record: &RunRecord) -> String {
+    let mut bytes = Vec::new();
+    write(record, &mut bytes).unwrap();
+    String::from_utf8(bytes).unwrap()
 }
 
 #[cfg(test)]

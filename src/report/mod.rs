@@ -9,7 +9,6 @@ mod markdown;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use html::render as html;
 pub use json::render as json;
 pub use junit::render as junit;
 pub use markdown::render as markdown;
@@ -77,7 +76,7 @@ pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> 
     )?;
     named(
         &paths.html,
-        write_atomic(&paths.html, html(record).as_bytes()),
+        write_atomic_with(&paths.html, |w| html::write(record, w)),
     )
 }
 

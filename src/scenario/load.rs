@@ -563,10 +563,11 @@ impl Builder<'_> {
 
     fn step(
         &mut self,
-        step: schema::Step,
+        step: Box<schema::Step>,
         index: usize,
         known: &mut BTreeSet<String>,
     ) -> Option<Step> {
+        let step = *step;
         let req_loc = step.request.referenced;
         let req = step.request.value;
         let errors_before = self.errors.len();
@@ -614,10 +615,13 @@ impl Builder<'_> {
                 ));
                 map.value.into_iter().collect()
             };
-        let query = pairs(req.query, "`query`", self);
+        let query = pairs(req.query.map(|q| *q), "`query`", self);
         let headers = pairs(req.headers, "`headers`", self);
         let form_loc = req.form.as_ref().map(|f| f.referenced);
-        let form = req.form.is_some().then(|| pairs(req.form, "`form`", self));
+        let form = req
+            .form
+            .is_some()
+            .then(|| pairs(req.form.map(|f| *f), "`form`", self));
 
         let bodies: Vec<(&str, Location)> = [
             ("json", req.json.as_ref().map(|b| b.referenced)),
@@ -716,6 +720,12 @@ impl Builder<'_> {
         }
         reads.sort();
         reads.dedup();
+        // A step lives as long as the run: no spare capacity (serde and `push` grow a
+        // Vec to 4 slots for its first item, ~1 KiB for one JSON assertion).
+        reads.shrink_to_fit();
+        capture.shrink_to_fit();
+        let mut expect = step.expect;
+        expect.json.shrink_to_fit();
         Some(Step {
             name,
             line: req_loc.line(),
@@ -727,7 +737,7 @@ impl Builder<'_> {
                 body,
                 content_type,
             },
-            expect: step.expect,
+            expect,
             capture,
             reads,
             auth: step.auth.unwrap_or(true),

@@ -6,7 +6,7 @@
 //! Semantic checks that need the whole file (variables, fixtures) live in
 //! [`super::validate`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -37,9 +37,9 @@ pub struct FileDoc {
     pub inputs: Vec<Spanned<String>>,
     pub vars: Option<SpannedMap>,
     pub ignore: Option<String>,
-    pub steps: Option<Spanned<Vec<Step>>>,
+    pub steps: Option<Spanned<Vec<Box<Step>>>>,
     #[serde(default)]
-    pub cleanup: Vec<Step>,
+    pub cleanup: Vec<Box<Step>>,
     pub scenarios: Option<Spanned<Vec<ScenarioDoc>>>,
 }
 
@@ -58,9 +58,11 @@ pub struct ScenarioDoc {
     pub inputs: Vec<Spanned<String>>,
     pub vars: Option<SpannedMap>,
     pub ignore: Option<String>,
-    pub steps: Vec<Step>,
+    /// Boxed, so each step's memory is freed as the loader turns it into the model
+    /// (a `Vec<Step>` would hold all of them, ~1.4 KiB each, until the last).
+    pub steps: Vec<Box<Step>>,
     #[serde(default)]
-    pub cleanup: Vec<Step>,
+    pub cleanup: Vec<Box<Step>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,8 +72,9 @@ pub struct Step {
     pub request: Spanned<Request>,
     #[serde(default)]
     pub expect: Expect,
-    #[serde(default)]
-    pub capture: BTreeMap<String, Spanned<Capture>>,
+    /// By name, sorted.
+    #[serde(default, deserialize_with = "sorted_pairs")]
+    pub capture: Vec<(String, Spanned<Capture>)>,
     /// `false`: send this request without the target's credentials.
     pub auth: Option<bool>,
 }
@@ -105,27 +108,29 @@ impl Method {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
+    // The members most requests leave out are boxed: every `Option<Spanned<_>>` is
+    // ~80 bytes inline, and the whole file is in memory while it is read.
     pub method: Method,
     /// Joined to the target's base URL.
     pub path: Option<Spanned<String>>,
     /// An absolute URL, used as is.
-    pub url: Option<Spanned<String>>,
+    pub url: Option<Box<Spanned<String>>>,
     /// Query parameters in order; a list value repeats the parameter.
-    pub query: Option<SpannedMap>,
+    pub query: Option<Box<SpannedMap>>,
     pub headers: Option<SpannedMap>,
     /// A JSON body (sent as `application/fhir+json` unless a content type is given).
     pub json: Option<Spanned<Value>>,
     /// A JSON fixture file, relative to the scenario file.
-    pub json_file: Option<Spanned<String>>,
+    pub json_file: Option<Box<Spanned<String>>>,
     /// An RFC 7396 merge patch applied to `json` or `json_file` (null deletes a member).
-    pub json_merge: Option<Spanned<Value>>,
+    pub json_merge: Option<Box<Spanned<Value>>>,
     /// A raw body, sent as is.
-    pub body: Option<Spanned<String>>,
+    pub body: Option<Box<Spanned<String>>>,
     /// A raw body read from a file, relative to the scenario file.
-    pub body_file: Option<Spanned<String>>,
+    pub body_file: Option<Box<Spanned<String>>>,
     /// A form body (`application/x-www-form-urlencoded`).
-    pub form: Option<SpannedMap>,
-    pub content_type: Option<Spanned<String>>,
+    pub form: Option<Box<SpannedMap>>,
+    pub content_type: Option<Box<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,13 +140,25 @@ pub struct Expect {
     /// By name, sorted, one rule per name.
     #[serde(default, deserialize_with = "sorted_pairs")]
     pub headers: Vec<(String, Spanned<HeaderExpect>)>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub json: Vec<Spanned<JsonAssert>>,
     // Boxed: most steps have none of these, and a step's size is paid once per step
     // of a suite for as long as it runs.
     pub json_subset: Option<Box<Spanned<JsonSubset>>>,
     pub operation_outcome: Option<Box<Spanned<OutcomeExpect>>>,
     pub bundle: Option<Box<Spanned<BundleExpect>>>,
+}
+
+/// A list without spare capacity: serde grows a `Vec` to 4 slots for its first item
+/// (~1 KiB for one JSON assertion), and every step of a file is held at once.
+fn exact_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut items = Vec::<T>::deserialize(deserializer)?;
+    items.shrink_to_fit();
+    Ok(items)
 }
 
 /// A mapping read into a sorted `Vec` of pairs (a later duplicate replaces an earlier
