@@ -31,6 +31,7 @@ use crate::runner::{Runner, TargetSettings};
 use crate::sandbox;
 use crate::scenario::load::display_path;
 use crate::scenario::{LoadOptions, Scenario, SuiteFile, load};
+use crate::spill::Spill;
 use crate::target::{self, Resolved, TargetFile};
 use crate::template::{SlotClock, Templates, fhir_instant};
 
@@ -562,6 +563,15 @@ pub fn run(args: &RunArgs) -> u8 {
         Arc::clone(&auth),
     );
     runner.strict = args.strict;
+    runner.spill = match Spill::new() {
+        Ok(spill) => Some(spill),
+        Err(e) => {
+            eprintln!(
+                "warning: no temporary file for transcripts ({e}); they stay in memory until the reports are written"
+            );
+            None
+        }
+    };
     let interrupt = Interrupt::default();
     interrupt.listen(rt.handle());
     runner.interrupt = interrupt.clone();

@@ -22,5 +22,6 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
+pub mod spill;
 pub mod target;
 pub mod template;

@@ -227,7 +227,7 @@ pub struct StepRecord {
     /// What was sent and received, redacted; bodies trimmed to 1 KiB for a step that
     /// passed and to 4 KiB otherwise. `None` when nothing was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcript: Option<String>,
+    pub transcript: Option<crate::spill::Transcript>,
 }
 
 /// A step's captured values by name, in name order; a JSON object in `run.json`.

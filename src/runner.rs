@@ -16,6 +16,7 @@ use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 use crate::redact::Redactor;
 use crate::scenario::model::{Body, FHIR_JSON, Scenario, Step, Target};
 use crate::scenario::schema::Capture;
+use crate::spill::Spill;
 use crate::template::{Templates, value_to_text};
 
 /// Where and against what the scenarios run.
@@ -47,6 +48,8 @@ pub struct Runner {
     pub interrupt: Interrupt,
     /// After an interruption, how long all of a scenario's cleanup steps may take.
     pub cleanup_budget: Duration,
+    /// Where passing steps' transcripts wait for `run.json`; `None` keeps them in memory.
+    pub spill: Option<Arc<Spill>>,
 }
 
 impl Runner {
@@ -75,6 +78,7 @@ impl Runner {
             strict: false,
             interrupt: Interrupt::default(),
             cleanup_budget: Duration::from_secs(10),
+            spill: None,
         }
     }
 
@@ -462,12 +466,9 @@ impl Runner {
             Err((request, why)) => {
                 record.verdict = Verdict::Error;
                 record.message = Some(self.redactor.text(&no_answer_message(&why)));
-                record.transcript = Some(transcript(
-                    &request,
-                    None,
-                    &self.redactor,
-                    self.transcript_body_limit,
-                ));
+                record.transcript = Some(
+                    transcript(&request, None, &self.redactor, self.transcript_body_limit).into(),
+                );
                 record.duration_secs = started.elapsed().as_secs_f64();
                 return record;
             }
@@ -520,12 +521,17 @@ impl Runner {
         } else {
             self.transcript_body_limit
         };
-        record.transcript = Some(transcript(
+        let text = transcript(
             &exchange.request,
             Some(&exchange.response),
             &self.redactor,
             body_limit,
-        ));
+        );
+        record.transcript = Some(match (&self.spill, record.verdict) {
+            // Only run.json shows a passing step's transcript, and only at the end.
+            (Some(spill), Verdict::Passed) => spill.keep(text),
+            _ => text.into(),
+        });
         record.duration_secs = exchange.duration.as_secs_f64();
         record
     }

@@ -390,6 +390,30 @@ fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught(
     );
     let run: Value = run_record(&dir);
     assert_eq!(run["target"]["sandbox"], true);
+    // Every step keeps its own exchange as evidence: passing steps' transcripts wait
+    // in a file while scenarios run in parallel, and must come back to the right step.
+    let mut steps = 0;
+    for step in run["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == "passed")
+        .flat_map(|s| s["steps"].as_array().unwrap())
+    {
+        let transcript = step["transcript"].as_str().unwrap_or_default();
+        let first = format!(
+            "> {} {}\n",
+            step["method"].as_str().unwrap(),
+            step["url"].as_str().unwrap()
+        );
+        assert!(transcript.starts_with(&first), "{step:#}");
+        assert!(
+            transcript.contains(&format!("\n< {}\n", step["status"])),
+            "{step:#}"
+        );
+        steps += 1;
+    }
+    assert!(steps > 200, "{steps} steps");
     let skipped: Vec<&Value> = run["scenarios"]
         .as_array()
         .unwrap()

@@ -140,7 +140,7 @@ fn step_view(step: &StepRecord) -> StepView {
             })
             .collect(),
         transcript: if judged {
-            step.transcript.clone()
+            step.transcript.as_ref().map(|t| t.text().into_owned())
         } else {
             None
         },
