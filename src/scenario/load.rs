@@ -141,8 +141,8 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, Vec
     let mut suites = Vec::new();
     let mut errors = Vec::new();
     let mut ids = HashSet::new();
-    for file in files {
-        match load_file(&file, opts) {
+    for loaded in load_files(&files, opts) {
+        match loaded {
             Ok(suite) => {
                 for s in &suite.scenarios {
                     if !ids.insert(s.id.clone()) {
@@ -162,6 +162,43 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, Vec
     } else {
         Err(errors)
     }
+}
+
+/// [`load_file`] for each of `files`, on as many threads as there are CPUs (parsing
+/// YAML is most of a run's start-up for a large suite); the results in file order.
+fn load_files(files: &[PathBuf], opts: &LoadOptions) -> Vec<Result<SuiteFile, Vec<Diagnostic>>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len());
+    if threads <= 1 {
+        return files.iter().map(|f| load_file(f, opts)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut loaded: Vec<(usize, Result<SuiteFile, Vec<Diagnostic>>)> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(file) = files.get(i) else { break mine };
+                            mine.push((i, load_file(file, opts)));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+    loaded.sort_by_key(|(i, _)| *i);
+    loaded.into_iter().map(|(_, r)| r).collect()
 }
 
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {
@@ -936,5 +973,47 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             }
             *target = replacement;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_load_in_parallel_but_results_and_errors_keep_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected_ids = Vec::new();
+        let mut expected_errors = Vec::new();
+        for i in 0..24 {
+            let name = format!("f{i:02}.yaml");
+            let text = if i % 5 == 3 {
+                expected_errors.push(name.clone());
+                "name: broken\nstepz: []\n".to_owned()
+            } else {
+                expected_ids.push(format!("{name}::scenario {i}"));
+                format!(
+                    "name: scenario {i}\nsteps:\n  - request: {{ method: GET, path: /metadata }}\n"
+                )
+            };
+            std::fs::write(dir.path().join(&name), text).unwrap();
+        }
+        let opts = LoadOptions::default();
+        let errors = load(&[dir.path().to_path_buf()], &opts).unwrap_err();
+        let files: Vec<String> = errors
+            .iter()
+            .map(|e| e.file.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(files, expected_errors);
+        for name in &expected_errors {
+            std::fs::remove_file(dir.path().join(name)).unwrap();
+        }
+        let suites = load(&[dir.path().to_path_buf()], &opts).unwrap();
+        let ids: Vec<String> = suites
+            .iter()
+            .flat_map(|s| &s.scenarios)
+            .map(|s| s.id.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, expected_ids);
     }
 }
