@@ -506,3 +506,33 @@ fn ignored_scenarios_are_skipped_unless_included() {
         vec![("parked".to_owned(), "passed".to_owned())]
     );
 }
+
+#[test]
+fn a_report_that_cannot_be_written_is_named_and_the_others_are_still_written() {
+    let server = start_server();
+    let dir = scratch("unwritable-report");
+    std::fs::write(dir.join("blocker"), "a file, not a folder").unwrap();
+    let bad = dir.join("blocker").join("run.json");
+    let out = run_with_reports(
+        &dir,
+        &[
+            "tests/cases/passing",
+            "--base-url",
+            &server.base_url,
+            "--var",
+            "tenant=acme",
+            "--json",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("error: cannot write {}", bad.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    for report in ["junit.xml", "summary.md", "index.html"] {
+        assert!(dir.join(report).is_file(), "{report} missing");
+    }
+    assert_schema_valid(&dir.join("junit.xml"));
+}

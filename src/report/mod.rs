@@ -55,29 +55,38 @@ fn write_atomic_with(
         })
 }
 
-/// Writes every report, one after the other, so only one is ever in memory (and
-/// `run.json`, the largest, never is: it is serialized straight into its file). The
-/// first failure is returned with the path it concerns.
+/// Writes every report: `run.json`, the largest, on a thread of its own and straight
+/// into its file (never held as text), the others one after the other meanwhile. Each
+/// is written even if another fails; the first failure, in the order JUnit, JSON,
+/// Markdown, HTML, is returned with the path it concerns.
 pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> {
     fn named(path: &Path, written: std::io::Result<()>) -> Result<(), String> {
         written.map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
-    named(
-        &paths.junit,
-        write_atomic(&paths.junit, junit(record).as_bytes()),
-    )?;
-    named(
-        &paths.json,
-        write_atomic_with(&paths.json, |w| json::write(record, w)),
-    )?;
-    named(
-        &paths.markdown,
-        write_atomic(&paths.markdown, markdown(record).as_bytes()),
-    )?;
-    named(
-        &paths.html,
-        write_atomic_with(&paths.html, |w| html::write(record, w)),
-    )
+    std::thread::scope(|scope| {
+        let json = scope.spawn(|| {
+            named(
+                &paths.json,
+                write_atomic_with(&paths.json, |w| json::write(record, w)),
+            )
+        });
+        let junit = named(
+            &paths.junit,
+            write_atomic(&paths.junit, junit(record).as_bytes()),
+        );
+        let markdown = named(
+            &paths.markdown,
+            write_atomic(&paths.markdown, markdown(record).as_bytes()),
+        );
+        let html = named(
+            &paths.html,
+            write_atomic_with(&paths.html, |w| html::write(record, w)),
+        );
+        let json = json
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        junit.and(json).and(markdown).and(html)
+    })
 }
 
 /// The variable GitHub Actions sets to the file that becomes the job's summary page.
