@@ -225,7 +225,7 @@ pub struct StepRecord {
     #[serde(default, skip_serializing_if = "Captures::is_empty")]
     pub captures: Captures,
     /// What was sent and received, redacted; bodies trimmed to 1 KiB for a step that
-    /// passed and to 4 KiB otherwise. `None` when nothing was sent.
+    /// passed and whole otherwise. `None` when nothing was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<crate::spill::Transcript>,
 }
@@ -271,6 +271,27 @@ impl<'de> Deserialize<'de> for Captures {
     }
 }
 
+/// How much of a failing step's transcript the terminal, JUnit and the HTML page show;
+/// `run.json` has all of it.
+pub const SHOWN_TRANSCRIPT_BYTES: usize = 8 * 1024;
+
+/// A transcript cut to [`SHOWN_TRANSCRIPT_BYTES`] (on a char boundary), saying where
+/// the rest is. It is already masked, so a cut cannot show part of a secret.
+pub fn shown_transcript(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= SHOWN_TRANSCRIPT_BYTES {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = SHOWN_TRANSCRIPT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}\n… ({} more bytes: the whole exchange is in run.json)",
+        &text[..end],
+        text.len() - end
+    ))
+}
+
 impl ScenarioRecord {
     /// Each step that did not pass, its failed checks with diffs, and its transcript:
     /// the text under a JUnit `<failure>` and in the terminal.
@@ -306,7 +327,7 @@ impl ScenarioRecord {
                 }
             }
             if let Some(t) = &step.transcript {
-                let _ = writeln!(out, "{t}");
+                let _ = writeln!(out, "{}", shown_transcript(&t.text()));
             }
         }
         out

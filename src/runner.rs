@@ -38,8 +38,9 @@ pub struct Runner {
     /// The base URL's origin, where credentials may go.
     target_origin: Option<String>,
     run_id: String,
-    /// Bodies in transcripts are trimmed to this many bytes.
-    pub transcript_body_limit: usize,
+    /// Bodies in a passing step's transcript are trimmed to this many bytes; a step
+    /// that did not pass keeps its bodies whole (within `--max-body`) for `run.json`.
+    pub passed_body_limit: usize,
     /// How long one request may spend waiting out `Retry-After` on 429 and 503.
     pub retry_budget: Duration,
     /// Unmet `requires` fail the scenario instead of skipping it.
@@ -73,7 +74,7 @@ impl Runner {
             redactor,
             auth,
             run_id: uuid::Uuid::new_v4().to_string(),
-            transcript_body_limit: 4096,
+            passed_body_limit: 1024,
             retry_budget: Duration::from_secs(60),
             strict: false,
             interrupt: Interrupt::default(),
@@ -466,9 +467,8 @@ impl Runner {
             Err((request, why)) => {
                 record.verdict = Verdict::Error;
                 record.message = Some(self.redactor.text(&no_answer_message(&why)));
-                record.transcript = Some(
-                    transcript(&request, None, &self.redactor, self.transcript_body_limit).into(),
-                );
+                record.transcript =
+                    Some(transcript(&request, None, &self.redactor, usize::MAX).into());
                 record.duration_secs = started.elapsed().as_secs_f64();
                 return record;
             }
@@ -514,12 +514,12 @@ impl Runner {
             check.actual = self.redactor.text(&check.actual);
             check.diff = check.diff.as_ref().map(|d| self.redactor.text(d));
         }
-        // Every exchange is kept as evidence; a passing one needs less of its bodies.
-        const PASSED_BODY_LIMIT: usize = 1024;
+        // Every exchange is kept as evidence: a failing one whole, a passing one with
+        // its bodies cut (a long suite's memory and run.json grow by this per step).
         let body_limit = if record.verdict == Verdict::Passed {
-            self.transcript_body_limit.min(PASSED_BODY_LIMIT)
+            self.passed_body_limit
         } else {
-            self.transcript_body_limit
+            usize::MAX
         };
         let text = transcript(
             &exchange.request,

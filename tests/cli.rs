@@ -536,3 +536,58 @@ fn a_report_that_cannot_be_written_is_named_and_the_others_are_still_written() {
     }
     assert_schema_valid(&dir.join("junit.xml"));
 }
+
+#[test]
+fn a_failing_step_keeps_its_whole_exchange_in_run_json_and_shows_a_cut_one() {
+    let server = start_server();
+    let dir = scratch("whole-exchange");
+    let big = format!("{}END-OF-BODY", "x".repeat(20_000));
+    let step = |expect: u16| {
+        format!(
+            "  - request: {{ method: POST, path: /echo, body: \"{big}\", content_type: text/plain }}\n    expect: {{ status: {expect} }}\n"
+        )
+    };
+    std::fs::write(
+        dir.join("big.yaml"),
+        format!(
+            "scenarios:\n  - name: passes\n    steps:\n  {}  - name: fails\n    steps:\n  {}",
+            step(200).replace("\n    ", "\n      "),
+            step(201).replace("\n    ", "\n      ")
+        ),
+    )
+    .unwrap();
+    let out = run_with_reports(
+        &dir,
+        &[
+            dir.join("big.yaml").to_str().unwrap(),
+            "--base-url",
+            &server.base_url,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let run: Value = run_record(&dir);
+    let transcript = |name: &str| {
+        run["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["steps"][0]["transcript"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let passed = transcript("passes");
+    assert!(passed.contains("more bytes)"), "{passed}");
+    assert!(!passed.contains("END-OF-BODY"));
+    assert!(passed.len() < 4_000, "{}", passed.len());
+    let failed = transcript("fails");
+    // The request body and the echo of it, both whole.
+    assert_eq!(failed.matches("END-OF-BODY").count(), 2, "{failed}");
+    assert!(!failed.contains("more bytes"));
+    // What CI shows is cut, and says where the rest is.
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("the whole exchange is in run.json"));
+    assert!(!junit.contains("END-OF-BODY"));
+    assert!(text(&out.stdout).contains("the whole exchange is in run.json"));
+}

@@ -140,7 +140,9 @@ fn step_view(step: &StepRecord) -> StepView {
             })
             .collect(),
         transcript: if judged {
-            step.transcript.as_ref().map(|t| t.text().into_owned())
+            step.transcript
+                .as_ref()
+                .map(|t| crate::record::shown_transcript(&t.text()).into_owned())
         } else {
             None
         },
