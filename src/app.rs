@@ -146,24 +146,17 @@ pub fn serve(args: &ServeArgs) -> u8 {
     }
     let config = match sandbox_config(pairs_to_map(&args.features), &args.defects) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
+        Err(e) => return invalid(e),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
+        Err(e) => return invalid(e),
     };
     rt.block_on(async {
         let server = match sandbox::start(config, SocketAddr::new(args.bind, args.port)).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot listen on {}:{}: {e}", args.bind, args.port);
-                return exit::INVALID;
+                return invalid(format!("cannot listen on {}:{}: {e}", args.bind, args.port));
             }
         };
         println!("fhirconf sandbox listening on {}", server.base_url());
@@ -250,6 +243,12 @@ fn input_files(
     files
 }
 
+/// Says `error: {msg}` and gives the exit code of a run that could not be made.
+fn invalid(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    exit::INVALID
+}
+
 fn print_errors(errors: &[String]) -> u8 {
     for e in errors {
         eprintln!("error: {e}");
@@ -259,10 +258,6 @@ fn print_errors(errors: &[String]) -> u8 {
 }
 
 fn plan(args: &RunArgs) -> Result<Plan, u8> {
-    let invalid = |msg: String| {
-        eprintln!("error: {msg}");
-        exit::INVALID
-    };
     if args.jobs == 0 {
         return Err(invalid("--jobs must be at least 1".to_owned()));
     }
@@ -456,19 +451,13 @@ pub fn run(args: &RunArgs) -> u8 {
             features.extend(pairs_to_map(&args.features));
             match sandbox_config(features, &args.defects) {
                 Ok(c) => Some(c),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::INVALID;
-                }
+                Err(e) => return invalid(e),
             }
         }
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
+        Err(e) => return invalid(e),
     };
     let started_at = fhir_instant(jiff::Timestamp::now());
     let clock = Instant::now();
@@ -485,10 +474,7 @@ pub fn run(args: &RunArgs) -> u8 {
             let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
             match rt.block_on(sandbox::start(cfg, loopback)) {
                 Ok(server) => (server.base_url().to_owned(), features, Some(server)),
-                Err(e) => {
-                    eprintln!("error: cannot start the built-in sandbox: {e}");
-                    return exit::INVALID;
-                }
+                Err(e) => return invalid(format!("cannot start the built-in sandbox: {e}")),
             }
         }
     };
@@ -735,8 +721,7 @@ fn finish(
     comparison: Option<&Comparison>,
 ) -> u8 {
     if let Err(e) = report::write_all(record, paths) {
-        eprintln!("error: {e}");
-        return exit::INVALID;
+        return invalid(e);
     }
     match report::append_step_summary(record) {
         Ok(Some(path)) => eprintln!("summary appended to {}", path.display()),
@@ -768,10 +753,7 @@ fn finish(
                 },
                 dir.display()
             ),
-            Err(e) => {
-                eprintln!("error: evidence not written: {e}");
-                return exit::INVALID;
-            }
+            Err(e) => return invalid(format!("evidence not written: {e}")),
         }
     }
     if let Some(cmp) = comparison {
@@ -801,10 +783,7 @@ pub fn compare(args: &CompareArgs) -> u8 {
         .and_then(|b| RunRecord::read(&args.current).map(|c| (b, c)));
     let (baseline, current) = match records {
         Ok(pair) => pair,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
+        Err(e) => return invalid(e),
     };
     let cmp = compare::compare(
         &baseline,
@@ -830,17 +809,11 @@ pub fn verify(args: &VerifyArgs) -> u8 {
     let key = match args.key.as_deref().map(evidence::load_verifying_key) {
         None => None,
         Some(Ok(k)) => Some(k),
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
+        Some(Err(e)) => return invalid(e),
     };
     let v = match evidence::verify(&args.dir, key.as_ref()) {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
+        Err(e) => return invalid(e),
     };
     let dir = display_path(&args.dir);
     println!(
