@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
 
 use crate::diag::Diagnostic;
-use crate::scenario::load::{display_path, push_at, read_text, yaml_error};
+use crate::scenario::load::{display_path, no_nul_byte, push_at, read_text, yaml_error};
 
 /// The target the embedded sandbox runs with: `targets/sandbox.yaml`, compiled in so
 /// an installed binary needs no file.
@@ -274,16 +274,7 @@ pub fn builtin_sandbox() -> TargetFile {
 
 /// Parses a target's text; `base` is where relative file paths start from.
 pub fn parse(display: &str, text: &str, base: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
-    if let Some(nul) = text.find('\0') {
-        let (line, column) = Diagnostic::position(text, nul);
-        return Err(vec![Diagnostic::at(
-            display,
-            text,
-            line,
-            column,
-            "file contains a NUL byte: not a YAML target",
-        )]);
-    }
+    no_nul_byte(display, text, "target")?;
     let doc: TargetDoc = serde_saphyr::from_str(text).map_err(|e| {
         let mut d = yaml_error(display, text, &e);
         if d.message.contains("missing field") || text.trim().is_empty() {

@@ -248,16 +248,7 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<SuiteFile, Vec<Diagnostic>> {
-    if let Some(nul) = text.find('\0') {
-        let (line, column) = Diagnostic::position(text, nul);
-        return Err(vec![Diagnostic::at(
-            display,
-            text,
-            line,
-            column,
-            "file contains a NUL byte: not a YAML scenario",
-        )]);
-    }
+    no_nul_byte(display, text, "scenario")?;
     let doc: FileDoc =
         serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(display, text, &e)])?;
     Builder {
@@ -269,6 +260,24 @@ pub fn load_str(
         fixtures: Vec::new(),
     }
     .build(doc)
+}
+
+/// A NUL byte means a binary file, not YAML (`what`: "scenario", "target"); it is
+/// reported where it is.
+pub fn no_nul_byte(display: &str, text: &str, what: &str) -> Result<(), Vec<Diagnostic>> {
+    match text.find('\0') {
+        None => Ok(()),
+        Some(nul) => {
+            let (line, column) = Diagnostic::position(text, nul);
+            Err(vec![Diagnostic::at(
+                display,
+                text,
+                line,
+                column,
+                format!("file contains a NUL byte: not a YAML {what}"),
+            )])
+        }
+    }
 }
 
 pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
