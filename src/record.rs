@@ -281,10 +281,7 @@ pub fn shown_transcript(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= SHOWN_TRANSCRIPT_BYTES {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut end = SHOWN_TRANSCRIPT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::redact::floor_boundary(text, SHOWN_TRANSCRIPT_BYTES);
     std::borrow::Cow::Owned(format!(
         "{}\n… ({} more bytes: the whole exchange is in run.json)",
         &text[..end],

@@ -13,7 +13,7 @@ pub const SECRET_HEADERS: &[&str] = &[
 pub const MASK: &str = "[redacted]";
 
 /// `at`, or the nearest char boundary before it, within `text`.
-fn floor_boundary(text: &str, at: usize) -> usize {
+pub(crate) fn floor_boundary(text: &str, at: usize) -> usize {
     let mut at = at.min(text.len());
     while !text.is_char_boundary(at) {
         at -= 1;
