@@ -382,7 +382,7 @@ impl RunRecord {
 /// `"APPT-CANCELLED-FINAL — 004: 'Once ...'"` gives `["APPT-CANCELLED-FINAL"]`;
 /// `"PRAC-READ, PRAC-AUTH — ..."` and `"PRAC-READ/PRAC-AUTH: ..."` give both. An id is
 /// upper-case letters and digits in at least two `-`-joined parts (as in
-/// `REQUIREMENTS.md`); the list must end the source or be followed by a space, `:` or
+/// `scenarios/RULES.md`); the list must end the source or be followed by a space, `:` or
 /// a dash. A source that does not start that way (free text) names no rule.
 pub fn rule_ids(source: Option<&str>) -> Vec<String> {
     let Some(source) = source else {

@@ -1,6 +1,6 @@
 //! The sandbox through HTTP only, as a black-box client sees it.
 //!
-//! Each rule id of `shared/REQUIREMENTS.md` has a probe: an async check that passes
+//! Each rule id of `scenarios/RULES.md` has a probe: an async check that passes
 //! against a correct sandbox. Each rule test runs its probe twice: against a correct
 //! sandbox (it must pass) and against one with that rule's defect (it must fail), which
 //! proves the defect is observable. `defect_matrix` (ignored by default) runs every probe
@@ -2006,15 +2006,10 @@ async fn defect_matrix() {
 
 fn requirements() -> Option<String> {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        manifest.join("../shared/REQUIREMENTS.md"),
-        std::path::PathBuf::from("/work/shared/REQUIREMENTS.md"),
-    ]
-    .iter()
-    .find_map(|p| std::fs::read_to_string(p).ok())
+    std::fs::read_to_string(manifest.join("scenarios/RULES.md")).ok()
 }
 
-/// The rule ids of REQUIREMENTS.md: the first cell of every table row.
+/// The rule ids of scenarios/RULES.md: the first cell of every table row.
 fn rule_ids(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix('|'))
@@ -2033,7 +2028,7 @@ fn rule_ids(text: &str) -> Vec<String> {
 
 #[test]
 fn defects_match_the_requirements_catalogue() {
-    let text = requirements().expect("shared/REQUIREMENTS.md is readable");
+    let text = requirements().expect("scenarios/RULES.md is readable");
     let ids = rule_ids(&text);
     let defects: Vec<String> = DEFECTS.iter().map(|d| d.id.to_owned()).collect();
     assert_eq!(

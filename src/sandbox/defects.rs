@@ -1,4 +1,4 @@
-//! The defect switches: one per rule id of `shared/REQUIREMENTS.md`, in the same order.
+//! The defect switches: one per rule id of `scenarios/RULES.md`, in the same order.
 //! A defect breaks its rule where a black-box client can see it, and nothing else;
 //! `SANDBOX-NOTES.md` says, for each, what a scenario sends to catch it.
 

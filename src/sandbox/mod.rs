@@ -1,7 +1,7 @@
 //! The built-in sandbox: an in-memory FHIR R4 server that behaves as the documents in
-//! `shared/seeds/` describe (Canvas Practitioner and Appointment, the provincial provider
+//! source documents of `scenarios/RULES.md` describe (Canvas Practitioner and Appointment, the provincial provider
 //! registry's Practitioner search, FHIR R4 core), and that can break any one rule of
-//! `shared/REQUIREMENTS.md` on purpose ([`DEFECTS`]) so that a scenario can prove it
+//! `scenarios/RULES.md` on purpose ([`DEFECTS`]) so that a scenario can prove it
 //! catches that break.
 //!
 //! Endpoints live at the root: `GET /metadata`, `/{type}`, `/{type}/{id}`,

@@ -480,7 +480,7 @@ pub fn assert_golden(actual: &str, golden: &Path) {
 /// Validates with xmllint against the Jenkins xUnit schema when xmllint is installed
 /// (`.ci/run` installs it, so CI always checks).
 pub fn assert_schema_valid(junit: &Path) {
-    let xsd = root().join("../shared/schemas/junit-10.xsd");
+    let xsd = root().join("schemas/junit-10.xsd");
     if !xsd.exists()
         || std::process::Command::new("xmllint")
             .arg("--version")
