@@ -6,7 +6,6 @@
 //! the server answers 401 to one ([`Auth::reject`]). Every token and assertion is
 //! handed to the [`Redactor`] before it is used.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use oauth2::basic::BasicClient;
@@ -29,16 +28,45 @@ struct Token {
 
 /// When to replace a token that lives `lifetime`: a minute early, or half-way for
 /// short-lived tokens.
-fn refresh_at(obtained: Instant, lifetime: Duration) -> Instant {
-    obtained + lifetime - (lifetime / 2).min(Duration::from_secs(60))
+/// `None` when that moment is too far ahead to represent (`expires_in` of 2^63-1 is
+/// used in the wild for "never expires"): the token is then kept for the whole run.
+fn refresh_at(obtained: Instant, lifetime: Duration) -> Option<Instant> {
+    obtained
+        .checked_add(lifetime)
+        .map(|end| end - (lifetime / 2).min(Duration::from_secs(60)))
 }
 
+/// Why no token could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token endpoint is configured")]
+    NoTokenEndpoint,
+    #[error("auth.token_url `{url}` is not a URL: {detail}")]
+    TokenUrl { url: String, detail: String },
+    /// The SMART client assertion could not be signed.
+    #[error("{0}")]
+    Assertion(String),
+    /// The token endpoint did not give a token; `message` is already masked.
+    #[error("{message}")]
+    TokenEndpoint { kind: TokenFailure, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// An OAuth2 error response: the credentials were refused.
+    Refused,
+    Unreachable,
+    /// An answer that is not an OAuth2 token response.
+    NotATokenResponse,
+    Other,
+}
+
+/// Credentials for the target: a fixed token, or tokens fetched and renewed.
 pub struct Auth {
     method: ResolvedAuth,
     http: reqwest::Client,
     redactor: Redactor,
     cache: tokio::sync::Mutex<Option<Token>>,
-    fetches: AtomicUsize,
 }
 
 #[derive(Serialize)]
@@ -49,6 +77,15 @@ struct AssertionClaims<'a> {
     exp: i64,
     iat: i64,
     jti: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The method's kind only, never a secret.
+        f.debug_struct("Auth")
+            .field("method", &self.method)
+            .finish()
+    }
 }
 
 impl Auth {
@@ -63,7 +100,6 @@ impl Auth {
             http,
             redactor,
             cache: tokio::sync::Mutex::new(None),
-            fetches: AtomicUsize::new(0),
         }
     }
 
@@ -71,13 +107,8 @@ impl Auth {
         matches!(self.method, ResolvedAuth::None)
     }
 
-    /// How many tokens were fetched so far.
-    pub fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::Relaxed)
-    }
-
     /// The `Authorization` value for the next request, fetching a token if needed.
-    pub async fn header(&self) -> Result<Option<String>, String> {
+    pub async fn header(&self) -> Result<Option<String>, AuthError> {
         if let ResolvedAuth::Bearer(token) = &self.method {
             return Ok(Some(format!("Bearer {token}")));
         }
@@ -117,7 +148,7 @@ impl Auth {
         true
     }
 
-    async fn fetch(&self) -> Result<Token, String> {
+    async fn fetch(&self) -> Result<Token, AuthError> {
         let (token_url, client_id, scope) = match &self.method {
             ResolvedAuth::ClientCredentials {
                 token_url,
@@ -132,11 +163,13 @@ impl Auth {
                 ..
             } => (token_url, client_id, scope),
             ResolvedAuth::None | ResolvedAuth::Bearer(_) => {
-                return Err("no token endpoint is configured".to_owned());
+                return Err(AuthError::NoTokenEndpoint);
             }
         };
-        let url = TokenUrl::new(token_url.clone())
-            .map_err(|e| format!("auth.token_url `{token_url}` is not a URL: {e}"))?;
+        let url = TokenUrl::new(token_url.clone()).map_err(|e| AuthError::TokenUrl {
+            url: token_url.clone(),
+            detail: e.to_string(),
+        })?;
         let mut client = BasicClient::new(ClientId::new(client_id.clone()))
             .set_token_uri(url)
             .set_auth_type(AuthType::RequestBody);
@@ -159,7 +192,8 @@ impl Auth {
                     *algorithm,
                     kid,
                     jku.as_deref(),
-                )?;
+                )
+                .map_err(AuthError::Assertion)?;
                 self.redactor.add(jwt.clone());
                 assertion = Some(jwt);
             }
@@ -176,30 +210,42 @@ impl Auth {
         }
         let obtained = Instant::now();
         let response = request.request_async(&self.http).await.map_err(|e| {
-            let why = match &e {
-                RequestTokenError::ServerResponse(r) => format!(
-                    "the token endpoint refused the credentials: {}{}",
-                    r.error(),
-                    r.error_description()
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
+            let (kind, why) = match &e {
+                RequestTokenError::ServerResponse(r) => (
+                    TokenFailure::Refused,
+                    format!(
+                        "the token endpoint refused the credentials: {}{}",
+                        r.error(),
+                        r.error_description()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
                 ),
-                RequestTokenError::Request(inner) => {
-                    format!("cannot reach the token endpoint: {}", error_chain(inner))
-                }
-                RequestTokenError::Parse(inner, _) => {
-                    format!("the token endpoint's answer is not an OAuth2 token response: {inner}")
-                }
-                RequestTokenError::Other(text) => format!("the token endpoint answered: {text}"),
+                RequestTokenError::Request(inner) => (
+                    TokenFailure::Unreachable,
+                    format!("cannot reach the token endpoint: {}", error_chain(inner)),
+                ),
+                RequestTokenError::Parse(inner, _) => (
+                    TokenFailure::NotATokenResponse,
+                    format!("the token endpoint's answer is not an OAuth2 token response: {inner}"),
+                ),
+                RequestTokenError::Other(text) => (
+                    TokenFailure::Other,
+                    format!("the token endpoint answered: {text}"),
+                ),
             };
-            self.redactor.text(&format!("{why} (POST {token_url})"))
+            AuthError::TokenEndpoint {
+                kind,
+                message: self.redactor.text(&format!("{why} (POST {token_url})")),
+            }
         })?;
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let value = response.access_token().secret().clone();
         self.redactor.add(value.clone());
         Ok(Token {
             value,
-            refresh_at: response.expires_in().map(|life| refresh_at(obtained, life)),
+            refresh_at: response
+                .expires_in()
+                .and_then(|life| refresh_at(obtained, life)),
         })
     }
 }
@@ -251,12 +297,14 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(
             refresh_at(t0, Duration::from_secs(3600)),
-            t0 + Duration::from_secs(3540)
+            Some(t0 + Duration::from_secs(3540))
         );
         assert_eq!(
             refresh_at(t0, Duration::from_secs(10)),
-            t0 + Duration::from_secs(5)
+            Some(t0 + Duration::from_secs(5))
         );
+        // 2^63-1 seconds, "never expires" in the wild: kept for the run, no overflow.
+        assert_eq!(refresh_at(t0, Duration::from_secs(i64::MAX as u64)), None);
     }
 
     #[test]

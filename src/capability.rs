@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::http::{HttpClient, PreparedRequest};
+use crate::http::{BaseUrl, HttpClient, NoAnswer, PreparedRequest};
 use crate::record::ServerInfo;
 use crate::scenario::model::Requirement;
 
@@ -15,15 +15,28 @@ pub struct Capabilities {
     /// `(resource, interaction)` pairs the CapabilityStatement declares.
     pub interactions: BTreeSet<(String, String)>,
     /// Why `/metadata` could not be used; then no interaction counts as declared.
-    pub error: Option<String>,
+    pub error: Option<MetadataError>,
     /// The server's software and FHIR version, for the run record.
     pub server: Option<ServerInfo>,
 }
 
+/// Why the CapabilityStatement could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MetadataError {
+    #[error("{0}")]
+    NoAnswer(NoAnswer),
+    #[error("GET /metadata answered {0}")]
+    Status(u16),
+    #[error("the /metadata body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the /metadata body is not a CapabilityStatement")]
+    NotAStatement,
+}
+
 impl Capabilities {
-    pub fn from_statement(doc: &Value) -> Result<Self, String> {
+    pub fn from_statement(doc: &Value) -> Result<Self, MetadataError> {
         if doc.get("resourceType").and_then(Value::as_str) != Some("CapabilityStatement") {
-            return Err("the /metadata body is not a CapabilityStatement".to_owned());
+            return Err(MetadataError::NotAStatement);
         }
         let mut interactions = BTreeSet::new();
         let rests = doc
@@ -71,20 +84,18 @@ impl Capabilities {
     }
 
     /// Reads `{base}/metadata` once; failure is recorded, not fatal.
-    pub async fn fetch(client: &HttpClient, base_url: &str) -> Self {
+    pub async fn fetch(client: &HttpClient, base_url: &BaseUrl) -> Self {
         let request = PreparedRequest {
             method: "GET".to_owned(),
-            url: format!("{}/metadata", base_url.trim_end_matches('/')),
+            url: base_url.join("metadata"),
             headers: vec![("Accept".to_owned(), "application/fhir+json".to_owned())],
             body: None,
         };
         let outcome = match client.send(request).await {
-            Err((_, why)) => Err(why.to_string()),
-            Ok(ex) if ex.response.status != 200 => {
-                Err(format!("GET /metadata answered {}", ex.response.status))
-            }
+            Err((_, why)) => Err(MetadataError::NoAnswer(why)),
+            Ok(ex) if ex.response.status != 200 => Err(MetadataError::Status(ex.response.status)),
             Ok(ex) => serde_json::from_slice::<Value>(&ex.response.body)
-                .map_err(|e| format!("the /metadata body is not JSON: {e}"))
+                .map_err(|e| MetadataError::NotJson(e.to_string()))
                 .and_then(|doc| Self::from_statement(&doc)),
         };
         outcome.unwrap_or_else(|e| Capabilities {

@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// List the selected scenarios instead of running them.
     #[arg(long)]
     pub list: bool,
+    /// Exit 0 when the selection leaves no scenario to run (by default that is exit 4:
+    /// a filter that matches nothing is usually a typo).
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Per-request timeout in seconds [default: the target's `timeout`, else 30].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,

@@ -7,10 +7,8 @@
 //!     passed → failed: step 'it is still cancelled' (line 40): $.status equals "cancelled": ...
 //! ```
 //!
-//! This module only computes and renders; reading files and exit codes are the
-//! caller's.
-
-use std::fmt::Write;
+//! This module only computes: [`crate::report::comparison`] renders a comparison,
+//! and reading files and exit codes are the caller's.
 
 use crate::record::{BaselineInfo, RunRecord, ServerInfo, Verdict};
 
@@ -55,7 +53,7 @@ impl RunSummary {
         }
     }
 
-    fn server_text(&self) -> String {
+    pub fn server_text(&self) -> String {
         self.server
             .as_ref()
             .map_or_else(|| "unknown".to_owned(), ToString::to_string)
@@ -159,184 +157,15 @@ pub fn compare(
     cmp
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Markdown,
-}
-
-fn verdict(v: Option<Verdict>) -> &'static str {
-    v.map_or("absent", Verdict::as_str)
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// The one-line tally both formats end with.
-pub fn tally(cmp: &Comparison) -> String {
-    format!(
-        "{}, {}, {} new, {} removed, {} newly skipped; {} still failing",
-        plural(cmp.regressions.len(), "regression", "regressions"),
-        plural(cmp.fixes.len(), "fix", "fixes"),
-        cmp.new.len(),
-        cmp.removed.len(),
-        cmp.newly_skipped.len(),
-        plural(cmp.known_failures.len(), "known failure", "known failures"),
-    )
-}
-
-/// The sections, in the order both formats print them: title, what it means, the list.
-fn sections(cmp: &Comparison) -> [(&'static str, &'static str, &[Change]); 5] {
-    [
-        (
-            "Regressions",
-            "did not fail in the baseline, fail now",
-            &cmp.regressions,
-        ),
-        ("Fixes", "failed in the baseline, pass now", &cmp.fixes),
-        ("New scenarios", "not in the baseline", &cmp.new),
-        (
-            "Removed scenarios",
-            "in the baseline, not run now",
-            &cmp.removed,
-        ),
-        (
-            "Newly skipped",
-            "ran in the baseline, skipped now",
-            &cmp.newly_skipped,
-        ),
-    ]
-}
-
-pub fn render(cmp: &Comparison, format: Format) -> String {
-    match format {
-        Format::Text => render_text(cmp),
-        Format::Markdown => render_markdown(cmp),
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn render_text(cmp: &Comparison) -> String {
-    let mut out = String::new();
-    for (what, run) in [("baseline", &cmp.baseline), ("current ", &cmp.current)] {
-        let [p, f, e, s] = run.counts;
-        let _ = writeln!(
-            out,
-            "{what}: {} ({}, {}, server {}, fhirconf {}): {p} passed, {f} failed, {e} errors, {s} skipped",
-            run.label,
-            run.started_at,
-            run.base_url,
-            run.server_text(),
-            run.harness_version
-        );
-    }
-    for (title, meaning, list) in sections(cmp) {
-        if list.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "\n{title} ({}): {meaning}", list.len());
-        for c in list {
-            let rules = if c.rule_ids.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", c.rule_ids.join(", "))
-            };
-            let _ = writeln!(out, "  - {}{rules}", c.id);
-            let reason = c
-                .reason
-                .as_deref()
-                .filter(|_| c.after.is_some_and(|v| v != Verdict::Passed))
-                .map(|r| format!(": {}", one_line(r)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "    {} → {}{reason}",
-                verdict(c.before),
-                verdict(c.after)
-            );
-        }
-    }
-    let _ = writeln!(out, "\n{}", tally(cmp));
-    out
-}
-
-fn cell(text: &str) -> String {
-    one_line(text).replace('|', "\\|")
-}
-
-fn render_markdown(cmp: &Comparison) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# fhirconf compare\n");
-    let _ = writeln!(out, "| | baseline | current |\n|---|---|---|");
-    let (b, c) = (&cmp.baseline, &cmp.current);
-    let rows: [(&str, String, String); 6] = [
-        (
-            "run record",
-            format!("`{}`", cell(&b.label)),
-            format!("`{}`", cell(&c.label)),
-        ),
-        ("started", b.started_at.clone(), c.started_at.clone()),
-        ("target", cell(&b.base_url), cell(&c.base_url)),
-        ("server", cell(&b.server_text()), cell(&c.server_text())),
-        (
-            "fhirconf",
-            b.harness_version.clone(),
-            c.harness_version.clone(),
-        ),
-        (
-            "passed / failed / errors / skipped",
-            b.counts.map(|n| n.to_string()).join(" / "),
-            c.counts.map(|n| n.to_string()).join(" / "),
-        ),
-    ];
-    for (name, before, after) in rows {
-        let _ = writeln!(out, "| {name} | {before} | {after} |");
-    }
-    let _ = writeln!(out, "\n**{}**", tally(cmp));
-    for (title, meaning, list) in sections(cmp) {
-        if list.is_empty() {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "\n## {title} ({})\n\n{}{}.\n\n| scenario | rules | baseline | current | reason |\n|---|---|---|---|---|",
-            list.len(),
-            meaning[..1].to_uppercase(),
-            &meaning[1..]
-        );
-        for c in list {
-            let reason = c
-                .reason
-                .as_deref()
-                .filter(|_| c.after.is_some_and(|v| v != Verdict::Passed))
-                .map(cell)
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} | {reason} |",
-                cell(&c.id),
-                c.rule_ids.join(", "),
-                verdict(c.before),
-                verdict(c.after)
-            );
-        }
-    }
-    out
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::report::fixtures;
 
     /// Baseline: passes, fails <&>, errors, skips (s/a.yaml, s/b.yaml). Current: the
     /// passing one fails, the failing one passes, the erroring one still errors, the
     /// skipped one is gone, and a new one fails.
-    fn pair() -> (RunRecord, RunRecord) {
+    pub(crate) fn pair() -> (RunRecord, RunRecord) {
         let before = fixtures::record();
         let mut after = fixtures::record();
         after.scenarios[0].verdict = Verdict::Failed;
@@ -386,29 +215,5 @@ mod tests {
         assert_eq!(cmp.regressions[0].id, "s/b.yaml::skips");
         assert_eq!(cmp.newly_skipped.len(), 1);
         assert_eq!(cmp.newly_skipped[0].id, "s/a.yaml::passes");
-    }
-
-    fn golden(name: &str, text: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        if std::env::var_os("FHIRCONF_BLESS").is_some() {
-            std::fs::write(&path, text).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            text,
-            expected,
-            "{} (FHIRCONF_BLESS=1 rewrites it)",
-            path.display()
-        );
-    }
-
-    #[test]
-    fn text_and_markdown_match_their_goldens() {
-        let (before, after) = pair();
-        let cmp = compare(&before, "before.json", &after, "after.json");
-        golden("compare.txt", &render(&cmp, Format::Text));
-        golden("compare.md", &render(&cmp, Format::Markdown));
     }
 }

@@ -22,9 +22,9 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::files::display_path;
 use crate::record::{FileKind, InputFile, sha256_hex};
 use crate::report::ReportPaths;
-use crate::scenario::load::display_path;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.sig";
@@ -54,49 +54,85 @@ pub struct ManifestEntry {
     pub kind: Option<FileKind>,
 }
 
+/// Why evidence cannot be written, or a folder cannot be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("cannot {action} {path}: {reason}")]
+    Io {
+        action: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    File(#[from] crate::files::FileError),
+    #[error("{path} is not {expected}: {detail}")]
+    Key {
+        path: String,
+        expected: &'static str,
+        detail: String,
+    },
+    /// `--evidence` names a place that must not be replaced.
+    #[error("{0}")]
+    Destination(String),
+    #[error("{0}")]
+    Manifest(String),
+    #[error("{0} changed after the run read it; the evidence would not show what ran")]
+    Changed(String),
+    #[error("{0} is not a folder")]
+    NotAFolder(String),
+}
+
+impl EvidenceError {
+    fn io(action: &'static str, path: &Path, e: &std::io::Error) -> Self {
+        EvidenceError::Io {
+            action,
+            path: display_path(path),
+            reason: e.to_string(),
+        }
+    }
+}
+
 /// The Ed25519 key that signs `manifest.json`, from a PKCS#8 PEM file as
 /// `openssl genpkey -algorithm ed25519` writes it.
-pub fn load_signing_key(path: &Path) -> Result<SigningKey, String> {
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, EvidenceError> {
     let shown = display_path(path);
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read key {shown}: {e}"))?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
-        format!(
-            "{shown} is not an Ed25519 private key in PKCS#8 PEM (as `openssl genpkey -algorithm ed25519` writes): {e}"
-        )
+    let text = crate::files::read_string(path, crate::files::MAX_INPUT_BYTES)?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| EvidenceError::Key {
+        path: shown,
+        expected: "an Ed25519 private key in PKCS#8 PEM (as `openssl genpkey -algorithm ed25519` writes)",
+        detail: e.to_string(),
     })
 }
 
 /// The key that checks `manifest.sig`: an Ed25519 public key in PEM (as
 /// `openssl pkey -pubout` writes it); the private key is accepted too.
-pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, String> {
+pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, EvidenceError> {
     let shown = display_path(path);
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read key {shown}: {e}"))?;
+    let text = crate::files::read_string(path, crate::files::MAX_INPUT_BYTES)?;
     VerifyingKey::from_public_key_pem(&text)
         .or_else(|_| SigningKey::from_pkcs8_pem(&text).map(|k| k.verifying_key()))
-        .map_err(|e| {
-            format!(
-                "{shown} is not an Ed25519 public key in PEM (as `openssl pkey -pubout` writes): {e}"
-            )
+        .map_err(|e| EvidenceError::Key {
+            path: shown,
+            expected: "an Ed25519 public key in PEM (as `openssl pkey -pubout` writes)",
+            detail: e.to_string(),
         })
 }
 
 /// Every regular file and symlink under `dir`, as forward-slash paths relative to it.
 /// Symlinked folders are listed, not followed.
-fn walk(dir: &Path) -> Result<Vec<String>, String> {
+fn walk(dir: &Path) -> Result<Vec<String>, EvidenceError> {
     let mut out = Vec::new();
     let mut pending = vec![PathBuf::new()];
     while let Some(rel) = pending.pop() {
         let here = dir.join(&rel);
-        let entries = std::fs::read_dir(&here)
-            .map_err(|e| format!("cannot read folder {}: {e}", display_path(&here)))?;
+        let entries =
+            std::fs::read_dir(&here).map_err(|e| EvidenceError::io("read folder", &here, &e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| format!("cannot read folder {}: {e}", here.display()))?;
+            let entry = entry.map_err(|e| EvidenceError::io("read folder", &here, &e))?;
             let rel = rel.join(entry.file_name());
             let kind = entry
                 .file_type()
-                .map_err(|e| format!("cannot read {}: {e}", rel.display()))?;
+                .map_err(|e| EvidenceError::io("read", &dir.join(&rel), &e))?;
             if kind.is_dir() {
                 pending.push(rel);
             } else {
@@ -108,26 +144,27 @@ fn walk(dir: &Path) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), String> {
+fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), EvidenceError> {
     let path = dir.join(MANIFEST);
     let shown = display_path(&path);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::files::read_bytes(&path, crate::files::MAX_INPUT_BYTES) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!(
+        Err(crate::files::FileError::Io { .. }) if !path.exists() => {
+            return Err(EvidenceError::Manifest(format!(
                 "{shown} is missing: {} is not an evidence folder",
                 display_path(dir)
-            ));
+            )));
         }
-        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+        Err(e) => return Err(e.into()),
     };
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{shown} is not an evidence manifest: {e}"))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        EvidenceError::Manifest(format!("{shown} is not an evidence manifest: {e}"))
+    })?;
     if manifest.harness != "fhirconf" || manifest.manifest_version != MANIFEST_VERSION {
-        return Err(format!(
+        return Err(EvidenceError::Manifest(format!(
             "{shown} is a manifest of {} version {}; this fhirconf reads fhirconf version {MANIFEST_VERSION}",
             manifest.harness, manifest.manifest_version
-        ));
+        )));
     }
     Ok((bytes, manifest))
 }
@@ -135,31 +172,35 @@ fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), String> {
 /// Whether evidence may be written to `dir`: it does not exist, is empty, or is an
 /// earlier evidence folder holding nothing its manifest does not list (it is then
 /// replaced whole). Anything else is refused, so no one's files are deleted.
-pub fn check_destination(dir: &Path) -> Result<(), String> {
+pub fn check_destination(dir: &Path) -> Result<(), EvidenceError> {
     let shown = display_path(dir);
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot use {shown} for evidence: {e}")),
+        Err(e) => {
+            return Err(EvidenceError::Destination(format!(
+                "cannot use {shown} for evidence: {e}"
+            )));
+        }
         Ok(m) if !m.is_dir() => {
-            return Err(format!(
+            return Err(EvidenceError::Destination(format!(
                 "cannot write evidence to {shown}: it exists and is not a folder"
-            ));
+            )));
         }
         Ok(_) => {}
     }
     if dir.file_name().is_none() {
-        return Err(format!(
+        return Err(EvidenceError::Destination(format!(
             "cannot write evidence to {shown}: name a folder (it is replaced whole)"
-        ));
+        )));
     }
     let present = walk(dir)?;
     if present.is_empty() {
         return Ok(());
     }
     let refuse = || {
-        format!(
+        EvidenceError::Destination(format!(
             "cannot write evidence to {shown}: it is not empty and not an earlier evidence folder; choose a new or empty folder"
-        )
+        ))
     };
     let (_, manifest) = read_manifest(dir).map_err(|_| refuse())?;
     let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
@@ -224,24 +265,21 @@ pub struct Evidence<'a> {
     pub created_at: &'a str,
 }
 
-fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), String> {
+fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), EvidenceError> {
     let path = root.join(rel);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", display_path(parent)))?;
+        std::fs::create_dir_all(parent).map_err(|e| EvidenceError::io("create", parent, &e))?;
     }
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", display_path(&path)))
+    std::fs::write(&path, bytes).map_err(|e| EvidenceError::io("write", &path, &e))
 }
 
 /// Copies a report just written into the evidence a buffer at a time (`run.json`
 /// grows with the run) and returns the SHA-256 of what it copied.
-fn copy_hashed(from: &Path, to: &Path) -> Result<String, String> {
+fn copy_hashed(from: &Path, to: &Path) -> Result<String, EvidenceError> {
     use sha2::Digest;
     use std::io::{Read, Write};
-    let mut input = std::fs::File::open(from)
-        .map_err(|e| format!("cannot read {}: {e}", display_path(from)))?;
-    let mut output =
-        std::fs::File::create(to).map_err(|e| format!("cannot write {}: {e}", display_path(to)))?;
+    let mut input = std::fs::File::open(from).map_err(|e| EvidenceError::io("read", from, &e))?;
+    let mut output = std::fs::File::create(to).map_err(|e| EvidenceError::io("write", to, &e))?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -249,21 +287,24 @@ fn copy_hashed(from: &Path, to: &Path) -> Result<String, String> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("cannot read {}: {e}", display_path(from))),
+            Err(e) => return Err(EvidenceError::io("read", from, &e)),
         };
         hasher.update(&buf[..n]);
         output
             .write_all(&buf[..n])
-            .map_err(|e| format!("cannot write {}: {e}", display_path(to)))?;
+            .map_err(|e| EvidenceError::io("write", to, &e))?;
     }
     Ok(crate::record::lower_hex(&hasher.finalize()))
 }
 
 /// Builds the folder beside `dir` and then puts it in place, so an interrupted run
 /// never leaves half a folder at `dir`. Returns the number of files it holds.
-pub fn write(dir: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Result<usize, String> {
+pub fn write(
+    dir: &Path,
+    evidence: &Evidence,
+    key: Option<&SigningKey>,
+) -> Result<usize, EvidenceError> {
     check_destination(dir)?;
-    let shown = display_path(dir);
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -272,17 +313,16 @@ pub fn write(dir: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Resul
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .map_err(|e| format!("cannot create {}: {e}", display_path(parent)))?;
+    std::fs::create_dir_all(parent).map_err(|e| EvidenceError::io("create", parent, &e))?;
     let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let built = build(&staging, evidence, key).and_then(|n| {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
-                .map_err(|e| format!("cannot replace the earlier evidence in {shown}: {e}"))?;
+                .map_err(|e| EvidenceError::io("replace the earlier evidence in", dir, &e))?;
         }
         std::fs::rename(&staging, dir)
-            .map_err(|e| format!("cannot move the evidence into {shown}: {e}"))?;
+            .map_err(|e| EvidenceError::io("move the evidence into", dir, &e))?;
         Ok(n)
     });
     if built.is_err() {
@@ -291,9 +331,12 @@ pub fn write(dir: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Resul
     built
 }
 
-fn build(root: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Result<usize, String> {
-    std::fs::create_dir_all(root)
-        .map_err(|e| format!("cannot create {}: {e}", display_path(root)))?;
+fn build(
+    root: &Path,
+    evidence: &Evidence,
+    key: Option<&SigningKey>,
+) -> Result<usize, EvidenceError> {
+    std::fs::create_dir_all(root).map_err(|e| EvidenceError::io("create", root, &e))?;
     let mut entries: BTreeMap<String, ManifestEntry> = BTreeMap::new();
     for (rel, report) in [
         ("run.json", &evidence.reports.json),
@@ -313,13 +356,10 @@ fn build(root: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Result<u
     }
     for file in evidence.files {
         let bytes = std::fs::read(&file.path)
-            .map_err(|e| format!("cannot copy {} into the evidence: {e}", file.path))?;
+            .map_err(|e| EvidenceError::io("copy into the evidence", Path::new(&file.path), &e))?;
         let sha256 = sha256_hex(&bytes);
         if sha256 != file.sha256 {
-            return Err(format!(
-                "{} changed after the run read it; the evidence would not show what ran",
-                file.path
-            ));
+            return Err(EvidenceError::Changed(file.path.clone()));
         }
         let base = copy_path(&file.path);
         let mut rel = base.clone();
@@ -352,7 +392,8 @@ fn build(root: &Path, evidence: &Evidence, key: Option<&SigningKey>) -> Result<u
         created_at: evidence.created_at.to_owned(),
         files: entries.into_values().collect(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    let mut bytes =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| EvidenceError::Manifest(e.to_string()))?;
     bytes.push(b'\n');
     write_file(root, MANIFEST, &bytes)?;
     if let Some(key) = key {
@@ -438,10 +479,10 @@ fn is_safe(rel: &str) -> bool {
 
 /// Checks every file `dir`'s manifest lists, looks for files it does not list, and
 /// with `key` checks the signature. `Err` means the folder cannot be checked at all.
-pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> Result<Verification, String> {
+pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> Result<Verification, EvidenceError> {
     let shown = display_path(dir);
     if !dir.is_dir() {
-        return Err(format!("{shown} is not a folder"));
+        return Err(EvidenceError::NotAFolder(shown));
     }
     let (manifest_bytes, manifest) = read_manifest(dir)?;
     let mut problems = Vec::new();

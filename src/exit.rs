@@ -1,18 +1,27 @@
-//! Exit codes, documented in the README; the only place they are defined.
+//! Exit codes, documented in the README; the only place they are defined and the only
+//! place a run's outcome or error is turned into one.
+
+use crate::compare::Comparison;
+use crate::evidence::Verification;
+use crate::pipeline::{Finished, PlanError, RunError};
+use crate::record::{RunRecord, Verdict};
 
 /// Every selected scenario passed (skips allowed).
 pub const SUCCESS: u8 = 0;
 /// At least one scenario failed: the server answered, wrongly.
 pub const FAILED: u8 = 1;
 /// The run could not be made: bad arguments, a bad scenario or target file, unusable
-/// credentials or TLS. No scenario ran.
+/// credentials or TLS. Nothing was sent but, at most, the token request and
+/// `/metadata`.
 pub const INVALID: u8 = 2;
 /// At least one step got no answer, and nothing failed outright.
 pub const NO_ANSWER: u8 = 3;
+/// The selection left no scenario to run (`--allow-empty` makes that a success).
+pub const NOTHING_SELECTED: u8 = 4;
+/// The run was made, but a report or the evidence folder could not be written.
+pub const REPORT_FAILED: u8 = 5;
 /// The run was interrupted (SIGINT or SIGTERM); the reports cover what ran.
 pub const INTERRUPTED: u8 = 130;
-
-use crate::record::{RunRecord, Verdict};
 
 /// The exit code of a run. With a baseline only its regressions count: a scenario
 /// that failed in the baseline too is a known failure and does not fail the run.
@@ -31,5 +40,46 @@ pub fn for_record(record: &RunRecord) -> u8 {
         NO_ANSWER
     } else {
         SUCCESS
+    }
+}
+
+/// The exit code of `fhirconf run`.
+pub fn for_run(result: &Result<Finished, RunError>) -> u8 {
+    match result {
+        Ok(Finished::Listed) => SUCCESS,
+        Ok(Finished::Ran(ran)) if ran.interrupted => INTERRUPTED,
+        Ok(Finished::Ran(ran)) => for_record(&ran.record),
+        Err(e) => for_run_error(e),
+    }
+}
+
+pub fn for_run_error(e: &RunError) -> u8 {
+    match e {
+        RunError::Plan(p) => for_plan_error(p),
+        RunError::Connect(_) | RunError::Runtime(_) | RunError::Serve { .. } => INVALID,
+        RunError::NothingSelected(_) => NOTHING_SELECTED,
+        RunError::Report { .. } => REPORT_FAILED,
+    }
+}
+
+pub fn for_plan_error(_: &PlanError) -> u8 {
+    INVALID
+}
+
+/// `fhirconf compare`: failed when the current run has regressions.
+pub fn for_comparison(cmp: &Comparison) -> u8 {
+    if cmp.has_regressions() {
+        FAILED
+    } else {
+        SUCCESS
+    }
+}
+
+/// `fhirconf verify`: failed when any file does not match the manifest.
+pub fn for_verification(v: &Verification) -> u8 {
+    if v.problems.is_empty() {
+        SUCCESS
+    } else {
+        FAILED
     }
 }

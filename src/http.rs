@@ -117,6 +117,15 @@ pub enum NoAnswer {
     InvalidRequest(String),
     #[error("could not connect: {0}")]
     Connect(String),
+    /// The TLS handshake failed (an untrusted or wrong certificate, a refused client
+    /// certificate), or an HTTPS server closed the connection right after it.
+    #[error("could not connect: {detail}")]
+    Tls {
+        detail: String,
+        /// The server closed the connection after the handshake without a TLS alert:
+        /// with TLS 1.3 that is how a server refuses a missing client certificate.
+        closed_after_handshake: bool,
+    },
     #[error("no response within {0:?}")]
     Timeout(Duration),
     #[error("response body is larger than the {0}-byte cap (raise it with --max-body)")]
@@ -124,7 +133,7 @@ pub enum NoAnswer {
     #[error("could not read the response: {0}")]
     Read(String),
     #[error("cannot authenticate: {0}")]
-    Auth(String),
+    Auth(crate::auth::AuthError),
     #[error(
         "{status} kept coming after waiting {waited_secs} s of Retry-After (the retry budget is {budget_secs} s)"
     )]
@@ -158,8 +167,94 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Whether `err` is a TLS failure, found by type in its `source()` chain (reqwest
+/// hides rustls' error inside an `io::Error`, whose `source()` skips it, so each
+/// `io::Error` is opened too). `Some(true)`: over HTTPS, the connection was closed
+/// before the first request could be sent (hyper's "connection was not ready"), which
+/// is how a TLS 1.3 server refuses a client certificate when the alert is lost.
+fn tls_failure(err: &(dyn std::error::Error + 'static), https: bool) -> Option<bool> {
+    let mut pending = vec![err];
+    while let Some(e) = pending.pop() {
+        if e.is::<rustls::Error>() {
+            return Some(false);
+        }
+        if https
+            && let Some(h) = e.downcast_ref::<hyper::Error>()
+            && (h.is_canceled() || h.is_closed() || h.is_incomplete_message())
+        {
+            return Some(true);
+        }
+        pending.extend(e.source());
+        // `io::Error::source` skips the error it wraps (it gives that error's own
+        // source), and reqwest nests one `io::Error` in another.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            pending.push(inner);
+        }
+    }
+    None
+}
+
+/// The server's base URL, without a trailing slash: the one place a path is joined
+/// to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+/// Why a text is not a usable base URL.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an http(s) URL")]
+pub struct NotABaseUrl(pub String);
+
+impl BaseUrl {
+    /// An absolute `http` or `https` URL with a host.
+    pub fn parse(text: &str) -> Result<Self, NotABaseUrl> {
+        match reqwest::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                Ok(BaseUrl(text.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(NotABaseUrl(text.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `path` under the base URL, with exactly one `/` between them, however either
+    /// is written (`Patient/1`, `/Patient/1`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}/{}", self.0, path.trim_start_matches('/'))
+    }
+
+    /// Its origin (`https://host:port`), where credentials may be sent.
+    pub fn origin(&self) -> Option<String> {
+        reqwest::Url::parse(&self.0)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why the HTTP client cannot be built from the target's TLS settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("tls.ca_file: {0}")]
+    CaFile(String),
+    #[error("tls.client_cert: {0}")]
+    Identity(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
 impl HttpClient {
-    pub fn new(settings: HttpSettings) -> Result<Self, String> {
+    pub fn new(settings: HttpSettings) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
@@ -168,20 +263,22 @@ impl HttpClient {
             .user_agent(concat!("fhirconf/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &settings.ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("tls.ca_file: {}", error_chain(&e)))?
+                .map_err(|e| ClientError::CaFile(error_chain(&e)))?
             {
                 builder = builder.add_root_certificate(cert);
             }
         }
         if let Some(pem) = &settings.identity_pem {
             let identity = reqwest::Identity::from_pem(pem)
-                .map_err(|e| format!("tls.client_cert: {}", error_chain(&e)))?;
+                .map_err(|e| ClientError::Identity(error_chain(&e)))?;
             builder = builder.identity(identity);
         }
         if settings.insecure {
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let client = builder.build().map_err(|e| error_chain(&e))?;
+        let client = builder
+            .build()
+            .map_err(|e| ClientError::Build(error_chain(&e)))?;
         let next_slot = settings
             .rate_limit
             .map(|_| Arc::new(Mutex::new(tokio::time::Instant::now())));
@@ -190,10 +287,6 @@ impl HttpClient {
             settings,
             next_slot,
         })
-    }
-
-    pub fn settings(&self) -> &HttpSettings {
-        &self.settings
     }
 
     /// The underlying client (same pool and TLS settings), for token requests.
@@ -239,6 +332,7 @@ impl HttpClient {
                 return Err((request, NoAnswer::InvalidRequest(reason)));
             }
         };
+        let https = url.scheme() == "https";
         let mut builder = self.client.request(method, url);
         for (name, value) in &self.settings.default_headers {
             if !request
@@ -261,6 +355,11 @@ impl HttpClient {
                 NoAnswer::Timeout(timeout)
             } else if e.is_builder() {
                 NoAnswer::InvalidRequest(error_chain(&e))
+            } else if let Some(closed_after_handshake) = tls_failure(&e, https) {
+                NoAnswer::Tls {
+                    detail: error_chain(&e),
+                    closed_after_handshake,
+                }
             } else if e.is_connect() {
                 NoAnswer::Connect(error_chain(&e))
             } else {

@@ -111,32 +111,17 @@ pub struct InputFile {
 impl InputFile {
     /// Reads `path` now and hashes what it read (for files the loader did not read,
     /// such as a target file or a baseline).
-    pub fn read(path: &Path, kind: FileKind) -> Result<InputFile, String> {
-        let display = crate::scenario::load::display_path(path);
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {display}: {e}"))?;
+    pub fn read(path: &Path, kind: FileKind) -> Result<InputFile, crate::files::FileError> {
+        let bytes = crate::files::read_bytes(path, MAX_RECORD_BYTES)?;
         Ok(InputFile {
-            path: display,
+            path: crate::files::display_path(path),
             kind,
             sha256: sha256_hex(&bytes),
         })
     }
 }
 
-/// Lowercase hex SHA-256, as `sha256sum` prints it.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    lower_hex(&sha2::Sha256::digest(bytes))
-}
-
-/// `bytes` as lowercase hex.
-pub fn lower_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub use crate::files::{lower_hex, sha256_hex};
 
 /// What `run --baseline` found: scenario ids by how they changed since the baseline.
 /// `regressions` decide the exit code; `known_failures` failed in both runs and are
@@ -227,7 +212,7 @@ pub struct StepRecord {
     /// What was sent and received, redacted; bodies trimmed to 1 KiB for a step that
     /// passed and whole otherwise. `None` when nothing was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcript: Option<crate::spill::Transcript>,
+    pub transcript: Option<Transcript>,
 }
 
 /// A step's captured values by name, in name order; a JSON object in `run.json`.
@@ -271,63 +256,53 @@ impl<'de> Deserialize<'de> for Captures {
     }
 }
 
-/// How much of a failing step's transcript the terminal, JUnit and the HTML page show;
-/// `run.json` has all of it.
-pub const SHOWN_TRANSCRIPT_BYTES: usize = 8 * 1024;
-
-/// A transcript cut to [`SHOWN_TRANSCRIPT_BYTES`] (on a char boundary), saying where
-/// the rest is. It is already masked, so a cut cannot show part of a secret.
-pub fn shown_transcript(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.len() <= SHOWN_TRANSCRIPT_BYTES {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let end = crate::redact::floor_boundary(text, SHOWN_TRANSCRIPT_BYTES);
-    std::borrow::Cow::Owned(format!(
-        "{}\n… ({} more bytes: the whole exchange is in run.json)",
-        &text[..end],
-        text.len() - end
-    ))
+/// What was sent and received in one step, redacted: the text itself, or where it
+/// waits in the run's spill file ([`crate::spill`]) until `run.json` is written. A
+/// step that did not pass always keeps its text here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transcript {
+    Text(String),
+    Spilled { offset: u64, len: u32 },
 }
 
-impl ScenarioRecord {
-    /// Each step that did not pass, its failed checks with diffs, and its transcript:
-    /// the text under a JUnit `<failure>` and in the terminal.
-    pub fn details(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        for step in self
-            .steps
-            .iter()
-            .filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
-        {
-            let phase = if step.phase == Phase::Cleanup {
-                "cleanup "
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "{phase}step '{}' (line {}): {}",
-                step.name,
-                step.line,
-                step.message.as_deref().unwrap_or("")
-            );
-            let _ = writeln!(out, "  --> {}:{}", self.file, step.line);
-            for check in step.checks.iter().filter(|c| !c.passed) {
-                let _ = writeln!(
-                    out,
-                    "  {}\n    expected: {}\n    actual:   {}",
-                    check.what, check.expected, check.actual
-                );
-                if let Some(diff) = &check.diff {
-                    let _ = writeln!(out, "{diff}");
-                }
-            }
-            if let Some(t) = &step.transcript {
-                let _ = writeln!(out, "{}", shown_transcript(&t.text()));
+impl Transcript {
+    /// The text, unless it is in the spill file.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Transcript::Text(t) => Some(t),
+            Transcript::Spilled { .. } => None,
+        }
+    }
+}
+
+impl From<String> for Transcript {
+    fn from(text: String) -> Self {
+        Transcript::Text(text)
+    }
+}
+
+impl From<&str> for Transcript {
+    fn from(text: &str) -> Self {
+        Transcript::Text(text.to_owned())
+    }
+}
+
+impl Serialize for Transcript {
+    /// A spilled transcript is read back by the `run.json` writer, which holds the
+    /// spill file while it serializes ([`crate::spill::reading`]).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Transcript::Text(t) => serializer.serialize_str(t),
+            Transcript::Spilled { offset, len } => {
+                serializer.serialize_str(&crate::spill::read_back(*offset, *len))
             }
         }
-        out
+    }
+}
+
+impl<'de> Deserialize<'de> for Transcript {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Transcript::Text)
     }
 }
 
@@ -340,36 +315,63 @@ impl RunRecord {
     }
 }
 
+/// The most a run record read back (`--baseline`, `compare`) may hold.
+pub const MAX_RECORD_BYTES: u64 = 1 << 30;
+
+/// Why a file cannot be used as a run record.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    File(#[from] crate::files::FileError),
+    #[error("{file} is not JSON: {detail}")]
+    NotJson { file: String, detail: String },
+    #[error(
+        "{file} is a run record of schema version {version}; this fhirconf reads version {SCHEMA_VERSION} (run the baseline again with this fhirconf)"
+    )]
+    OtherVersion { file: String, version: u64 },
+    #[error(
+        "{file} is not a fhirconf run record (no `schema_version` and `harness: \"fhirconf\"`)"
+    )]
+    NotARecord { file: String },
+    #[error("{file} is not a valid run record: {detail}")]
+    Invalid { file: String, detail: String },
+}
+
 impl RunRecord {
     /// Parses a `run.json`; `file` names it in errors. A record of another schema
     /// version, or a JSON document that is not a run record at all, is refused with a
     /// message saying which.
-    pub fn from_json(text: &str, file: &str) -> Result<RunRecord, String> {
-        let doc: Value =
-            serde_json::from_str(text).map_err(|e| format!("{file} is not JSON: {e}"))?;
+    pub fn from_json(text: &str, file: &str) -> Result<RunRecord, ReadError> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| ReadError::NotJson {
+            file: file.to_owned(),
+            detail: e.to_string(),
+        })?;
         let version = doc.get("schema_version").and_then(Value::as_u64);
         let looks_like_record = doc.get("harness").and_then(Value::as_str) == Some("fhirconf");
         match version {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-            Some(v) if looks_like_record => {
-                return Err(format!(
-                    "{file} is a run record of schema version {v}; this fhirconf reads version {SCHEMA_VERSION} (run the baseline again with this fhirconf)"
-                ));
+            Some(version) if looks_like_record => {
+                return Err(ReadError::OtherVersion {
+                    file: file.to_owned(),
+                    version,
+                });
             }
             _ => {
-                return Err(format!(
-                    "{file} is not a fhirconf run record (no `schema_version` and `harness: \"fhirconf\"`)"
-                ));
+                return Err(ReadError::NotARecord {
+                    file: file.to_owned(),
+                });
             }
         }
-        serde_json::from_value(doc).map_err(|e| format!("{file} is not a valid run record: {e}"))
+        serde_json::from_value(doc).map_err(|e| ReadError::Invalid {
+            file: file.to_owned(),
+            detail: e.to_string(),
+        })
     }
 
-    /// Reads and parses a `run.json` from disk.
-    pub fn read(path: &Path) -> Result<RunRecord, String> {
-        let file = crate::scenario::load::display_path(path);
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {file}: {e}"))?;
-        Self::from_json(&text, &file)
+    /// Reads and parses a `run.json` from disk (a regular file of bounded size).
+    pub fn read(path: &Path) -> Result<RunRecord, ReadError> {
+        let text = crate::files::read_string(path, MAX_RECORD_BYTES)?;
+        Self::from_json(&text, &crate::files::display_path(path))
     }
 
     pub fn scenario(&self, id: &str) -> Option<&ScenarioRecord> {
@@ -468,20 +470,26 @@ mod tests {
             "{\"schema_version\": 1, \"harness\": \"fhirconf\"}",
             "old.json",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("old.json is a run record of schema version 1"),
             "{e}"
         );
-        let e = RunRecord::from_json("{\"resourceType\": \"Patient\"}", "p.json").unwrap_err();
+        let e = RunRecord::from_json("{\"resourceType\": \"Patient\"}", "p.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("p.json is not a fhirconf run record"), "{e}");
-        let e = RunRecord::from_json("[1, 2", "x.json").unwrap_err();
+        let e = RunRecord::from_json("[1, 2", "x.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.json is not JSON"), "{e}");
         let e = RunRecord::from_json(
             "{\"schema_version\": 2, \"harness\": \"fhirconf\"}",
             "half.json",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.starts_with("half.json is not a valid run record: missing field"),
             "{e}"

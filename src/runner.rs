@@ -1,7 +1,6 @@
 //! Turns validated [`Scenario`]s into HTTP exchanges and verdicts.
 //! This module never formats output for people: see [`crate::report`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,42 +8,29 @@ use serde_json::{Map, Value};
 
 use crate::assert::{Check, evaluate};
 use crate::auth::Auth;
-use crate::capability::Capabilities;
-use crate::http::{Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
+use crate::http::{BaseUrl, Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
 use crate::interrupt::Interrupt;
 use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 use crate::redact::Redactor;
 use crate::scenario::model::{Body, FHIR_JSON, Scenario, Step, Target};
 use crate::scenario::schema::Capture;
 use crate::spill::Spill;
-use crate::template::{Templates, value_to_text};
+use crate::template::{SlotClock, Templates, value_to_text};
 
-/// Where and against what the scenarios run.
-#[derive(Debug, Clone)]
-pub struct TargetSettings {
-    pub base_url: String,
+/// Everything a [`Runner`] is built from.
+pub struct RunnerConfig {
+    pub client: HttpClient,
+    pub base_url: BaseUrl,
     /// Target and command-line variables; they win over scenario `vars`.
     pub vars: Map<String, Value>,
-    pub features: BTreeMap<String, String>,
-}
-
-pub struct Runner {
-    client: HttpClient,
-    templates: Templates,
-    target: TargetSettings,
-    capabilities: Capabilities,
-    redactor: Redactor,
-    auth: Arc<Auth>,
-    /// The base URL's origin, where credentials may go.
-    target_origin: Option<String>,
-    run_id: String,
+    pub auth: Arc<Auth>,
+    pub redactor: Redactor,
+    pub templates: Templates,
     /// Bodies in a passing step's transcript are trimmed to this many bytes; a step
     /// that did not pass keeps its bodies whole (within `--max-body`) for `run.json`.
     pub passed_body_limit: usize,
     /// How long one request may spend waiting out `Retry-After` on 429 and 503.
     pub retry_budget: Duration,
-    /// Unmet `requires` fail the scenario instead of skipping it.
-    pub strict: bool,
     /// Set on Ctrl-C / SIGTERM: no new step starts; cleanups still run.
     pub interrupt: Interrupt,
     /// After an interruption, how long all of a scenario's cleanup steps may take.
@@ -53,86 +39,48 @@ pub struct Runner {
     pub spill: Option<Arc<Spill>>,
 }
 
-impl Runner {
-    pub fn new(
-        client: HttpClient,
-        templates: Templates,
-        target: TargetSettings,
-        capabilities: Capabilities,
-        redactor: Redactor,
-        auth: Arc<Auth>,
-    ) -> Self {
-        let target_origin = reqwest::Url::parse(&target.base_url)
-            .ok()
-            .map(|u| u.origin().ascii_serialization());
-        Runner {
-            client,
-            templates,
-            target_origin,
-            target,
-            capabilities,
-            redactor,
-            auth,
-            run_id: uuid::Uuid::new_v4().to_string(),
+impl RunnerConfig {
+    /// A runner's settings over a connection, with the defaults for the rest.
+    pub fn new(connection: &crate::pipeline::Connection) -> Self {
+        RunnerConfig {
+            client: connection.client.clone(),
+            base_url: connection.base_url.clone(),
+            vars: connection.vars.clone(),
+            auth: Arc::clone(&connection.auth),
+            redactor: connection.redactor.clone(),
+            templates: Templates::new(Arc::new(SlotClock::random())),
             passed_body_limit: 1024,
             retry_budget: Duration::from_secs(60),
-            strict: false,
             interrupt: Interrupt::default(),
             cleanup_budget: Duration::from_secs(10),
             spill: None,
         }
     }
+}
 
-    pub fn target(&self) -> &TargetSettings {
-        &self.target
-    }
+pub struct Runner {
+    config: RunnerConfig,
+    /// The base URL's origin, where credentials may go.
+    target_origin: Option<String>,
+    run_id: String,
+}
 
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
-    /// The record of a scenario that cannot run against this target: skipped for an
-    /// unmet `requires` (failed instead under `strict`) or a missing input. `None`
-    /// when it can run.
-    pub fn precheck(&self, scenario: &Scenario) -> Option<ScenarioRecord> {
-        let unmet: Vec<String> = scenario
-            .requires
-            .iter()
-            .filter_map(|r| self.capabilities.unmet(r, &self.target.features))
-            .collect();
-        if !unmet.is_empty() {
-            let reason = unmet.join("; ");
-            let mut record = Self::skipped(scenario, reason.clone());
-            if self.strict {
-                record.verdict = Verdict::Failed;
-                record.reason = Some(format!("not applicable under --strict: {reason}"));
-            }
-            return Some(record);
+impl Runner {
+    pub fn new(config: RunnerConfig) -> Self {
+        Runner {
+            target_origin: config.base_url.origin(),
+            config,
+            run_id: uuid::Uuid::new_v4().to_string(),
         }
-        let missing: Vec<&str> = scenario
-            .inputs
-            .iter()
-            .filter(|i| !self.target.vars.contains_key(*i))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Some(Self::skipped(
-                scenario,
-                format!(
-                    "needs input {} (set it with --var NAME=VALUE or in the target's vars)",
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        None
     }
 
-    /// A record for a scenario that was not run.
-    pub fn skipped(scenario: &Scenario, reason: String) -> ScenarioRecord {
+    /// The interruption flag the runner watches.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.config.interrupt
+    }
+
+    /// The record of a scenario that was not run, with its verdict and reason.
+    pub fn not_run(scenario: &Scenario, verdict: Verdict, reason: String) -> ScenarioRecord {
         ScenarioRecord {
             id: scenario.id.clone(),
             file: scenario.file.clone(),
@@ -140,7 +88,7 @@ impl Runner {
             source: scenario.source.clone(),
             rule_ids: crate::record::rule_ids(scenario.source.as_deref()),
             tags: scenario.tags.clone(),
-            verdict: Verdict::Skipped,
+            verdict,
             reason: Some(reason),
             duration_secs: 0.0,
             steps: Vec::new(),
@@ -150,11 +98,10 @@ impl Runner {
     /// Runs the steps in order until one does not pass, then every cleanup step.
     pub async fn run(&self, scenario: &Scenario) -> ScenarioRecord {
         let started = Instant::now();
-        let mut record = Self::skipped(scenario, String::new());
+        let mut record = Self::not_run(scenario, Verdict::Passed, String::new());
         record.reason = None;
-        record.verdict = Verdict::Passed;
 
-        let mut vars = self.target.vars.clone();
+        let mut vars = self.config.vars.clone();
         vars.insert("run_id".to_owned(), Value::String(self.run_id.clone()));
         // Tells slot() which scenario asks, so each books in a week of its own.
         vars.insert(
@@ -163,13 +110,13 @@ impl Runner {
         );
         vars.insert(
             "base_url".to_owned(),
-            Value::String(self.target.base_url.clone()),
+            Value::String(self.config.base_url.to_string()),
         );
         for (name, value) in &scenario.vars {
-            if self.target.vars.contains_key(name) {
+            if self.config.vars.contains_key(name) {
                 continue;
             }
-            match self.templates.render_value(value, &vars) {
+            match self.config.templates.render_value(value, &vars) {
                 Ok(v) => {
                     vars.insert(name.clone(), v);
                 }
@@ -183,7 +130,7 @@ impl Runner {
         }
 
         for step in &scenario.steps {
-            if self.interrupt.is_set() {
+            if self.config.interrupt.is_set() {
                 record.verdict = Verdict::Error;
                 record.reason = Some(format!(
                     "interrupted before step '{}' (line {})",
@@ -193,7 +140,7 @@ impl Runner {
             }
             let step_record = tokio::select! {
                 r = self.step(step, Phase::Step, &mut vars) => r,
-                () = self.interrupt.wait() => {
+                () = self.config.interrupt.wait() => {
                     let mut r = blank_record(step, Phase::Step);
                     r.verdict = Verdict::Error;
                     r.message = Some("interrupted while waiting for the answer".to_owned());
@@ -231,9 +178,10 @@ impl Runner {
                 continue;
             }
             // Cleanups run even after an interruption, then within a bound.
-            let step_record = if self.interrupt.is_set() {
-                let deadline = *cleanup_deadline
-                    .get_or_insert_with(|| tokio::time::Instant::now() + self.cleanup_budget);
+            let step_record = if self.config.interrupt.is_set() {
+                let deadline = *cleanup_deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + self.config.cleanup_budget
+                });
                 match tokio::time::timeout_at(deadline, self.step(step, Phase::Cleanup, &mut vars))
                     .await
                 {
@@ -243,7 +191,7 @@ impl Runner {
                         r.verdict = Verdict::Error;
                         r.message = Some(format!(
                             "interrupted: the cleanup did not finish within {} s",
-                            self.cleanup_budget.as_secs()
+                            self.config.cleanup_budget.as_secs()
                         ));
                         r
                     }
@@ -259,7 +207,7 @@ impl Runner {
 
     fn prepare(&self, step: &Step, vars: &Map<String, Value>) -> Result<PreparedRequest, String> {
         let r = &step.request;
-        let t = &self.templates;
+        let t = &self.config.templates;
         let mut url = match &r.target {
             Target::Url(u) => t
                 .render_string(u, vars)
@@ -268,11 +216,7 @@ impl Runner {
                 let path = t
                     .render_string(p, vars)
                     .map_err(|e| format!("`path`: {e}"))?;
-                format!(
-                    "{}/{}",
-                    self.target.base_url.trim_end_matches('/'),
-                    path.trim_start_matches('/')
-                )
+                self.config.base_url.join(&path)
             }
         };
         if !r.query.is_empty() {
@@ -376,8 +320,8 @@ impl Runner {
             .headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-        if step.auth && !has_own && !self.auth.is_none() && self.on_target(&request.url) {
-            match self.auth.header().await {
+        if step.auth && !has_own && !self.config.auth.is_none() && self.on_target(&request.url) {
+            match self.config.auth.header().await {
                 Ok(Some(h)) => {
                     request
                         .headers
@@ -395,24 +339,29 @@ impl Runner {
                 .is_some_and(|s| s.value.matches(status))
         };
         for (name, value) in &request.headers {
-            self.redactor.add_header(name, value);
+            self.config.redactor.add_header(name, value);
         }
         let mut waited = Duration::ZERO;
         let mut renewed = false;
         loop {
-            let exchange = self.client.send(request).await?;
+            let exchange = self.config.client.send(request).await?;
             let status = exchange.response.status;
             if status == 401
                 && !renewed
                 && !expects(401)
                 && let Some(used) = credential.as_deref()
-                && self.auth.reject(used).await
+                && self.config.auth.reject(used).await
             {
                 renewed = true;
                 request = exchange.request;
-                let fresh = match self.auth.header().await {
+                let fresh = match self.config.auth.header().await {
                     Ok(Some(h)) => h,
-                    Ok(None) => return Err((request, NoAnswer::Auth("no token".into()))),
+                    Ok(None) => {
+                        return Err((
+                            request,
+                            NoAnswer::Auth(crate::auth::AuthError::NoTokenEndpoint),
+                        ));
+                    }
                     Err(e) => return Err((request, NoAnswer::Auth(e))),
                 };
                 for (name, value) in &mut request.headers {
@@ -427,13 +376,13 @@ impl Runner {
                 && !expects(status)
                 && let Some(delay) = retry_after(&exchange.response)
             {
-                if waited + delay > self.retry_budget {
+                if waited + delay > self.config.retry_budget {
                     return Err((
                         exchange.request,
                         NoAnswer::Throttled {
                             status,
                             waited_secs: waited.as_secs(),
-                            budget_secs: self.retry_budget.as_secs(),
+                            budget_secs: self.config.retry_budget.as_secs(),
                         },
                     ));
                 }
@@ -455,32 +404,33 @@ impl Runner {
             Err(e) => {
                 record.verdict = Verdict::Error;
                 record.message = Some(
-                    self.redactor
+                    self.config
+                        .redactor
                         .text(&format!("cannot build the request: {e}")),
                 );
                 return record;
             }
         };
-        record.url = Some(self.redactor.text(&request.url));
+        record.url = Some(self.config.redactor.text(&request.url));
         let exchange = match self.exchange(step, request).await {
             Ok(ex) => ex,
             Err((request, why)) => {
                 record.verdict = Verdict::Error;
-                record.message = Some(self.redactor.text(&no_answer_message(&why)));
+                record.message = Some(self.config.redactor.text(&no_answer_message(&why)));
                 record.transcript =
-                    Some(transcript(&request, None, &self.redactor, usize::MAX).into());
+                    Some(transcript(&request, None, &self.config.redactor, usize::MAX).into());
                 record.duration_secs = started.elapsed().as_secs_f64();
                 return record;
             }
         };
         record.status = Some(exchange.response.status);
-        let render = |v: &Value| self.templates.render_value(v, vars).map_err(|e| e.0);
+        let render = |v: &Value| self.config.templates.render_value(v, vars).map_err(|e| e.0);
         record.checks = evaluate(&step.expect, &exchange.response, &render);
         let failed: Vec<&Check> = record.checks.iter().filter(|c| !c.passed).collect();
         if !failed.is_empty() {
             record.verdict = Verdict::Failed;
             record.message = Some(
-                self.redactor.text(
+                self.config.redactor.text(
                     &failed
                         .iter()
                         .map(|c| c.summary())
@@ -493,41 +443,44 @@ impl Runner {
                 match capture_value(capture, &exchange.response) {
                     Ok(value) => {
                         if capture.secret {
-                            self.redactor.add(value_to_text(&value));
+                            self.config.redactor.add(value_to_text(&value));
                         }
                         record
                             .captures
-                            .insert(name.clone(), self.redactor.value(&value));
+                            .insert(name.clone(), self.config.redactor.value(&value));
                         vars.insert(name.clone(), value);
                     }
                     Err(why) => {
                         record.verdict = Verdict::Failed;
-                        record.message =
-                            Some(self.redactor.text(&format!("capture `{name}`: {why}")));
+                        record.message = Some(
+                            self.config
+                                .redactor
+                                .text(&format!("capture `{name}`: {why}")),
+                        );
                         break;
                     }
                 }
             }
         }
         for check in &mut record.checks {
-            check.expected = self.redactor.text(&check.expected);
-            check.actual = self.redactor.text(&check.actual);
-            check.diff = check.diff.as_ref().map(|d| self.redactor.text(d));
+            check.expected = self.config.redactor.text(&check.expected);
+            check.actual = self.config.redactor.text(&check.actual);
+            check.diff = check.diff.as_ref().map(|d| self.config.redactor.text(d));
         }
         // Every exchange is kept as evidence: a failing one whole, a passing one with
         // its bodies cut (a long suite's memory and run.json grow by this per step).
         let body_limit = if record.verdict == Verdict::Passed {
-            self.passed_body_limit
+            self.config.passed_body_limit
         } else {
             usize::MAX
         };
         let text = transcript(
             &exchange.request,
             Some(&exchange.response),
-            &self.redactor,
+            &self.config.redactor,
             body_limit,
         );
-        record.transcript = Some(match (&self.spill, record.verdict) {
+        record.transcript = Some(match (&self.config.spill, record.verdict) {
             // Only run.json shows a passing step's transcript, and only at the end.
             (Some(spill), Verdict::Passed) => spill.keep(text),
             _ => text.into(),

@@ -7,12 +7,11 @@
 //! anonymous temporary file and read back one at a time while `run.json` is written.
 //! The file has no name and disappears with the process, also after a crash.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use crate::record::Transcript;
 
 /// `SpillFile::end` once a write failed.
 const BROKEN: u64 = u64::MAX;
@@ -42,7 +41,7 @@ impl Spill {
     }
 
     /// Moves `text` to the file; keeps it in memory if the file cannot take it.
-    pub fn keep(self: &Arc<Self>, text: String) -> Transcript {
+    pub fn keep(&self, text: String) -> Transcript {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let len = match u32::try_from(text.len()) {
             Ok(len) if file.end != BROKEN => len,
@@ -55,11 +54,7 @@ impl Spill {
         }
         let offset = file.end;
         file.end += u64::from(len);
-        Transcript::Spilled {
-            spill: Arc::clone(self),
-            offset,
-            len,
-        }
+        Transcript::Spilled { offset, len }
     }
 
     fn read(&self, offset: u64, len: u32) -> std::io::Result<String> {
@@ -77,59 +72,31 @@ impl Spill {
     }
 }
 
-/// A step's transcript: in memory, or in the run's [`Spill`] file.
-#[derive(Debug, Clone)]
-pub enum Transcript {
-    Text(String),
-    Spilled {
-        spill: Arc<Spill>,
-        offset: u64,
-        len: u32,
-    },
+thread_local! {
+    /// The spill file the `run.json` writer reads back from, on its thread, while it
+    /// serializes ([`reading`]).
+    static READING: std::cell::RefCell<Option<Arc<Spill>>> = const { std::cell::RefCell::new(None) };
 }
 
-impl Transcript {
-    /// The text (read back from the spill file if it is there).
-    pub fn text(&self) -> Cow<'_, str> {
-        match self {
-            Transcript::Text(t) => Cow::Borrowed(t),
-            Transcript::Spilled { spill, offset, len } => Cow::Owned(
-                spill
-                    .read(*offset, *len)
-                    .unwrap_or_else(|e| format!("(the transcript could not be read back: {e})")),
-            ),
+/// Runs `write` with `spill` as the file spilled transcripts are read back from on
+/// this thread (the `run.json` writer).
+pub fn reading<R>(spill: Option<&Arc<Spill>>, write: impl FnOnce() -> R) -> R {
+    READING.with(|r| *r.borrow_mut() = spill.cloned());
+    let result = write();
+    READING.with(|r| *r.borrow_mut() = None);
+    result
+}
+
+/// A spilled transcript's text, from the file [`reading`] names on this thread.
+pub fn read_back(offset: u64, len: u32) -> String {
+    READING.with(|r| match r.borrow().as_ref() {
+        Some(spill) => spill
+            .read(offset, len)
+            .unwrap_or_else(|e| format!("(the transcript could not be read back: {e})")),
+        None => {
+            "(the transcript is in the run's temporary file, which is not open here)".to_owned()
         }
-    }
-}
-
-impl From<String> for Transcript {
-    fn from(text: String) -> Self {
-        Transcript::Text(text)
-    }
-}
-
-impl From<&str> for Transcript {
-    fn from(text: &str) -> Self {
-        Transcript::Text(text.to_owned())
-    }
-}
-
-impl std::fmt::Display for Transcript {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text())
-    }
-}
-
-impl Serialize for Transcript {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text())
-    }
-}
-
-impl<'de> Deserialize<'de> for Transcript {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Transcript::Text)
-    }
+    })
 }
 
 #[cfg(test)]
@@ -144,15 +111,18 @@ mod tests {
             .collect();
         let kept: Vec<Transcript> = texts.iter().map(|t| spill.keep(t.clone())).collect();
         assert!(matches!(kept[7], Transcript::Spilled { .. }));
+        let text = |t: &Transcript| reading(Some(&spill), || serde_json::to_value(t).unwrap());
         // A read in the middle, then more writes: both still right.
-        assert_eq!(kept[3].text(), texts[3]);
+        assert_eq!(text(&kept[3]), texts[3].as_str());
         let later = spill.keep("> later\n".to_owned());
         for (k, t) in kept.iter().zip(&texts).rev() {
-            assert_eq!(k.text(), *t);
-            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(t));
+            assert_eq!(text(k), t.as_str());
         }
-        assert_eq!(later.text(), "> later\n");
+        assert_eq!(text(&later), "> later\n");
+        // Outside the writer's scope, a spilled transcript says where it is.
+        let elsewhere = serde_json::to_value(&kept[0]).unwrap();
+        assert!(elsewhere.as_str().unwrap().contains("temporary file"));
         let back: Transcript = serde_json::from_str("\"x\"").unwrap();
-        assert_eq!(back.to_string(), "x");
+        assert_eq!(back.as_text(), Some("x"));
     }
 }

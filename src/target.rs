@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
 
 use crate::diag::Diagnostic;
-use crate::scenario::load::{display_path, no_nul_byte, push_at, read_text, yaml_error};
+use crate::files::{display_path, no_nul_byte, push_at, read_text, yaml_error};
 
 /// The target the embedded sandbox runs with: `targets/sandbox.yaml`, compiled in so
 /// an installed binary needs no file.
@@ -111,9 +111,56 @@ pub struct Setting<T> {
 }
 
 impl<T> Setting<T> {
-    fn error(&self, what: impl std::fmt::Display) -> String {
-        format!("{}: {what}\n  --> {}", self.name, self.at)
+    fn error(&self, kind: ResolveErrorKind) -> ResolveError {
+        ResolveError {
+            setting: self.name.clone(),
+            at: self.at.clone(),
+            kind,
+        }
     }
+}
+
+/// A setting of the target file whose value outside the file (an environment
+/// variable, a key or certificate file) cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {kind}\n  --> {at}")]
+pub struct ResolveError {
+    /// The dotted name of the setting, e.g. `auth.client_secret_env`.
+    pub setting: String,
+    /// `file:line:col` of the setting.
+    pub at: String,
+    pub kind: ResolveErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveErrorKind {
+    #[error("environment variable `{0}` is not set")]
+    EnvUnset(String),
+    #[error("environment variable `{0}` is empty")]
+    EnvEmpty(String),
+    #[error("{0}")]
+    File(#[from] crate::files::FileError),
+    #[error("{0}")]
+    NotAUrl(#[from] UrlError),
+    #[error("not a PEM certificate: {0}")]
+    NotACertificate(String),
+    #[error("no PEM certificate in the file")]
+    NoCertificate,
+    #[error("the client certificate and key do not form an identity: {0}")]
+    NotAnIdentity(String),
+    #[error("not a {expected} private key in PEM: {detail}")]
+    NotAKey {
+        expected: &'static str,
+        detail: String,
+    },
+}
+
+/// A URL that cannot be joined to the base URL.
+#[derive(Debug, thiserror::Error)]
+#[error("`{url}` is not a URL: {detail}")]
+pub struct UrlError {
+    pub url: String,
+    pub detail: String,
 }
 
 /// How the harness authenticates, as the file says it (secrets not yet read).
@@ -233,7 +280,7 @@ pub enum ResolvedAuth {
 
 impl ResolvedAuth {
     /// Joins a relative token URL to the base URL the run uses.
-    pub fn absolute(mut self, base_url: &str) -> Result<Self, String> {
+    pub fn absolute(mut self, base_url: &str) -> Result<Self, UrlError> {
         if let ResolvedAuth::ClientCredentials { token_url, .. }
         | ResolvedAuth::SmartBackend { token_url, .. } = &mut self
         {
@@ -258,11 +305,11 @@ impl std::fmt::Debug for ResolvedAuth {
 /// Reads and validates a target file.
 pub fn load(path: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
     let display = display_path(path);
-    let text = read_text(path, &display).map_err(|d| vec![d])?;
+    let text = read_text(path, &display, crate::files::MAX_INPUT_BYTES).map_err(|d| vec![d])?;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut target = parse(&display, &text, &base)?;
     target.path = Some(path.to_path_buf());
-    target.sha256 = Some(crate::record::sha256_hex(text.as_bytes()));
+    target.sha256 = Some(crate::files::sha256_hex(text.as_bytes()));
     Ok(target)
 }
 
@@ -626,37 +673,35 @@ fn scalar_text(v: &Value) -> Option<String> {
 fn env_value(
     setting: &Setting<String>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, ResolveError> {
     match env(&setting.value) {
         Some(v) if !v.is_empty() => Ok(v),
-        Some(_) => Err(setting.error(format!("environment variable `{}` is empty", setting.value))),
-        None => Err(setting.error(format!(
-            "environment variable `{}` is not set",
-            setting.value
-        ))),
+        Some(_) => Err(setting.error(ResolveErrorKind::EnvEmpty(setting.value.clone()))),
+        None => Err(setting.error(ResolveErrorKind::EnvUnset(setting.value.clone()))),
     }
 }
 
-fn read_file(setting: &Setting<PathBuf>) -> Result<Vec<u8>, String> {
-    std::fs::read(&setting.value).map_err(|e| {
-        setting.error(format!(
-            "cannot read `{}`: {}",
-            setting.value.display(),
-            crate::scenario::load::io_reason(&e)
-        ))
-    })
+/// Key and certificate files go through the one guard every input file does: a
+/// regular file of bounded size.
+fn read_file(setting: &Setting<PathBuf>) -> Result<Vec<u8>, ResolveError> {
+    crate::files::read_bytes(&setting.value, crate::files::MAX_INPUT_BYTES)
+        .map_err(|e| setting.error(e.into()))
 }
 
 /// Joins a token URL to the base URL when it is relative (`auth/token`).
-pub fn absolute_url(base_url: &str, url: &str) -> Result<String, String> {
+pub fn absolute_url(base_url: &str, url: &str) -> Result<String, UrlError> {
     if let Ok(u) = reqwest::Url::parse(url) {
         return Ok(u.to_string());
     }
+    let error = |url: &str, e: &dyn std::fmt::Display| UrlError {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    };
     let base = reqwest::Url::parse(&format!("{}/", base_url.trim_end_matches('/')))
-        .map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
+        .map_err(|e| error(base_url, &e))?;
     base.join(url.trim_start_matches('/'))
         .map(|u| u.to_string())
-        .map_err(|e| format!("`{url}` is not a URL: {e}"))
+        .map_err(|e| error(url, &e))
 }
 
 impl TargetFile {
@@ -686,7 +731,7 @@ impl TargetFile {
         &self,
         base_url: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Resolved, Vec<String>> {
+    ) -> Result<Resolved, Vec<ResolveError>> {
         let mut errors = Vec::new();
         let mut out = Resolved::default();
         for (name, setting) in &self.secret_vars {
@@ -702,7 +747,7 @@ impl TargetFile {
         let token_url = |s: &Setting<String>| {
             absolute_url(base_url, &s.value)
                 .map(|_| s.value.clone())
-                .map_err(|e| s.error(e))
+                .map_err(|e| s.error(e.into()))
         };
         out.auth = match &self.auth {
             AuthSpec::None => ResolvedAuth::None,
@@ -781,10 +826,10 @@ impl TargetFile {
         if let Some(ca) = &self.tls.ca_file {
             match read_file(ca).and_then(|pem| {
                 reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| ca.error(format!("not a PEM certificate: {e}")))
+                    .map_err(|e| ca.error(ResolveErrorKind::NotACertificate(e.to_string())))
                     .and_then(|certs| {
                         if certs.is_empty() {
-                            Err(ca.error("no PEM certificate in the file"))
+                            Err(ca.error(ResolveErrorKind::NoCertificate))
                         } else {
                             Ok(pem)
                         }
@@ -802,9 +847,8 @@ impl TargetFile {
                     c.extend_from_slice(&k);
                     match reqwest::Identity::from_pem(&c) {
                         Ok(_) => out.identity_pem = Some(c),
-                        Err(e) => errors.push(cert.error(format!(
-                            "the client certificate and key do not form an identity: {}",
-                            crate::http::error_chain(&e)
+                        Err(e) => errors.push(cert.error(ResolveErrorKind::NotAnIdentity(
+                            crate::http::error_chain(&e),
                         ))),
                     }
                 }
@@ -836,19 +880,17 @@ fn pem_secrets(pem: &[u8]) -> Vec<String> {
     out
 }
 
-fn check_private_key(pem: &[u8], alg: JwtAlgorithm) -> Result<(), String> {
+fn check_private_key(pem: &[u8], alg: JwtAlgorithm) -> Result<(), ResolveErrorKind> {
     let result = match alg {
         JwtAlgorithm::RS384 => jsonwebtoken::EncodingKey::from_rsa_pem(pem).map(|_| ()),
         JwtAlgorithm::ES384 => jsonwebtoken::EncodingKey::from_ec_pem(pem).map(|_| ()),
     };
-    result.map_err(|e| {
-        format!(
-            "not a {} private key in PEM: {e}",
-            match alg {
-                JwtAlgorithm::RS384 => "RSA (PKCS#1 or PKCS#8)",
-                JwtAlgorithm::ES384 => "P-384 EC (PKCS#8)",
-            }
-        )
+    result.map_err(|e| ResolveErrorKind::NotAKey {
+        expected: match alg {
+            JwtAlgorithm::RS384 => "RSA (PKCS#1 or PKCS#8)",
+            JwtAlgorithm::ES384 => "P-384 EC (PKCS#8)",
+        },
+        detail: e.to_string(),
     })
 }
 
@@ -954,7 +996,12 @@ mod tests {
         let t = parse_ok(
             "base_url: http://x\nauth: { type: bearer, token_env: NOPE_TOKEN }\nsecret_vars: { k: NOPE_KEY }\n",
         );
-        let errors = t.resolve("http://x", &|_| None).unwrap_err();
+        let errors: Vec<String> = t
+            .resolve("http://x", &|_| None)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("secret_vars.k: environment variable `NOPE_KEY` is not set"));
         assert!(
@@ -980,9 +1027,14 @@ mod tests {
         let t = parse_ok(
             "auth: { type: smart_backend, token_url: auth/token, client_id: c, algorithm: ES384, kid: k, private_key_file: missing.pem }\n",
         );
-        let e = t.resolve("http://x", &|_| None).unwrap_err().join("\n");
+        let errors = t.resolve("http://x", &|_| None).unwrap_err();
+        assert!(matches!(
+            errors[0].kind,
+            ResolveErrorKind::File(crate::files::FileError::Io { .. })
+        ));
+        let e = errors[0].to_string();
         assert!(
-            e.starts_with("auth.private_key_file: cannot read `/cfg/missing.pem`"),
+            e.starts_with("auth.private_key_file: cannot read /cfg/missing.pem: no such file"),
             "{e}"
         );
         let t = parse_ok(
@@ -990,8 +1042,8 @@ mod tests {
         );
         let e = t
             .resolve("http://x", &|_| Some("not a key".into()))
-            .unwrap_err()
-            .join("\n");
+            .unwrap_err()[0]
+            .to_string();
         assert!(e.contains("not a P-384 EC (PKCS#8) private key"), "{e}");
     }
 

@@ -5,23 +5,15 @@
 //! is compared with `scenarios/COVERAGE.md` (`FHIRCONF_BLESS=1` rewrites it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fhirconf::auth::Auth;
-use fhirconf::capability::Capabilities;
-use fhirconf::http::{HttpClient, HttpSettings};
+use fhirconf::pipeline::{self, Connection, Offer, Selector};
 use fhirconf::record::{ScenarioRecord, Verdict};
-use fhirconf::redact::Redactor;
-use fhirconf::runner::{Runner, TargetSettings};
-use fhirconf::sandbox::{self, SandboxConfig};
+use fhirconf::runner::{Runner, RunnerConfig};
 use fhirconf::scenario::model::Requirement;
 use fhirconf::scenario::{LoadOptions, Scenario, load};
-use fhirconf::target::ResolvedAuth;
-use fhirconf::template::{SlotClock, Templates};
 use libtest_mimic::{Arguments, Failed, Trial};
-use serde_json::{Map, Value};
 
 type Features = BTreeMap<String, String>;
 
@@ -36,8 +28,8 @@ fn requirements_file() -> PathBuf {
 
 /// The rule ids of scenarios/RULES.md, in order.
 fn rule_ids() -> Vec<String> {
-    let text = std::fs::read_to_string(requirements_file())
-        .expect("scenarios/RULES.md is readable");
+    let text =
+        std::fs::read_to_string(requirements_file()).expect("scenarios/RULES.md is readable");
     let id = regex::Regex::new(r"^\|\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*\|").unwrap();
     text.lines()
         .filter_map(|l| id.captures(l).map(|c| c[1].to_owned()))
@@ -82,66 +74,29 @@ fn describe(features: &Features) -> String {
     }
 }
 
-/// Runs `scenarios` against a fresh sandbox with `features` and `defects`.
+/// Runs `scenarios` against a fresh sandbox with `features` and `defects`, through the
+/// pipeline's own stages: connect, select, execute.
 async fn run_against_sandbox(
     features: &Features,
     defects: &[&str],
     scenarios: &[Arc<Scenario>],
 ) -> Vec<ScenarioRecord> {
-    let config = SandboxConfig {
-        features: features.clone(),
-        defects: defects.iter().map(|d| (*d).to_owned()).collect(),
-        ..SandboxConfig::default()
-    };
-    config.validate().expect("valid sandbox configuration");
-    let declared = config.declared_features();
-    let server = sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+    let defects: Vec<String> = defects.iter().map(|d| (*d).to_owned()).collect();
+    let config =
+        pipeline::sandbox_config(features.clone(), &defects).expect("valid sandbox configuration");
+    let mut connection = Connection::to_sandbox(config)
         .await
         .expect("sandbox starts");
-    let base_url = server.base_url().to_owned();
-    let client = HttpClient::new(HttpSettings {
-        default_headers: vec![("Accept".to_owned(), "application/fhir+json".to_owned())],
-        ..HttpSettings::default()
-    })
-    .unwrap();
-    let capabilities = Capabilities::fetch(&client, &base_url).await;
-    let vars: Map<String, Value> = sandbox::seed_vars()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), Value::String(v)))
-        .collect();
-    let target = TargetSettings {
-        base_url,
-        vars,
-        features: declared,
+    let offer = Offer {
+        capabilities: &connection.capabilities,
+        features: &connection.features,
+        vars: &connection.vars,
     };
-    let auth = Arc::new(Auth::new(
-        ResolvedAuth::None,
-        client.reqwest().clone(),
-        Redactor::default(),
-    ));
-    let runner = Arc::new(Runner::new(
-        client,
-        Templates::new(Arc::new(SlotClock::random())),
-        target,
-        capabilities,
-        Redactor::default(),
-        auth,
-    ));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, s) in scenarios.iter().enumerate() {
-        let (runner, s) = (Arc::clone(&runner), Arc::clone(s));
-        tasks.spawn(async move {
-            let record = match runner.precheck(&s) {
-                Some(record) => record,
-                None => runner.run(&s).await,
-            };
-            (i, record)
-        });
-    }
-    let mut records: Vec<(usize, ScenarioRecord)> = tasks.join_all().await;
-    records.sort_by_key(|(i, _)| *i);
-    server.stop().await;
-    records.into_iter().map(|(_, r)| r).collect()
+    let selected = pipeline::select(scenarios.to_vec(), &Selector::default(), Some(offer));
+    let runner = Arc::new(Runner::new(RunnerConfig::new(&connection)));
+    let records = pipeline::execute_quietly(&runner, &selected).await;
+    connection.stop_sandbox().await;
+    records
 }
 
 fn short(id: &str) -> &str {
@@ -188,7 +143,7 @@ fn main() -> std::process::ExitCode {
                         "{} against the sandbox ({config}): {}\n{}",
                         v.as_str(),
                         record.reason.clone().unwrap_or_default(),
-                        record.details()
+                        fhirconf::report::details(&record)
                     ))),
                 },
             ));

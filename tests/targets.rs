@@ -194,7 +194,6 @@ fn a_token_is_replaced_before_it_expires() {
     std::thread::sleep(Duration::from_millis(1200));
     let second = rt.block_on(auth.header()).unwrap().unwrap();
     assert_ne!(second, first);
-    assert_eq!(auth.fetches(), 2);
     assert_eq!(sbx.stats()["tokens_issued"], 2);
 }
 

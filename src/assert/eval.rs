@@ -18,6 +18,9 @@ pub struct Check {
     pub actual: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The line of the expectation in the scenario file, where a failure points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 impl Check {
@@ -33,6 +36,7 @@ impl Check {
             expected: expected.into(),
             actual: actual.into(),
             diff: None,
+            line: None,
         }
     }
 

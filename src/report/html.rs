@@ -142,7 +142,8 @@ fn step_view(step: &StepRecord) -> StepView {
         transcript: if judged {
             step.transcript
                 .as_ref()
-                .map(|t| crate::record::shown_transcript(&t.text()).into_owned())
+                .and_then(|t| t.as_text())
+                .map(|t| super::text::shown_transcript(t).into_owned())
         } else {
             None
         },

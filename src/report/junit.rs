@@ -102,7 +102,7 @@ fn testcase(s: &ScenarioRecord) -> TestCase {
     if let junit_report::TestResult::Failure { cause, .. }
     | junit_report::TestResult::Error { cause, .. } = &mut case.result
     {
-        *cause = Some(xml_safe(&s.details()));
+        *cause = Some(xml_safe(&super::text::details(s)));
     }
     if let junit_report::TestResult::SkippedWithCause { cause, .. } = &mut case.result {
         *cause = None;

@@ -7,8 +7,12 @@ use std::fmt::Write;
 
 use crate::record::{RunRecord, ScenarioRecord, Verdict};
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Text fit for one Markdown table cell: one line, pipes escaped.
+pub(super) fn cell(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
 }
 
 fn mark(verdict: Verdict) -> &'static str {

@@ -1,17 +1,24 @@
 //! Reports are pure functions of the [`RunRecord`]: each writer builds its own
 //! output from the same record and never reaches back into the runner.
 
+mod compare;
 mod html;
 mod json;
 mod junit;
 mod markdown;
+mod text;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use compare::{Format as CompareFormat, baseline_gate, comparison};
 pub use json::render as json;
 pub use junit::render as junit;
 pub use markdown::render as markdown;
+pub use text::{
+    SHOWN_TRANSCRIPT_BYTES, details, sandbox_switches, scenario_list, shown_transcript,
+    verification,
+};
 
 use crate::record::RunRecord;
 
@@ -24,51 +31,54 @@ pub struct ReportPaths {
     pub html: PathBuf,
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`:
-/// a reader never sees half a report.
+/// Writes `bytes` atomically (see [`crate::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(path, |w| w.write_all(bytes))
+    crate::files::write_atomic(path, |w| w.write_all(bytes))
 }
 
-/// [`write_atomic`] for a report written piece by piece into a buffered file.
-fn write_atomic_with(
-    path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|file| {
-        let mut w = std::io::BufWriter::with_capacity(64 * 1024, file);
-        fill(&mut w)?;
-        w.flush()
-    });
-    written
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+/// Why a report, the step summary or the evidence folder could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot append to ${STEP_SUMMARY_VAR} ({}): {source}", path.display())]
+    StepSummary {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("evidence not written: {0}")]
+    Evidence(crate::evidence::EvidenceError),
 }
 
 /// Writes every report: `run.json`, the largest, on a thread of its own and straight
-/// into its file (never held as text), the others one after the other meanwhile. Each
-/// is written even if another fails; the first failure, in the order JUnit, JSON,
-/// Markdown, HTML, is returned with the path it concerns.
-pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> {
-    fn named(path: &Path, written: std::io::Result<()>) -> Result<(), String> {
-        written.map_err(|e| format!("cannot write {}: {e}", path.display()))
+/// into its file (never held as text; passing steps' transcripts read back from
+/// `spill`), the others one after the other meanwhile. Each is written even if another
+/// fails; the first failure, in the order JUnit, JSON, Markdown, HTML, is returned with
+/// the path it concerns.
+pub fn write_all(
+    record: &RunRecord,
+    paths: &ReportPaths,
+    spill: Option<&std::sync::Arc<crate::spill::Spill>>,
+) -> Result<(), ReportError> {
+    fn named(path: &Path, written: std::io::Result<()>) -> Result<(), ReportError> {
+        written.map_err(|source| ReportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
     std::thread::scope(|scope| {
         let json = scope.spawn(|| {
-            named(
-                &paths.json,
-                write_atomic_with(&paths.json, |w| json::write(record, w)),
-            )
+            crate::spill::reading(spill, || {
+                named(
+                    &paths.json,
+                    crate::files::write_atomic(&paths.json, |w| json::write(record, w)),
+                )
+            })
         });
         let junit = named(
             &paths.junit,
@@ -80,7 +90,7 @@ pub fn write_all(record: &RunRecord, paths: &ReportPaths) -> Result<(), String> 
         );
         let html = named(
             &paths.html,
-            write_atomic_with(&paths.html, |w| html::write(record, w)),
+            crate::files::write_atomic(&paths.html, |w| html::write(record, w)),
         );
         let json = json
             .join()
@@ -94,7 +104,7 @@ pub const STEP_SUMMARY_VAR: &str = "GITHUB_STEP_SUMMARY";
 
 /// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when that variable names a
 /// file; returns the path appended to.
-pub fn append_step_summary(record: &RunRecord) -> Result<Option<PathBuf>, String> {
+pub fn append_step_summary(record: &RunRecord) -> Result<Option<PathBuf>, ReportError> {
     let Some(path) = std::env::var_os(STEP_SUMMARY_VAR).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
@@ -106,11 +116,9 @@ pub fn append_step_summary(record: &RunRecord) -> Result<Option<PathBuf>, String
         .append(true)
         .open(&path)
         .and_then(|mut f| f.write_all(format!("{markdown}\n").as_bytes()))
-        .map_err(|e| {
-            format!(
-                "cannot append to ${STEP_SUMMARY_VAR} ({}): {e}",
-                path.display()
-            )
+        .map_err(|source| ReportError::StepSummary {
+            path: path.clone(),
+            source,
         })?;
     Ok(Some(path))
 }
@@ -164,8 +172,7 @@ pub(crate) mod fixtures {
     /// Validates with xmllint against the Jenkins xUnit schema CI uses, when both are
     /// here (`.ci/run` installs xmllint, so CI always checks).
     pub(crate) fn assert_junit_schema_valid(path: &std::path::Path) {
-        let xsd =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/junit-10.xsd");
+        let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/junit-10.xsd");
         let xmllint = std::process::Command::new("xmllint")
             .arg("--noout")
             .arg("--schema")
@@ -194,6 +201,7 @@ pub(crate) mod fixtures {
             expected: "\"cancelled\"".into(),
             actual: "\"booked\"".into(),
             diff: Some("--- expected\n+++ actual\n-a ]]> \u{1}\n+b\n".into()),
+            line: Some(12),
         }];
         failing.transcript = Some(
             "> GET http://127.0.0.1:1/Appointment/a1\n< 200\n< \n< {\"status\": \"booked\"}".into(),

@@ -11,11 +11,13 @@ use serde_saphyr::{Location, Spanned};
 use super::model::{Body, FixtureFile, Requirement, Scenario, Step, SuiteFile, Target};
 use super::schema::{self, FileDoc, HeaderExpect, ScenarioDoc, SpannedMap};
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::record::sha256_hex;
+use crate::files::{
+    discover, display_path, no_nul_byte, push_at, read_text, sha256_hex, yaml_error,
+};
 use crate::template::{self, BUILTIN_VARS};
 
 /// Scenario and fixture files larger than this are refused.
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = crate::files::MAX_INPUT_BYTES;
 
 /// Interactions a `requires` entry may name (FHIR R4 `TypeRestfulInteraction`, plus `search`).
 pub const INTERACTIONS: &[&str] = &[
@@ -36,103 +38,6 @@ pub const INTERACTIONS: &[&str] = &[
 pub struct LoadOptions {
     /// Variables that will be supplied at run time (`--var`, target vars).
     pub known_vars: BTreeSet<String>,
-}
-
-/// Expands folders (recursively, `*.yaml`/`*.yml`, hidden folders skipped) into files,
-/// sorted, each once.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let mut seen_dirs = HashSet::new();
-    for path in paths {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk(path, &mut seen_dirs, &mut files, &mut errors),
-            Ok(_) => files.push(path.clone()),
-            Err(e) => errors.push(Diagnostic::file(
-                display_path(path),
-                format!("cannot read: {}", io_reason(&e)),
-            )),
-        }
-    }
-    let mut unique = HashSet::new();
-    files.retain(|f| unique.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(errors)
-    }
-}
-
-fn walk(
-    dir: &Path,
-    seen: &mut HashSet<PathBuf>,
-    files: &mut Vec<PathBuf>,
-    errors: &mut Vec<Diagnostic>,
-) {
-    let canonical = match std::fs::canonicalize(dir) {
-        Ok(c) => c,
-        Err(e) => {
-            errors.push(Diagnostic::file(
-                display_path(dir),
-                format!("cannot read folder: {}", io_reason(&e)),
-            ));
-            return;
-        }
-    };
-    if !seen.insert(canonical) {
-        return; // a symlink back into a folder already walked
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(Diagnostic::file(
-                display_path(dir),
-                format!("cannot read folder: {}", io_reason(&e)),
-            ));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, seen, files, errors),
-            Ok(_)
-                if matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                ) =>
-            {
-                files.push(path)
-            }
-            Ok(_) => {}
-            Err(e) => errors.push(Diagnostic::file(
-                display_path(&path),
-                format!("cannot read: {}", io_reason(&e)),
-            )),
-        }
-    }
-}
-
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => e.to_string(),
-    }
-}
-
-/// Forward slashes, no leading `./`.
-pub fn display_path(path: &Path) -> String {
-    let text = path.to_string_lossy().replace('\\', "/");
-    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
 
 /// Loads every scenario file under `paths`; all problems are reported together.
@@ -203,42 +108,9 @@ fn load_files(files: &[PathBuf], opts: &LoadOptions) -> Vec<Result<SuiteFile, Ve
 
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {
     let display = display_path(path);
-    let text = read_text(path, &display).map_err(|d| vec![d])?;
+    let text = read_text(path, &display, MAX_FILE_BYTES).map_err(|d| vec![d])?;
     let base = path.parent().unwrap_or(Path::new("."));
     load_str(&display, &text, base, opts)
-}
-
-/// Reads a UTF-8 file of bounded size; `display` names it in errors.
-pub fn read_text(path: &Path, display: &str) -> Result<String, Diagnostic> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
-    if !meta.is_file() {
-        return Err(Diagnostic::file(display, "not a regular file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::whole_file(
-            display,
-            format!(
-                "file is {} bytes; scenario and fixture files may be at most {MAX_FILE_BYTES}",
-                meta.len()
-            ),
-        ));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let text = String::from_utf8_lossy(valid);
-        let (line, column) = Diagnostic::position(&text, text.len());
-        Diagnostic {
-            file: display.to_owned(),
-            line,
-            column,
-            message: "file is not valid UTF-8".to_owned(),
-            help: None,
-            source_line: None,
-        }
-    })
 }
 
 /// Parses and validates one file's text. `base` is where fixture paths start from.
@@ -260,92 +132,6 @@ pub fn load_str(
         fixtures: Vec::new(),
     }
     .build(doc)
-}
-
-/// A NUL byte means a binary file, not YAML (`what`: "scenario", "target"); it is
-/// reported where it is.
-pub fn no_nul_byte(display: &str, text: &str, what: &str) -> Result<(), Vec<Diagnostic>> {
-    match text.find('\0') {
-        None => Ok(()),
-        Some(nul) => {
-            let (line, column) = Diagnostic::position(text, nul);
-            Err(vec![Diagnostic::at(
-                display,
-                text,
-                line,
-                column,
-                format!("file contains a NUL byte: not a YAML {what}"),
-            )])
-        }
-    }
-}
-
-pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
-    let mut message = err.without_snippet().to_string();
-    if let Some(i) = message.rfind(" at line ") {
-        message.truncate(i);
-    }
-    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
-    // The loader's words for its limits, in ours (its advice names its own API).
-    if message.starts_with("budget breached") {
-        message = "the document is too large once its YAML aliases are expanded".to_owned();
-    } else if message.starts_with("multiple YAML documents") {
-        message = "a file holds one YAML document; this one has a second (`---`)".to_owned();
-    } else if message == "recursion limit exceeded" {
-        message = "nesting is too deep".to_owned();
-    } else if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(',').next().unwrap_or(rest).trim();
-        message = format!("duplicate key `{key}`");
-    }
-    for (raw, plain) in [
-        ("expected sequence start", "expected a list"),
-        (
-            "expected mapping start",
-            "expected a map of keys and values",
-        ),
-        ("expected string scalar", "expected a single string"),
-    ] {
-        if message == raw {
-            message = plain.to_owned();
-        }
-    }
-    let mut diag = Diagnostic::at(file, text, line, column, message);
-    let suggestion = match err.without_snippet() {
-        serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } => did_you_mean(field, expected.iter().copied()),
-        serde_saphyr::Error::SerdeUnknownVariant {
-            variant, expected, ..
-        } => did_you_mean(variant, expected.iter().copied()).or_else(|| {
-            expected
-                .iter()
-                .copied()
-                .find(|e| e.eq_ignore_ascii_case(variant))
-        }),
-        _ => None,
-    };
-    if let Some(s) = suggestion {
-        diag = diag.with_help(format!("did you mean `{s}`?"));
-    }
-    diag
-}
-
-/// Adds a diagnostic at a YAML location and returns it, for a `help` to be added.
-pub(crate) fn push_at<'e>(
-    errors: &'e mut Vec<Diagnostic>,
-    file: &str,
-    text: &str,
-    loc: Location,
-    message: impl Into<String>,
-) -> &'e mut Diagnostic {
-    errors.push(Diagnostic::at(
-        file,
-        text,
-        loc.line(),
-        loc.column(),
-        message,
-    ));
-    errors.last_mut().expect("just pushed")
 }
 
 struct Builder<'a> {
@@ -888,7 +674,7 @@ impl Builder<'_> {
 
     fn fixture(&mut self, file: &Spanned<String>) -> Option<String> {
         let path = self.base.join(&file.value);
-        match read_text(&path, &file.value) {
+        match read_text(&path, &file.value, MAX_FILE_BYTES) {
             Ok(text) => {
                 let fixture = FixtureFile {
                     display: display_path(&path),

@@ -1,0 +1,336 @@
+//! File helpers every part of the harness shares: reading a regular file with a size
+//! cap, the path as users see it, YAML errors in our words, SHA-256, the folder walk
+//! for scenario files, and atomic writes. Depends on nothing of the crate but
+//! [`crate::diag`], so any module may use it without an import cycle.
+
+use std::collections::HashSet;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Location;
+
+use crate::diag::{Diagnostic, did_you_mean};
+
+/// The most any input file (scenario, fixture, target, key) may hold; larger ones are
+/// refused before they are read.
+pub const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("cannot read {path}: not a regular file")]
+    NotRegular { path: String },
+    #[error("cannot read {path}: it is {size} bytes, more than the {max} this file may have")]
+    TooLarge { path: String, size: u64, max: u64 },
+    #[error("cannot read {path}: not valid UTF-8")]
+    NotUtf8 { path: String },
+}
+
+impl FileError {
+    fn io(path: &Path, e: &std::io::Error) -> Self {
+        FileError::Io {
+            path: display_path(path),
+            reason: io_reason(e),
+        }
+    }
+}
+
+/// Reads a regular file of at most `max_bytes`: a FIFO, a device or a folder is
+/// refused before anything is read, and a file that grows past the cap while it is
+/// read is refused too (nothing endless is ever read into memory).
+pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
+    let meta = std::fs::metadata(path).map_err(|e| FileError::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(FileError::NotRegular {
+            path: display_path(path),
+        });
+    }
+    let too_large = |size| FileError::TooLarge {
+        path: display_path(path),
+        size,
+        max: max_bytes,
+    };
+    if meta.len() > max_bytes {
+        return Err(too_large(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| FileError::io(path, &e))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::io(path, &e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bytes`] for a text file.
+pub fn read_string(path: &Path, max_bytes: u64) -> Result<String, FileError> {
+    String::from_utf8(read_bytes(path, max_bytes)?).map_err(|_| FileError::NotUtf8 {
+        path: display_path(path),
+    })
+}
+
+/// Lowercase hex SHA-256, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    lower_hex(&sha2::Sha256::digest(bytes))
+}
+
+/// `bytes` as lowercase hex.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Writes a file through a uniquely named temporary file beside `path`, renamed over
+/// `path` once complete: a reader never sees half a file, and two writers (two reports
+/// of one run, or two runs) never share a temporary file.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file_mut());
+        fill(&mut w)?;
+        w.flush()?;
+    }
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// Expands folders (recursively, `*.yaml`/`*.yml`, hidden folders skipped) into files,
+/// sorted, each once.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk(path, &mut seen_dirs, &mut files, &mut errors),
+            Ok(_) => files.push(path.clone()),
+            Err(e) => errors.push(Diagnostic::file(
+                display_path(path),
+                format!("cannot read: {}", io_reason(&e)),
+            )),
+        }
+    }
+    let mut unique = HashSet::new();
+    files.retain(|f| unique.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
+}
+
+fn walk(
+    dir: &Path,
+    seen: &mut HashSet<PathBuf>,
+    files: &mut Vec<PathBuf>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let canonical = match std::fs::canonicalize(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(Diagnostic::file(
+                display_path(dir),
+                format!("cannot read folder: {}", io_reason(&e)),
+            ));
+            return;
+        }
+    };
+    if !seen.insert(canonical) {
+        return; // a symlink back into a folder already walked
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(Diagnostic::file(
+                display_path(dir),
+                format!("cannot read folder: {}", io_reason(&e)),
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, seen, files, errors),
+            Ok(_)
+                if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                ) =>
+            {
+                files.push(path)
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(Diagnostic::file(
+                display_path(&path),
+                format!("cannot read: {}", io_reason(&e)),
+            )),
+        }
+    }
+}
+
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Forward slashes, no leading `./`.
+pub fn display_path(path: &Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
+}
+
+/// Reads a UTF-8 file of bounded size; `display` names it in errors.
+pub fn read_text(path: &Path, display: &str, max_bytes: u64) -> Result<String, Diagnostic> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
+    if !meta.is_file() {
+        return Err(Diagnostic::file(display, "not a regular file"));
+    }
+    if meta.len() > max_bytes {
+        return Err(Diagnostic::whole_file(
+            display,
+            format!(
+                "file is {} bytes; files of this kind may be at most {max_bytes}",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::file(display, format!("cannot read: {}", io_reason(&e))))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid);
+        let (line, column) = Diagnostic::position(&text, text.len());
+        Diagnostic {
+            file: display.to_owned(),
+            line,
+            column,
+            message: "file is not valid UTF-8".to_owned(),
+            help: None,
+            source_line: None,
+        }
+    })
+}
+
+/// A NUL byte means a binary file, not YAML (`what`: "scenario", "target"); it is
+/// reported where it is.
+pub fn no_nul_byte(display: &str, text: &str, what: &str) -> Result<(), Vec<Diagnostic>> {
+    match text.find('\0') {
+        None => Ok(()),
+        Some(nul) => {
+            let (line, column) = Diagnostic::position(text, nul);
+            Err(vec![Diagnostic::at(
+                display,
+                text,
+                line,
+                column,
+                format!("file contains a NUL byte: not a YAML {what}"),
+            )])
+        }
+    }
+}
+
+pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
+    let mut message = err.without_snippet().to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    // The loader's words for its limits, in ours (its advice names its own API).
+    if message.starts_with("budget breached") {
+        message = "the document is too large once its YAML aliases are expanded".to_owned();
+    } else if message.starts_with("multiple YAML documents") {
+        message = "a file holds one YAML document; this one has a second (`---`)".to_owned();
+    } else if message == "recursion limit exceeded" {
+        message = "nesting is too deep".to_owned();
+    } else if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        message = format!("duplicate key `{key}`");
+    }
+    for (raw, plain) in [
+        ("expected sequence start", "expected a list"),
+        (
+            "expected mapping start",
+            "expected a map of keys and values",
+        ),
+        ("expected string scalar", "expected a single string"),
+    ] {
+        if message == raw {
+            message = plain.to_owned();
+        }
+    }
+    let mut diag = Diagnostic::at(file, text, line, column, message);
+    let suggestion = match err.without_snippet() {
+        serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } => did_you_mean(field, expected.iter().copied()),
+        serde_saphyr::Error::SerdeUnknownVariant {
+            variant, expected, ..
+        } => did_you_mean(variant, expected.iter().copied()).or_else(|| {
+            expected
+                .iter()
+                .copied()
+                .find(|e| e.eq_ignore_ascii_case(variant))
+        }),
+        _ => None,
+    };
+    if let Some(s) = suggestion {
+        diag = diag.with_help(format!("did you mean `{s}`?"));
+    }
+    diag
+}
+
+/// Adds a diagnostic at a YAML location and returns it, for a `help` to be added.
+pub(crate) fn push_at<'e>(
+    errors: &'e mut Vec<Diagnostic>,
+    file: &str,
+    text: &str,
+    loc: Location,
+    message: impl Into<String>,
+) -> &'e mut Diagnostic {
+    errors.push(Diagnostic::at(
+        file,
+        text,
+        loc.line(),
+        loc.column(),
+        message,
+    ));
+    errors.last_mut().expect("just pushed")
+}

@@ -1,0 +1,190 @@
+//! The fourth stage: the selected scenarios run, each as a libtest-mimic trial (which
+//! prints the terminal lines) whose work is a task on the tokio runtime.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use super::select::{Selected, Selection};
+use crate::cli::{Color, RunArgs};
+use crate::record::{ScenarioRecord, Verdict};
+use crate::runner::Runner;
+use crate::scenario::Scenario;
+
+/// How the terminal shows the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    pub jobs: usize,
+    pub quiet: bool,
+    pub color: Color,
+}
+
+impl Terminal {
+    pub fn from_args(args: &RunArgs) -> Self {
+        Terminal {
+            jobs: args.jobs,
+            quiet: args.quiet,
+            color: args.color,
+        }
+    }
+
+    /// libtest-mimic's arguments: selection is done already ([`super::select`]), so
+    /// it filters nothing. It never starts more threads than there are scenarios.
+    fn arguments(&self, trials: usize, list: bool) -> Arguments {
+        Arguments {
+            list,
+            test_threads: Some(self.jobs.clamp(1, trials.max(1))),
+            quiet: self.quiet,
+            color: Some(match self.color {
+                Color::Auto => libtest_mimic::ColorSetting::Auto,
+                Color::Always => libtest_mimic::ColorSetting::Always,
+                Color::Never => libtest_mimic::ColorSetting::Never,
+            }),
+            ..Arguments::default()
+        }
+    }
+}
+
+/// `run --list`: the scenarios of the run, as libtest lists them.
+pub fn list(selected: &[Selected], terminal: &Terminal) {
+    let trials: Vec<Trial> = in_run(selected)
+        .map(|s| Trial::test(s.scenario.id.clone(), || Ok(())))
+        .collect();
+    // The listing is all that is wanted: its conclusion counts nothing.
+    let _ = libtest_mimic::run(&terminal.arguments(trials.len(), true), trials);
+}
+
+fn in_run(selected: &[Selected]) -> impl Iterator<Item = &Selected> {
+    selected
+        .iter()
+        .filter(|s| !matches!(s.selection, Selection::Out(_)))
+}
+
+/// The record of a scenario that does not run, or `None` when it runs.
+fn without_running(s: &Selected) -> Option<ScenarioRecord> {
+    match &s.selection {
+        Selection::Run | Selection::Out(_) => None,
+        Selection::Skip(reason) => Some(Runner::not_run(
+            &s.scenario,
+            Verdict::Skipped,
+            reason.clone(),
+        )),
+        Selection::Fail(reason) => Some(Runner::not_run(
+            &s.scenario,
+            Verdict::Failed,
+            reason.clone(),
+        )),
+    }
+}
+
+/// Runs the scenarios of the run on `handle`, `terminal.jobs` at a time, printing a
+/// line each; returns their records in run order.
+pub fn execute(
+    runner: &Arc<Runner>,
+    selected: &[Selected],
+    terminal: &Terminal,
+    handle: &tokio::runtime::Handle,
+) -> Vec<ScenarioRecord> {
+    let results: Arc<Mutex<BTreeMap<usize, ScenarioRecord>>> = Arc::default();
+    let trials: Vec<Trial> = in_run(selected)
+        .enumerate()
+        .map(|(i, s)| {
+            let (runner, results, handle) =
+                (Arc::clone(runner), Arc::clone(&results), handle.clone());
+            let (scenario, ready) = (Arc::clone(&s.scenario), without_running(s));
+            Trial::ignorable_test(s.scenario.id.clone(), move || {
+                let record =
+                    ready.unwrap_or_else(|| run_one(&runner, Arc::clone(&scenario), &handle));
+                let outcome = outcome_of(&record);
+                if let Ok(mut map) = results.lock() {
+                    map.insert(i, record);
+                }
+                outcome
+            })
+        })
+        .collect();
+    let count = trials.len();
+    // The records decide the exit code, not libtest's conclusion.
+    let _ = libtest_mimic::run(&terminal.arguments(count, false), trials);
+    let mut done = results
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m))
+        .unwrap_or_default();
+    in_run(selected)
+        .enumerate()
+        .map(|(i, s)| {
+            done.remove(&i).unwrap_or_else(|| {
+                Runner::not_run(&s.scenario, Verdict::Skipped, "not run".to_owned())
+            })
+        })
+        .collect()
+}
+
+/// One scenario as a task on the runtime, beside its connection tasks: a request then
+/// needs no hand-over between threads (see docs/performance.md). The calling thread
+/// only waits for the result.
+fn run_one(
+    runner: &Arc<Runner>,
+    scenario: Arc<Scenario>,
+    handle: &tokio::runtime::Handle,
+) -> ScenarioRecord {
+    if runner.interrupt().is_set() {
+        return Runner::not_run(
+            &scenario,
+            Verdict::Skipped,
+            "not run: the run was interrupted".to_owned(),
+        );
+    }
+    let task = {
+        let (runner, scenario) = (Arc::clone(runner), Arc::clone(&scenario));
+        handle.spawn(async move { runner.run(&scenario).await })
+    };
+    handle.block_on(task).unwrap_or_else(|e| {
+        Runner::not_run(
+            &scenario,
+            Verdict::Error,
+            format!("the scenario's task failed: {e}"),
+        )
+    })
+}
+
+fn outcome_of(record: &ScenarioRecord) -> Result<Completion, Failed> {
+    match record.verdict {
+        Verdict::Passed => Ok(Completion::Completed),
+        Verdict::Skipped => Ok(Completion::ignored_with(
+            record.reason.clone().unwrap_or_default(),
+        )),
+        Verdict::Failed | Verdict::Error => {
+            let details = crate::report::details(record);
+            Err(Failed::from(if details.is_empty() {
+                record.reason.clone().unwrap_or_default()
+            } else {
+                details
+            }))
+        }
+    }
+}
+
+/// Runs every scenario of the run at once on the current runtime, without terminal
+/// output: for tests and front ends that judge the records themselves.
+pub async fn execute_quietly(runner: &Arc<Runner>, selected: &[Selected]) -> Vec<ScenarioRecord> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, s) in in_run(selected).enumerate() {
+        let (runner, scenario, ready) = (
+            Arc::clone(runner),
+            Arc::clone(&s.scenario),
+            without_running(s),
+        );
+        tasks.spawn(async move {
+            let record = match ready {
+                Some(record) => record,
+                None => runner.run(&scenario).await,
+            };
+            (i, record)
+        });
+    }
+    let mut records: Vec<(usize, ScenarioRecord)> = tasks.join_all().await;
+    records.sort_by_key(|(i, _)| *i);
+    records.into_iter().map(|(_, r)| r).collect()
+}

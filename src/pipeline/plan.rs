@@ -1,0 +1,319 @@
+//! The first stage: arguments, the target file and the scenario files, checked and
+//! read. It needs no secret and starts no server, so `run --list` works without
+//! credentials and a bad file is reported before anything else happens.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::cli::{RunArgs, pairs_to_map};
+use crate::diag::Diagnostic;
+use crate::evidence::{self, EvidenceError};
+use crate::http::{BaseUrl, HttpSettings, NotABaseUrl};
+use crate::record::{FileKind, InputFile, ReadError, RunRecord};
+use crate::report::ReportPaths;
+use crate::sandbox::{self, SandboxConfig};
+use crate::scenario::{LoadOptions, SuiteFile, load};
+use crate::target::{self, TargetFile};
+
+/// Scenario files or folders run when none are given.
+pub const DEFAULT_SCENARIOS: &str = "scenarios";
+
+/// Where the scenarios will run.
+#[derive(Debug)]
+pub enum TargetKind {
+    /// The built-in sandbox, started on a free loopback port by [`super::connect`].
+    Sandbox(SandboxConfig),
+    External(BaseUrl),
+}
+
+/// Everything a run needs before it reads a secret, starts a server or sends a request.
+#[derive(Debug)]
+pub struct Plan {
+    pub suites: Vec<SuiteFile>,
+    pub target: TargetFile,
+    pub kind: TargetKind,
+    /// Variables without secrets: the sandbox's seed data, then the target's, then
+    /// `--var` (which win). Secret ones are added by [`super::connect`].
+    pub vars: Map<String, Value>,
+    /// `--var` values, which win over the target's secret variables too.
+    pub var_args: Vec<(String, String)>,
+    /// `--secret-var` values: given on the command line, masked everywhere.
+    pub secret_args: Vec<(String, String)>,
+    /// The HTTP client's settings, without the TLS material `connect` reads.
+    pub http: HttpSettings,
+    pub retry_budget: Duration,
+    pub reports: ReportPaths,
+    pub baseline: Option<Baseline>,
+    pub evidence: Option<EvidencePlan>,
+    /// Every file the run reads, hashed, for the run record and the evidence folder.
+    pub files: Vec<InputFile>,
+}
+
+/// The run record given to `--baseline`, read before anything is sent.
+#[derive(Debug)]
+pub struct Baseline {
+    pub file: InputFile,
+    pub record: RunRecord,
+}
+
+/// `--evidence DIR` and its signing key.
+pub struct EvidencePlan {
+    pub dir: PathBuf,
+    pub key: Option<ed25519_dalek::SigningKey>,
+}
+
+impl std::fmt::Debug for EvidencePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("EvidencePlan")
+            .field("dir", &self.dir)
+            .field("signed", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// Why the run cannot be planned; nothing was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{flag} {problem}")]
+    Argument { flag: &'static str, problem: String },
+    #[error("--base-url {0}")]
+    BaseUrl(#[from] NotABaseUrl),
+    #[error(
+        "--feature and --defect configure the built-in sandbox; they cannot be used with an external server (declare its features in the target file)"
+    )]
+    SandboxFlagsWithExternal,
+    #[error("{0}")]
+    Sandbox(String),
+    /// Located problems in the target file.
+    #[error("the target file is invalid; nothing was run")]
+    Target(Vec<Diagnostic>),
+    /// Located problems in the scenario files.
+    #[error("{} problem{} in scenario files; nothing was run", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Scenarios(Vec<Diagnostic>),
+    #[error("--baseline: {0}")]
+    Baseline(#[from] ReadError),
+    #[error("--baseline: {0}")]
+    BaselineFile(#[from] crate::files::FileError),
+    #[error("{0}")]
+    Evidence(#[from] EvidenceError),
+}
+
+/// Checks the arguments, loads the target and the scenario files, and reads the
+/// baseline and evidence key.
+pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
+    check_numbers(args)?;
+    let target = load_target(args)?;
+    let kind = target_kind(args, &target)?;
+    if target.tls.insecure {
+        eprintln!(
+            "warning: {}: tls.insecure is set: server certificates are not checked",
+            target.display
+        );
+    }
+    let baseline = match &args.baseline {
+        None => None,
+        Some(path) => Some(Baseline {
+            file: InputFile::read(path, FileKind::Baseline)?,
+            record: RunRecord::read(path)?,
+        }),
+    };
+    let evidence = match &args.evidence {
+        None => None,
+        Some(dir) => {
+            evidence::check_destination(dir)?;
+            let key = match &args.evidence_key {
+                None => None,
+                Some(path) => Some(evidence::load_signing_key(path)?),
+            };
+            Some(EvidencePlan {
+                dir: dir.clone(),
+                key,
+            })
+        }
+    };
+    let vars = plain_vars(args, &target, &kind);
+    let suites = load_suites(args, &target, &vars)?;
+    let files = input_files(&suites, &target, baseline.as_ref());
+    Ok(Plan {
+        http: http_settings(args, &target),
+        retry_budget: Duration::from_secs_f64(
+            target
+                .retry_budget_secs
+                .unwrap_or(target::DEFAULT_RETRY_BUDGET_SECS),
+        ),
+        reports: report_paths(args),
+        var_args: args.vars.clone(),
+        secret_args: args.secret_vars.clone(),
+        suites,
+        target,
+        kind,
+        vars,
+        baseline,
+        evidence,
+        files,
+    })
+}
+
+fn check_numbers(args: &RunArgs) -> Result<(), PlanError> {
+    if args.jobs == 0 {
+        return Err(PlanError::Argument {
+            flag: "--jobs",
+            problem: "must be at least 1".to_owned(),
+        });
+    }
+    if let Some(t) = args.timeout
+        && !(t.is_finite() && t > 0.0 && t <= 86_400.0)
+    {
+        return Err(PlanError::Argument {
+            flag: "--timeout",
+            problem: format!("must be between 0 and 86400 seconds, found {t}"),
+        });
+    }
+    Ok(())
+}
+
+fn load_target(args: &RunArgs) -> Result<TargetFile, PlanError> {
+    let mut target = match &args.target {
+        Some(path) => target::load(path).map_err(PlanError::Target)?,
+        None if args.base_url.is_some() => TargetFile::external(),
+        None => target::builtin_sandbox(),
+    };
+    if let Some(url) = &args.base_url {
+        target.base_url = Some(BaseUrl::parse(url)?.as_str().to_owned());
+    }
+    Ok(target)
+}
+
+fn target_kind(args: &RunArgs, target: &TargetFile) -> Result<TargetKind, PlanError> {
+    if let Some(url) = &target.base_url {
+        if !(args.features.is_empty() && args.defects.is_empty()) {
+            return Err(PlanError::SandboxFlagsWithExternal);
+        }
+        return Ok(TargetKind::External(BaseUrl::parse(url)?));
+    }
+    let mut features = target.features.clone();
+    features.extend(pairs_to_map(&args.features));
+    let config = sandbox_config(features, &args.defects).map_err(PlanError::Sandbox)?;
+    Ok(TargetKind::Sandbox(config))
+}
+
+/// A sandbox configuration with its features and defects checked.
+pub fn sandbox_config(
+    features: BTreeMap<String, String>,
+    defects: &[String],
+) -> Result<SandboxConfig, String> {
+    let config = SandboxConfig {
+        features,
+        defects: defects.iter().cloned().collect(),
+        ..SandboxConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+fn plain_vars(args: &RunArgs, target: &TargetFile, kind: &TargetKind) -> Map<String, Value> {
+    let mut vars = Map::new();
+    if let TargetKind::Sandbox(_) = kind {
+        for (k, v) in sandbox::seed_vars() {
+            vars.insert(k.to_owned(), Value::String(v));
+        }
+    }
+    vars.extend(target.vars.clone());
+    for (k, v) in &args.vars {
+        vars.insert(k.clone(), Value::String(v.clone()));
+    }
+    vars
+}
+
+/// Loads the scenario files, telling the loader every variable the run will supply
+/// (secret ones by name only).
+fn load_suites(
+    args: &RunArgs,
+    target: &TargetFile,
+    vars: &Map<String, Value>,
+) -> Result<Vec<SuiteFile>, PlanError> {
+    let mut known: BTreeSet<String> = vars.keys().cloned().collect();
+    known.extend(target.secret_vars.iter().map(|(k, _)| k.clone()));
+    known.extend(args.secret_vars.iter().map(|(k, _)| k.clone()));
+    let opts = LoadOptions { known_vars: known };
+    load(&scenario_paths(&args.paths), &opts).map_err(PlanError::Scenarios)
+}
+
+/// The paths given, or the default folder.
+pub fn scenario_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from(DEFAULT_SCENARIOS)]
+    } else {
+        paths.to_vec()
+    }
+}
+
+fn http_settings(args: &RunArgs, target: &TargetFile) -> HttpSettings {
+    let mut default_headers = vec![("Accept".to_owned(), "application/fhir+json".to_owned())];
+    for (name, value) in &target.headers {
+        default_headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        default_headers.push((name.clone(), value.clone()));
+    }
+    HttpSettings {
+        timeout: Duration::from_secs_f64(args.timeout.or(target.timeout_secs).unwrap_or(30.0)),
+        max_body_bytes: args.max_body,
+        default_headers,
+        rate_limit: target.rate_limit,
+        ca_pem: None,
+        identity_pem: None,
+        insecure: target.tls.insecure,
+    }
+}
+
+fn report_paths(args: &RunArgs) -> ReportPaths {
+    ReportPaths {
+        junit: args.junit.clone(),
+        json: args.json.clone(),
+        markdown: args.markdown.clone(),
+        html: args.html.clone().unwrap_or_else(|| {
+            args.junit
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("index.html")
+        }),
+    }
+}
+
+/// Every file the run reads: the target file, each scenario file, its fixtures, and
+/// the baseline.
+fn input_files(
+    suites: &[SuiteFile],
+    target: &TargetFile,
+    baseline: Option<&Baseline>,
+) -> Vec<InputFile> {
+    let mut files: Vec<InputFile> = Vec::new();
+    if let (Some(sha256), Some(_)) = (&target.sha256, &target.path) {
+        files.push(InputFile {
+            path: target.display.clone(),
+            kind: FileKind::Target,
+            sha256: sha256.clone(),
+        });
+    }
+    for suite in suites {
+        files.push(InputFile {
+            path: suite.display.clone(),
+            kind: FileKind::Scenario,
+            sha256: suite.sha256.clone(),
+        });
+        for fixture in &suite.fixtures {
+            if !files.iter().any(|f| f.path == fixture.display) {
+                files.push(InputFile {
+                    path: fixture.display.clone(),
+                    kind: FileKind::Fixture,
+                    sha256: fixture.sha256.clone(),
+                });
+            }
+        }
+    }
+    files.extend(baseline.map(|b| b.file.clone()));
+    files
+}

@@ -1,0 +1,152 @@
+//! The plain-text account of a scenario that did not hold: what the terminal prints
+//! under a failed test and JUnit puts in `<failure>`.
+//!
+//! ```text
+//! step 'read it back' (line 31): $.status equals "cancelled": expected "cancelled", got "booked"
+//!   --> scenarios/canvas/appointment/cancelled.yaml:35
+//!   $.status equals "cancelled"
+//!     expected: "cancelled"
+//!     actual:   "booked"
+//! > GET http://127.0.0.1:8080/Appointment/42
+//! ...
+//! ```
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::record::{Phase, ScenarioRecord, Verdict};
+
+/// How much of a failing step's transcript the terminal, JUnit and the HTML page show;
+/// `run.json` has all of it.
+pub const SHOWN_TRANSCRIPT_BYTES: usize = 8 * 1024;
+
+/// A transcript cut to [`SHOWN_TRANSCRIPT_BYTES`] (on a char boundary), saying where
+/// the rest is. It is already masked, so a cut cannot show part of a secret.
+pub fn shown_transcript(text: &str) -> Cow<'_, str> {
+    if text.len() <= SHOWN_TRANSCRIPT_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let end = crate::redact::floor_boundary(text, SHOWN_TRANSCRIPT_BYTES);
+    Cow::Owned(format!(
+        "{}\n… ({} more bytes: the whole exchange is in run.json)",
+        &text[..end],
+        text.len() - end
+    ))
+}
+
+/// Each step that did not pass, each failed check pointing at its expectation's line,
+/// with its diff, and the step's transcript.
+pub fn details(record: &ScenarioRecord) -> String {
+    let mut out = String::new();
+    for step in record
+        .steps
+        .iter()
+        .filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
+    {
+        let phase = if step.phase == Phase::Cleanup {
+            "cleanup "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{phase}step '{}' (line {}): {}",
+            step.name,
+            step.line,
+            step.message.as_deref().unwrap_or("")
+        );
+        let failed: Vec<_> = step.checks.iter().filter(|c| !c.passed).collect();
+        if failed.is_empty() {
+            let _ = writeln!(out, "  --> {}:{}", record.file, step.line);
+        }
+        for check in failed {
+            let _ = writeln!(
+                out,
+                "  --> {}:{}\n  {}\n    expected: {}\n    actual:   {}",
+                record.file,
+                check.line.unwrap_or(step.line),
+                check.what,
+                check.expected,
+                check.actual
+            );
+            if let Some(diff) = &check.diff {
+                let _ = writeln!(out, "{diff}");
+            }
+        }
+        if let Some(t) = step.transcript.as_ref().and_then(|t| t.as_text()) {
+            let _ = writeln!(out, "{}", shown_transcript(t));
+        }
+    }
+    out
+}
+
+/// `fhirconf list`: one block per scenario with its id, source, tags and requirements.
+pub fn scenario_list(scenarios: &[&crate::scenario::Scenario]) -> String {
+    let mut out = String::new();
+    for s in scenarios {
+        let _ = writeln!(out, "{}", s.id);
+        let _ = writeln!(out, "    source:   {}", s.source.as_deref().unwrap_or("-"));
+        let tags = if s.tags.is_empty() {
+            "-".to_owned()
+        } else {
+            s.tags.join(", ")
+        };
+        let _ = writeln!(out, "    tags:     {tags}");
+        if !s.requires.is_empty() {
+            let requires: Vec<String> = s.requires.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "    requires: {}", requires.join(", "));
+        }
+    }
+    out
+}
+
+/// `fhirconf serve --list-defects` / `--list-features`.
+pub fn sandbox_switches(defects: bool, features: bool) -> String {
+    let mut out = String::new();
+    if defects {
+        for d in crate::sandbox::DEFECTS {
+            let _ = writeln!(out, "{:<30} {}", d.id, d.description);
+        }
+    }
+    if features {
+        for f in crate::sandbox::FEATURES {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<28} default {:<10} {}",
+                f.name, f.values, f.default, f.description
+            );
+        }
+    }
+    out
+}
+
+/// `fhirconf verify`: what the folder is, each problem, and the verdict.
+pub fn verification(dir: &str, v: &crate::evidence::Verification) -> String {
+    use crate::evidence::SignatureCheck;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{dir}: evidence written by fhirconf {} at {}; {} files in the manifest",
+        v.harness_version, v.created_at, v.listed
+    );
+    for p in &v.problems {
+        let _ = writeln!(out, "{p}");
+    }
+    let signature = match v.signature {
+        SignatureCheck::Valid => "signature valid",
+        SignatureCheck::Invalid => "signature NOT valid",
+        SignatureCheck::NotChecked => "signed, signature not checked (give --key PUBLIC.pem)",
+        SignatureCheck::Unsigned => "not signed",
+    };
+    let n = v.problems.len();
+    if n == 0 {
+        let _ = writeln!(out, "ok: every file matches the manifest; {signature}");
+    } else {
+        let _ = writeln!(
+            out,
+            "FAILED: {n} problem{} found; {signature}",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    out
+}
