@@ -36,8 +36,8 @@ fn requirements_file() -> PathBuf {
 
 /// The rule ids of scenarios/RULES.md, in order.
 fn rule_ids() -> Vec<String> {
-    let text = std::fs::read_to_string(requirements_file())
-        .expect("scenarios/RULES.md is readable");
+    let text =
+        std::fs::read_to_string(requirements_file()).expect("scenarios/RULES.md is readable");
     let id = regex::Regex::new(r"^\|\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*\|").unwrap();
     text.lines()
         .filter_map(|l| id.captures(l).map(|c| c[1].to_owned()))

@@ -164,8 +164,7 @@ pub(crate) mod fixtures {
     /// Validates with xmllint against the Jenkins xUnit schema CI uses, when both are
     /// here (`.ci/run` installs xmllint, so CI always checks).
     pub(crate) fn assert_junit_schema_valid(path: &std::path::Path) {
-        let xsd =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/junit-10.xsd");
+        let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/junit-10.xsd");
         let xmllint = std::process::Command::new("xmllint")
             .arg("--noout")
             .arg("--schema")
