@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::sandbox::server::App;
+use crate::sandbox::app::App;
 use crate::sandbox::store::{Json, Record};
 
 pub(crate) const FHIR_JSON: &str = "application/fhir+json";

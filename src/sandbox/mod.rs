@@ -32,6 +32,7 @@
 //! with), and the registry's `ppr-role-{1,2}`, `ppr-location-{1,2}`,
 //! `ppr-organization-{1,2}`. No appointment is seeded.
 
+mod app;
 mod appointment;
 mod auth;
 mod basic;

@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::sandbox::app::App;
 use crate::sandbox::auth::{self, Access, Tokens};
 use crate::sandbox::config::{SandboxConfig, Settings};
 use crate::sandbox::core::{
@@ -43,14 +44,6 @@ pub(crate) fn search_params(ty: &str) -> &'static [SearchParam] {
         "Appointment" => appointment::SEARCH_PARAMS,
         _ => basic::params_of(ty),
     }
-}
-
-/// Everything a request can reach.
-pub(crate) struct App {
-    pub(crate) settings: Settings,
-    pub(crate) store: Store,
-    pub(crate) tokens: Tokens,
-    pub(crate) throttle: Throttle,
 }
 
 type Shared = Arc<App>;
