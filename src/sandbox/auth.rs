@@ -56,6 +56,7 @@ pub(crate) enum Access {
     Search,
     Create,
     Update,
+    Delete,
 }
 
 impl Access {
@@ -65,6 +66,7 @@ impl Access {
             Access::Search => 's',
             Access::Create => 'c',
             Access::Update => 'u',
+            Access::Delete => 'd',
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::sandbox::server::App;
+use crate::sandbox::app::App;
 use crate::sandbox::store::{Json, Record};
 
 pub(crate) const FHIR_JSON: &str = "application/fhir+json";
@@ -197,9 +197,35 @@ fn version_headers(ctx: &Ctx<'_>, headers: &mut HeaderMap, vid: u64, last_update
     set(headers, header::LAST_MODIFIED, &http_date(last_updated));
 }
 
-/// The answer to a create or update: Location (creates only), ETag, Last-Modified, and the resource
-/// only when the client asked for it with `Prefer: return=representation` (the Canvas
-/// API answers writes with an empty body).
+/// What a create or update answers with when the client's `Prefer` header does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Return {
+    /// No body: the Canvas API answers its writes with an empty body.
+    Minimal,
+    /// The resource as stored, as FHIR servers commonly answer.
+    Representation,
+}
+
+/// Whether the client's `Prefer: return=...` (else `default`) asks for the resource.
+fn wants_body(ctx: &Ctx<'_>, default: Return) -> bool {
+    let prefer: Vec<&str> = ctx
+        .headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if prefer.iter().any(|v| v.contains("return=representation")) {
+        true
+    } else if prefer.iter().any(|v| v.contains("return=")) {
+        false
+    } else {
+        default == Return::Representation
+    }
+}
+
+/// The answer to a Canvas create or update: the headers of [`write_response_returning`],
+/// and the resource only when the client asked for it with
+/// `Prefer: return=representation`.
 pub(crate) fn write_response(
     ctx: &Ctx<'_>,
     status: StatusCode,
@@ -207,14 +233,21 @@ pub(crate) fn write_response(
     record: &Record,
     created: bool,
 ) -> Response {
+    write_response_returning(ctx, status, ty, record, created, Return::Minimal)
+}
+
+/// The answer to a create or update: Location (when `created`), ETag, Last-Modified,
+/// and the resource unless `Prefer` (or, without one, `default`) says otherwise.
+pub(crate) fn write_response_returning(
+    ctx: &Ctx<'_>,
+    status: StatusCode,
+    ty: &str,
+    record: &Record,
+    created: bool,
+    default: Return,
+) -> Response {
     let version = record.current();
-    let want_body = ctx
-        .headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("return=representation"));
-    let mut response = if want_body {
+    let mut response = if wants_body(ctx, default) {
         fhir(status, &version.resource)
     } else {
         status.into_response()

@@ -218,7 +218,7 @@ pub const DEFECTS: &[Defect] = &[
     d("CORE-METADATA", "CapabilityStatement.fhirVersion is 3.0.2"),
     d(
         "CORE-READ-404",
-        "reading an unknown Patient/Location/Organization/PractitionerRole answers 200 with a stub resource",
+        "reading an unknown id of any type but Practitioner and Appointment answers 200 with a stub resource",
     ),
     d(
         "CORE-CREATE",

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::sandbox::core::{Ctx, FHIR_JSON, SearchParam, instant};
-use crate::sandbox::server::{RESOURCE_TYPES, WRITABLE_TYPES, search_params};
+use crate::sandbox::resources::{self, R4_RESOURCE_TYPES};
 
 pub(crate) const SOFTWARE: &str = "fhirconf sandbox";
 
@@ -16,14 +16,12 @@ fn params(list: &[SearchParam]) -> Vec<Value> {
 
 pub(crate) fn capability_statement(ctx: &Ctx<'_>) -> Value {
     let settings = &ctx.app.settings;
-    let resources: Vec<Value> = RESOURCE_TYPES
+    let resources: Vec<Value> = R4_RESOURCE_TYPES
         .iter()
-        .map(|ty| {
-            let mut interactions = vec!["read", "vread", "search-type"];
-            if WRITABLE_TYPES.contains(ty) {
-                interactions.extend(["create", "update"]);
-            }
-            let interactions: Vec<Value> = interactions
+        .filter_map(|ty| Some((*ty, resources::handler(ty)?)))
+        .map(|(ty, handler)| {
+            let interactions: Vec<Value> = handler
+                .interactions()
                 .iter()
                 .map(|code| json!({ "code": code }))
                 .collect();
@@ -32,10 +30,10 @@ pub(crate) fn capability_statement(ctx: &Ctx<'_>) -> Value {
                 "interaction": interactions,
                 "versioning": if settings.versioning { "versioned-update" } else { "no-version" },
                 "readHistory": true,
-                "updateCreate": false,
-                "searchParam": params(search_params(ty)),
+                "updateCreate": handler.update_creates(),
+                "searchParam": params(handler.search_params(ty)),
             });
-            if *ty == "Practitioner" {
+            if ty == "Practitioner" {
                 r["searchInclude"] = json!([
                     "Practitioner:PractitionerRole",
                     "PractitionerRole:location",
@@ -48,7 +46,8 @@ pub(crate) fn capability_statement(ctx: &Ctx<'_>) -> Value {
     let mut rest = json!({
         "mode": "server",
         "documentation": "Canvas Practitioner and Appointment rules, the provider registry's \
-                          Practitioner search (also POST /Practitioner/_search), FHIR R4 core",
+                          Practitioner search (also POST /Practitioner/_search), and FHIR R4's \
+                          core interactions for every other R4 resource type",
         "resource": resources,
     });
     if settings.auth {

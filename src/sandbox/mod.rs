@@ -8,6 +8,10 @@
 //! `/{type}/{id}/_history/{vid}`, `POST /Practitioner/_search`, plus `POST /auth/token`
 //! (OAuth2 client credentials) and `GET /_sandbox/stats` (what the API created).
 //!
+//! Every FHIR R4 resource type is served (`resources`): Practitioner and Appointment as
+//! their documents say, every other type with the generic create, read, vread, update,
+//! delete and `_id`/`_lastUpdated` search of `generic`.
+//!
 //! # Seed data
 //!
 //! | variable (`targets/sandbox.yaml`) | value |
@@ -32,15 +36,17 @@
 //! with), and the registry's `ppr-role-{1,2}`, `ppr-location-{1,2}`,
 //! `ppr-organization-{1,2}`. No appointment is seeded.
 
+mod app;
 mod appointment;
 mod auth;
-mod basic;
 mod config;
 mod core;
 mod defects;
+mod generic;
 mod metadata;
 mod practitioner;
 mod registry;
+mod resources;
 mod seed;
 mod server;
 mod store;

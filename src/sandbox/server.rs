@@ -15,43 +15,17 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::sandbox::app::App;
 use crate::sandbox::auth::{self, Access, Tokens};
 use crate::sandbox::config::{SandboxConfig, Settings};
 use crate::sandbox::core::{
-    ApiError, Ctx, DEFAULT_COUNT, FHIR_JSON, Page, Paging, SearchParam, base_url, fhir,
-    parse_query, read_response, searchset, unacceptable,
+    ApiError, Ctx, DEFAULT_COUNT, FHIR_JSON, Page, Paging, base_url, fhir, parse_query,
+    read_response, searchset, unacceptable,
 };
+use crate::sandbox::resources::{self, Handler, TYPE_METHODS};
 use crate::sandbox::store::{State as StoreState, Store};
 use crate::sandbox::throttle::Throttle;
-use crate::sandbox::{appointment, basic, metadata, practitioner, registry, seed};
-
-/// Every resource type served, in CapabilityStatement order.
-pub(crate) const RESOURCE_TYPES: &[&str] = &[
-    "Appointment",
-    "Location",
-    "Organization",
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-];
-/// The types with create and update.
-pub(crate) const WRITABLE_TYPES: &[&str] = &["Appointment", "Practitioner"];
-
-pub(crate) fn search_params(ty: &str) -> &'static [SearchParam] {
-    match ty {
-        "Practitioner" => practitioner::SEARCH_PARAMS,
-        "Appointment" => appointment::SEARCH_PARAMS,
-        _ => basic::params_of(ty),
-    }
-}
-
-/// Everything a request can reach.
-pub(crate) struct App {
-    pub(crate) settings: Settings,
-    pub(crate) store: Store,
-    pub(crate) tokens: Tokens,
-    pub(crate) throttle: Throttle,
-}
+use crate::sandbox::{appointment, generic, metadata, practitioner, registry, seed};
 
 type Shared = Arc<App>;
 
@@ -254,8 +228,7 @@ fn unknown_type(ctx: &Ctx<'_>, ty: &str) -> Result<Response, ApiError> {
         return Ok(fhir(StatusCode::OK, &searchset(ctx, ty, &[], paging, page)));
     }
     Err(ApiError::not_found(format!(
-        "Unknown resource type '{ty}'; supported: {}",
-        RESOURCE_TYPES.join(", ")
+        "Unknown resource type '{ty}': not a FHIR R4 resource type"
     )))
 }
 
@@ -286,18 +259,17 @@ async fn type_route(
     };
     respond((|| {
         let ctx = ctx(&app, &headers, &uri)?;
-        if !RESOURCE_TYPES.contains(&ty.as_str()) {
+        let Some(handler) = resources::handler(&ty) else {
             return unknown_type(&ctx, &ty);
-        }
-        let writable = WRITABLE_TYPES.contains(&ty.as_str());
-        let allow = if writable { "GET, POST" } else { "GET" };
-        match (method.clone(), ty.as_str()) {
-            (Method::GET, "Practitioner") => practitioner::search(&ctx, false),
-            (Method::GET, "Appointment") => appointment::search(&ctx),
-            (Method::GET, _) => basic::search(&ctx, &ty),
-            (Method::POST, "Practitioner") => practitioner::create(&ctx, &bytes),
-            (Method::POST, "Appointment") => appointment::create(&ctx, &bytes),
-            _ => Err(not_allowed(&method, &ty, allow)),
+        };
+        match (method.clone(), handler) {
+            (Method::GET, Handler::Practitioner) => practitioner::search(&ctx, false),
+            (Method::GET, Handler::Appointment) => appointment::search(&ctx),
+            (Method::GET, Handler::Generic) => generic::search(&ctx, &ty),
+            (Method::POST, Handler::Practitioner) => practitioner::create(&ctx, &bytes),
+            (Method::POST, Handler::Appointment) => appointment::create(&ctx, &bytes),
+            (Method::POST, Handler::Generic) => generic::create(&ctx, &ty, &bytes),
+            _ => Err(not_allowed(&method, &ty, TYPE_METHODS)),
         }
     })())
 }
@@ -318,7 +290,8 @@ async fn body_for(
         .map_err(IntoResponse::into_response)
 }
 
-/// `/{type}/{id}`: read, update, delete (405), and `POST /Practitioner/_search`.
+/// `/{type}/{id}`: read, update, delete (405 for Practitioner and Appointment), and
+/// `POST /Practitioner/_search`.
 async fn instance_route(
     State(app): State<Shared>,
     method: Method,
@@ -344,22 +317,23 @@ async fn instance_route(
     };
     respond((|| {
         let ctx = ctx(&app, &headers, &uri)?;
-        if !RESOURCE_TYPES.contains(&ty.as_str()) {
+        let Some(handler) = resources::handler(&ty) else {
             return unknown_type(&ctx, &ty);
-        }
-        let writable = WRITABLE_TYPES.contains(&ty.as_str());
-        match (method.clone(), ty.as_str()) {
-            (Method::POST, "Practitioner") if id == "_search" => {
+        };
+        match (method.clone(), handler) {
+            (Method::POST, Handler::Practitioner) if id == "_search" => {
                 registry::post_search(&ctx, &bytes)
             }
             (Method::GET, _) => read(&ctx, &ty, &id, None),
-            (Method::PUT, "Practitioner") => practitioner::update(&ctx, &id, &bytes),
-            (Method::PUT, "Appointment") => appointment::update(&ctx, &id, &bytes),
-            (Method::DELETE, "Appointment") => appointment::delete(&ctx, &id),
+            (Method::PUT, Handler::Practitioner) => practitioner::update(&ctx, &id, &bytes),
+            (Method::PUT, Handler::Appointment) => appointment::update(&ctx, &id, &bytes),
+            (Method::PUT, Handler::Generic) => generic::update(&ctx, &ty, &id, &bytes),
+            (Method::DELETE, Handler::Appointment) => appointment::delete(&ctx, &id),
+            (Method::DELETE, Handler::Generic) => generic::delete(&ctx, &ty, &id),
             _ => Err(not_allowed(
                 &method,
                 &format!("{ty}/{{id}}"),
-                if writable { "GET, PUT" } else { "GET" },
+                handler.instance_methods(),
             )),
         }
     })())
@@ -379,7 +353,7 @@ async fn version_route(
     };
     respond((|| {
         let ctx = ctx(&app, &headers, &uri)?;
-        if !RESOURCE_TYPES.contains(&ty.as_str()) {
+        if resources::handler(&ty).is_none() {
             return unknown_type(&ctx, &ty);
         }
         if method != Method::GET {
@@ -396,7 +370,8 @@ async fn version_route(
     })())
 }
 
-/// Read (or vread): 200 with the resource, else 404 with an OperationOutcome.
+/// Read (or vread): 200 with the resource; 410 for a deleted one (a vread of one of its
+/// versions still answers); else 404 with an OperationOutcome.
 fn read(ctx: &Ctx<'_>, ty: &str, id: &str, vid: Option<u64>) -> Result<Response, ApiError> {
     let auth_defect = match ty {
         "Practitioner" => Some("PRAC-AUTH"),
@@ -405,11 +380,11 @@ fn read(ctx: &Ctx<'_>, ty: &str, id: &str, vid: Option<u64>) -> Result<Response,
     };
     auth::check(ctx, ty, Access::Read, auth_defect)?;
     ctx.app.store.read(|state| {
-        let Some(record) = state.get(ty, id) else {
-            return missing(ctx, ty, id);
-        };
-        let Some(vid) = vid else {
-            return Ok(read_response(ctx, record));
+        let (record, vid) = match (state.get(ty, id), state.deleted(ty, id), vid) {
+            (Some(record), _, None) => return Ok(read_response(ctx, record)),
+            (Some(record), _, Some(vid)) | (None, Some(record), Some(vid)) => (record, vid),
+            (None, Some(_), None) => return Err(gone(ty, id)),
+            (None, None, _) => return missing(ctx, ty, id),
         };
         let version = record
             .version(vid)
@@ -422,6 +397,15 @@ fn read(ctx: &Ctx<'_>, ty: &str, id: &str, vid: Option<u64>) -> Result<Response,
         }
         Ok(response)
     })
+}
+
+/// A read of a deleted resource: 410 Gone (its earlier versions stay readable by vread).
+fn gone(ty: &str, id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "deleted",
+        format!("{ty} resource '{id}' was deleted"),
+    )
 }
 
 fn missing(ctx: &Ctx<'_>, ty: &str, id: &str) -> Result<Response, ApiError> {

@@ -84,6 +84,9 @@ impl Record {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     resources: HashMap<String, BTreeMap<String, Record>>,
+    /// Deleted resources with their history, by type and id: what tells a read of a
+    /// deleted resource (410 Gone) from one of an id never used (404).
+    deleted: HashMap<String, BTreeMap<String, Record>>,
     next_seq: u64,
     created: BTreeMap<String, u64>,
 }
@@ -111,7 +114,14 @@ impl State {
         records
     }
 
-    /// Stores a new resource under a fresh id (or `id` for seed data).
+    /// The deleted resource `ty/id`, if it was deleted (and not created again since).
+    pub(crate) fn deleted(&self, ty: &str, id: &str) -> Option<&Record> {
+        self.deleted.get(ty)?.get(id)
+    }
+
+    /// Stores a new resource under a fresh id, or under `id` (seed data, an update that
+    /// creates). A deleted resource created again keeps its history: its versions go on
+    /// from the last one.
     pub(crate) fn create(
         &mut self,
         ty: &str,
@@ -128,13 +138,20 @@ impl State {
         if via_api {
             *self.created.entry(ty.to_owned()).or_default() += 1;
         }
-        let version = stamp(ty, &id, 1, resource);
+        let mut versions = self
+            .deleted
+            .get_mut(ty)
+            .and_then(|m| m.remove(&id))
+            .map(|old| old.versions)
+            .unwrap_or_default();
+        let vid = versions.last().map_or(1, |v| v.vid + 1);
+        versions.push(stamp(ty, &id, vid, resource));
         let record = Record {
             id: id.clone(),
             seq,
             created_via_api: via_api,
             hidden,
-            versions: vec![version],
+            versions,
         };
         let map = self.resources.entry(ty.to_owned()).or_default();
         map.insert(id.clone(), record);
@@ -156,10 +173,17 @@ impl State {
         Some(record)
     }
 
+    /// Deletes a resource, keeping it (with its history) among the deleted; false when
+    /// there is no such resource.
     pub(crate) fn delete(&mut self, ty: &str, id: &str) -> bool {
-        self.resources
-            .get_mut(ty)
-            .is_some_and(|m| m.remove(id).is_some())
+        let Some(record) = self.resources.get_mut(ty).and_then(|m| m.remove(id)) else {
+            return false;
+        };
+        self.deleted
+            .entry(ty.to_owned())
+            .or_default()
+            .insert(id.to_owned(), record);
+        true
     }
 
     pub(crate) fn stats(&self) -> Stats {
