@@ -2208,7 +2208,11 @@ async fn capability_statement_lists_what_is_served() {
         );
     }
     for ty in ["Patient", "Location", "Organization", "PractitionerRole"] {
-        assert_eq!(codes(ty), ["read", "vread", "search-type"], "{ty}");
+        assert_eq!(
+            codes(ty),
+            ["read", "vread", "search-type", "create", "update", "delete"],
+            "{ty}"
+        );
     }
     let params: Vec<&str> = find("Practitioner")["searchParam"]
         .as_array()
@@ -2321,9 +2325,9 @@ async fn errors_are_operation_outcomes() {
         .await
         .expect_outcome(400, "invalid", "wrong type")
         .unwrap();
-    s.post("/Patient", &patient)
+    s.send(Method::DELETE, "/Patient", &[], None, true)
         .await
-        .expect_outcome(405, "not-supported", "Patient create")
+        .expect_outcome(405, "not-supported", "DELETE on the Patient type")
         .unwrap();
     let r = s
         .send(
