@@ -12,7 +12,7 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
 use serde::Serialize;
 
-use crate::http::error_chain;
+use crate::diag::error_chain;
 use crate::redact::Redactor;
 use crate::target::{JwtAlgorithm, ResolvedAuth};
 

@@ -130,6 +130,21 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// The whole `source()` chain of an error on one line: reqwest's own message alone
+/// rarely says what went wrong.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::files::display_path;
 use crate::record::{FileKind, InputFile, sha256_hex};
-use crate::report::ReportPaths;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.sig";
@@ -259,7 +258,8 @@ pub fn copy_path(original: &str) -> String {
 /// What `write` was given: where the run's reports were written and the files the run
 /// read.
 pub struct Evidence<'a> {
-    pub reports: &'a ReportPaths,
+    /// `run.json`, `junit.xml` and `summary.md`, each by its name in the folder.
+    pub reports: [(&'static str, &'a Path); 3],
     pub files: &'a [InputFile],
     pub harness_version: &'a str,
     pub created_at: &'a str,
@@ -338,11 +338,7 @@ fn build(
 ) -> Result<usize, EvidenceError> {
     std::fs::create_dir_all(root).map_err(|e| EvidenceError::io("create", root, &e))?;
     let mut entries: BTreeMap<String, ManifestEntry> = BTreeMap::new();
-    for (rel, report) in [
-        ("run.json", &evidence.reports.json),
-        ("junit.xml", &evidence.reports.junit),
-        ("summary.md", &evidence.reports.markdown),
-    ] {
+    for (rel, report) in evidence.reports {
         let sha256 = copy_hashed(report, &root.join(rel))?;
         entries.insert(
             rel.to_owned(),

@@ -152,20 +152,7 @@ pub struct HttpClient {
     next_slot: Option<Arc<Mutex<tokio::time::Instant>>>,
 }
 
-/// The whole `source()` chain of an error on one line: reqwest's own message alone
-/// rarely says what went wrong.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
-}
+pub use crate::diag::error_chain;
 
 /// Whether `err` is a TLS failure, found by type in its `source()` chain (reqwest
 /// hides rustls' error inside an `io::Error`, whose `source()` skips it, so each

@@ -256,55 +256,7 @@ impl<'de> Deserialize<'de> for Captures {
     }
 }
 
-/// What was sent and received in one step, redacted: the text itself, or where it
-/// waits in the run's spill file ([`crate::spill`]) until `run.json` is written. A
-/// step that did not pass always keeps its text here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transcript {
-    Text(String),
-    Spilled { offset: u64, len: u32 },
-}
-
-impl Transcript {
-    /// The text, unless it is in the spill file.
-    pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Transcript::Text(t) => Some(t),
-            Transcript::Spilled { .. } => None,
-        }
-    }
-}
-
-impl From<String> for Transcript {
-    fn from(text: String) -> Self {
-        Transcript::Text(text)
-    }
-}
-
-impl From<&str> for Transcript {
-    fn from(text: &str) -> Self {
-        Transcript::Text(text.to_owned())
-    }
-}
-
-impl Serialize for Transcript {
-    /// A spilled transcript is read back by the `run.json` writer, which holds the
-    /// spill file while it serializes ([`crate::spill::reading`]).
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Transcript::Text(t) => serializer.serialize_str(t),
-            Transcript::Spilled { offset, len } => {
-                serializer.serialize_str(&crate::spill::read_back(*offset, *len))
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Transcript {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Transcript::Text)
-    }
-}
+pub use crate::spill::Transcript;
 
 impl RunRecord {
     pub fn count(&self, verdict: Verdict) -> usize {

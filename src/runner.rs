@@ -12,8 +12,7 @@ use crate::http::{BaseUrl, Exchange, HttpClient, NoAnswer, PreparedRequest, Resp
 use crate::interrupt::Interrupt;
 use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 use crate::redact::Redactor;
-use crate::scenario::model::{Body, FHIR_JSON, Scenario, Step, Target};
-use crate::scenario::schema::Capture;
+use crate::scenario::model::{BodySpec, Capture, CaptureSource, FHIR_JSON, Scenario, Step, Target};
 use crate::spill::Spill;
 use crate::template::{SlotClock, Templates, value_to_text};
 
@@ -246,8 +245,8 @@ impl Runner {
             headers.push((name.clone(), value_to_text(&value)));
         }
         let (body, default_type) = match &r.body {
-            Body::None => (None, None),
-            Body::Json(doc) => {
+            BodySpec::None => (None, None),
+            BodySpec::Json(doc) => {
                 let doc = t
                     .render_value(doc, vars)
                     .map_err(|e| format!("body: {e}"))?;
@@ -256,7 +255,7 @@ impl Runner {
                     Some(FHIR_JSON),
                 )
             }
-            Body::Raw { text } => (
+            BodySpec::Raw { text } => (
                 Some(
                     t.render_string(text, vars)
                         .map_err(|e| format!("body: {e}"))?
@@ -264,7 +263,7 @@ impl Runner {
                 ),
                 None,
             ),
-            Body::Form(fields) => {
+            BodySpec::Form(fields) => {
                 let mut form =
                     reqwest::Url::parse("http://form.invalid/").map_err(|e| e.to_string())?;
                 {
@@ -527,23 +526,22 @@ fn no_answer_message(why: &NoAnswer) -> String {
 }
 
 fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String> {
-    let raw = if let Some(header) = &capture.header {
-        Value::String(
+    let raw = match &capture.source {
+        CaptureSource::Header(header) => Value::String(
             response
                 .header(header)
                 .ok_or_else(|| format!("the response has no `{header}` header"))?,
-        )
-    } else if let Some(path) = &capture.json {
-        let body = response
-            .json()
-            .map_err(|_| "the response body is not JSON".to_owned())?;
-        let nodes = path.select(body)?;
-        match nodes.first() {
-            Some(v) => (*v).clone(),
-            None => return Err(format!("{} selects nothing", path.0)),
+        ),
+        CaptureSource::Json(path) => {
+            let body = response
+                .json()
+                .map_err(|_| "the response body is not JSON".to_owned())?;
+            let nodes = path.select(body)?;
+            match nodes.first() {
+                Some(v) => (*v).clone(),
+                None => return Err(format!("{} selects nothing", path.0)),
+            }
         }
-    } else {
-        return Err("no source".to_owned());
     };
     let Some(re) = &capture.regex else {
         return Ok(raw);

@@ -11,8 +11,6 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
-use crate::record::Transcript;
-
 /// `SpillFile::end` once a write failed.
 const BROKEN: u64 = u64::MAX;
 
@@ -69,6 +67,56 @@ impl Spill {
         read?;
         Ok(String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+}
+
+/// What was sent and received in one step, redacted: the text itself, or where it
+/// waits in the run's spill file ([`Spill`]) until `run.json` is written. A
+/// step that did not pass always keeps its text here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transcript {
+    Text(String),
+    Spilled { offset: u64, len: u32 },
+}
+
+impl Transcript {
+    /// The text, unless it is in the spill file.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Transcript::Text(t) => Some(t),
+            Transcript::Spilled { .. } => None,
+        }
+    }
+}
+
+impl From<String> for Transcript {
+    fn from(text: String) -> Self {
+        Transcript::Text(text)
+    }
+}
+
+impl From<&str> for Transcript {
+    fn from(text: &str) -> Self {
+        Transcript::Text(text.to_owned())
+    }
+}
+
+impl serde::Serialize for Transcript {
+    /// A spilled transcript is read back by the `run.json` writer, which holds the
+    /// spill file while it serializes ([`reading`]).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Transcript::Text(t) => serializer.serialize_str(t),
+            Transcript::Spilled { offset, len } => {
+                serializer.serialize_str(&read_back(*offset, *len))
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Transcript {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Transcript::Text)
     }
 }
 

@@ -848,7 +848,7 @@ impl TargetFile {
                     match reqwest::Identity::from_pem(&c) {
                         Ok(_) => out.identity_pem = Some(c),
                         Err(e) => errors.push(cert.error(ResolveErrorKind::NotAnIdentity(
-                            crate::http::error_chain(&e),
+                            crate::diag::error_chain(&e),
                         ))),
                     }
                 }

@@ -1,56 +1,14 @@
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::check::{Check, Render, json_eq};
 use super::diff::{pretty, unified_diff};
 use super::fhir;
 use super::json::{is_subset, project, remove_paths};
 use crate::http::Response;
-use crate::scenario::schema::{Expect, HeaderExpect, JsonAssert, JsonType};
+use crate::scenario::model::{
+    Expect, HeaderOp, HeaderRule, JsonOp, JsonPathExpr, JsonRule, JsonType,
+};
 use crate::template::value_to_text;
-
-/// The verdict of one expectation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    /// What was checked, e.g. `status` or `$.status equals "cancelled"`.
-    pub what: String,
-    pub passed: bool,
-    pub expected: String,
-    pub actual: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
-    /// The line of the expectation in the scenario file, where a failure points.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-}
-
-impl Check {
-    pub(crate) fn new(
-        what: impl Into<String>,
-        passed: bool,
-        expected: impl Into<String>,
-        actual: impl Into<String>,
-    ) -> Self {
-        Check {
-            what: what.into(),
-            passed,
-            expected: expected.into(),
-            actual: actual.into(),
-            diff: None,
-            line: None,
-        }
-    }
-
-    /// One line: `status: expected 201, got 422`.
-    pub fn summary(&self) -> String {
-        format!(
-            "{}: expected {}, got {}",
-            self.what, self.expected, self.actual
-        )
-    }
-}
-
-/// Renders the templates inside an expected value.
-pub type Render<'a> = &'a dyn Fn(&Value) -> Result<Value, String>;
 
 fn show(v: &Value) -> String {
     let text = v.to_string();
@@ -71,25 +29,29 @@ fn nodes_value(nodes: &[&Value]) -> Value {
     }
 }
 
-pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
-    is_subset(a, b) && is_subset(b, a)
-}
-
 /// Judges `response` against every expectation of `expect`, in a fixed order:
-/// status, headers, JSON assertions, subset, OperationOutcome, Bundle.
+/// status, headers, JSON assertions, subset, OperationOutcome, Bundle. Each check
+/// carries the line of its expectation.
 pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec<Check> {
     let mut checks = Vec::new();
+    let at = |line: u64, mut check: Check| {
+        check.line = Some(line);
+        check
+    };
     if let Some(status) = &expect.status {
         let ok = status.value.matches(response.status);
-        checks.push(Check::new(
-            "status",
-            ok,
-            status.value.to_string(),
-            response.status.to_string(),
+        checks.push(at(
+            status.line,
+            Check::new(
+                "status",
+                ok,
+                status.value.to_string(),
+                response.status.to_string(),
+            ),
         ));
     }
-    for (name, rule) in &expect.headers {
-        checks.push(header_check(name, &rule.value, response, render));
+    for rule in &expect.headers {
+        checks.push(at(rule.line, header_check(&rule.value, response, render)));
     }
     let needs_body = !expect.json.is_empty()
         || expect.json_subset.is_some()
@@ -101,59 +63,72 @@ pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec
     let body = match response.json() {
         Ok(b) => b,
         Err(why) => {
-            checks.push(Check::new("response body", false, "a JSON document", why));
+            let line = first_body_line(expect);
+            checks.push(at(
+                line,
+                Check::new("response body", false, "a JSON document", why),
+            ));
             return checks;
         }
     };
     for a in &expect.json {
-        checks.push(json_check(&a.value, body, render));
+        checks.push(at(a.line, json_check(&a.value, body, render)));
     }
     if let Some(sub) = &expect.json_subset {
-        checks.push(subset_check(
-            &sub.value.value,
-            &sub.value.ignore,
-            body,
-            render,
-        ));
+        let check = subset_check(&sub.value.value, &sub.value.ignore, body, render);
+        checks.push(at(sub.line, check));
     }
     if let Some(oo) = &expect.operation_outcome {
-        checks.push(fhir::outcome_check(&oo.value, body, render));
+        checks.push(at(oo.line, fhir::outcome_check(&oo.value, body, render)));
     }
     if let Some(b) = &expect.bundle {
-        checks.extend(fhir::bundle_checks(&b.value, body, render));
+        let line = b.line;
+        checks.extend(
+            fhir::bundle_checks(&b.value, body, render)
+                .into_iter()
+                .map(|c| at(line, c)),
+        );
     }
     // Kept in the step's record for the rest of the run.
     checks.shrink_to_fit();
     checks
 }
 
+/// The line of the first expectation that needs a body.
+fn first_body_line(expect: &Expect) -> u64 {
+    let lines = [
+        expect.json.first().map(|j| j.line),
+        expect.json_subset.as_ref().map(|s| s.line),
+        expect.operation_outcome.as_ref().map(|o| o.line),
+        expect.bundle.as_ref().map(|b| b.line),
+    ];
+    lines.into_iter().flatten().min().unwrap_or(0)
+}
+
 fn render_text(text: &str, render: Render<'_>) -> Result<String, String> {
     render(&Value::String(text.to_owned())).map(|v| value_to_text(&v))
 }
 
-fn header_check(name: &str, rule: &HeaderExpect, response: &Response, render: Render<'_>) -> Check {
-    let actual = response.header(name);
+fn header_check(rule: &HeaderRule, response: &Response, render: Render<'_>) -> Check {
+    let actual = response.header(&rule.name);
     let shown = actual
         .clone()
         .unwrap_or_else(|| "no such header".to_owned());
-    let what = format!("header {}", name.to_ascii_lowercase());
-    if let Some(present) = rule.present.or(rule.absent.map(|a| !a)) {
-        let expected = if present { "present" } else { "absent" };
-        return Check::new(what, actual.is_some() == present, expected, shown);
-    }
-    if let Some(re) = &rule.matches {
-        let ok = actual.as_deref().is_some_and(|v| re.0.is_match(v));
-        return Check::new(
-            what,
-            ok,
-            format!("a value matching /{}/", re.0.as_str()),
-            shown,
-        );
-    }
-    let (text, contains) = match (&rule.equals, &rule.contains) {
-        (Some(e), _) => (e, false),
-        (None, Some(c)) => (c, true),
-        (None, None) => return Check::new(what, true, "anything", shown),
+    let what = format!("header {}", rule.name.to_ascii_lowercase());
+    let (text, contains) = match &rule.op {
+        HeaderOp::Present => return Check::new(what, actual.is_some(), "present", shown),
+        HeaderOp::Absent => return Check::new(what, actual.is_none(), "absent", shown),
+        HeaderOp::Matches(re) => {
+            let ok = actual.as_deref().is_some_and(|v| re.0.is_match(v));
+            return Check::new(
+                what,
+                ok,
+                format!("a value matching /{}/", re.0.as_str()),
+                shown,
+            );
+        }
+        HeaderOp::Equals(e) => (e, false),
+        HeaderOp::Contains(c) => (c, true),
     };
     let expected = match render_text(text, render) {
         Ok(t) => t,
@@ -179,9 +154,9 @@ fn header_check(name: &str, rule: &HeaderExpect, response: &Response, render: Re
     )
 }
 
-fn json_check(a: &JsonAssert, body: &Value, render: Render<'_>) -> Check {
-    let path = a.path.0.as_str();
-    let nodes = match a.path.select(body) {
+fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
+    let path = rule.path.0.as_str();
+    let nodes = match rule.path.select(body) {
         Ok(n) => n,
         Err(e) => return Check::new(path, false, "a query that runs", format!("an error: {e}")),
     };
@@ -192,125 +167,121 @@ fn json_check(a: &JsonAssert, body: &Value, render: Render<'_>) -> Check {
             show(&nodes_value(&nodes))
         }
     };
-    if let Some(exists) = a.exists.or(a.absent.map(|x| !x)) {
-        let what = format!("{path} {}", if exists { "exists" } else { "is absent" });
-        return Check::new(
+    let template_error = |what: String, e: String| {
+        Check::new(
             what,
-            nodes.is_empty() != exists,
-            if exists { "a value" } else { "nothing" },
+            false,
+            format!("a value (template error: {e})"),
             found(),
-        );
-    }
-    if let Some(count) = a.count {
-        return Check::new(
+        )
+    };
+    match &rule.op {
+        JsonOp::Exists => Check::new(
+            format!("{path} exists"),
+            !nodes.is_empty(),
+            "a value",
+            found(),
+        ),
+        JsonOp::Absent => Check::new(
+            format!("{path} is absent"),
+            nodes.is_empty(),
+            "nothing",
+            found(),
+        ),
+        JsonOp::Count(count) => Check::new(
             format!("{path} count"),
-            nodes.len() == count,
+            nodes.len() == *count,
             count.to_string(),
             nodes.len().to_string(),
-        );
-    }
-    let rendered = |v: &Value| render(v);
-    if let Some(expected) = &a.equals {
-        let expected = match rendered(expected) {
-            Ok(v) => v,
-            Err(e) => {
-                return Check::new(
-                    format!("{path} equals"),
-                    false,
-                    format!("a value (template error: {e})"),
-                    found(),
-                );
-            }
-        };
-        let ok = !nodes.is_empty() && nodes.iter().all(|n| json_eq(&expected, n));
-        let mut check = Check::new(
-            format!("{path} equals {}", show(&expected)),
-            ok,
-            show(&expected),
-            found(),
-        );
-        if !ok && (expected.is_object() || expected.is_array()) && !nodes.is_empty() {
-            check.diff = Some(unified_diff(
-                &pretty(&expected),
-                &pretty(&nodes_value(&nodes)),
-            ));
+        ),
+        JsonOp::Equals(expected) => match render(expected) {
+            Ok(expected) => equals_check(path, &expected, &nodes, found()),
+            Err(e) => template_error(format!("{path} equals"), e),
+        },
+        JsonOp::Matches(re) => {
+            let ok = !nodes.is_empty()
+                && nodes.iter().all(|n| {
+                    matches!(n, Value::String(_) | Value::Number(_) | Value::Bool(_))
+                        && re.0.is_match(&value_to_text(n))
+                });
+            Check::new(
+                format!("{path} matches /{}/", re.0.as_str()),
+                ok,
+                format!("a value matching /{}/", re.0.as_str()),
+                found(),
+            )
         }
-        return check;
-    }
-    if let Some(re) = &a.matches {
-        let ok = !nodes.is_empty()
-            && nodes.iter().all(|n| {
-                matches!(n, Value::String(_) | Value::Number(_) | Value::Bool(_))
-                    && re.0.is_match(&value_to_text(n))
-            });
-        return Check::new(
-            format!("{path} matches /{}/", re.0.as_str()),
-            ok,
-            format!("a value matching /{}/", re.0.as_str()),
-            found(),
-        );
-    }
-    if let Some(t) = a.type_ {
-        let ok = !nodes.is_empty() && nodes.iter().all(|n| t.accepts(n));
-        let actual = if nodes.is_empty() {
-            "nothing".to_owned()
-        } else {
-            let mut kinds: Vec<&str> = nodes.iter().map(|n| JsonType::of(n)).collect();
-            kinds.dedup();
-            kinds.join(", ")
-        };
-        return Check::new(format!("{path} type"), ok, t.name(), actual);
-    }
-    if let Some(options) = &a.one_of {
-        let options = match rendered(&Value::Array(options.clone())) {
-            Ok(Value::Array(o)) => o,
-            Ok(_) | Err(_) => {
-                return Check::new(
-                    format!("{path} one of"),
-                    false,
-                    "a list (template error)",
+        JsonOp::Type(t) => type_check(path, *t, &nodes),
+        JsonOp::OneOf(options) => match render(&Value::Array(options.clone())) {
+            Ok(Value::Array(options)) => {
+                let ok = !nodes.is_empty()
+                    && nodes.iter().all(|n| options.iter().any(|o| json_eq(o, n)));
+                let shown = show(&Value::Array(options));
+                Check::new(
+                    format!("{path} is one of {shown}"),
+                    ok,
+                    format!("one of {shown}"),
                     found(),
-                );
+                )
             }
-        };
-        let ok = !nodes.is_empty() && nodes.iter().all(|n| options.iter().any(|o| json_eq(o, n)));
-        return Check::new(
-            format!("{path} is one of {}", show(&Value::Array(options.clone()))),
-            ok,
-            format!("one of {}", show(&Value::Array(options))),
-            found(),
-        );
-    }
-    if let Some(expected) = &a.contains {
-        let expected = match rendered(expected) {
-            Ok(v) => v,
-            Err(e) => {
-                return Check::new(
-                    format!("{path} contains"),
-                    false,
-                    format!("a value (template error: {e})"),
+            Ok(_) | Err(_) => Check::new(
+                format!("{path} one of"),
+                false,
+                "a list (template error)",
+                found(),
+            ),
+        },
+        JsonOp::Contains(expected) => match render(expected) {
+            Ok(expected) => {
+                let ok = match nodes.as_slice() {
+                    [Value::String(s)] => expected.as_str().is_some_and(|e| s.contains(e)),
+                    [Value::Array(items)] => items.iter().any(|i| json_eq(&expected, i)),
+                    many => many.iter().any(|n| json_eq(&expected, n)),
+                };
+                Check::new(
+                    format!("{path} contains {}", show(&expected)),
+                    ok,
+                    format!("something containing {}", show(&expected)),
                     found(),
-                );
+                )
             }
-        };
-        let ok = match nodes.as_slice() {
-            [Value::String(s)] => expected.as_str().is_some_and(|e| s.contains(e)),
-            [Value::Array(items)] => items.iter().any(|i| json_eq(&expected, i)),
-            many => many.iter().any(|n| json_eq(&expected, n)),
-        };
-        return Check::new(
-            format!("{path} contains {}", show(&expected)),
-            ok,
-            format!("something containing {}", show(&expected)),
-            found(),
-        );
+            Err(e) => template_error(format!("{path} contains"), e),
+        },
     }
-    Check::new(path, false, "an assertion", "none given")
+}
+
+fn equals_check(path: &str, expected: &Value, nodes: &[&Value], found: String) -> Check {
+    let ok = !nodes.is_empty() && nodes.iter().all(|n| json_eq(expected, n));
+    let mut check = Check::new(
+        format!("{path} equals {}", show(expected)),
+        ok,
+        show(expected),
+        found,
+    );
+    if !ok && (expected.is_object() || expected.is_array()) && !nodes.is_empty() {
+        check.diff = Some(unified_diff(
+            &pretty(expected),
+            &pretty(&nodes_value(nodes)),
+        ));
+    }
+    check
+}
+
+fn type_check(path: &str, t: JsonType, nodes: &[&Value]) -> Check {
+    let ok = !nodes.is_empty() && nodes.iter().all(|n| t.accepts(n));
+    let actual = if nodes.is_empty() {
+        "nothing".to_owned()
+    } else {
+        let mut kinds: Vec<&str> = nodes.iter().map(|n| JsonType::of(n)).collect();
+        kinds.dedup();
+        kinds.join(", ")
+    };
+    Check::new(format!("{path} type"), ok, t.name(), actual)
 }
 
 fn subset_check(
     expected: &Value,
-    ignore: &[crate::scenario::schema::JsonPathExpr],
+    ignore: &[JsonPathExpr],
     body: &Value,
     render: Render<'_>,
 ) -> Check {
@@ -353,10 +324,21 @@ fn subset_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::schema::Expect;
 
+    /// The `expect` block `yaml` as the loader builds it, inside a one-step scenario.
     fn expect(yaml: &str) -> Expect {
-        serde_saphyr::from_str(yaml).unwrap()
+        let block: Vec<String> = yaml.lines().map(|l| format!("      {l}")).collect();
+        let doc = format!(
+            "name: t\nsteps:\n  - request: {{ method: GET, path: /x }}\n    expect:\n{}\n",
+            block.join("\n")
+        );
+        let opts = crate::scenario::LoadOptions {
+            known_vars: ["id".to_owned()].into(),
+        };
+        let mut suite =
+            crate::scenario::load::load_str("t.yaml", &doc, std::path::Path::new("."), &opts)
+                .unwrap_or_else(|d| panic!("{d:?}"));
+        suite.scenarios.remove(0).steps.remove(0).expect
     }
 
     fn response(status: u16, body: &str) -> Response {

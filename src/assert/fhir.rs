@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::eval::{Check, Render, json_eq};
+use super::check::{Check, Render, json_eq};
 use crate::scenario::schema::{BundleExpect, OutcomeExpect};
 use crate::template::value_to_text;
 

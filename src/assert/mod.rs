@@ -1,11 +1,13 @@
 //! Judging a response against a step's `expect`: every check yields a [`Check`]
 //! that says what was expected, what came back and, for documents, a diff.
 
+mod check;
 mod diff;
 mod eval;
 mod fhir;
 mod json;
 
+pub use check::Check;
 pub use diff::unified_diff;
-pub use eval::{Check, evaluate};
+pub use eval::evaluate;
 pub use json::is_subset;

@@ -63,6 +63,15 @@ pub fn assemble(
     (record, comparison)
 }
 
+/// Why the run's results could not all be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("evidence not written: {0}")]
+    Evidence(evidence::EvidenceError),
+}
+
 /// What [`publish`] wrote besides the reports.
 #[derive(Debug, Default)]
 pub struct Published {
@@ -83,7 +92,7 @@ pub fn publish(
     plan: &Plan,
     record: &RunRecord,
     spill: Option<&Arc<Spill>>,
-) -> Result<Published, ReportError> {
+) -> Result<Published, PublishError> {
     report::write_all(record, &plan.reports, spill)?;
     let mut published = Published::default();
     match report::append_step_summary(record) {
@@ -91,14 +100,19 @@ pub fn publish(
         Err(e) => published.step_summary_error = Some(e),
     }
     if let Some(ev) = &plan.evidence {
+        let r = &plan.reports;
         let evidence = evidence::Evidence {
-            reports: &plan.reports,
+            reports: [
+                ("run.json", &r.json),
+                ("junit.xml", &r.junit),
+                ("summary.md", &r.markdown),
+            ],
             files: &record.files,
             harness_version: &record.harness_version,
             created_at: &record.finished_at,
         };
         let n =
-            evidence::write(&ev.dir, &evidence, ev.key.as_ref()).map_err(ReportError::Evidence)?;
+            evidence::write(&ev.dir, &evidence, ev.key.as_ref()).map_err(PublishError::Evidence)?;
         published.evidence = Some((ev.dir.clone(), n));
         published.signed = ev.key.is_some();
     }

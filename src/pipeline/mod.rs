@@ -16,7 +16,7 @@ mod execute;
 mod plan;
 mod select;
 
-pub use assemble::{Published, Timing, assemble, publish};
+pub use assemble::{PublishError, Published, Timing, assemble, publish};
 pub use connect::{ConnectError, Connection, connect};
 pub use execute::{Terminal, execute, execute_quietly, list};
 pub use plan::{
@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use crate::compare::Comparison;
 use crate::record::RunRecord;
-use crate::report::{ReportError, ReportPaths};
+use crate::report::ReportPaths;
 
 /// How a `run` ended when it ended as planned.
 #[derive(Debug)]
@@ -70,7 +70,7 @@ pub enum RunError {
     /// The run happened, but a report or the evidence could not be written.
     #[error("{error}")]
     Report {
-        error: ReportError,
+        error: PublishError,
         record: Box<RunRecord>,
     },
 }

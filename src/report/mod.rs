@@ -51,8 +51,6 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("evidence not written: {0}")]
-    Evidence(crate::evidence::EvidenceError),
 }
 
 /// Writes every report: `run.json`, the largest, on a thread of its own and straight

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
-use super::model::{Body, FixtureFile, Requirement, Scenario, Step, SuiteFile, Target};
-use super::schema::{self, FileDoc, HeaderExpect, ScenarioDoc, SpannedMap};
+use super::model::{
+    BodySpec, Capture, CaptureSource, Expect, FixtureFile, HeaderOp, HeaderRule, JsonOp, JsonRule,
+    Located, Requirement, Scenario, Step, SubsetRule, SuiteFile, Target,
+};
+use super::schema::{self, FileDoc, ScenarioDoc, SpannedMap};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::files::{
     discover, display_path, no_nul_byte, push_at, read_text, sha256_hex, yaml_error,
@@ -475,42 +478,44 @@ impl Builder<'_> {
             );
         }
         let mut body = if let Some(json) = req.json {
-            Body::Json(json.value)
+            BodySpec::Json(json.value)
         } else if let Some(file) = req.json_file {
             match self.fixture(&file) {
                 Some(text) => match serde_json::from_str::<Value>(&text) {
-                    Ok(v) => Body::Json(v),
+                    Ok(v) => BodySpec::Json(v),
                     Err(e) => {
                         self.err_at(
                             file.referenced,
                             format!("fixture `{}` is not JSON: {e}", file.value),
                         );
-                        Body::None
+                        BodySpec::None
                     }
                 },
-                None => Body::None,
+                None => BodySpec::None,
             }
         } else if let Some(raw) = req.body {
-            Body::Raw { text: raw.value }
+            BodySpec::Raw { text: raw.value }
         } else if let Some(file) = req.body_file {
             self.fixture(&file)
-                .map_or(Body::None, |text| Body::Raw { text })
+                .map_or(BodySpec::None, |text| BodySpec::Raw { text })
         } else if let Some(form) = form {
-            Body::Form(form)
+            BodySpec::Form(form)
         } else {
-            Body::None
+            BodySpec::None
         };
         if let Some(patch) = req.json_merge {
             match &mut body {
-                Body::Json(doc) => merge_patch(doc, &patch.value),
+                BodySpec::Json(doc) => merge_patch(doc, &patch.value),
                 _ => {
                     self.err_at(patch.referenced, "`json_merge` patches a `json` or `json_file` body, and this request has none");
                 }
             }
         }
         match &body {
-            Body::Json(v) => reads.extend(self.check_refs(req_loc, v, known, "the request body")),
-            Body::Raw { text } => reads.extend(self.check_refs(
+            BodySpec::Json(v) => {
+                reads.extend(self.check_refs(req_loc, v, known, "the request body"))
+            }
+            BodySpec::Raw { text } => reads.extend(self.check_refs(
                 req_loc,
                 &Value::String(text.clone()),
                 known,
@@ -520,22 +525,38 @@ impl Builder<'_> {
         }
         let content_type = req.content_type.map(|c| c.value);
 
-        self.expect(&step.expect, known, &mut reads);
+        let expect = self.expect(step.expect, known, &mut reads);
 
         let mut capture = Vec::new();
         for (name, cap) in step.capture {
             if !is_identifier(&name) {
                 self.err_at(cap.referenced, format!("`{name}` is not a variable name"));
             }
-            let sources =
-                usize::from(cap.value.header.is_some()) + usize::from(cap.value.json.is_some());
-            if sources != 1 {
-                self.err_at(
-                    cap.referenced,
-                    format!("capture `{name}` takes exactly one of `header` or `json`"),
-                );
-            }
-            capture.push((name, cap.value));
+            let schema::Capture {
+                header,
+                json,
+                regex,
+                secret,
+            } = cap.value;
+            let source = match (header, json) {
+                (Some(h), None) => CaptureSource::Header(h),
+                (None, Some(j)) => CaptureSource::Json(j),
+                _ => {
+                    self.err_at(
+                        cap.referenced,
+                        format!("capture `{name}` takes exactly one of `header` or `json`"),
+                    );
+                    continue;
+                }
+            };
+            capture.push((
+                name,
+                Capture {
+                    source,
+                    regex,
+                    secret,
+                },
+            ));
         }
         for (name, _) in &capture {
             known.insert(name.clone());
@@ -556,8 +577,6 @@ impl Builder<'_> {
         // Vec to 4 slots for its first item, ~1 KiB for one JSON assertion).
         reads.shrink_to_fit();
         capture.shrink_to_fit();
-        let mut expect = step.expect;
-        expect.json.shrink_to_fit();
         Some(Step {
             name,
             line: req_loc.line(),
@@ -576,24 +595,25 @@ impl Builder<'_> {
         })
     }
 
+    /// The step's expectations as runtime rules, each with its line; every problem
+    /// is reported at its own position.
     fn expect(
         &mut self,
-        expect: &schema::Expect,
+        expect: schema::Expect,
         known: &BTreeSet<String>,
         reads: &mut Vec<String>,
-    ) {
+    ) -> Expect {
+        let mut headers = Vec::with_capacity(expect.headers.len());
         let mut lower = HashSet::new();
-        for (name, rule) in &expect.headers {
+        for (name, rule) in expect.headers {
             if !lower.insert(name.to_ascii_lowercase()) {
                 self.err_at(
                     rule.referenced,
                     format!("header `{name}` is expected twice (names are case-insensitive)"),
                 );
             }
-            let HeaderExpect {
-                equals, contains, ..
-            } = &rule.value;
-            for text in [equals, contains].into_iter().flatten() {
+            let op = header_op(rule.value);
+            if let HeaderOp::Equals(text) | HeaderOp::Contains(text) = &op {
                 reads.extend(self.check_refs(
                     rule.referenced,
                     &Value::String(text.clone()),
@@ -601,74 +621,115 @@ impl Builder<'_> {
                     &format!("header `{name}`"),
                 ));
             }
+            headers.push(located(rule.referenced, HeaderRule { name, op }));
         }
-        for a in &expect.json {
-            let ops = [
-                a.value.equals.is_some(),
-                a.value.exists.is_some(),
-                a.value.absent.is_some(),
-                a.value.matches.is_some(),
-                a.value.contains.is_some(),
-                a.value.count.is_some(),
-                a.value.type_.is_some(),
-                a.value.one_of.is_some(),
-            ]
-            .into_iter()
-            .filter(|b| *b)
-            .count();
-            if ops != 1 {
-                self.err_at(a.referenced, format!("a JSON assertion on `{}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of ({ops} given)", a.value.path.0))
-                    .help = Some("write one list item per check".to_owned());
-            }
-            for v in [&a.value.equals, &a.value.contains].into_iter().flatten() {
-                reads.extend(self.check_refs(
-                    a.referenced,
-                    v,
-                    known,
-                    &format!("the assertion on `{}`", a.value.path.0),
-                ));
-            }
-            if let Some(list) = &a.value.one_of {
-                reads.extend(self.check_refs(
-                    a.referenced,
-                    &Value::Array(list.clone()),
-                    known,
-                    "`one_of`",
-                ));
+        let mut json = Vec::with_capacity(expect.json.len());
+        for a in expect.json {
+            if let Some(rule) = self.json_rule(a.value, a.referenced, known, reads) {
+                json.push(located(a.referenced, rule));
             }
         }
-        if let Some(sub) = &expect.json_subset {
+        let json_subset = expect.json_subset.map(|sub| {
             reads.extend(self.check_refs(sub.referenced, &sub.value.value, known, "`json_subset`"));
-        }
+            let schema::JsonSubset { value, ignore } = sub.value;
+            Box::new(located(sub.referenced, SubsetRule { value, ignore }))
+        });
         if let Some(oo) = &expect.operation_outcome {
-            let o = &oo.value;
-            if o.severity.is_none()
-                && o.code.is_none()
-                && o.text.is_none()
-                && o.text_contains.is_none()
-            {
-                self.err_at(
-                    oo.referenced,
-                    "`operation_outcome` needs at least one of severity, code, text, text_contains",
-                )
-                .help = Some(
-                    "write `operation_outcome: { severity: error }` to accept any error outcome"
-                        .to_owned(),
-                );
-            }
-            for t in [&o.text, &o.text_contains].into_iter().flatten() {
-                reads.extend(self.check_refs(
-                    oo.referenced,
-                    &Value::String(t.clone()),
-                    known,
-                    "`operation_outcome`",
-                ));
-            }
+            self.check_outcome(oo, known, reads);
         }
         if let Some(b) = &expect.bundle {
             for v in [&b.value.total, &b.value.entries].into_iter().flatten() {
                 reads.extend(self.check_refs(b.referenced, v, known, "`bundle`"));
             }
+        }
+        Expect {
+            status: expect.status.map(|s| located(s.referenced, s.value)),
+            headers,
+            json,
+            json_subset,
+            operation_outcome: expect
+                .operation_outcome
+                .map(|o| Box::new(located(o.referenced, o.value))),
+            bundle: expect
+                .bundle
+                .map(|b| Box::new(located(b.referenced, b.value))),
+        }
+    }
+
+    /// One JSON assertion as a rule: exactly one operation, or an error at its line.
+    fn json_rule(
+        &mut self,
+        a: schema::JsonAssert,
+        at: Location,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Option<JsonRule> {
+        let schema::JsonAssert {
+            path,
+            equals,
+            exists,
+            absent,
+            matches,
+            contains,
+            count,
+            type_,
+            one_of,
+        } = a;
+        let mut ops: Vec<JsonOp> = Vec::with_capacity(1);
+        ops.extend(equals.map(JsonOp::Equals));
+        ops.extend(exists.map(|e| if e { JsonOp::Exists } else { JsonOp::Absent }));
+        ops.extend(absent.map(|a| if a { JsonOp::Absent } else { JsonOp::Exists }));
+        ops.extend(matches.map(JsonOp::Matches));
+        ops.extend(contains.map(JsonOp::Contains));
+        ops.extend(count.map(JsonOp::Count));
+        ops.extend(type_.map(JsonOp::Type));
+        ops.extend(one_of.map(JsonOp::OneOf));
+        if ops.len() != 1 {
+            self.err_at(at, format!("a JSON assertion on `{}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of ({} given)", path.0, ops.len()))
+                .help = Some("write one list item per check".to_owned());
+            return None;
+        }
+        let op = ops.pop()?;
+        match &op {
+            JsonOp::Equals(v) | JsonOp::Contains(v) => reads.extend(self.check_refs(
+                at,
+                v,
+                known,
+                &format!("the assertion on `{}`", path.0),
+            )),
+            JsonOp::OneOf(list) => {
+                reads.extend(self.check_refs(at, &Value::Array(list.clone()), known, "`one_of`"))
+            }
+            _ => {}
+        }
+        Some(JsonRule { path, op })
+    }
+
+    fn check_outcome(
+        &mut self,
+        oo: &Spanned<schema::OutcomeExpect>,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) {
+        let o = &oo.value;
+        if o.severity.is_none() && o.code.is_none() && o.text.is_none() && o.text_contains.is_none()
+        {
+            self.err_at(
+                oo.referenced,
+                "`operation_outcome` needs at least one of severity, code, text, text_contains",
+            )
+            .help = Some(
+                "write `operation_outcome: { severity: error }` to accept any error outcome"
+                    .to_owned(),
+            );
+        }
+        for t in [&o.text, &o.text_contains].into_iter().flatten() {
+            reads.extend(self.check_refs(
+                oo.referenced,
+                &Value::String(t.clone()),
+                known,
+                "`operation_outcome`",
+            ));
         }
     }
 
@@ -693,6 +754,31 @@ impl Builder<'_> {
                 None
             }
         }
+    }
+}
+
+fn located<T>(loc: Location, value: T) -> Located<T> {
+    Located {
+        line: loc.line(),
+        value,
+    }
+}
+
+/// A header expectation as its one operation (the schema lets through exactly one).
+fn header_op(rule: schema::HeaderExpect) -> HeaderOp {
+    let schema::HeaderExpect {
+        equals,
+        matches,
+        contains,
+        present,
+        absent,
+    } = rule;
+    match (equals, matches, contains, present.or(absent.map(|a| !a))) {
+        (Some(e), ..) => HeaderOp::Equals(e),
+        (_, Some(m), ..) => HeaderOp::Matches(m),
+        (_, _, Some(c), _) => HeaderOp::Contains(c),
+        (.., Some(false)) => HeaderOp::Absent,
+        _ => HeaderOp::Present,
     }
 }
 

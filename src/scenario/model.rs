@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 
-use super::schema::{Capture, Expect, Method};
+pub use super::schema::{
+    BundleExpect as BundleSpec, JsonPathExpr, JsonType, Method, OutcomeExpect as OutcomeSpec,
+    Pattern, StatusExpect as StatusOp,
+};
 
 /// One scenario file (one JUnit `<testsuite>`).
 #[derive(Debug)]
@@ -81,6 +84,88 @@ impl std::fmt::Display for Requirement {
     }
 }
 
+/// A value with the line of the scenario file it was written on: where a failure of
+/// it points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    pub line: u64,
+    pub value: T,
+}
+
+/// What a step expects of the response, checked in this order. A new kind of
+/// expectation is a new member here and a new variant of its own op.
+#[derive(Debug, Default)]
+pub struct Expect {
+    pub status: Option<Located<StatusOp>>,
+    /// One rule per header name (names case-insensitive), sorted.
+    pub headers: Vec<Located<HeaderRule>>,
+    pub json: Vec<Located<JsonRule>>,
+    // Boxed: most steps have none of these, and a step's size is paid once per step
+    // of a suite for as long as it runs.
+    pub json_subset: Option<Box<Located<SubsetRule>>>,
+    pub operation_outcome: Option<Box<Located<OutcomeSpec>>>,
+    pub bundle: Option<Box<Located<BundleSpec>>>,
+}
+
+#[derive(Debug)]
+pub struct HeaderRule {
+    pub name: String,
+    pub op: HeaderOp,
+}
+
+/// One check of a response header.
+#[derive(Debug)]
+pub enum HeaderOp {
+    Equals(String),
+    Matches(Pattern),
+    Contains(String),
+    Present,
+    Absent,
+}
+
+#[derive(Debug)]
+pub struct JsonRule {
+    pub path: JsonPathExpr,
+    pub op: JsonOp,
+}
+
+/// One check of the nodes a JSONPath selects in the body.
+#[derive(Debug)]
+pub enum JsonOp {
+    Equals(Value),
+    Exists,
+    Absent,
+    Matches(Pattern),
+    Contains(Value),
+    Count(usize),
+    Type(JsonType),
+    OneOf(Vec<Value>),
+}
+
+/// `json_subset`: the expected document is contained in the body, once the `ignore`
+/// paths are removed from both.
+#[derive(Debug)]
+pub struct SubsetRule {
+    pub value: Value,
+    pub ignore: Vec<JsonPathExpr>,
+}
+
+/// Where a captured value comes from.
+#[derive(Debug)]
+pub enum CaptureSource {
+    Header(String),
+    Json(JsonPathExpr),
+}
+
+#[derive(Debug)]
+pub struct Capture {
+    pub source: CaptureSource,
+    /// The first group (or the whole match) of this pattern in the value.
+    pub regex: Option<Pattern>,
+    /// The captured value is masked in every output (e.g. a token).
+    pub secret: bool,
+}
+
 #[derive(Debug)]
 pub struct Step {
     pub name: String,
@@ -116,7 +201,7 @@ pub struct Request {
     pub target: Target,
     pub query: Vec<(String, Value)>,
     pub headers: Vec<(String, Value)>,
-    pub body: Body,
+    pub body: BodySpec,
     /// Overrides the body's default content type.
     pub content_type: Option<String>,
 }
@@ -127,8 +212,9 @@ pub enum Target {
     Url(String),
 }
 
+/// The request body as the step gives it (templates not yet rendered).
 #[derive(Debug)]
-pub enum Body {
+pub enum BodySpec {
     None,
     Json(Value),
     Raw { text: String },
