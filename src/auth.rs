@@ -252,7 +252,7 @@ impl Auth {
 
 /// A SMART Backend Services client assertion: `iss` = `sub` = the client id, `aud` =
 /// the token URL, a fresh `jti`, valid for five minutes.
-pub fn sign_assertion(
+fn sign_assertion(
     client_id: &str,
     token_url: &str,
     key_pem: &[u8],

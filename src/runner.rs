@@ -423,7 +423,7 @@ impl Runner {
             }
         };
         record.status = Some(exchange.response.status);
-        let render = |v: &Value| self.config.templates.render_value(v, vars).map_err(|e| e.0);
+        let render = |v: &Value| self.config.templates.render_value(v, vars);
         record.checks = evaluate(&step.expect, &exchange.response, &render);
         let failed: Vec<&Check> = record.checks.iter().filter(|c| !c.passed).collect();
         if !failed.is_empty() {

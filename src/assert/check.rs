@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::json::is_subset;
+use crate::template::TemplateError;
 
 /// The verdict of one expectation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +49,7 @@ impl Check {
 }
 
 /// Renders the templates inside an expected value.
-pub type Render<'a> = &'a dyn Fn(&Value) -> Result<Value, String>;
+pub type Render<'a> = &'a dyn Fn(&Value) -> Result<Value, TemplateError>;
 
 pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
     is_subset(a, b) && is_subset(b, a)

@@ -8,6 +8,7 @@ use crate::http::Response;
 use crate::scenario::model::{
     Expect, HeaderOp, HeaderRule, JsonOp, JsonPathExpr, JsonRule, JsonType,
 };
+use crate::template::TemplateError;
 use crate::template::value_to_text;
 
 fn show(v: &Value) -> String {
@@ -105,7 +106,7 @@ fn first_body_line(expect: &Expect) -> u64 {
     lines.into_iter().flatten().min().unwrap_or(0)
 }
 
-fn render_text(text: &str, render: Render<'_>) -> Result<String, String> {
+fn render_text(text: &str, render: Render<'_>) -> Result<String, TemplateError> {
     render(&Value::String(text.to_owned())).map(|v| value_to_text(&v))
 }
 
@@ -167,7 +168,7 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
             show(&nodes_value(&nodes))
         }
     };
-    let template_error = |what: String, e: String| {
+    let template_error = |what: String, e: TemplateError| {
         Check::new(
             what,
             false,
@@ -355,7 +356,7 @@ mod tests {
         )
     }
 
-    fn identity(v: &Value) -> Result<Value, String> {
+    fn identity(v: &Value) -> Result<Value, TemplateError> {
         Ok(v.clone())
     }
 
@@ -488,7 +489,7 @@ mod tests {
 
     #[test]
     fn templates_in_expected_values_are_rendered() {
-        let render = |v: &Value| -> Result<Value, String> {
+        let render = |v: &Value| -> Result<Value, TemplateError> {
             Ok(if v == &Value::String("{{ id }}".into()) {
                 Value::String("p1".into())
             } else {

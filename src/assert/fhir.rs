@@ -41,11 +41,12 @@ fn describe_issues(body: &Value) -> String {
 /// Passes when the body is an OperationOutcome with at least one issue matching every
 /// given field (`text` against `details.text` or `diagnostics`).
 pub(crate) fn outcome_check(expect: &OutcomeExpect, body: &Value, render: Render<'_>) -> Check {
-    let render_opt = |t: &Option<String>| -> Result<Option<String>, String> {
-        t.as_ref()
-            .map(|t| render(&Value::String(t.clone())).map(|v| value_to_text(&v)))
-            .transpose()
-    };
+    let render_opt =
+        |t: &Option<String>| -> Result<Option<String>, crate::template::TemplateError> {
+            t.as_ref()
+                .map(|t| render(&Value::String(t.clone())).map(|v| value_to_text(&v)))
+                .transpose()
+        };
     let (text, text_contains) = match (render_opt(&expect.text), render_opt(&expect.text_contains))
     {
         (Ok(a), Ok(b)) => (a, b),
@@ -196,7 +197,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn id(v: &Value) -> Result<Value, String> {
+    fn id(v: &Value) -> Result<Value, crate::template::TemplateError> {
         Ok(v.clone())
     }
 

@@ -790,7 +790,7 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
+fn parse_requirement(text: &str) -> Result<Requirement, String> {
     let text = text.trim();
     if let Some((resource, interaction)) = text.split_once('.')
         && resource
