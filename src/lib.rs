@@ -18,6 +18,7 @@ pub mod files;
 pub mod http;
 pub mod interrupt;
 pub mod pipeline;
+pub mod prepare;
 pub mod record;
 pub mod redact;
 pub mod report;

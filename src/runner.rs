@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::assert::{Check, evaluate};
-use crate::auth::Auth;
+use crate::auth::{Auth, AuthError};
 use crate::http::{BaseUrl, Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
 use crate::interrupt::Interrupt;
+use crate::prepare::prepare;
 use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 use crate::redact::Redactor;
-use crate::scenario::model::{BodySpec, Capture, CaptureSource, FHIR_JSON, Scenario, Step, Target};
+use crate::scenario::model::{Capture, CaptureSource, Scenario, Step};
 use crate::spill::Spill;
 use crate::template::{SlotClock, Templates, value_to_text};
 
@@ -99,7 +100,24 @@ impl Runner {
         let started = Instant::now();
         let mut record = Self::not_run(scenario, Verdict::Passed, String::new());
         record.reason = None;
+        let mut vars = match self.scenario_vars(scenario) {
+            Ok(vars) => vars,
+            Err(reason) => {
+                record.verdict = Verdict::Error;
+                record.reason = Some(reason);
+                record.duration_secs = started.elapsed().as_secs_f64();
+                return record;
+            }
+        };
+        self.steps(scenario, &mut vars, &mut record).await;
+        self.cleanup(scenario, &mut vars, &mut record).await;
+        record.duration_secs = started.elapsed().as_secs_f64();
+        record
+    }
 
+    /// The run's variables, the built-in ones, then the scenario's defaults in order
+    /// (the target's and the command line's win); why one cannot be rendered.
+    fn scenario_vars(&self, scenario: &Scenario) -> Result<Map<String, Value>, String> {
         let mut vars = self.config.vars.clone();
         vars.insert("run_id".to_owned(), Value::String(self.run_id.clone()));
         // Tells slot() which scenario asks, so each books in a week of its own.
@@ -115,19 +133,23 @@ impl Runner {
             if self.config.vars.contains_key(name) {
                 continue;
             }
-            match self.config.templates.render_value(value, &vars) {
-                Ok(v) => {
-                    vars.insert(name.clone(), v);
-                }
-                Err(e) => {
-                    record.verdict = Verdict::Error;
-                    record.reason = Some(format!("variable `{name}`: {e}"));
-                    record.duration_secs = started.elapsed().as_secs_f64();
-                    return record;
-                }
-            }
+            let v = self
+                .config
+                .templates
+                .render_value(value, &vars)
+                .map_err(|e| format!("variable `{name}`: {e}"))?;
+            vars.insert(name.clone(), v);
         }
+        Ok(vars)
+    }
 
+    /// The steps in order, until one does not pass or the run is interrupted.
+    async fn steps(
+        &self,
+        scenario: &Scenario,
+        vars: &mut Map<String, Value>,
+        record: &mut ScenarioRecord,
+    ) {
         for step in &scenario.steps {
             if self.config.interrupt.is_set() {
                 record.verdict = Verdict::Error;
@@ -135,10 +157,10 @@ impl Runner {
                     "interrupted before step '{}' (line {})",
                     step.name, step.line
                 ));
-                break;
+                return;
             }
             let step_record = tokio::select! {
-                r = self.step(step, Phase::Step, &mut vars) => r,
+                r = self.step(step, Phase::Step, vars) => r,
                 () = self.config.interrupt.wait() => {
                     let mut r = blank_record(step, Phase::Step);
                     r.verdict = Verdict::Error;
@@ -158,10 +180,20 @@ impl Runner {
             }
             record.steps.push(step_record);
             if verdict != Verdict::Passed {
-                break;
+                return;
             }
         }
-        let mut cleanup_deadline = None;
+    }
+
+    /// Every cleanup step whose variables were captured; after an interruption, all of
+    /// them within the cleanup budget.
+    async fn cleanup(
+        &self,
+        scenario: &Scenario,
+        vars: &mut Map<String, Value>,
+        record: &mut ScenarioRecord,
+    ) {
+        let mut deadline = None;
         for step in &scenario.cleanup {
             let missing: Vec<&str> = step
                 .reads
@@ -176,126 +208,25 @@ impl Runner {
                 record.steps.push(skipped);
                 continue;
             }
-            // Cleanups run even after an interruption, then within a bound.
-            let step_record = if self.config.interrupt.is_set() {
-                let deadline = *cleanup_deadline.get_or_insert_with(|| {
-                    tokio::time::Instant::now() + self.config.cleanup_budget
-                });
-                match tokio::time::timeout_at(deadline, self.step(step, Phase::Cleanup, &mut vars))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => {
-                        let mut r = blank_record(step, Phase::Cleanup);
-                        r.verdict = Verdict::Error;
-                        r.message = Some(format!(
-                            "interrupted: the cleanup did not finish within {} s",
-                            self.config.cleanup_budget.as_secs()
-                        ));
-                        r
-                    }
-                }
+            if self.config.interrupt.is_set() {
+                let budget = self.config.cleanup_budget;
+                let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + budget);
+                let bounded = tokio::time::timeout_at(at, self.step(step, Phase::Cleanup, vars));
+                record.steps.push(bounded.await.unwrap_or_else(|_| {
+                    let mut r = blank_record(step, Phase::Cleanup);
+                    r.verdict = Verdict::Error;
+                    r.message = Some(format!(
+                        "interrupted: the cleanup did not finish within {} s",
+                        budget.as_secs()
+                    ));
+                    r
+                }));
             } else {
-                self.step(step, Phase::Cleanup, &mut vars).await
-            };
-            record.steps.push(step_record);
-        }
-        record.duration_secs = started.elapsed().as_secs_f64();
-        record
-    }
-
-    fn prepare(&self, step: &Step, vars: &Map<String, Value>) -> Result<PreparedRequest, String> {
-        let r = &step.request;
-        let t = &self.config.templates;
-        let mut url = match &r.target {
-            Target::Url(u) => t
-                .render_string(u, vars)
-                .map_err(|e| format!("`url`: {e}"))?,
-            Target::Path(p) => {
-                let path = t
-                    .render_string(p, vars)
-                    .map_err(|e| format!("`path`: {e}"))?;
-                self.config.base_url.join(&path)
-            }
-        };
-        if !r.query.is_empty() {
-            let mut pairs = Vec::new();
-            for (name, value) in &r.query {
-                let value = t
-                    .render_value(value, vars)
-                    .map_err(|e| format!("query `{name}`: {e}"))?;
-                match value {
-                    Value::Array(items) => {
-                        pairs.extend(items.iter().map(|i| (name.clone(), value_to_text(i))))
-                    }
-                    Value::Null => {}
-                    other => pairs.push((name.clone(), value_to_text(&other))),
-                }
-            }
-            let mut parsed = reqwest::Url::parse(&url)
-                .map_err(|e| format!("`{url}` is not a valid URL: {e}"))?;
-            parsed.query_pairs_mut().extend_pairs(pairs);
-            url = parsed.to_string();
-        }
-        let mut headers = Vec::new();
-        for (name, value) in &r.headers {
-            let value = t
-                .render_value(value, vars)
-                .map_err(|e| format!("header `{name}`: {e}"))?;
-            headers.push((name.clone(), value_to_text(&value)));
-        }
-        let (body, default_type) = match &r.body {
-            BodySpec::None => (None, None),
-            BodySpec::Json(doc) => {
-                let doc = t
-                    .render_value(doc, vars)
-                    .map_err(|e| format!("body: {e}"))?;
-                (
-                    Some(serde_json::to_vec(&doc).map_err(|e| e.to_string())?),
-                    Some(FHIR_JSON),
-                )
-            }
-            BodySpec::Raw { text } => (
-                Some(
-                    t.render_string(text, vars)
-                        .map_err(|e| format!("body: {e}"))?
-                        .into_bytes(),
-                ),
-                None,
-            ),
-            BodySpec::Form(fields) => {
-                let mut form =
-                    reqwest::Url::parse("http://form.invalid/").map_err(|e| e.to_string())?;
-                {
-                    let mut pairs = form.query_pairs_mut();
-                    for (name, value) in fields {
-                        let value = t
-                            .render_value(value, vars)
-                            .map_err(|e| format!("form `{name}`: {e}"))?;
-                        pairs.append_pair(name, &value_to_text(&value));
-                    }
-                }
-                (
-                    Some(form.query().unwrap_or("").as_bytes().to_vec()),
-                    Some("application/x-www-form-urlencoded"),
-                )
-            }
-        };
-        let has_content_type = headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
-        if !has_content_type {
-            let content_type = r.content_type.as_deref().or(default_type);
-            if let (Some(ct), Some(_)) = (content_type, &body) {
-                headers.push(("Content-Type".to_owned(), ct.to_owned()));
+                record
+                    .steps
+                    .push(self.step(step, Phase::Cleanup, vars).await);
             }
         }
-        Ok(PreparedRequest {
-            method: step.request.method.as_str().to_owned(),
-            url,
-            headers,
-            body,
-        })
     }
 
     /// Whether `url` is on the target's origin: credentials go nowhere else.
@@ -314,22 +245,14 @@ impl Runner {
         step: &Step,
         mut request: PreparedRequest,
     ) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
-        let mut credential = None;
-        let has_own = request
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-        if step.auth && !has_own && !self.config.auth.is_none() && self.on_target(&request.url) {
-            match self.config.auth.header().await {
-                Ok(Some(h)) => {
-                    request
-                        .headers
-                        .push(("Authorization".to_owned(), h.clone()));
-                    credential = Some(h);
-                }
-                Ok(None) => {}
-                Err(e) => return Err((request, NoAnswer::Auth(e))),
-            }
+        let mut credential = match self.credential_for(step, &request).await {
+            Ok(c) => c,
+            Err(e) => return Err((request, NoAnswer::Auth(e))),
+        };
+        if let Some(h) = &credential {
+            request
+                .headers
+                .push(("Authorization".to_owned(), h.clone()));
         }
         let expects = |status: u16| {
             step.expect
@@ -345,6 +268,7 @@ impl Runner {
         loop {
             let exchange = self.config.client.send(request).await?;
             let status = exchange.response.status;
+            request = exchange.request;
             if status == 401
                 && !renewed
                 && !expects(401)
@@ -352,122 +276,163 @@ impl Runner {
                 && self.config.auth.reject(used).await
             {
                 renewed = true;
-                request = exchange.request;
-                let fresh = match self.config.auth.header().await {
-                    Ok(Some(h)) => h,
-                    Ok(None) => {
-                        return Err((
-                            request,
-                            NoAnswer::Auth(crate::auth::AuthError::NoTokenEndpoint),
-                        ));
-                    }
+                match self.renew(&mut request).await {
+                    Ok(fresh) => credential = Some(fresh),
                     Err(e) => return Err((request, NoAnswer::Auth(e))),
-                };
-                for (name, value) in &mut request.headers {
-                    if name.eq_ignore_ascii_case("authorization") {
-                        *value = fresh.clone();
-                    }
                 }
-                credential = Some(fresh);
                 continue;
             }
             if matches!(status, 429 | 503)
                 && !expects(status)
                 && let Some(delay) = retry_after(&exchange.response)
             {
-                if waited + delay > self.config.retry_budget {
+                // Saturating: a server's Retry-After may be any number.
+                waited = waited.saturating_add(delay);
+                if waited > self.config.retry_budget {
+                    let waited_secs = waited.saturating_sub(delay).as_secs();
+                    let budget_secs = self.config.retry_budget.as_secs();
                     return Err((
-                        exchange.request,
+                        request,
                         NoAnswer::Throttled {
                             status,
-                            waited_secs: waited.as_secs(),
-                            budget_secs: self.config.retry_budget.as_secs(),
+                            waited_secs,
+                            budget_secs,
                         },
                     ));
                 }
                 tokio::time::sleep(delay).await;
-                waited += delay;
-                request = exchange.request;
                 continue;
             }
-            return Ok(exchange);
+            return Ok(Exchange {
+                request,
+                ..exchange
+            });
         }
     }
 
+    /// The `Authorization` value this step's request gets: none when the step says
+    /// `auth: false`, sets its own, or goes to another origin than the target's.
+    async fn credential_for(
+        &self,
+        step: &Step,
+        request: &PreparedRequest,
+    ) -> Result<Option<String>, AuthError> {
+        let has_own = request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        if !step.auth || has_own || self.config.auth.is_none() || !self.on_target(&request.url) {
+            return Ok(None);
+        }
+        self.config.auth.header().await
+    }
+
+    /// After a 401: a fresh token in place of the rejected one.
+    async fn renew(&self, request: &mut PreparedRequest) -> Result<String, AuthError> {
+        let fresh = self
+            .config
+            .auth
+            .header()
+            .await?
+            .ok_or(AuthError::NoTokenEndpoint)?;
+        for (name, value) in &mut request.headers {
+            if name.eq_ignore_ascii_case("authorization") {
+                *value = fresh.clone();
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// One step: its request prepared and sent, the response judged, its captures
+    /// taken, and the exchange kept as evidence.
     async fn step(&self, step: &Step, phase: Phase, vars: &mut Map<String, Value>) -> StepRecord {
         let started = Instant::now();
+        let redactor = &self.config.redactor;
         let mut record = blank_record(step, phase);
         record.method = Some(step.request.method.as_str().to_owned());
-        let request = match self.prepare(step, vars) {
+        let c = &self.config;
+        let request = match prepare(&step.request, vars, &c.templates, &c.base_url) {
             Ok(r) => r,
             Err(e) => {
                 record.verdict = Verdict::Error;
-                record.message = Some(
-                    self.config
-                        .redactor
-                        .text(&format!("cannot build the request: {e}")),
-                );
+                record.message = Some(redactor.text(&format!("cannot build the request: {e}")));
                 return record;
             }
         };
-        record.url = Some(self.config.redactor.text(&request.url));
+        record.url = Some(redactor.text(&request.url));
         let exchange = match self.exchange(step, request).await {
             Ok(ex) => ex,
             Err((request, why)) => {
                 record.verdict = Verdict::Error;
-                record.message = Some(self.config.redactor.text(&no_answer_message(&why)));
-                record.transcript =
-                    Some(transcript(&request, None, &self.config.redactor, usize::MAX).into());
+                record.message = Some(redactor.text(&no_answer_message(&why)));
+                record.transcript = Some(transcript(&request, None, redactor, usize::MAX).into());
                 record.duration_secs = started.elapsed().as_secs_f64();
                 return record;
             }
         };
         record.status = Some(exchange.response.status);
+        self.judge(step, &exchange, vars, &mut record);
+        self.keep_transcript(&exchange, &mut record);
+        record.duration_secs = exchange.duration.as_secs_f64();
+        record
+    }
+
+    /// Checks the response; when every check holds, takes the captures into `vars`.
+    fn judge(
+        &self,
+        step: &Step,
+        exchange: &Exchange,
+        vars: &mut Map<String, Value>,
+        record: &mut StepRecord,
+    ) {
+        let redactor = &self.config.redactor;
         let render = |v: &Value| self.config.templates.render_value(v, vars);
         record.checks = evaluate(&step.expect, &exchange.response, &render);
-        let failed: Vec<&Check> = record.checks.iter().filter(|c| !c.passed).collect();
+        let failed: Vec<String> = record
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(Check::summary)
+            .collect();
         if !failed.is_empty() {
             record.verdict = Verdict::Failed;
-            record.message = Some(
-                self.config.redactor.text(
-                    &failed
-                        .iter()
-                        .map(|c| c.summary())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-            );
-        } else {
-            for (name, capture) in &step.capture {
-                match capture_value(capture, &exchange.response) {
-                    Ok(value) => {
-                        if capture.secret {
-                            self.config.redactor.add(value_to_text(&value));
-                        }
-                        record
-                            .captures
-                            .insert(name.clone(), self.config.redactor.value(&value));
-                        vars.insert(name.clone(), value);
-                    }
-                    Err(why) => {
-                        record.verdict = Verdict::Failed;
-                        record.message = Some(
-                            self.config
-                                .redactor
-                                .text(&format!("capture `{name}`: {why}")),
-                        );
-                        break;
-                    }
-                }
-            }
+            record.message = Some(redactor.text(&failed.join("; ")));
+        } else if let Err(why) = self.take_captures(step, &exchange.response, vars, record) {
+            record.verdict = Verdict::Failed;
+            record.message = Some(redactor.text(&why));
         }
         for check in &mut record.checks {
-            check.expected = self.config.redactor.text(&check.expected);
-            check.actual = self.config.redactor.text(&check.actual);
-            check.diff = check.diff.as_ref().map(|d| self.config.redactor.text(d));
+            check.expected = redactor.text(&check.expected);
+            check.actual = redactor.text(&check.actual);
+            check.diff = check.diff.as_ref().map(|d| redactor.text(d));
         }
-        // Every exchange is kept as evidence: a failing one whole, a passing one with
-        // its bodies cut (a long suite's memory and run.json grow by this per step).
+    }
+
+    /// Each capture of the step into `vars` (and the record, masked), until one fails.
+    fn take_captures(
+        &self,
+        step: &Step,
+        response: &Response,
+        vars: &mut Map<String, Value>,
+        record: &mut StepRecord,
+    ) -> Result<(), String> {
+        let redactor = &self.config.redactor;
+        for (name, capture) in &step.capture {
+            let value = capture_value(capture, response)
+                .map_err(|why| format!("capture `{name}`: {why}"))?;
+            if capture.secret {
+                redactor.add(value_to_text(&value));
+            }
+            record.captures.insert(name.clone(), redactor.value(&value));
+            vars.insert(name.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Every exchange is kept as evidence: a failing one whole, a passing one with its
+    /// bodies cut (a long suite's memory and run.json grow by this per step), and then
+    /// in the spill file, since only run.json shows it, at the end.
+    fn keep_transcript(&self, exchange: &Exchange, record: &mut StepRecord) {
         let body_limit = if record.verdict == Verdict::Passed {
             self.config.passed_body_limit
         } else {
@@ -480,12 +445,9 @@ impl Runner {
             body_limit,
         );
         record.transcript = Some(match (&self.config.spill, record.verdict) {
-            // Only run.json shows a passing step's transcript, and only at the end.
             (Some(spill), Verdict::Passed) => spill.keep(text),
             _ => text.into(),
         });
-        record.duration_secs = exchange.duration.as_secs_f64();
-        record
     }
 }
 

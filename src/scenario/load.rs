@@ -146,6 +146,30 @@ struct Builder<'a> {
     fixtures: Vec<FixtureFile>,
 }
 
+/// What a file that is one scenario gives at its top level.
+#[expect(
+    clippy::vec_box,
+    reason = "the schema's boxed steps, each freed as the model is built"
+)]
+struct TopLevel {
+    name: Option<Spanned<String>>,
+    description: Option<String>,
+    source: Option<String>,
+    ignore: Option<String>,
+    steps: Option<Spanned<Vec<Box<schema::Step>>>>,
+    cleanup: Vec<Box<schema::Step>>,
+}
+
+/// The body members of a request, as the file gives them.
+struct BodyParts {
+    json: Option<Spanned<Value>>,
+    json_file: Option<Spanned<String>>,
+    json_merge: Option<Spanned<Value>>,
+    body: Option<Spanned<String>>,
+    body_file: Option<Spanned<String>>,
+    form: Option<SpannedMap>,
+}
+
 /// File-level settings every scenario of the file inherits.
 struct Inherited {
     tags: Vec<String>,
@@ -170,11 +194,9 @@ impl Builder<'_> {
             inputs,
             vars,
         };
-
-        let mut scenarios = Vec::new();
-        match doc.scenarios {
+        let docs = match doc.scenarios {
             Some(list) => {
-                let beside: [(&str, bool); 6] = [
+                let beside = [
                     ("name", doc.name.is_some()),
                     ("steps", doc.steps.is_some()),
                     ("cleanup", !doc.cleanup.is_empty()),
@@ -182,77 +204,27 @@ impl Builder<'_> {
                     ("description", doc.description.is_some()),
                     ("ignore", doc.ignore.is_some()),
                 ];
-                for (key, present) in beside {
-                    if present {
-                        self.err_at(
-                            list.referenced,
-                            format!("`{key}` cannot stand beside `scenarios`"),
-                        )
-                        .help = Some(format!("move `{key}` into each scenario of the list"));
-                    }
-                }
-                if list.value.is_empty() {
-                    self.err_at(list.referenced, "`scenarios` is empty");
-                }
-                let mut names = HashSet::new();
-                for sc in list.value {
-                    if !names.insert(sc.name.value.clone()) {
-                        self.err_at(
-                            sc.name.referenced,
-                            format!("duplicate scenario name `{}`", sc.name.value),
-                        );
-                    }
-                    if let Some(s) = self.scenario(sc, &inherited, &known) {
-                        scenarios.push(s);
-                    }
-                }
+                self.listed(list, beside)
             }
             None => {
-                let start = Location::UNKNOWN;
-                let name = match doc.name {
-                    Some(n) => n,
-                    None => {
-                        self.errors.push(
-                            Diagnostic::at(self.file, self.text, 1, 1, "missing field `name`")
-                                .with_help("a scenario file has `name` and `steps`, or a `scenarios:` list"),
-                        );
-                        Spanned {
-                            value: String::new(),
-                            referenced: start,
-                            defined: start,
-                        }
-                    }
-                };
-                let steps = match doc.steps {
-                    Some(s) => s.value,
-                    None => {
-                        self.errors.push(Diagnostic::at(
-                            self.file,
-                            self.text,
-                            1,
-                            1,
-                            "missing field `steps`",
-                        ));
-                        return Err(self.errors);
-                    }
-                };
-                let sc = ScenarioDoc {
-                    name,
+                let single = TopLevel {
+                    name: doc.name,
                     description: doc.description,
                     source: doc.source,
-                    tags: Vec::new(),
-                    requires: Vec::new(),
-                    inputs: Vec::new(),
-                    vars: None,
                     ignore: doc.ignore,
-                    steps,
+                    steps: doc.steps,
                     cleanup: doc.cleanup,
                 };
-                if let Some(s) = self.scenario(sc, &inherited, &known) {
-                    scenarios.push(s);
+                match self.single(single) {
+                    Some(sc) => vec![sc],
+                    None => return Err(self.errors),
                 }
             }
-        }
+        };
+        let scenarios: Vec<Scenario> = docs
+            .into_iter()
+            .filter_map(|sc| self.scenario(sc, &inherited, &known))
+            .collect();
         if self.errors.is_empty() {
             Ok(SuiteFile {
                 display: self.file.to_owned(),
@@ -265,6 +237,76 @@ impl Builder<'_> {
         } else {
             Err(self.errors)
         }
+    }
+
+    /// A `scenarios:` list, with nothing of a single scenario beside it and no name
+    /// twice.
+    fn listed(
+        &mut self,
+        list: Spanned<Vec<ScenarioDoc>>,
+        beside: [(&str, bool); 6],
+    ) -> Vec<ScenarioDoc> {
+        for (key, present) in beside {
+            if present {
+                self.err_at(
+                    list.referenced,
+                    format!("`{key}` cannot stand beside `scenarios`"),
+                )
+                .help = Some(format!("move `{key}` into each scenario of the list"));
+            }
+        }
+        if list.value.is_empty() {
+            self.err_at(list.referenced, "`scenarios` is empty");
+        }
+        let mut names = HashSet::new();
+        for sc in &list.value {
+            if !names.insert(sc.name.value.clone()) {
+                self.err_at(
+                    sc.name.referenced,
+                    format!("duplicate scenario name `{}`", sc.name.value),
+                );
+            }
+        }
+        list.value
+    }
+
+    /// A file that is one scenario: it needs `name` and `steps` (`None`: no steps,
+    /// nothing more to check).
+    fn single(&mut self, top: TopLevel) -> Option<ScenarioDoc> {
+        let start = Location::UNKNOWN;
+        let name = top.name.unwrap_or_else(|| {
+            self.errors.push(
+                Diagnostic::at(self.file, self.text, 1, 1, "missing field `name`")
+                    .with_help("a scenario file has `name` and `steps`, or a `scenarios:` list"),
+            );
+            Spanned {
+                value: String::new(),
+                referenced: start,
+                defined: start,
+            }
+        });
+        let Some(steps) = top.steps else {
+            self.errors.push(Diagnostic::at(
+                self.file,
+                self.text,
+                1,
+                1,
+                "missing field `steps`",
+            ));
+            return None;
+        };
+        Some(ScenarioDoc {
+            name,
+            description: top.description,
+            source: top.source,
+            tags: Vec::new(),
+            requires: Vec::new(),
+            inputs: Vec::new(),
+            vars: None,
+            ignore: top.ignore,
+            steps: steps.value,
+            cleanup: top.cleanup,
+        })
     }
 
     fn inputs(&mut self, inputs: &[Spanned<String>], known: &mut BTreeSet<String>) -> Vec<String> {
@@ -396,6 +438,7 @@ impl Builder<'_> {
         refs.into_iter().collect()
     }
 
+    /// One step of the file as the model has it, or `None` after reporting why not.
     fn step(
         &mut self,
         step: Box<schema::Step>,
@@ -403,107 +446,162 @@ impl Builder<'_> {
         known: &mut BTreeSet<String>,
     ) -> Option<Step> {
         let step = *step;
-        let req_loc = step.request.referenced;
-        let req = step.request.value;
+        let at = step.request.referenced;
+        let schema::Request {
+            method,
+            path,
+            url,
+            query,
+            headers,
+            json,
+            json_file,
+            json_merge,
+            body,
+            body_file,
+            form,
+            content_type,
+        } = step.request.value;
         let errors_before = self.errors.len();
         let mut reads = Vec::new();
+        let target = self.target(path, url.map(|u| *u), at, known, &mut reads);
+        let query = self.pairs(query.map(|q| *q), "`query`", known, &mut reads);
+        let headers = self.pairs(headers, "`headers`", known, &mut reads);
+        let parts = BodyParts {
+            json,
+            json_file: json_file.map(|f| *f),
+            json_merge: json_merge.map(|m| *m),
+            body: body.map(|b| *b),
+            body_file: body_file.map(|f| *f),
+            form: form.map(|f| *f),
+        };
+        let body = self.body(parts, at, known, &mut reads);
+        let expect = self.expect(step.expect, known, &mut reads);
+        let mut capture = self.captures(step.capture);
+        known.extend(capture.iter().map(|(name, _)| name.clone()));
+        let name = step.name.map(|n| n.value).unwrap_or_else(|| {
+            let what = match &target {
+                Some(Target::Path(p) | Target::Url(p)) => p.as_str(),
+                None => "",
+            };
+            format!("step {index}: {} {what}", method.as_str())
+        });
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        reads.sort();
+        reads.dedup();
+        // A step lives as long as the run: no spare capacity (serde and `push` grow a
+        // Vec to 4 slots for its first item, ~1 KiB for one JSON assertion).
+        reads.shrink_to_fit();
+        capture.shrink_to_fit();
+        Some(Step {
+            name,
+            line: at.line(),
+            request: super::model::Request {
+                method,
+                target: target?,
+                query,
+                headers,
+                body,
+                content_type: content_type.map(|c| c.value),
+            },
+            expect,
+            capture,
+            reads,
+            auth: step.auth.unwrap_or(true),
+        })
+    }
 
-        let target = match (req.path, req.url) {
-            (Some(p), None) => {
-                reads.extend(self.check_refs(
-                    p.referenced,
-                    &Value::String(p.value.clone()),
-                    known,
-                    "`path`",
-                ));
-                Some(Target::Path(p.value))
-            }
-            (None, Some(u)) => {
-                reads.extend(self.check_refs(
-                    u.referenced,
-                    &Value::String(u.value.clone()),
-                    known,
-                    "`url`",
-                ));
-                Some(Target::Url(u.value))
-            }
+    /// `path` (joined to the base URL) or `url`: exactly one.
+    fn target(
+        &mut self,
+        path: Option<Spanned<String>>,
+        url: Option<Spanned<String>>,
+        at: Location,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Option<Target> {
+        let (text, what, make): (Spanned<String>, _, fn(String) -> Target) = match (path, url) {
+            (Some(p), None) => (p, "`path`", Target::Path),
+            (None, Some(u)) => (u, "`url`", Target::Url),
             (Some(_), Some(u)) => {
                 self.err_at(u.referenced, "a request has `path` or `url`, not both");
-                None
+                return None;
             }
             (None, None) => {
                 self.err_at(
-                    req_loc,
+                    at,
                     "a request needs `path` (joined to the base URL) or `url`",
                 );
-                None
+                return None;
             }
         };
-        let mut pairs =
-            |map: Option<SpannedMap>, what: &str, this: &mut Self| -> Vec<(String, Value)> {
-                let Some(map) = map else { return Vec::new() };
-                reads.extend(this.check_refs(
-                    map.referenced,
-                    &Value::Object(map.value.clone()),
-                    known,
-                    what,
-                ));
-                map.value.into_iter().collect()
-            };
-        let query = pairs(req.query.map(|q| *q), "`query`", self);
-        let headers = pairs(req.headers, "`headers`", self);
-        let form_loc = req.form.as_ref().map(|f| f.referenced);
-        let form = req
-            .form
-            .is_some()
-            .then(|| pairs(req.form.map(|f| *f), "`form`", self));
+        reads.extend(self.check_refs(
+            text.referenced,
+            &Value::String(text.value.clone()),
+            known,
+            what,
+        ));
+        Some(make(text.value))
+    }
 
-        let bodies: Vec<(&str, Location)> = [
-            ("json", req.json.as_ref().map(|b| b.referenced)),
-            ("json_file", req.json_file.as_ref().map(|b| b.referenced)),
-            ("body", req.body.as_ref().map(|b| b.referenced)),
-            ("body_file", req.body_file.as_ref().map(|b| b.referenced)),
-            ("form", form_loc),
+    /// A mapping of names to values (query, headers, form), its variables checked.
+    fn pairs(
+        &mut self,
+        map: Option<SpannedMap>,
+        what: &str,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Vec<(String, Value)> {
+        let Some(map) = map else { return Vec::new() };
+        reads.extend(self.check_refs(
+            map.referenced,
+            &Value::Object(map.value.clone()),
+            known,
+            what,
+        ));
+        map.value.into_iter().collect()
+    }
+
+    /// The request body: at most one of `json`, `json_file`, `body`, `body_file` and
+    /// `form`, fixtures read, `json_merge` applied, variables checked.
+    fn body(
+        &mut self,
+        parts: BodyParts,
+        at: Location,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> BodySpec {
+        let given: Vec<(&str, Location)> = [
+            ("json", parts.json.as_ref().map(|b| b.referenced)),
+            ("json_file", parts.json_file.as_ref().map(|b| b.referenced)),
+            ("body", parts.body.as_ref().map(|b| b.referenced)),
+            ("body_file", parts.body_file.as_ref().map(|b| b.referenced)),
+            ("form", parts.form.as_ref().map(|b| b.referenced)),
         ]
         .into_iter()
         .filter_map(|(k, l)| l.map(|l| (k, l)))
         .collect();
-        if bodies.len() > 1 {
-            self.err_at(
-                bodies[1].1,
-                format!(
-                    "a request has one body: `{}` and `{}` both given",
-                    bodies[0].0, bodies[1].0
-                ),
-            );
+        if let [(first, _), (second, second_at), ..] = given.as_slice() {
+            let message = format!("a request has one body: `{first}` and `{second}` both given");
+            self.err_at(*second_at, message);
         }
-        let mut body = if let Some(json) = req.json {
+        let mut body = if let Some(json) = parts.json {
             BodySpec::Json(json.value)
-        } else if let Some(file) = req.json_file {
-            match self.fixture(&file) {
-                Some(text) => match serde_json::from_str::<Value>(&text) {
-                    Ok(v) => BodySpec::Json(v),
-                    Err(e) => {
-                        self.err_at(
-                            file.referenced,
-                            format!("fixture `{}` is not JSON: {e}", file.value),
-                        );
-                        BodySpec::None
-                    }
-                },
-                None => BodySpec::None,
-            }
-        } else if let Some(raw) = req.body {
+        } else if let Some(file) = parts.json_file {
+            self.json_fixture(&file)
+                .map_or(BodySpec::None, BodySpec::Json)
+        } else if let Some(raw) = parts.body {
             BodySpec::Raw { text: raw.value }
-        } else if let Some(file) = req.body_file {
+        } else if let Some(file) = parts.body_file {
             self.fixture(&file)
                 .map_or(BodySpec::None, |text| BodySpec::Raw { text })
-        } else if let Some(form) = form {
-            BodySpec::Form(form)
+        } else if let Some(form) = parts.form {
+            BodySpec::Form(self.pairs(Some(form), "`form`", known, reads))
         } else {
             BodySpec::None
         };
-        if let Some(patch) = req.json_merge {
+        if let Some(patch) = parts.json_merge {
             match &mut body {
                 BodySpec::Json(doc) => merge_patch(doc, &patch.value),
                 _ => {
@@ -512,23 +610,40 @@ impl Builder<'_> {
             }
         }
         match &body {
-            BodySpec::Json(v) => {
-                reads.extend(self.check_refs(req_loc, v, known, "the request body"))
-            }
+            BodySpec::Json(v) => reads.extend(self.check_refs(at, v, known, "the request body")),
             BodySpec::Raw { text } => reads.extend(self.check_refs(
-                req_loc,
+                at,
                 &Value::String(text.clone()),
                 known,
                 "the request body",
             )),
             _ => {}
         }
-        let content_type = req.content_type.map(|c| c.value);
+        body
+    }
 
-        let expect = self.expect(step.expect, known, &mut reads);
+    /// A `json_file:` fixture parsed, or `None` after reporting why not.
+    fn json_fixture(&mut self, file: &Spanned<String>) -> Option<Value> {
+        let text = self.fixture(file)?;
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.err_at(
+                    file.referenced,
+                    format!("fixture `{}` is not JSON: {e}", file.value),
+                );
+                None
+            }
+        }
+    }
 
-        let mut capture = Vec::new();
-        for (name, cap) in step.capture {
+    /// The step's captures, each from exactly one source, into a variable name.
+    fn captures(
+        &mut self,
+        list: Vec<(String, Spanned<schema::Capture>)>,
+    ) -> Vec<(String, Capture)> {
+        let mut out = Vec::with_capacity(list.len());
+        for (name, cap) in list {
             if !is_identifier(&name) {
                 self.err_at(cap.referenced, format!("`{name}` is not a variable name"));
             }
@@ -549,7 +664,7 @@ impl Builder<'_> {
                     continue;
                 }
             };
-            capture.push((
+            out.push((
                 name,
                 Capture {
                     source,
@@ -558,41 +673,7 @@ impl Builder<'_> {
                 },
             ));
         }
-        for (name, _) in &capture {
-            known.insert(name.clone());
-        }
-        let name = step.name.map(|n| n.value).unwrap_or_else(|| {
-            let what = match &target {
-                Some(Target::Path(p) | Target::Url(p)) => p.as_str(),
-                None => "",
-            };
-            format!("step {index}: {} {what}", req.method.as_str())
-        });
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        reads.sort();
-        reads.dedup();
-        // A step lives as long as the run: no spare capacity (serde and `push` grow a
-        // Vec to 4 slots for its first item, ~1 KiB for one JSON assertion).
-        reads.shrink_to_fit();
-        capture.shrink_to_fit();
-        Some(Step {
-            name,
-            line: req_loc.line(),
-            request: super::model::Request {
-                method: req.method,
-                target: target?,
-                query,
-                headers,
-                body,
-                content_type,
-            },
-            expect,
-            capture,
-            reads,
-            auth: step.auth.unwrap_or(true),
-        })
+        out
     }
 
     /// The step's expectations as runtime rules, each with its line; every problem
