@@ -1,16 +1,15 @@
 //! Shared by the integration tests: a FHIR-ish server on 127.0.0.1 that answers
 //! correctly on some routes and wrongly on purpose on others, and helpers to run the
 //! real `fhirconf` binary.
-#![allow(dead_code)]
 
 pub mod faults;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -275,8 +274,18 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh, empty folder for one test's reports.
+/// A fresh, empty folder for one test's reports. Every test of this binary runs in the
+/// same process, so a name given twice would be one folder for two tests: refused.
 pub fn scratch(name: &str) -> PathBuf {
+    static TAKEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let fresh = TAKEN
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.to_owned());
+    assert!(
+        fresh,
+        "scratch(\"{name}\") is already taken by another test"
+    );
     let dir = std::env::temp_dir().join(format!("fhirconf-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,13 +1,12 @@
 //! Evidence for certification and regression: `run --baseline`, `compare`,
 //! `run --evidence` and `verify`, with the real binary against the test server.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
+
+use crate::common::*;
 
 const SUITE: &str = "tests/cases/baseline";
 

@@ -2,12 +2,10 @@
 //! is written with the unfinished scenarios marked, and the exit code is 130.
 #![cfg(unix)]
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SCENARIOS: &str = r#"scenarios:
   - name: interrupted while the server is slow

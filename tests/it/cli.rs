@@ -1,12 +1,11 @@
 //! The real `fhirconf` binary against a test server on 127.0.0.1, grouped by the
 //! verdict each case must get: passing, failing, errors (no answer), invalid files.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use serde_json::Value;
+
+use crate::common::*;
 
 fn verdicts(dir: &Path) -> Vec<(String, String)> {
     let run: Value = run_record(dir);

@@ -3,15 +3,14 @@
 //! options (rate cap, Retry-After, --read-only, --strict), and secrets that never
 //! reach any output.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
 use fhirconf::auth::Auth;
 use fhirconf::redact::Redactor;
 use fhirconf::target::ResolvedAuth;
+
+use crate::common::*;
 
 /// A target for an external sandbox: its base URL, its seed variables, and `extra`
 /// (more YAML at top level).
@@ -260,7 +259,7 @@ fn smart_backend_services_with_rs384_and_es384() {
 fn secrets_never_reach_any_output() {
     let sbx = start_sandbox(&[("auth", "on")]);
     let echo = start_server();
-    let dir = scratch("secrets");
+    let dir = scratch("target-secrets");
     let extra = format!(
         "{}secret_vars:\n  auth_client_secret: FHIRCONF_TEST_SECRET\n  auth_limited_client_secret: FHIRCONF_TEST_LIMITED\n",
         client_credentials("FHIRCONF_TEST_SECRET")
