@@ -2,13 +2,16 @@
 //! correctly on some routes and wrongly on purpose on others, and helpers to run the
 //! real `fhirconf` binary.
 
+mod command;
 pub mod faults;
 pub mod tls;
+
+pub use command::{Fhirconf, Ran};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -292,27 +295,9 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs the binary with `args`, as [`Fhirconf`] does.
 pub fn fhirconf(args: &[&str]) -> Output {
-    fhirconf_command(args, &[]).output().unwrap()
-}
-
-/// Runs the binary with extra environment variables.
-pub fn fhirconf_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    fhirconf_command(args, env).output().unwrap()
-}
-
-/// The `fhirconf` command, run from the crate root with `env` added, without our own
-/// FHIRCONF_TARGET and CI job summary variable (so tests run under GitHub Actions do
-/// not write to its summary).
-pub fn fhirconf_command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fhirconf"));
-    command
-        .args(args)
-        .env_remove("FHIRCONF_TARGET")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .envs(env.iter().copied())
-        .current_dir(root());
-    command
+    Fhirconf::new().args(args).command().output().unwrap()
 }
 
 /// The built-in sandbox on a free loopback port, for tests that need to look at its
@@ -378,28 +363,16 @@ impl SandboxServer {
     }
 }
 
-/// `run` with every report in `dir`; returns the output.
+/// `run` with every report in `dir`, as [`Fhirconf::reports`] adds them; returns the
+/// output.
 pub fn run_with_reports(dir: &Path, args: &[&str]) -> Output {
-    run_with_reports_env(dir, args, &[])
-}
-
-/// `run` with every report in `dir` and extra environment variables.
-pub fn run_with_reports_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let paths = [
-        ("--junit", dir.join("junit.xml")),
-        ("--json", dir.join("run.json")),
-        ("--markdown", dir.join("summary.md")),
-        ("--html", dir.join("index.html")),
-    ];
-    let mut all = vec!["run", "--color", "never"];
-    for (flag, path) in &paths {
-        if !args.contains(flag) {
-            all.push(flag);
-            all.push(path.to_str().unwrap());
-        }
-    }
-    all.extend_from_slice(args);
-    fhirconf_env(&all, env)
+    Fhirconf::new()
+        .arg("run")
+        .args(args)
+        .reports(dir)
+        .command()
+        .output()
+        .unwrap()
 }
 
 /// The run record a run wrote into `dir`.
