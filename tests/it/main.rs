@@ -15,4 +15,5 @@ mod partition;
 mod properties;
 mod regression;
 mod sandbox;
+mod standalone;
 mod targets;
