@@ -4,13 +4,11 @@
 //! as text and never run. Skipped when Chromium is missing, unless
 //! FHIRCONF_REQUIRE_BROWSER is set (as `.ci/run` does).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]

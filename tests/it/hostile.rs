@@ -3,11 +3,9 @@
 //! exit code 2 and a message that points at `file:line:col`, never a panic, and no
 //! report.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)

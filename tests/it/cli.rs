@@ -1,12 +1,11 @@
 //! The real `fhirconf` binary against a test server on 127.0.0.1, grouped by the
 //! verdict each case must get: passing, failing, errors (no answer), invalid files.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use serde_json::Value;
+
+use crate::common::*;
 
 fn verdicts(dir: &Path) -> Vec<(String, String)> {
     let run: Value = run_record(dir);
@@ -38,32 +37,17 @@ fn reason(dir: &Path, name: &str) -> String {
 fn passing_cases_pass_and_run_cleanup() {
     let server = start_server();
     let dir = scratch("passing");
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "--var",
-            "tenant=acme",
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    Fhirconf::new()
+        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+        .args(["--var", "tenant=acme"])
+        .reports(&dir)
+        .run()
+        .expect_code(0)
+        .stdout_contains("test result: ok. 6 passed; 0 failed");
     let v = verdicts(&dir);
     assert_eq!(v.len(), 6);
     assert!(v.iter().all(|(_, verdict)| verdict == "passed"), "{v:?}");
     assert_eq!(server.hits.get("cleanup-pass-acme"), 1);
-    assert!(
-        text(&out.stdout).contains("test result: ok. 6 passed; 0 failed"),
-        "{}",
-        text(&out.stdout)
-    );
     assert_schema_valid(&dir.join("junit.xml"));
 }
 
@@ -71,17 +55,12 @@ fn passing_cases_pass_and_run_cleanup() {
 fn failing_cases_fail_with_readable_reasons() {
     let server = start_server();
     let dir = scratch("failing");
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/failing",
-            "--base-url",
-            &server.base_url,
-            "--jobs",
-            "1",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    Fhirconf::new()
+        .args(["run", "tests/cases/failing", "--base-url", &server.base_url])
+        .args(["--jobs", "1"])
+        .reports(&dir)
+        .run()
+        .expect_code(1);
     let v = verdicts(&dir);
     assert!(v.iter().all(|(_, verdict)| verdict == "failed"), "{v:?}");
     assert_eq!(v.len(), 8);
@@ -127,19 +106,12 @@ fn failing_cases_fail_with_readable_reasons() {
 fn no_answer_is_an_error_not_a_failure() {
     let server = start_server();
     let dir = scratch("errors");
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/errors",
-            "--base-url",
-            &server.base_url,
-            "--timeout",
-            "1",
-            "--max-body",
-            "1000",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    Fhirconf::new()
+        .args(["run", "tests/cases/errors", "--base-url", &server.base_url])
+        .args(["--timeout", "1", "--max-body", "1000"])
+        .reports(&dir)
+        .run()
+        .expect_code(3);
     assert_eq!(
         reason(&dir, "timeout"),
         "step 'step 1: GET /slow' (line 5): no answer: no response within 1s"
@@ -157,22 +129,13 @@ fn no_answer_is_an_error_not_a_failure() {
 fn unreachable_server_errors_every_scenario_and_still_reports() {
     let dir = scratch("refused");
     let url = closed_port_url();
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &url,
-            "--var",
-            "tenant=acme",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("warning: cannot read the CapabilityStatement"),
-        "{}",
-        text(&out.stderr)
-    );
+    Fhirconf::new()
+        .args(["run", "tests/cases/passing", "--base-url", &url])
+        .args(["--var", "tenant=acme"])
+        .reports(&dir)
+        .run()
+        .expect_code(3)
+        .stderr_contains("warning: cannot read the CapabilityStatement");
     let v = verdicts(&dir);
     // The bundle scenario requires Patient.search, which cannot be confirmed.
     assert_eq!(v.iter().filter(|(_, x)| x == "skipped").count(), 1, "{v:?}");
@@ -199,16 +162,18 @@ fn invalid_files_exit_2_with_located_messages_and_write_nothing() {
             "tests/cases/invalid/{}",
             path.file_name().unwrap().to_string_lossy()
         );
-        let out = fhirconf(&["check", &rel]);
-        assert_eq!(out.status.code(), Some(2), "{rel}");
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.contains(&format!("--> {rel}:")),
-            "{rel}: no file:line:col in\n{stderr}"
-        );
+        let stderr = Fhirconf::new()
+            .args(["check", &rel])
+            .run()
+            .expect_code(2)
+            .stderr_contains(&format!("--> {rel}:"))
+            .stderr();
         assert_golden(&stderr, &path.with_extension("err"));
-        let run = run_with_reports(&reports, &[&rel, "--base-url", "http://127.0.0.1:9"]);
-        assert_eq!(run.status.code(), Some(2), "{rel}");
+        Fhirconf::new()
+            .args(["run", &rel, "--base-url", "http://127.0.0.1:9"])
+            .reports(&reports)
+            .run()
+            .expect_code(2);
         assert_eq!(
             std::fs::read_dir(&reports).unwrap().count(),
             0,
@@ -221,98 +186,68 @@ fn invalid_files_exit_2_with_located_messages_and_write_nothing() {
 fn selection_by_filter_tags_and_missing_inputs() {
     let server = start_server();
     let dir = scratch("select");
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "--tags",
-            "fhir",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let passing = Fhirconf::new()
+        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+        .reports(&dir);
+    passing
+        .clone()
+        .args(["--tags", "fhir"])
+        .run()
+        .expect_code(0);
     assert_eq!(verdicts(&dir).len(), 2);
 
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "--exclude-tags",
-            "fhir",
-            "-k",
-            "every JSONPath",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
+    passing
+        .clone()
+        .args(["--exclude-tags", "fhir", "-k", "every JSONPath"])
+        .run()
+        .expect_code(0);
     assert_eq!(
         verdicts(&dir),
         vec![("every JSONPath operation".to_owned(), "passed".to_owned())]
     );
 
     let id = "tests/cases/passing/fhir-helpers.yaml::operation outcome on 404 and 422";
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "-k",
-            id,
-            "--exact",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
+    passing
+        .clone()
+        .args(["-k", id, "--exact"])
+        .run()
+        .expect_code(0);
     assert_eq!(verdicts(&dir).len(), 1);
 
     // Without --var tenant, the scenario that needs it is skipped with the reason.
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "-k",
-            "bodies",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
+    passing
+        .args(["-k", "bodies"])
+        .run()
+        .expect_code(0)
+        .stdout_contains("ignored (needs input `tenant`");
     assert_eq!(
         reason(&dir, "bodies, query, headers, captures and templates"),
         "needs input `tenant` (set it with --var NAME=VALUE or in the target's vars)"
-    );
-    assert!(
-        text(&out.stdout).contains("ignored (needs input `tenant`"),
-        "{}",
-        text(&out.stdout)
     );
 }
 
 #[test]
 fn list_commands_print_ids_and_send_nothing() {
-    let out = fhirconf(&["list", "tests/cases/passing"]);
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = text(&out.stdout);
-    assert!(stdout.contains("tests/cases/passing/fhir-helpers.yaml::searchset bundle with match and include\n    source:   -\n    tags:     core, fhir\n    requires: Patient.search-type\n"), "{stdout}");
+    Fhirconf::new()
+        .args(["list", "tests/cases/passing"])
+        .run()
+        .expect_code(0)
+        .stdout_contains("tests/cases/passing/fhir-helpers.yaml::searchset bundle with match and include\n    source:   -\n    tags:     core, fhir\n    requires: Patient.search-type\n");
     let dir = scratch("list");
-    let out = run_with_reports(
-        &dir,
-        &[
+    Fhirconf::new()
+        .args([
+            "run",
             "tests/cases/passing",
             "--base-url",
             "http://127.0.0.1:9",
-            "--list",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        text(&out.stdout)
-            .contains("tests/cases/passing/json-assertions.yaml::every JSONPath operation: test"),
-        "{}",
-        text(&out.stdout)
-    );
+        ])
+        .arg("--list")
+        .reports(&dir)
+        .run()
+        .expect_code(0)
+        .stdout_contains(
+            "tests/cases/passing/json-assertions.yaml::every JSONPath operation: test",
+        );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
 
@@ -324,18 +259,18 @@ fn secret_values_never_reach_any_output() {
     // The echo route sends the secret back; a failing check keeps the transcript.
     let scenario = dir.join("leak.yaml");
     std::fs::write(&scenario, "name: leak\ninputs: [tenant]\nsteps:\n  - request: { method: POST, path: \"/echo?t={{ tenant }}\", headers: { Authorization: \"Bearer {{ tenant }}\" }, json: { t: \"{{ tenant }}\" } }\n    expect:\n      json:\n        - { path: \"$.json.t\", equals: nope }\n").unwrap();
-    let out = run_with_reports(
-        &dir,
-        &[
+    let out = Fhirconf::new()
+        .args([
+            "run",
             scenario.to_str().unwrap(),
             "--base-url",
             &server.base_url,
-            "--secret-var",
-            &format!("tenant={secret}"),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let outputs = every_output(&out, &dir);
+        ])
+        .args(["--secret-var", &format!("tenant={secret}")])
+        .reports(&dir)
+        .run()
+        .expect_code(1);
+    let outputs = every_output(out.output(), &dir);
     for (name, content) in &outputs {
         assert!(
             !content.contains(secret),
@@ -360,28 +295,19 @@ fn bad_arguments_exit_2() {
         vec!["run", "--var", "novalue"],
         vec!["run", "no/such/folder", "--base-url", "http://127.0.0.1:9"],
     ] {
-        let out = fhirconf(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(text(&out.stderr).contains("error"), "{args:?}");
+        Fhirconf::new()
+            .args(args)
+            .run()
+            .expect_code(2)
+            .stderr_contains("error");
     }
 }
 
 #[test]
 fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught() {
     let dir = scratch("sandbox");
-    let out = run_with_reports(&dir, &["-q"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let sandbox = Fhirconf::new().arg("run").reports(&dir);
+    sandbox.clone().arg("-q").run().expect_code(0);
     let v = verdicts(&dir);
     assert!(v.len() > 50, "{}", v.len());
     assert!(
@@ -427,22 +353,17 @@ fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught(
         "{skipped:?}"
     );
 
-    let out = run_with_reports(
-        &dir,
-        &["--defect", "APPT-CANCELLED-FINAL", "-k", "cancelled"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("scenarios/canvas/appointment/cancelled-final.yaml::"),
-        "{}",
-        text(&out.stdout)
-    );
+    sandbox
+        .clone()
+        .args(["--defect", "APPT-CANCELLED-FINAL", "-k", "cancelled"])
+        .run()
+        .expect_code(1)
+        .stdout_contains("scenarios/canvas/appointment/cancelled-final.yaml::");
 
-    let out = run_with_reports(
-        &dir,
-        &["--feature", "double_booking=forbidden", "-k", "double-book"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    sandbox
+        .args(["--feature", "double_booking=forbidden", "-k", "double-book"])
+        .run()
+        .expect_code(0);
     let v = verdicts(&dir);
     assert!(
         v.iter().any(|(n, x)| n.contains("422") && x == "passed"),
@@ -452,18 +373,18 @@ fn without_base_url_the_sandbox_runs_the_built_in_suites_and_a_defect_is_caught(
 
 #[test]
 fn serve_lists_one_defect_per_rule_and_rejects_unknown_ones() {
-    let out = fhirconf(&["serve", "--list-defects"]);
-    assert_eq!(out.status.code(), Some(0));
-    let listed = text(&out.stdout);
+    let listed = Fhirconf::new()
+        .args(["serve", "--list-defects"])
+        .run()
+        .expect_code(0)
+        .stdout_contains("APPT-CANCELLED-FINAL")
+        .stdout();
     assert_eq!(listed.lines().count(), fhirconf::sandbox::DEFECTS.len());
-    assert!(listed.contains("APPT-CANCELLED-FINAL"));
-    let out = fhirconf(&["serve", "--defect", "NOT-A-RULE", "--port", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("unknown defect `NOT-A-RULE`"),
-        "{}",
-        text(&out.stderr)
-    );
+    Fhirconf::new()
+        .args(["serve", "--defect", "NOT-A-RULE", "--port", "0"])
+        .run()
+        .expect_code(2)
+        .stderr_contains("unknown defect `NOT-A-RULE`");
 }
 
 #[test]
@@ -473,8 +394,10 @@ fn ignored_scenarios_are_skipped_unless_included() {
     let file = dir.join("ignored.yaml");
     std::fs::write(&file, "scenarios:\n  - name: parked\n    ignore: waiting for the vendor fix\n    steps:\n      - request: { method: GET, path: /Patient/good }\n        expect: { status: 200 }\n  - name: active\n    steps:\n      - request: { method: GET, path: /Patient/good }\n        expect: { status: 200 }\n").unwrap();
     let path = file.to_str().unwrap();
-    let out = run_with_reports(&dir, &[path, "--base-url", &server.base_url]);
-    assert_eq!(out.status.code(), Some(0));
+    let ignored = Fhirconf::new()
+        .args(["run", path, "--base-url", &server.base_url])
+        .reports(&dir);
+    ignored.clone().run().expect_code(0);
     assert_eq!(
         verdicts(&dir),
         vec![
@@ -486,11 +409,11 @@ fn ignored_scenarios_are_skipped_unless_included() {
         reason(&dir, "parked"),
         "ignored: waiting for the vendor fix"
     );
-    let out = run_with_reports(
-        &dir,
-        &[path, "--base-url", &server.base_url, "--include-ignored"],
-    );
-    assert_eq!(out.status.code(), Some(0));
+    ignored
+        .clone()
+        .arg("--include-ignored")
+        .run()
+        .expect_code(0);
     assert_eq!(
         verdicts(&dir),
         vec![
@@ -498,8 +421,7 @@ fn ignored_scenarios_are_skipped_unless_included() {
             ("active".to_owned(), "passed".to_owned())
         ]
     );
-    let out = run_with_reports(&dir, &[path, "--base-url", &server.base_url, "--ignored"]);
-    assert_eq!(out.status.code(), Some(0));
+    ignored.arg("--ignored").run().expect_code(0);
     // As with libtest, --ignored filters the others out: they are not in the report.
     assert_eq!(
         verdicts(&dir),
@@ -513,25 +435,14 @@ fn a_report_that_cannot_be_written_is_named_and_the_others_are_still_written() {
     let dir = scratch("unwritable-report");
     std::fs::write(dir.join("blocker"), "a file, not a folder").unwrap();
     let bad = dir.join("blocker").join("run.json");
-    let out = run_with_reports(
-        &dir,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "--var",
-            "tenant=acme",
-            "--json",
-            bad.to_str().unwrap(),
-        ],
-    );
-    // The run was made: a report that cannot be written afterwards has its own code.
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!("error: cannot write {}", bad.display())),
-        "{}",
-        text(&out.stderr)
-    );
+    Fhirconf::new()
+        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+        .args(["--var", "tenant=acme", "--json", bad.to_str().unwrap()])
+        .reports(&dir)
+        .run()
+        // The run was made: a report that cannot be written afterwards has its own code.
+        .expect_code(5)
+        .stderr_contains(&format!("error: cannot write {}", bad.display()));
     for report in ["junit.xml", "summary.md", "index.html"] {
         assert!(dir.join(report).is_file(), "{report} missing");
     }
@@ -557,15 +468,13 @@ fn a_failing_step_keeps_its_whole_exchange_in_run_json_and_shows_a_cut_one() {
         ),
     )
     .unwrap();
-    let out = run_with_reports(
-        &dir,
-        &[
-            dir.join("big.yaml").to_str().unwrap(),
-            "--base-url",
-            &server.base_url,
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = Fhirconf::new()
+        .arg("run")
+        .arg(dir.join("big.yaml"))
+        .args(["--base-url", &server.base_url])
+        .reports(&dir)
+        .run()
+        .expect_code(1);
     let run: Value = run_record(&dir);
     let transcript = |name: &str| {
         run["scenarios"]
@@ -590,5 +499,5 @@ fn a_failing_step_keeps_its_whole_exchange_in_run_json_and_shows_a_cut_one() {
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("the whole exchange is in run.json"));
     assert!(!junit.contains("END-OF-BODY"));
-    assert!(text(&out.stdout).contains("the whole exchange is in run.json"));
+    out.stdout_contains("the whole exchange is in run.json");
 }

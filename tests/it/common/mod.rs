@@ -1,16 +1,18 @@
 //! Shared by the integration tests: a FHIR-ish server on 127.0.0.1 that answers
 //! correctly on some routes and wrongly on purpose on others, and helpers to run the
 //! real `fhirconf` binary.
-#![allow(dead_code)]
 
+mod command;
 pub mod faults;
 pub mod tls;
 
-use std::collections::HashMap;
+pub use command::{Fhirconf, Ran};
+
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -275,35 +277,27 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh, empty folder for one test's reports.
+/// A fresh, empty folder for one test's reports. Every test of this binary runs in the
+/// same process, so a name given twice would be one folder for two tests: refused.
 pub fn scratch(name: &str) -> PathBuf {
+    static TAKEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let fresh = TAKEN
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(name.to_owned());
+    assert!(
+        fresh,
+        "scratch(\"{name}\") is already taken by another test"
+    );
     let dir = std::env::temp_dir().join(format!("fhirconf-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
+/// Runs the binary with `args`, as [`Fhirconf`] does.
 pub fn fhirconf(args: &[&str]) -> Output {
-    fhirconf_command(args, &[]).output().unwrap()
-}
-
-/// Runs the binary with extra environment variables.
-pub fn fhirconf_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    fhirconf_command(args, env).output().unwrap()
-}
-
-/// The `fhirconf` command, run from the crate root with `env` added, without our own
-/// FHIRCONF_TARGET and CI job summary variable (so tests run under GitHub Actions do
-/// not write to its summary).
-pub fn fhirconf_command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fhirconf"));
-    command
-        .args(args)
-        .env_remove("FHIRCONF_TARGET")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .envs(env.iter().copied())
-        .current_dir(root());
-    command
+    Fhirconf::new().args(args).command().output().unwrap()
 }
 
 /// The built-in sandbox on a free loopback port, for tests that need to look at its
@@ -369,28 +363,16 @@ impl SandboxServer {
     }
 }
 
-/// `run` with every report in `dir`; returns the output.
+/// `run` with every report in `dir`, as [`Fhirconf::reports`] adds them; returns the
+/// output.
 pub fn run_with_reports(dir: &Path, args: &[&str]) -> Output {
-    run_with_reports_env(dir, args, &[])
-}
-
-/// `run` with every report in `dir` and extra environment variables.
-pub fn run_with_reports_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let paths = [
-        ("--junit", dir.join("junit.xml")),
-        ("--json", dir.join("run.json")),
-        ("--markdown", dir.join("summary.md")),
-        ("--html", dir.join("index.html")),
-    ];
-    let mut all = vec!["run", "--color", "never"];
-    for (flag, path) in &paths {
-        if !args.contains(flag) {
-            all.push(flag);
-            all.push(path.to_str().unwrap());
-        }
-    }
-    all.extend_from_slice(args);
-    fhirconf_env(&all, env)
+    Fhirconf::new()
+        .arg("run")
+        .args(args)
+        .reports(dir)
+        .command()
+        .output()
+        .unwrap()
 }
 
 /// The run record a run wrote into `dir`.

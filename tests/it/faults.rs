@@ -2,9 +2,7 @@
 //! fails or errors with a readable one-line reason, the other scenario still runs, the
 //! exit code says which, and every report is written (JUnit valid against the schema).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const HEALTHY: &str = "  - name: a healthy scenario still runs
     steps:

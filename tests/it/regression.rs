@@ -1,13 +1,12 @@
 //! Evidence for certification and regression: `run --baseline`, `compare`,
 //! `run --evidence` and `verify`, with the real binary against the test server.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
+
+use crate::common::*;
 
 const SUITE: &str = "tests/cases/baseline";
 
@@ -16,26 +15,19 @@ fn p(path: &Path) -> &str {
 }
 
 /// Runs the baseline suite with the given variables, reports in `dir`.
-fn run_suite(dir: &Path, server: &TestServer, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![SUITE, "--base-url", &server.base_url, "--jobs", "1"];
-    args.extend_from_slice(extra);
-    run_with_reports(dir, &args)
-}
-
-fn output(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
+fn run_suite(dir: &Path, server: &TestServer, extra: &[&str]) -> Ran {
+    Fhirconf::new()
+        .args(["run", SUITE, "--base-url", &server.base_url, "--jobs", "1"])
+        .args(extra)
+        .reports(dir)
+        .run()
 }
 
 /// The baseline: `reads the patient` and `needs an extra input` pass, `always fails`
 /// and `fixed later` fail.
 fn baseline(server: &TestServer, name: &str) -> PathBuf {
     let dir = scratch(name);
-    let out = run_suite(
+    run_suite(
         &dir,
         server,
         &[
@@ -46,8 +38,8 @@ fn baseline(server: &TestServer, name: &str) -> PathBuf {
             "--var",
             "extra=good",
         ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    )
+    .expect_code(1);
     let saved = dir.join("baseline.json");
     std::fs::rename(dir.join("run.json"), &saved).unwrap();
     saved
@@ -60,7 +52,7 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
 
     // The same failures as the baseline: known, tolerated, still reported.
     let dir = scratch("baseline-same");
-    let out = run_suite(
+    run_suite(
         &dir,
         &server,
         &[
@@ -73,18 +65,11 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
             "--baseline",
             p(&base),
         ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr
-            .contains("baseline gate: no regressions, the run passes; 2 known failures tolerated"),
-        "{stderr}"
-    );
-    assert!(
-        text(&out.stdout).contains("always fails"),
-        "known failures still show"
-    );
+    )
+    .expect_code(0)
+    .stderr_contains("baseline gate: no regressions, the run passes; 2 known failures tolerated")
+    // Known failures still show.
+    .stdout_contains("always fails");
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(summary.contains("| failed (known) |"), "{summary}");
     let run: serde_json::Value = run_record(&dir);
@@ -100,7 +85,7 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
     // `reads the patient` now fails: a regression; `fixed later` passes; `needs an
     // extra input` is skipped.
     let dir = scratch("baseline-regressed");
-    let out = run_suite(
+    let stderr = run_suite(
         &dir,
         &server,
         &[
@@ -111,9 +96,9 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
             "--baseline",
             p(&base),
         ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
-    let stderr = text(&out.stderr);
+    )
+    .expect_code(1)
+    .stderr();
     assert!(
         stderr.contains("Regressions (1): did not fail in the baseline, fail now\n  - tests/cases/baseline/suite.yaml::reads the patient [CORE-READ]\n    passed → failed: step 'step 1: GET /Patient/{{ pid }}' (line 9): status: expected 200, got 404"),
         "{stderr}"
@@ -130,23 +115,29 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
     let current = dir.join("run.json");
 
     // `compare` says the same, in text and in Markdown.
-    let out = fhirconf(&["compare", p(&base), p(&current)]);
-    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
-    let normalized = normalize(&text(&out.stdout), &server.base_url)
-        .replace(p(&base), "BASELINE")
-        .replace(p(&current), "CURRENT");
-    assert_golden(&normalized, &root().join("tests/golden/compare-cli.txt"));
-    let out = fhirconf(&["compare", p(&base), p(&current), "--format", "markdown"]);
-    assert_eq!(out.status.code(), Some(1));
-    let normalized = normalize(&text(&out.stdout), &server.base_url)
-        .replace(p(&base), "BASELINE")
-        .replace(p(&current), "CURRENT");
-    assert_golden(&normalized, &root().join("tests/golden/compare-cli.md"));
+    let compare = Fhirconf::new().args(["compare", p(&base), p(&current)]);
+    let normalized = |stdout: &str| {
+        normalize(stdout, &server.base_url)
+            .replace(p(&base), "BASELINE")
+            .replace(p(&current), "CURRENT")
+    };
+    let out = compare.clone().run().expect_code(1);
+    assert_golden(
+        &normalized(&out.stdout()),
+        &root().join("tests/golden/compare-cli.txt"),
+    );
+    let out = compare.args(["--format", "markdown"]).run().expect_code(1);
+    assert_golden(
+        &normalized(&out.stdout()),
+        &root().join("tests/golden/compare-cli.md"),
+    );
 
     // No change is no regression.
-    let out = fhirconf(&["compare", p(&base), p(&base)]);
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
-    assert!(text(&out.stdout).ends_with("\n0 regressions, 0 fixes, 0 new, 0 removed, 0 newly skipped; 2 known failures still failing\n"));
+    let out = Fhirconf::new()
+        .args(["compare", p(&base), p(&base)])
+        .run()
+        .expect_code(0);
+    assert!(out.stdout().ends_with("\n0 regressions, 0 fixes, 0 new, 0 removed, 0 newly skipped; 2 known failures still failing\n"));
 }
 
 #[test]
@@ -170,36 +161,31 @@ fn unusable_run_records_are_refused_with_the_file_named() {
             "is a run record of schema version 1; this fhirconf reads version 2",
         ),
     ] {
-        let out = fhirconf(&["compare", p(file), p(file)]);
-        assert_eq!(out.status.code(), Some(2), "{}", output(&out));
-        let stderr = text(&out.stderr);
+        let stderr = Fhirconf::new()
+            .args(["compare", p(file), p(file)])
+            .run()
+            .expect_code(2)
+            .stderr();
         assert!(
             stderr.starts_with(&format!("error: {} {says}", p(file))),
             "{stderr}"
         );
     }
-    let out = fhirconf(&["compare", p(&dir.join("missing.json")), p(&old)]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("cannot read"),
-        "{}",
-        output(&out)
-    );
+    Fhirconf::new()
+        .args(["compare", p(&dir.join("missing.json")), p(&old)])
+        .run()
+        .expect_code(2)
+        .stderr_contains("cannot read");
 
     // An unreadable baseline stops `run` before anything is sent or written.
     let reports = scratch("baseline-bad");
-    let out = run_with_reports(
-        &reports,
-        &[
-            SUITE,
-            "--base-url",
-            "http://127.0.0.1:9",
-            "--baseline",
-            p(&patient),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
-    assert!(text(&out.stderr).contains("is not a fhirconf run record"));
+    Fhirconf::new()
+        .args(["run", SUITE, "--base-url", "http://127.0.0.1:9"])
+        .args(["--baseline", p(&patient)])
+        .reports(&reports)
+        .run()
+        .expect_code(2)
+        .stderr_contains("is not a fhirconf run record");
     assert_eq!(std::fs::read_dir(&reports).unwrap().count(), 0);
 }
 
@@ -208,7 +194,7 @@ fn run_json_and_summary_md_match_their_goldens() {
     let server = start_server();
     let base = baseline(&server, "golden-baseline");
     let dir = scratch("golden-run");
-    let out = run_suite(
+    run_suite(
         &dir,
         &server,
         &[
@@ -219,8 +205,8 @@ fn run_json_and_summary_md_match_their_goldens() {
             "--baseline",
             p(&base),
         ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    )
+    .expect_code(1);
     let fix = |t: &str| normalize(t, &server.base_url).replace(p(&base), "BASELINE");
     let run = std::fs::read_to_string(dir.join("run.json")).unwrap();
     // The baseline's digest changes with its times: normalize it too.
@@ -244,29 +230,21 @@ fn summary_is_appended_to_the_github_step_summary() {
     let junit = dir.join("junit.xml");
     let json = dir.join("run.json");
     let md = dir.join("summary.md");
-    let out = fhirconf_command(
-        &[
-            "run",
-            SUITE,
-            "--base-url",
-            &server.base_url,
-            "-k",
-            "always fails",
+    Fhirconf::new()
+        .args(["run", SUITE, "--base-url", &server.base_url])
+        .args(["-k", "always fails"])
+        .args([
             "--junit",
             p(&junit),
             "--json",
             p(&json),
             "--markdown",
             p(&md),
-            "--html",
-            p(&dir.join("index.html")),
-        ],
-        &[],
-    )
-    .env("GITHUB_STEP_SUMMARY", &step_summary)
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+        ])
+        .args(["--html", p(&dir.join("index.html"))])
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .run()
+        .expect_code(1);
     let appended = std::fs::read_to_string(&step_summary).unwrap();
     let summary = std::fs::read_to_string(&md).unwrap();
     assert_eq!(appended, format!("earlier step\n{summary}\n"));
@@ -304,8 +282,8 @@ fn verify(dir: &Path, key: Option<&Path>) -> (Option<i32>, String) {
     if let Some(k) = key {
         args.extend(["--key", p(k)]);
     }
-    let out = fhirconf(&args);
-    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    let out = Fhirconf::new().args(args).run();
+    (out.code(), out.stdout() + &out.stderr())
 }
 
 #[test]
@@ -316,22 +294,14 @@ fn evidence_folder_is_complete_signed_and_verify_names_what_was_altered() {
     let evidence = work.join("evidence");
     let reports = work.join("reports");
     std::fs::create_dir_all(&reports).unwrap();
-    let out = run_with_reports(
-        &reports,
-        &[
-            "tests/cases/passing",
-            "--base-url",
-            &server.base_url,
-            "--var",
-            "tenant=acme",
-            "--evidence",
-            p(&evidence),
-            "--evidence-key",
-            p(&key),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
-    assert!(text(&out.stderr).contains("evidence: "), "{}", output(&out));
+    Fhirconf::new()
+        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+        .args(["--var", "tenant=acme"])
+        .args(["--evidence", p(&evidence), "--evidence-key", p(&key)])
+        .reports(&reports)
+        .run()
+        .expect_code(0)
+        .stderr_contains("evidence: ");
 
     // The reports are the same bytes as in reports/; every input file is copied.
     for name in ["run.json", "junit.xml", "summary.md"] {
@@ -450,37 +420,24 @@ fn evidence_goes_only_to_new_empty_or_earlier_evidence_folders() {
     let reports = work.join("reports");
     std::fs::create_dir_all(&reports).unwrap();
     let evidence = work.join("evidence");
-    let args = |dir: &Path| {
-        vec![
-            "tests/cases/passing".to_owned(),
-            "--base-url".to_owned(),
-            server.base_url.clone(),
-            "-k".to_owned(),
-            "every JSONPath".to_owned(),
-            "--evidence".to_owned(),
-            p(dir).to_owned(),
-        ]
+    let with_evidence = |dir: &Path| {
+        Fhirconf::new()
+            .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+            .args(["-k", "every JSONPath", "--evidence", p(dir)])
+            .reports(&reports)
     };
-    let run = |dir: &Path| {
-        let a = args(dir);
-        run_with_reports(&reports, &a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    assert_eq!(run(&evidence).status.code(), Some(0));
+    with_evidence(&evidence).run().expect_code(0);
     // An earlier evidence folder is replaced whole.
-    let out = run(&evidence);
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    with_evidence(&evidence).run().expect_code(0);
     assert_eq!(verify(&evidence, None).0, Some(0));
 
     // A folder with other files is refused before anything runs.
     std::fs::write(evidence.join("mine.txt"), "keep me").unwrap();
     std::fs::remove_file(reports.join("run.json")).unwrap();
-    let out = run(&evidence);
-    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
-    assert!(
-        text(&out.stderr).contains("it is not empty and not an earlier evidence folder"),
-        "{}",
-        output(&out)
-    );
+    with_evidence(&evidence)
+        .run()
+        .expect_code(2)
+        .stderr_contains("it is not empty and not an earlier evidence folder");
     assert!(!reports.join("run.json").exists(), "nothing ran");
     assert_eq!(
         std::fs::read_to_string(evidence.join("mine.txt")).unwrap(),
@@ -491,15 +448,11 @@ fn evidence_goes_only_to_new_empty_or_earlier_evidence_folders() {
     let bad_key = work.join("bad.pem");
     std::fs::write(&bad_key, "not a key").unwrap();
     let fresh = work.join("fresh");
-    let mut a = args(&fresh);
-    a.extend(["--evidence-key".to_owned(), p(&bad_key).to_owned()]);
-    let out = run_with_reports(&reports, &a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
-    assert!(
-        text(&out.stderr).contains("is not an Ed25519 private key in PKCS#8 PEM"),
-        "{}",
-        output(&out)
-    );
+    with_evidence(&fresh)
+        .args(["--evidence-key", p(&bad_key)])
+        .run()
+        .expect_code(2)
+        .stderr_contains("is not an Ed25519 private key in PKCS#8 PEM");
     assert!(!fresh.exists());
 
     // verify: a folder without a manifest, or a key that is not one, is unusable input.

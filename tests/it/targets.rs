@@ -3,15 +3,14 @@
 //! options (rate cap, Retry-After, --read-only, --strict), and secrets that never
 //! reach any output.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
 use fhirconf::auth::Auth;
 use fhirconf::redact::Redactor;
 use fhirconf::target::ResolvedAuth;
+
+use crate::common::*;
 
 /// A target for an external sandbox: its base URL, its seed variables, and `extra`
 /// (more YAML at top level).
@@ -36,17 +35,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn assert_stopped_before_running(out: &std::process::Output, dir: &Path) {
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        !text(&out.stdout).contains("running"),
-        "{}",
-        text(&out.stdout)
-    );
+/// `run --target TARGET` with every report in `dir`.
+fn with_target(dir: &Path, target: &Path) -> Fhirconf {
+    Fhirconf::new()
+        .args(["run", "--target", s(target)])
+        .reports(dir)
+}
+
+/// Exit 2 before any scenario ran, and no report; returns stderr.
+#[track_caller]
+fn assert_stopped_before_running(out: Ran, dir: &Path) -> String {
+    let out = out.expect_code(2);
+    assert!(!out.stdout().contains("running"), "{}", out.transcript());
     assert!(
         !dir.join("junit.xml").exists(),
         "no report for a run that did not start"
     );
+    out.stderr()
 }
 
 const REVOKE_SCENARIO: &str = r#"name: a revoked token is replaced
@@ -65,9 +70,8 @@ steps:
 fn target_file_errors_name_file_line_and_column() {
     let dir = scratch("target-errors");
     let t = write(&dir, "t.yaml", "base_url: http://127.0.0.1:9\ntimeuot: 3\n");
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-    assert_stopped_before_running(&out, &dir);
-    let err = text(&out.stderr);
+    let err =
+        assert_stopped_before_running(with_target(&dir, &t).arg("scenarios/r4-core").run(), &dir);
     assert!(err.contains("t.yaml:2:1"), "{err}");
     assert!(err.contains("did you mean `timeout`"), "{err}");
 
@@ -76,17 +80,15 @@ fn target_file_errors_name_file_line_and_column() {
         "u.yaml",
         "base_url: http://127.0.0.1:9\nfeatures: [a, b]\n",
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-    assert_stopped_before_running(&out, &dir);
-    assert!(
-        text(&out.stderr).contains("u.yaml:2:"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err =
+        assert_stopped_before_running(with_target(&dir, &t).arg("scenarios/r4-core").run(), &dir);
+    assert!(err.contains("u.yaml:2:"), "{err}");
 
-    let out = run_with_reports_env(&dir, &["--target", "no/such/target.yaml"], &[]);
-    assert_stopped_before_running(&out, &dir);
-    assert!(text(&out.stderr).contains("no/such/target.yaml"));
+    let err = assert_stopped_before_running(
+        with_target(&dir, Path::new("no/such/target.yaml")).run(),
+        &dir,
+    );
+    assert!(err.contains("no/such/target.yaml"));
 }
 
 #[test]
@@ -102,19 +104,17 @@ fn a_bearer_token_comes_from_the_environment_variable_the_target_names() {
             "auth: { type: bearer, token_env: FHIRCONF_TEST_TOKEN }\nfeatures: { auth: \"on\" }\n",
         ),
     );
-    let out = run_with_reports_env(
-        &dir,
-        &["--target", s(&t), "scenarios/r4-core", "-k", "read"],
-        &[("FHIRCONF_TEST_TOKEN", &token)],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains(" passed"));
+    with_target(&dir, &t)
+        .args(["scenarios/r4-core", "-k", "read"])
+        .env("FHIRCONF_TEST_TOKEN", &token)
+        .run()
+        .expect_code(0)
+        .stdout_contains(" passed");
     assert_eq!(sbx.stats()["tokens_issued"], 1, "only the test's own token");
 
     let dir = scratch("bearer-missing");
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-    assert_stopped_before_running(&out, &dir);
-    let err = text(&out.stderr);
+    let err =
+        assert_stopped_before_running(with_target(&dir, &t).arg("scenarios/r4-core").run(), &dir);
     assert!(
         err.contains("auth.token_env: environment variable `FHIRCONF_TEST_TOKEN` is not set"),
         "{err}"
@@ -137,9 +137,8 @@ fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
         "t.yaml",
         &sandbox_target(&sbx.base_url, &client_credentials("FHIRCONF_TEST_SECRET")),
     );
-    let env = [("FHIRCONF_TEST_SECRET", "sandbox-secret")];
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let secret = with_target(&dir, &t).env("FHIRCONF_TEST_SECRET", "sandbox-secret");
+    secret.clone().arg("scenarios/r4-core").run().expect_code(0);
     assert_eq!(
         sbx.stats()["tokens_issued"],
         1,
@@ -147,8 +146,7 @@ fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
     );
 
     let scenario = write(&dir, "revoke.yaml", REVOKE_SCENARIO);
-    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    secret.arg(&scenario).run().expect_code(0);
     assert_eq!(
         sbx.stats()["tokens_issued"],
         3,
@@ -156,13 +154,13 @@ fn client_credentials_are_fetched_once_and_renewed_after_a_401() {
     );
 
     let dir = scratch("client-credentials-refused");
-    let out = run_with_reports_env(
+    let err = assert_stopped_before_running(
+        with_target(&dir, &t)
+            .arg("scenarios/r4-core")
+            .env("FHIRCONF_TEST_SECRET", "not-the-secret")
+            .run(),
         &dir,
-        &["--target", s(&t), "scenarios/r4-core"],
-        &[("FHIRCONF_TEST_SECRET", "not-the-secret")],
     );
-    assert_stopped_before_running(&out, &dir);
-    let err = text(&out.stderr);
     assert!(
         err.contains("auth: the token endpoint refused the credentials: invalid_client"),
         "{err}"
@@ -218,8 +216,10 @@ fn smart_backend_services_with_rs384_and_es384() {
             "t.yaml",
             &sandbox_target(&sbx.base_url, &smart(key, alg, kid)),
         );
-        let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-        assert_eq!(out.status.code(), Some(0), "{alg}: {}", text(&out.stdout));
+        with_target(&dir, &t)
+            .arg("scenarios/r4-core")
+            .run()
+            .expect_code(0);
         assert_eq!(sbx.stats()["tokens_issued"], 1, "{alg}");
     }
     // The ES384 key presented under the RS384 key's kid does not verify.
@@ -233,12 +233,11 @@ fn smart_backend_services_with_rs384_and_es384() {
             &smart("sandbox-backend-es384.pem", "ES384", "sandbox-rs384"),
         ),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-    assert_stopped_before_running(&out, &dir);
+    let err =
+        assert_stopped_before_running(with_target(&dir, &t).arg("scenarios/r4-core").run(), &dir);
     assert!(
-        text(&out.stderr).contains("refused the credentials: invalid_client"),
-        "{}",
-        text(&out.stderr)
+        err.contains("refused the credentials: invalid_client"),
+        "{err}"
     );
 
     let t = write(
@@ -246,9 +245,8 @@ fn smart_backend_services_with_rs384_and_es384() {
         "missing-key.yaml",
         &sandbox_target(&sbx.base_url, &smart("nope.pem", "ES384", "sandbox-es384")),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-    assert_stopped_before_running(&out, &dir);
-    let err = text(&out.stderr);
+    let err =
+        assert_stopped_before_running(with_target(&dir, &t).arg("scenarios/r4-core").run(), &dir);
     assert!(err.contains("auth.private_key_file: cannot read"), "{err}");
     assert!(err.contains("missing-key.yaml:"), "{err}");
 }
@@ -259,7 +257,7 @@ fn smart_backend_services_with_rs384_and_es384() {
 fn secrets_never_reach_any_output() {
     let sbx = start_sandbox(&[("auth", "on")]);
     let echo = start_server();
-    let dir = scratch("secrets");
+    let dir = scratch("target-secrets");
     let extra = format!(
         "{}secret_vars:\n  auth_client_secret: FHIRCONF_TEST_SECRET\n  auth_limited_client_secret: FHIRCONF_TEST_LIMITED\n",
         client_credentials("FHIRCONF_TEST_SECRET")
@@ -284,26 +282,16 @@ steps:
             echo.base_url
         ),
     );
-    let env = [
-        ("FHIRCONF_TEST_SECRET", "sandbox-secret"),
-        ("FHIRCONF_TEST_LIMITED", "limited-secret"),
-    ];
     let api_key = "hunter2-api-key-0042";
-    let out = run_with_reports_env(
-        &dir,
-        &[
-            "--target",
-            s(&t),
-            "--secret-var",
-            &format!("api_key={api_key}"),
-            "scenarios",
-            s(&leaky),
-        ],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("secrets echoed back"));
-    let outputs = every_output(&out, &dir);
+    let out = with_target(&dir, &t)
+        .args(["--secret-var", &format!("api_key={api_key}")])
+        .args(["scenarios", s(&leaky)])
+        .env("FHIRCONF_TEST_SECRET", "sandbox-secret")
+        .env("FHIRCONF_TEST_LIMITED", "limited-secret")
+        .run()
+        .expect_code(1)
+        .stdout_contains("secrets echoed back");
+    let outputs = every_output(out.output(), &dir);
     let token = regex::Regex::new(r"sbx-[0-9a-f]{32}").unwrap();
     for (name, content) in &outputs {
         for secret in [
@@ -333,12 +321,14 @@ fn smart_assertions_and_keys_never_reach_any_output() {
             &smart("sandbox-backend-rs384.pem", "RS384", "sandbox-rs384"),
         ),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "scenarios/r4-core"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = with_target(&dir, &t)
+        .arg("scenarios/r4-core")
+        .run()
+        .expect_code(0);
     let key =
         std::fs::read_to_string(root().join("targets/keys/sandbox-backend-rs384.pem")).unwrap();
     let key_lines: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    for (name, content) in &every_output(&out, &dir) {
+    for (name, content) in &every_output(out.output(), &dir) {
         assert!(!content.contains("eyJ"), "a JWT in {name}");
         for line in &key_lines {
             assert!(
@@ -367,35 +357,29 @@ fn flags_win_over_the_file_and_the_file_is_found_through_the_environment() {
             closed_port_url()
         ),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "no answer: {}",
-        text(&out.stdout)
-    );
-    let out = run_with_reports_env(
-        &dir,
-        &[
+    // No answer.
+    with_target(&dir, &t).arg(&scenario).run().expect_code(3);
+    Fhirconf::new()
+        .args([
+            "run",
             "--base-url",
             &server.base_url,
             "--var",
             "patient_id=good",
-            s(&scenario),
-        ],
-        &[("FHIRCONF_TARGET", s(&t))],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        ])
+        .arg(&scenario)
+        .env("FHIRCONF_TARGET", &t)
+        .reports(&dir)
+        .run()
+        .expect_code(0);
     let run: serde_json::Value = run_record(&dir);
     assert_eq!(run["target"]["base_url"], server.base_url.as_str());
 
-    let out = run_with_reports_env(
-        &dir,
-        &["--target", s(&t), "--feature", "auth=on", s(&scenario)],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("external server"));
+    with_target(&dir, &t)
+        .args(["--feature", "auth=on", s(&scenario)])
+        .run()
+        .expect_code(2)
+        .stderr_contains("external server");
 }
 
 #[test]
@@ -403,9 +387,11 @@ fn read_only_leaves_out_every_scenario_that_writes() {
     let sbx = start_sandbox(&[]);
     let dir = scratch("read-only");
     let t = write(&dir, "t.yaml", &sandbox_target(&sbx.base_url, ""));
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "--read-only", "scenarios"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    let err = text(&out.stderr);
+    let err = with_target(&dir, &t)
+        .args(["--read-only", "scenarios"])
+        .run()
+        .expect_code(0)
+        .stderr();
     let counted =
         regex::Regex::new(r"--read-only: (\d+) scenarios that write left out, (\d+) remain")
             .unwrap();
@@ -426,15 +412,15 @@ fn strict_turns_unmet_requirements_into_failures() {
         "s.yaml",
         "name: needs appointment updates\nrequires: [Appointment.update]\nsteps:\n  - request: { method: GET, path: /metadata }\n",
     );
-    let out = run_with_reports_env(&dir, &["--base-url", &server.base_url, s(&scenario)], &[]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).contains("Appointment.update not in CapabilityStatement"));
-    let out = run_with_reports_env(
-        &dir,
-        &["--base-url", &server.base_url, "--strict", s(&scenario)],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let run = Fhirconf::new()
+        .args(["run", "--base-url", &server.base_url])
+        .reports(&dir);
+    run.clone()
+        .arg(&scenario)
+        .run()
+        .expect_code(0)
+        .stdout_contains("Appointment.update not in CapabilityStatement");
+    run.args(["--strict", s(&scenario)]).run().expect_code(1);
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
     assert!(
@@ -474,8 +460,7 @@ fn retry_after_is_waited_out_within_the_budget() {
         .replace("\n  - request", "\n      - request")
         .replace("\n    expect", "\n        expect"),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let out = with_target(&dir, &t).arg(&scenario).run().expect_code(1);
     assert_eq!(server.hits.get("a"), 3);
     assert_eq!(server.hits.get("b"), 2);
     assert_eq!(server.hits.get("c"), 1);
@@ -498,11 +483,8 @@ fn retry_after_is_waited_out_within_the_budget() {
             ("an expected 429 is not waited out", "passed"),
         ]
     );
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout
-            .contains("429 kept coming after waiting 0 s of Retry-After (the retry budget is 3 s)"),
-        "{stdout}"
+    out.stdout_contains(
+        "429 kept coming after waiting 0 s of Retry-After (the retry budget is 3 s)",
     );
 }
 
@@ -523,8 +505,10 @@ fn the_rate_cap_spaces_requests_across_scenarios() {
         }
     }
     let scenario = write(&dir, "s.yaml", &yaml);
-    let out = run_with_reports_env(&dir, &["--target", s(&t), "-j", "3", s(&scenario)], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    with_target(&dir, &t)
+        .args(["-j", "3", s(&scenario)])
+        .run()
+        .expect_code(0);
     let times = server.hits.times("paced");
     assert_eq!(times.len(), 9);
     // Arrivals may bunch up by network jitter, never by the harness starting early:
@@ -546,9 +530,7 @@ fn tls_trusts_only_what_the_target_says() {
         "plain.yaml",
         &format!("base_url: {}\n", server.base_url),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&plain), s(&scenario)], &[]);
-    assert_stopped_before_running(&out, &dir);
-    let err = text(&out.stderr);
+    let err = assert_stopped_before_running(with_target(&dir, &plain).arg(&scenario).run(), &dir);
     assert!(
         err.contains("error: tls: cannot connect to https://127.0.0.1:"),
         "{err}"
@@ -564,19 +546,11 @@ fn tls_trusts_only_what_the_target_says() {
             tls::fixture("ca.pem").display()
         ),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&trusted), s(&scenario)], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert!(
-        text(&out.stdout).contains("1 passed"),
-        "{}",
-        text(&out.stdout)
-    );
+    with_target(&dir, &trusted)
+        .arg(&scenario)
+        .run()
+        .expect_code(0)
+        .stdout_contains("1 passed");
 
     let missing_ca = write(
         &dir,
@@ -587,13 +561,9 @@ fn tls_trusts_only_what_the_target_says() {
         ),
     );
     let dir2 = scratch("tls-missing-ca");
-    let out = run_with_reports_env(&dir2, &["--target", s(&missing_ca), s(&scenario)], &[]);
-    assert_stopped_before_running(&out, &dir2);
-    assert!(
-        text(&out.stderr).contains("tls.ca_file: cannot read"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err =
+        assert_stopped_before_running(with_target(&dir2, &missing_ca).arg(&scenario).run(), &dir2);
+    assert!(err.contains("tls.ca_file: cannot read"), "{err}");
 }
 
 #[test]
@@ -606,13 +576,12 @@ fn insecure_accepts_an_untrusted_certificate_with_a_warning() {
         "t.yaml",
         &format!("base_url: {}\ntls: {{ insecure: true }}\n", server.base_url),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&t), s(&scenario)], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("warning: ") && text(&out.stderr).contains("tls.insecure"),
-        "{}",
-        text(&out.stderr)
-    );
+    with_target(&dir, &t)
+        .arg(&scenario)
+        .run()
+        .expect_code(0)
+        .stderr_contains("warning: ")
+        .stderr_contains("tls.insecure");
 }
 
 #[test]
@@ -632,14 +601,10 @@ fn mutual_tls_presents_the_client_certificate() {
             tls::fixture("client.key").display()
         ),
     );
-    let out = run_with_reports_env(&dir, &["--target", s(&with_cert), s(&scenario)], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    with_target(&dir, &with_cert)
+        .arg(&scenario)
+        .run()
+        .expect_code(0);
 
     let without = write(
         &dir,
@@ -651,11 +616,7 @@ fn mutual_tls_presents_the_client_certificate() {
         ),
     );
     let dir2 = scratch("mtls-without");
-    let out = run_with_reports_env(&dir2, &["--target", s(&without), s(&scenario)], &[]);
-    assert_stopped_before_running(&out, &dir2);
-    assert!(
-        text(&out.stderr).contains("error: tls:"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err =
+        assert_stopped_before_running(with_target(&dir2, &without).arg(&scenario).run(), &dir2);
+    assert!(err.contains("error: tls:"), "{err}");
 }

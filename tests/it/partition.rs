@@ -1,10 +1,8 @@
 //! `--partition`: the shards of a suite are disjoint and together are the full run.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 
 /// `(file, name, outcome)` of every test case in a JUnit report.
 fn cases(junit: &str) -> Vec<(String, String, &'static str)> {

@@ -2,12 +2,10 @@
 //! is written with the unfinished scenarios marked, and the exit code is 130.
 #![cfg(unix)]
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SCENARIOS: &str = r#"scenarios:
   - name: interrupted while the server is slow
@@ -40,27 +38,11 @@ fn a_signal_runs_the_cleanups_writes_the_reports_and_exits_130() {
         let junit = dir.join("junit.xml");
         let json = dir.join("run.json");
         let md = dir.join("summary.md");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fhirconf"))
-            .args([
-                "run",
-                "--color",
-                "never",
-                "-j",
-                "1",
-                "--base-url",
-                &server.base_url,
-            ])
-            .arg("--junit")
-            .arg(&junit)
-            .arg("--json")
-            .arg(&json)
-            .arg("--markdown")
-            .arg(&md)
-            .arg("--html")
-            .arg(dir.join("index.html"))
+        let mut child = Fhirconf::new()
+            .args(["run", "-j", "1", "--base-url", &server.base_url])
             .arg(&file)
-            .env_remove("FHIRCONF_TARGET")
-            .current_dir(root())
+            .reports(&dir)
+            .command()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -2,9 +2,7 @@
 //! every Appointment the suite created is cancelled (Canvas has no DELETE for
 //! appointments, and none for practitioners: cancelling is all the API allows).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_built_in_suites_cancel_every_appointment_they_create() {

@@ -1,0 +1,20 @@
+//! The integration tests, in one binary so they are linked once: each module was its
+//! own test binary before. `tests/scenarios.rs` stays apart: it has its own harness.
+//!
+//! Run one module with a filter, e.g. `cargo test --test it cli::`.
+
+mod common;
+
+mod browser;
+mod cleanup;
+mod cli;
+mod faults;
+mod hostile;
+mod interrupt;
+mod partition;
+mod properties;
+mod regression;
+mod sandbox;
+mod sandbox_generic;
+mod standalone;
+mod targets;
