@@ -6,25 +6,25 @@
 //! tells what changed between two records; [`evidence`] packs a run for handing over.
 
 pub mod app;
-pub mod assert;
+pub(crate) mod assert;
 pub mod auth;
-pub mod capability;
+pub(crate) mod capability;
 pub mod cli;
-pub mod compare;
+pub(crate) mod compare;
 pub mod diag;
-pub mod evidence;
-pub mod exit;
-pub mod files;
-pub mod http;
-pub mod interrupt;
+pub(crate) mod evidence;
+pub(crate) mod exit;
+pub(crate) mod files;
+pub(crate) mod http;
+pub(crate) mod interrupt;
 pub mod pipeline;
-pub mod prepare;
+pub(crate) mod prepare;
 pub mod record;
 pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
-pub mod spill;
+pub(crate) mod spill;
 pub mod target;
 pub mod template;

@@ -205,26 +205,17 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
                     matches!(n, Value::String(_) | Value::Number(_) | Value::Bool(_))
                         && re.0.is_match(&value_to_text(n))
                 });
+            let re = re.0.as_str();
             Check::new(
-                format!("{path} matches /{}/", re.0.as_str()),
+                format!("{path} matches /{re}/"),
                 ok,
-                format!("a value matching /{}/", re.0.as_str()),
+                format!("a value matching /{re}/"),
                 found(),
             )
         }
         JsonOp::Type(t) => type_check(path, *t, &nodes),
         JsonOp::OneOf(options) => match render(&Value::Array(options.clone())) {
-            Ok(Value::Array(options)) => {
-                let ok = !nodes.is_empty()
-                    && nodes.iter().all(|n| options.iter().any(|o| json_eq(o, n)));
-                let shown = show(&Value::Array(options));
-                Check::new(
-                    format!("{path} is one of {shown}"),
-                    ok,
-                    format!("one of {shown}"),
-                    found(),
-                )
-            }
+            Ok(Value::Array(options)) => one_of_check(path, &options, &nodes, found()),
             Ok(_) | Err(_) => Check::new(
                 format!("{path} one of"),
                 false,
@@ -233,22 +224,36 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
             ),
         },
         JsonOp::Contains(expected) => match render(expected) {
-            Ok(expected) => {
-                let ok = match nodes.as_slice() {
-                    [Value::String(s)] => expected.as_str().is_some_and(|e| s.contains(e)),
-                    [Value::Array(items)] => items.iter().any(|i| json_eq(&expected, i)),
-                    many => many.iter().any(|n| json_eq(&expected, n)),
-                };
-                Check::new(
-                    format!("{path} contains {}", show(&expected)),
-                    ok,
-                    format!("something containing {}", show(&expected)),
-                    found(),
-                )
-            }
+            Ok(expected) => contains_check(path, &expected, &nodes, found()),
             Err(e) => template_error(format!("{path} contains"), e),
         },
     }
+}
+
+fn one_of_check(path: &str, options: &[Value], nodes: &[&Value], found: String) -> Check {
+    let ok = !nodes.is_empty() && nodes.iter().all(|n| options.iter().any(|o| json_eq(o, n)));
+    let shown = show(&Value::Array(options.to_vec()));
+    Check::new(
+        format!("{path} is one of {shown}"),
+        ok,
+        format!("one of {shown}"),
+        found,
+    )
+}
+
+/// A string containing the text, an array holding the value, or any node equal to it.
+fn contains_check(path: &str, expected: &Value, nodes: &[&Value], found: String) -> Check {
+    let ok = match nodes {
+        [Value::String(s)] => expected.as_str().is_some_and(|e| s.contains(e)),
+        [Value::Array(items)] => items.iter().any(|i| json_eq(expected, i)),
+        many => many.iter().any(|n| json_eq(expected, n)),
+    };
+    Check::new(
+        format!("{path} contains {}", show(expected)),
+        ok,
+        format!("something containing {}", show(expected)),
+        found,
+    )
 }
 
 fn equals_check(path: &str, expected: &Value, nodes: &[&Value], found: String) -> Check {

@@ -8,6 +8,4 @@ mod fhir;
 mod json;
 
 pub use check::Check;
-pub use diff::unified_diff;
 pub use eval::evaluate;
-pub use json::is_subset;

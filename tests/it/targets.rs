@@ -620,3 +620,57 @@ fn mutual_tls_presents_the_client_certificate() {
         assert_stopped_before_running(with_target(&dir2, &without).arg(&scenario).run(), &dir2);
     assert!(err.contains("error: tls:"), "{err}");
 }
+
+#[test]
+fn listing_needs_no_credentials_and_sends_nothing() {
+    let dir = scratch("list-without-secrets");
+    // A closed port and an unset token variable: a run would stop at both.
+    let t = write(
+        &dir,
+        "t.yaml",
+        &format!(
+            "base_url: {}\nauth: {{ type: bearer, token_env: FHIRCONF_TEST_UNSET_TOKEN }}\n",
+            closed_port_url()
+        ),
+    );
+    let out = with_target(&dir, &t)
+        .args(["--list", "scenarios/r4-core"])
+        .run()
+        .expect_code(0);
+    assert!(
+        out.stdout().contains("scenarios/r4-core/metadata.yaml::"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        !dir.join("junit.xml").exists(),
+        "a listing writes no report"
+    );
+    // The same target cannot run: the missing secret is named before anything is sent.
+    let err =
+        assert_stopped_before_running(with_target(&dir, &t).arg("scenarios/r4-core").run(), &dir);
+    assert!(err.contains("FHIRCONF_TEST_UNSET_TOKEN"), "{err}");
+}
+
+#[test]
+fn a_selection_that_matches_nothing_is_exit_4_unless_allowed() {
+    let dir = scratch("empty-selection");
+    let out = Fhirconf::new()
+        .args(["run", "scenarios/r4-core", "--tags", "no-such-tag"])
+        .reports(&dir)
+        .run()
+        .expect_code(4)
+        .stderr_contains("no scenario selected to run");
+    assert!(
+        out.stderr().contains("left out by --tags/--exclude-tags"),
+        "{}",
+        out.transcript()
+    );
+    assert!(!dir.join("junit.xml").exists());
+    Fhirconf::new()
+        .args(["run", "scenarios/r4-core", "--filter", "no-such-name"])
+        .args(["--allow-empty"])
+        .reports(&dir)
+        .run()
+        .expect_code(0);
+}
