@@ -1,9 +1,10 @@
 //! fhirconf: a conformance test harness for FHIR REST endpoints.
 //!
-//! YAML scenario files ([`scenario`]) are run by the [`runner`] against a base URL
-//! through the [`http`] client; every outcome lands in one [`record::RunRecord`],
-//! which the [`report`] writers turn into JUnit XML, JSON and Markdown. [`compare`]
-//! tells what changed between two records; [`evidence`] packs a run for handing over.
+//! A run is a [`pipeline`] of typed stages: plan (the [`target`] and [`scenario`]
+//! files), connect, select, execute (the [`runner`]), assemble (one
+//! [`record::RunRecord`]) and publish (the [`report`] writers: JUnit XML, JSON,
+//! Markdown, HTML). [`app`] calls the stages for each command; `docs/architecture.md`
+//! says which module owns what.
 
 pub mod app;
 pub(crate) mod assert;
