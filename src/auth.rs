@@ -8,8 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenResponse};
+use oauth2::{
+    AuthType, ClientCredentialsTokenRequest, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    HttpClientError, RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
 use serde::Serialize;
 
 use crate::diag::error_chain;
@@ -19,6 +22,13 @@ use crate::target::{JwtAlgorithm, ResolvedAuth};
 /// SMART Backend Services: an assertion may be valid for at most five minutes.
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// An OAuth2 client that knows only the token endpoint.
+type TokenClient =
+    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// How a token request fails when sent with reqwest.
+type TokenRequestError = RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>;
 
 struct Token {
     value: String,
@@ -166,79 +176,14 @@ impl Auth {
                 return Err(AuthError::NoTokenEndpoint);
             }
         };
-        let url = TokenUrl::new(token_url.clone()).map_err(|e| AuthError::TokenUrl {
-            url: token_url.clone(),
-            detail: e.to_string(),
-        })?;
-        let mut client = BasicClient::new(ClientId::new(client_id.clone()))
-            .set_token_uri(url)
-            .set_auth_type(AuthType::RequestBody);
-        let mut assertion = None;
-        match &self.method {
-            ResolvedAuth::ClientCredentials { client_secret, .. } => {
-                client = client.set_client_secret(ClientSecret::new(client_secret.clone()));
-            }
-            ResolvedAuth::SmartBackend {
-                key_pem,
-                algorithm,
-                kid,
-                jku,
-                ..
-            } => {
-                let jwt = sign_assertion(
-                    client_id,
-                    token_url,
-                    key_pem,
-                    *algorithm,
-                    kid,
-                    jku.as_deref(),
-                )
-                .map_err(AuthError::Assertion)?;
-                self.redactor.add(jwt.clone());
-                assertion = Some(jwt);
-            }
-            ResolvedAuth::None | ResolvedAuth::Bearer(_) => {}
-        }
-        let mut request = client.exchange_client_credentials();
-        for s in scope.iter().flat_map(|s| s.split_whitespace()) {
-            request = request.add_scope(Scope::new(s.to_owned()));
-        }
-        if let Some(jwt) = &assertion {
-            request = request
-                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
-                .add_extra_param("client_assertion", jwt.clone());
-        }
+        let client = self.token_client(token_url, client_id)?;
+        let assertion = self.assertion(token_url, client_id)?;
+        let request = token_request(&client, scope.as_deref(), assertion);
         let obtained = Instant::now();
-        let response = request.request_async(&self.http).await.map_err(|e| {
-            let (kind, why) = match &e {
-                RequestTokenError::ServerResponse(r) => (
-                    TokenFailure::Refused,
-                    format!(
-                        "the token endpoint refused the credentials: {}{}",
-                        r.error(),
-                        r.error_description()
-                            .map(|d| format!(" ({d})"))
-                            .unwrap_or_default()
-                    ),
-                ),
-                RequestTokenError::Request(inner) => (
-                    TokenFailure::Unreachable,
-                    format!("cannot reach the token endpoint: {}", error_chain(inner)),
-                ),
-                RequestTokenError::Parse(inner, _) => (
-                    TokenFailure::NotATokenResponse,
-                    format!("the token endpoint's answer is not an OAuth2 token response: {inner}"),
-                ),
-                RequestTokenError::Other(text) => (
-                    TokenFailure::Other,
-                    format!("the token endpoint answered: {text}"),
-                ),
-            };
-            AuthError::TokenEndpoint {
-                kind,
-                message: self.redactor.text(&format!("{why} (POST {token_url})")),
-            }
-        })?;
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| self.token_error(&e, token_url))?;
         let value = response.access_token().secret().clone();
         self.redactor.add(value.clone());
         Ok(Token {
@@ -248,6 +193,99 @@ impl Auth {
                 .and_then(|life| refresh_at(obtained, life)),
         })
     }
+
+    /// The OAuth2 client for the token endpoint; with client credentials the secret
+    /// goes in the request body.
+    fn token_client(&self, token_url: &str, client_id: &str) -> Result<TokenClient, AuthError> {
+        let url = TokenUrl::new(token_url.to_owned()).map_err(|e| AuthError::TokenUrl {
+            url: token_url.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let client = BasicClient::new(ClientId::new(client_id.to_owned()))
+            .set_token_uri(url)
+            .set_auth_type(AuthType::RequestBody);
+        Ok(match &self.method {
+            ResolvedAuth::ClientCredentials { client_secret, .. } => {
+                client.set_client_secret(ClientSecret::new(client_secret.clone()))
+            }
+            _ => client,
+        })
+    }
+
+    /// A fresh SMART client assertion, masked from here on; `None` for other methods.
+    fn assertion(&self, token_url: &str, client_id: &str) -> Result<Option<String>, AuthError> {
+        let ResolvedAuth::SmartBackend {
+            key_pem,
+            algorithm,
+            kid,
+            jku,
+            ..
+        } = &self.method
+        else {
+            return Ok(None);
+        };
+        let jwt = sign_assertion(
+            client_id,
+            token_url,
+            key_pem,
+            *algorithm,
+            kid,
+            jku.as_deref(),
+        )
+        .map_err(AuthError::Assertion)?;
+        self.redactor.add(jwt.clone());
+        Ok(Some(jwt))
+    }
+
+    /// Why the token endpoint gave no token, masked, with the endpoint named.
+    fn token_error(&self, e: &TokenRequestError, token_url: &str) -> AuthError {
+        let (kind, why) = match e {
+            RequestTokenError::ServerResponse(r) => (
+                TokenFailure::Refused,
+                format!(
+                    "the token endpoint refused the credentials: {}{}",
+                    r.error(),
+                    r.error_description()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
+                ),
+            ),
+            RequestTokenError::Request(inner) => (
+                TokenFailure::Unreachable,
+                format!("cannot reach the token endpoint: {}", error_chain(inner)),
+            ),
+            RequestTokenError::Parse(inner, _) => (
+                TokenFailure::NotATokenResponse,
+                format!("the token endpoint's answer is not an OAuth2 token response: {inner}"),
+            ),
+            RequestTokenError::Other(text) => (
+                TokenFailure::Other,
+                format!("the token endpoint answered: {text}"),
+            ),
+        };
+        AuthError::TokenEndpoint {
+            kind,
+            message: self.redactor.text(&format!("{why} (POST {token_url})")),
+        }
+    }
+}
+
+/// The client-credentials grant with the scopes, and the SMART assertion if there is one.
+fn token_request<'c>(
+    client: &'c TokenClient,
+    scope: Option<&str>,
+    assertion: Option<String>,
+) -> ClientCredentialsTokenRequest<'c, BasicErrorResponse, BasicTokenResponse> {
+    let mut request = client.exchange_client_credentials();
+    for s in scope.iter().flat_map(|s| s.split_whitespace()) {
+        request = request.add_scope(Scope::new(s.to_owned()));
+    }
+    if let Some(jwt) = assertion {
+        request = request
+            .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+            .add_extra_param("client_assertion", jwt);
+    }
+    request
 }
 
 /// A SMART Backend Services client assertion: `iss` = `sub` = the client id, `aud` =

@@ -304,19 +304,57 @@ impl HttpClient {
     ) -> Result<Exchange, (PreparedRequest, NoAnswer)> {
         self.take_turn().await;
         let started = Instant::now();
-        let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
-            Ok(m) => m,
-            Err(e) => return Err((request, NoAnswer::InvalidRequest(e.to_string()))),
-        };
+        match self.exchange(&request).await {
+            Ok(response) => Ok(Exchange {
+                request,
+                response,
+                duration: started.elapsed(),
+            }),
+            Err(no_answer) => Err((request, no_answer)),
+        }
+    }
+
+    /// The answer to one request; [`Self::send`] adds the rate limit and the timing.
+    async fn exchange(&self, request: &PreparedRequest) -> Result<Response, NoAnswer> {
+        let (builder, https) = self.build(request)?;
+        let response = builder.send().await.map_err(|e| self.no_answer(e, https))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = self.read_body(response, https).await?;
+        Ok(Response::new(status, headers, body))
+    }
+
+    /// The request as reqwest sends it, and whether it goes over HTTPS. The target's
+    /// default headers are added unless the step sets the same one.
+    fn build(
+        &self,
+        request: &PreparedRequest,
+    ) -> Result<(reqwest::RequestBuilder, bool), NoAnswer> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| NoAnswer::InvalidRequest(e.to_string()))?;
         let url = match reqwest::Url::parse(&request.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => u,
             Ok(u) => {
-                let reason = format!("unsupported URL scheme `{}` in {}", u.scheme(), request.url);
-                return Err((request, NoAnswer::InvalidRequest(reason)));
+                return Err(NoAnswer::InvalidRequest(format!(
+                    "unsupported URL scheme `{}` in {}",
+                    u.scheme(),
+                    request.url
+                )));
             }
             Err(e) => {
-                let reason = format!("`{}` is not a valid URL: {e}", request.url);
-                return Err((request, NoAnswer::InvalidRequest(reason)));
+                return Err(NoAnswer::InvalidRequest(format!(
+                    "`{}` is not a valid URL: {e}",
+                    request.url
+                )));
             }
         };
         let https = url.scheme() == "https";
@@ -336,63 +374,53 @@ impl HttpClient {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let timeout = self.settings.timeout;
-        let classify = |e: reqwest::Error| {
-            if e.is_timeout() {
-                NoAnswer::Timeout(timeout)
-            } else if e.is_builder() {
-                NoAnswer::InvalidRequest(error_chain(&e))
-            } else if let Some(closed_after_handshake) = tls_failure(&e, https) {
-                NoAnswer::Tls {
-                    detail: error_chain(&e),
-                    closed_after_handshake,
-                }
-            } else if e.is_connect() {
-                NoAnswer::Connect(error_chain(&e))
-            } else {
-                NoAnswer::Read(error_chain(&e))
-            }
-        };
-        let mut response = match builder.send().await {
-            Ok(r) => r,
-            Err(e) => return Err((request, classify(e))),
-        };
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        Ok((builder, https))
+    }
+
+    /// The whole body, refused as soon as it is known to exceed the cap (from
+    /// `Content-Length`, or while reading).
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        https: bool,
+    ) -> Result<Vec<u8>, NoAnswer> {
         let cap = self.settings.max_body_bytes;
         if response
             .content_length()
             .is_some_and(|len| len > cap as u64)
         {
-            return Err((request, NoAnswer::BodyTooLarge(cap)));
+            return Err(NoAnswer::BodyTooLarge(cap));
         }
         let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > cap {
-                        return Err((request, NoAnswer::BodyTooLarge(cap)));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err((request, classify(e))),
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.no_answer(e, https))?
+        {
+            if body.len() + chunk.len() > cap {
+                return Err(NoAnswer::BodyTooLarge(cap));
             }
+            body.extend_from_slice(&chunk);
         }
-        Ok(Exchange {
-            request,
-            response: Response::new(status, headers, body),
-            duration: started.elapsed(),
-        })
+        Ok(body)
+    }
+
+    /// Why reqwest got no answer, in the terms of a run error.
+    fn no_answer(&self, e: reqwest::Error, https: bool) -> NoAnswer {
+        if e.is_timeout() {
+            NoAnswer::Timeout(self.settings.timeout)
+        } else if e.is_builder() {
+            NoAnswer::InvalidRequest(error_chain(&e))
+        } else if let Some(closed_after_handshake) = tls_failure(&e, https) {
+            NoAnswer::Tls {
+                detail: error_chain(&e),
+                closed_after_handshake,
+            }
+        } else if e.is_connect() {
+            NoAnswer::Connect(error_chain(&e))
+        } else {
+            NoAnswer::Read(error_chain(&e))
+        }
     }
 }
 

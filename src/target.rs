@@ -66,6 +66,33 @@ pub enum AuthKind {
     SmartBackend,
 }
 
+impl AuthKind {
+    /// Its name in the file, and the settings it takes besides `type`.
+    fn keys(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            AuthKind::None => ("none", &[]),
+            AuthKind::Bearer => ("bearer", &["token_env"]),
+            AuthKind::ClientCredentials => (
+                "client_credentials",
+                &["token_url", "client_id", "client_secret_env", "scope"],
+            ),
+            AuthKind::SmartBackend => (
+                "smart_backend",
+                &[
+                    "token_url",
+                    "client_id",
+                    "scope",
+                    "private_key_file",
+                    "private_key_env",
+                    "algorithm",
+                    "kid",
+                    "jku",
+                ],
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum JwtAlgorithm {
     RS384,
@@ -419,98 +446,19 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, doc: TargetDoc) -> TargetFile {
-        let base_url = doc.base_url.map(|u| {
-            match reqwest::Url::parse(&u.value) {
-                Ok(parsed)
-                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-                _ => {
-                    self.err(
-                        u.referenced,
-                        format!("`base_url` must be an http(s) URL, found `{}`", u.value),
-                    );
-                }
-            }
-            u.value.trim_end_matches('/').to_owned()
-        });
+        let base_url = doc.base_url.map(|u| self.base_url(u));
         let auth = match doc.auth {
             None => AuthSpec::None,
             Some(a) => self.auth(a),
         };
-        let mut headers = Vec::new();
-        if let Some(h) = doc.headers {
-            for (name, value) in h.value {
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    self.err(h.referenced, format!("`{name}` is not a valid header name"));
-                    continue;
-                }
-                if name.eq_ignore_ascii_case("authorization") {
-                    self.err(h.referenced, "`headers` cannot set Authorization")
-                        .help = Some("use `auth` (a token from an environment variable, OAuth2 or SMART Backend Services), so the value stays out of the file".to_owned());
-                    continue;
-                }
-                match scalar_text(&value) {
-                    Some(v) => headers.push((name, v)),
-                    None => {
-                        self.err(
-                            h.referenced,
-                            format!("header `{name}` must be a string, number or boolean"),
-                        );
-                    }
-                }
-            }
-        }
+        let headers = doc.headers.map(|h| self.headers(h)).unwrap_or_default();
         let vars = doc.vars.map(|v| v.value).unwrap_or_default();
-        let mut secret_vars = Vec::new();
-        for (name, env) in doc.secret_vars {
-            if vars.contains_key(&name) {
-                self.err(
-                    env.referenced,
-                    format!("`{name}` is both in `vars` and in `secret_vars`"),
-                );
-            }
-            let setting = self.env_name(&format!("secret_vars.{name}"), env);
-            secret_vars.push((name, setting));
-        }
-        let mut features = BTreeMap::new();
-        if let Some(f) = doc.features {
-            for (name, value) in f.value {
-                match scalar_text(&value) {
-                    Some(v) => {
-                        features.insert(name, v);
-                    }
-                    None => {
-                        self.err(
-                            f.referenced,
-                            format!("feature `{name}` must be a string, number or boolean"),
-                        );
-                    }
-                }
-            }
-        }
+        let secret_vars = self.secret_vars(doc.secret_vars, &vars);
+        let features = doc.features.map(|f| self.features(f)).unwrap_or_default();
         let timeout_secs = self.positive("timeout", doc.timeout, 86_400.0);
         let rate_limit = self.positive("rate_limit", doc.rate_limit, 100_000.0);
         let retry_budget_secs = self.positive("retry_budget", doc.retry_budget, 86_400.0);
-        let tls = match doc.tls {
-            None => TlsSpec::default(),
-            Some(t) => {
-                let loc = t.referenced;
-                let t = t.value;
-                if t.client_cert.is_some() != t.client_key.is_some() {
-                    self.err(
-                        loc,
-                        "`tls.client_cert` and `tls.client_key` go together: give both or neither",
-                    );
-                }
-                TlsSpec {
-                    ca_file: t.ca_file.map(|s| self.path_setting("tls.ca_file", s)),
-                    client_cert: t
-                        .client_cert
-                        .map(|s| self.path_setting("tls.client_cert", s)),
-                    client_key: t.client_key.map(|s| self.path_setting("tls.client_key", s)),
-                    insecure: t.insecure,
-                }
-            }
-        };
+        let tls = doc.tls.map(|t| self.tls(t)).unwrap_or_default();
         TargetFile {
             display: self.file.to_owned(),
             path: None,
@@ -529,10 +477,123 @@ impl Builder<'_> {
         }
     }
 
+    /// Kept without a trailing `/`: paths are joined to it with exactly one.
+    fn base_url(&mut self, u: Spanned<String>) -> String {
+        match reqwest::Url::parse(&u.value) {
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+            _ => {
+                self.err(
+                    u.referenced,
+                    format!("`base_url` must be an http(s) URL, found `{}`", u.value),
+                );
+            }
+        }
+        u.value.trim_end_matches('/').to_owned()
+    }
+
+    /// Headers sent on every request; Authorization is left to `auth`, which keeps the
+    /// secret out of the file.
+    fn headers(&mut self, h: Spanned<Map<String, Value>>) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        for (name, value) in h.value {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.err(h.referenced, format!("`{name}` is not a valid header name"));
+                continue;
+            }
+            if name.eq_ignore_ascii_case("authorization") {
+                self.err(h.referenced, "`headers` cannot set Authorization")
+                    .help = Some("use `auth` (a token from an environment variable, OAuth2 or SMART Backend Services), so the value stays out of the file".to_owned());
+                continue;
+            }
+            match scalar_text(&value) {
+                Some(v) => headers.push((name, v)),
+                None => {
+                    self.err(
+                        h.referenced,
+                        format!("header `{name}` must be a string, number or boolean"),
+                    );
+                }
+            }
+        }
+        headers
+    }
+
+    /// Each names the environment variable holding its value; a name in `vars` too is an
+    /// error.
+    fn secret_vars(
+        &mut self,
+        doc: BTreeMap<String, Spanned<String>>,
+        vars: &Map<String, Value>,
+    ) -> Vec<(String, Setting<String>)> {
+        let mut secret_vars = Vec::new();
+        for (name, env) in doc {
+            if vars.contains_key(&name) {
+                self.err(
+                    env.referenced,
+                    format!("`{name}` is both in `vars` and in `secret_vars`"),
+                );
+            }
+            let setting = self.env_name(&format!("secret_vars.{name}"), env);
+            secret_vars.push((name, setting));
+        }
+        secret_vars
+    }
+
+    /// Feature values are compared as text, so `true` and `"true"` are the same.
+    fn features(&mut self, f: Spanned<Map<String, Value>>) -> BTreeMap<String, String> {
+        let mut features = BTreeMap::new();
+        for (name, value) in f.value {
+            match scalar_text(&value) {
+                Some(v) => {
+                    features.insert(name, v);
+                }
+                None => {
+                    self.err(
+                        f.referenced,
+                        format!("feature `{name}` must be a string, number or boolean"),
+                    );
+                }
+            }
+        }
+        features
+    }
+
+    /// The client certificate and its key come as a pair.
+    fn tls(&mut self, t: Spanned<TlsDoc>) -> TlsSpec {
+        let loc = t.referenced;
+        let t = t.value;
+        if t.client_cert.is_some() != t.client_key.is_some() {
+            self.err(
+                loc,
+                "`tls.client_cert` and `tls.client_key` go together: give both or neither",
+            );
+        }
+        TlsSpec {
+            ca_file: t.ca_file.map(|s| self.path_setting("tls.ca_file", s)),
+            client_cert: t
+                .client_cert
+                .map(|s| self.path_setting("tls.client_cert", s)),
+            client_key: t.client_key.map(|s| self.path_setting("tls.client_key", s)),
+            insecure: t.insecure,
+        }
+    }
+
+    /// Settings the type does not take are errors first; then the type's own are read.
     fn auth(&mut self, a: Spanned<AuthDoc>) -> AuthSpec {
         let loc = a.referenced;
         let a = a.value;
-        let kind = a.kind;
+        self.inapplicable_auth_keys(loc, &a);
+        match a.kind {
+            AuthKind::None => AuthSpec::None,
+            AuthKind::Bearer => self.bearer(loc, a),
+            AuthKind::ClientCredentials => self.client_credentials(loc, a),
+            AuthKind::SmartBackend => self.smart_backend(loc, a),
+        }
+    }
+
+    /// Reports each setting given that the type does not take, and what it does take.
+    fn inapplicable_auth_keys(&mut self, loc: Location, a: &AuthDoc) {
         let present: [(&str, bool); 10] = [
             ("token_env", a.token_env.is_some()),
             ("token_url", a.token_url.is_some()),
@@ -545,27 +606,7 @@ impl Builder<'_> {
             ("kid", a.kid.is_some()),
             ("jku", a.jku.is_some()),
         ];
-        let (type_name, allowed): (&str, &[&str]) = match kind {
-            AuthKind::None => ("none", &[]),
-            AuthKind::Bearer => ("bearer", &["token_env"]),
-            AuthKind::ClientCredentials => (
-                "client_credentials",
-                &["token_url", "client_id", "client_secret_env", "scope"],
-            ),
-            AuthKind::SmartBackend => (
-                "smart_backend",
-                &[
-                    "token_url",
-                    "client_id",
-                    "scope",
-                    "private_key_file",
-                    "private_key_env",
-                    "algorithm",
-                    "kid",
-                    "jku",
-                ],
-            ),
-        };
+        let (type_name, allowed) = a.kind.keys();
         for (key, is) in present {
             if is && !allowed.contains(&key) {
                 self.err(
@@ -579,82 +620,107 @@ impl Builder<'_> {
                 });
             }
         }
-        let missing = |b: &mut Self, key: &str| {
-            b.err(
-                loc,
-                format!("`auth.{key}` is required for `type: {type_name}`"),
-            );
-        };
-        match kind {
-            AuthKind::None => AuthSpec::None,
-            AuthKind::Bearer => match a.token_env {
-                Some(t) => AuthSpec::Bearer {
-                    token_env: self.env_name("auth.token_env", t),
-                },
-                None => {
-                    missing(self, "token_env");
-                    AuthSpec::None
-                }
-            },
-            AuthKind::ClientCredentials => {
-                let (Some(url), Some(id), Some(secret)) =
-                    (a.token_url, a.client_id, a.client_secret_env)
-                else {
-                    for (key, is) in &present[1..4] {
-                        if !is {
-                            missing(self, key);
-                        }
-                    }
-                    return AuthSpec::None;
-                };
-                AuthSpec::ClientCredentials {
-                    token_url: self.setting("auth.token_url", url),
-                    client_id: id.value,
-                    client_secret_env: self.env_name("auth.client_secret_env", secret),
-                    scope: a.scope.map(|s| s.value),
-                }
+    }
+
+    fn missing_auth_key(&mut self, loc: Location, kind: AuthKind, key: &str) {
+        let (type_name, _) = kind.keys();
+        self.err(
+            loc,
+            format!("`auth.{key}` is required for `type: {type_name}`"),
+        );
+    }
+
+    /// Reports each key of `given` that is absent (`false`).
+    fn missing_auth_keys(&mut self, loc: Location, kind: AuthKind, given: &[(&str, bool)]) {
+        for (key, is) in given {
+            if !is {
+                self.missing_auth_key(loc, kind, key);
             }
-            AuthKind::SmartBackend => {
-                let key = match (a.private_key_file, a.private_key_env) {
-                    (Some(f), None) => Some(KeySource::File(
-                        self.path_setting("auth.private_key_file", f),
-                    )),
-                    (None, Some(e)) => {
-                        Some(KeySource::Env(self.env_name("auth.private_key_env", e)))
-                    }
-                    (Some(_), Some(_)) => {
-                        self.err(loc, "give one of `auth.private_key_file` and `auth.private_key_env`, not both");
-                        None
-                    }
-                    (None, None) => {
-                        missing(self, "private_key_file` or `auth.private_key_env");
-                        None
-                    }
-                };
-                let (Some(url), Some(id), Some(alg), Some(kid), Some(key)) =
-                    (a.token_url, a.client_id, a.algorithm, a.kid, key)
-                else {
-                    for (k, is) in [
-                        ("token_url", present[1].1),
-                        ("client_id", present[2].1),
-                        ("algorithm", present[7].1),
-                        ("kid", present[8].1),
-                    ] {
-                        if !is {
-                            missing(self, k);
-                        }
-                    }
-                    return AuthSpec::None;
-                };
-                AuthSpec::SmartBackend {
-                    token_url: self.setting("auth.token_url", url),
-                    client_id: id.value,
-                    key,
-                    algorithm: alg.value,
-                    kid: kid.value,
-                    jku: a.jku.map(|j| j.value),
-                    scope: a.scope.map(|s| s.value),
-                }
+        }
+    }
+
+    fn bearer(&mut self, loc: Location, a: AuthDoc) -> AuthSpec {
+        match a.token_env {
+            Some(t) => AuthSpec::Bearer {
+                token_env: self.env_name("auth.token_env", t),
+            },
+            None => {
+                self.missing_auth_key(loc, AuthKind::Bearer, "token_env");
+                AuthSpec::None
+            }
+        }
+    }
+
+    fn client_credentials(&mut self, loc: Location, a: AuthDoc) -> AuthSpec {
+        let given = [
+            ("token_url", a.token_url.is_some()),
+            ("client_id", a.client_id.is_some()),
+            ("client_secret_env", a.client_secret_env.is_some()),
+        ];
+        let (Some(url), Some(id), Some(secret)) = (a.token_url, a.client_id, a.client_secret_env)
+        else {
+            self.missing_auth_keys(loc, AuthKind::ClientCredentials, &given);
+            return AuthSpec::None;
+        };
+        AuthSpec::ClientCredentials {
+            token_url: self.setting("auth.token_url", url),
+            client_id: id.value,
+            client_secret_env: self.env_name("auth.client_secret_env", secret),
+            scope: a.scope.map(|s| s.value),
+        }
+    }
+
+    fn smart_backend(&mut self, loc: Location, a: AuthDoc) -> AuthSpec {
+        let key = self.private_key(loc, a.private_key_file, a.private_key_env);
+        let given = [
+            ("token_url", a.token_url.is_some()),
+            ("client_id", a.client_id.is_some()),
+            ("algorithm", a.algorithm.is_some()),
+            ("kid", a.kid.is_some()),
+        ];
+        let (Some(url), Some(id), Some(alg), Some(kid), Some(key)) =
+            (a.token_url, a.client_id, a.algorithm, a.kid, key)
+        else {
+            self.missing_auth_keys(loc, AuthKind::SmartBackend, &given);
+            return AuthSpec::None;
+        };
+        AuthSpec::SmartBackend {
+            token_url: self.setting("auth.token_url", url),
+            client_id: id.value,
+            key,
+            algorithm: alg.value,
+            kid: kid.value,
+            jku: a.jku.map(|j| j.value),
+            scope: a.scope.map(|s| s.value),
+        }
+    }
+
+    /// The SMART private key comes from a file or from the environment: exactly one.
+    fn private_key(
+        &mut self,
+        loc: Location,
+        file: Option<Spanned<String>>,
+        env: Option<Spanned<String>>,
+    ) -> Option<KeySource> {
+        match (file, env) {
+            (Some(f), None) => Some(KeySource::File(
+                self.path_setting("auth.private_key_file", f),
+            )),
+            (None, Some(e)) => Some(KeySource::Env(self.env_name("auth.private_key_env", e))),
+            (Some(_), Some(_)) => {
+                self.err(
+                    loc,
+                    "give one of `auth.private_key_file` and `auth.private_key_env`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.missing_auth_key(
+                    loc,
+                    AuthKind::SmartBackend,
+                    "private_key_file` or `auth.private_key_env",
+                );
+                None
             }
         }
     }
@@ -743,119 +809,20 @@ impl TargetFile {
                 Err(e) => errors.push(e),
             }
         }
-        // Relative token URLs are joined to the real base URL later ([`ResolvedAuth::absolute`]).
-        let token_url = |s: &Setting<String>| {
-            absolute_url(base_url, &s.value)
-                .map(|_| s.value.clone())
-                .map_err(|e| s.error(e.into()))
-        };
-        out.auth = match &self.auth {
-            AuthSpec::None => ResolvedAuth::None,
-            AuthSpec::Bearer { token_env } => match env_value(token_env, env) {
-                Ok(token) => {
-                    out.secrets.push(token.clone());
-                    ResolvedAuth::Bearer(token)
-                }
-                Err(e) => {
-                    errors.push(e);
-                    ResolvedAuth::None
-                }
-            },
-            AuthSpec::ClientCredentials {
-                token_url: url,
-                client_id,
-                client_secret_env,
-                scope,
-            } => match (token_url(url), env_value(client_secret_env, env)) {
-                (Ok(token_url), Ok(client_secret)) => {
-                    out.secrets.push(client_secret.clone());
-                    ResolvedAuth::ClientCredentials {
-                        token_url,
-                        client_id: client_id.clone(),
-                        client_secret,
-                        scope: scope.clone(),
-                    }
-                }
-                (a, b) => {
-                    errors.extend(a.err());
-                    errors.extend(b.err());
-                    ResolvedAuth::None
-                }
-            },
-            AuthSpec::SmartBackend {
-                token_url: url,
-                client_id,
-                key,
-                algorithm,
-                kid,
-                jku,
-                scope,
-            } => {
-                let key_pem = match key {
-                    KeySource::File(f) => read_file(f),
-                    KeySource::Env(e) => env_value(e, env).map(String::into_bytes),
-                };
-                let key_pem = key_pem.and_then(|pem| {
-                    check_private_key(&pem, *algorithm).map_err(|e| match key {
-                        KeySource::File(f) => f.error(e),
-                        KeySource::Env(s) => s.error(e),
-                    })?;
-                    Ok(pem)
-                });
-                match (token_url(url), key_pem) {
-                    (Ok(token_url), Ok(key_pem)) => {
-                        out.secrets.extend(pem_secrets(&key_pem));
-                        ResolvedAuth::SmartBackend {
-                            token_url,
-                            client_id: client_id.clone(),
-                            key_pem,
-                            algorithm: *algorithm,
-                            kid: kid.clone(),
-                            jku: jku.clone(),
-                            scope: scope.clone(),
-                        }
-                    }
-                    (a, b) => {
-                        errors.extend(a.err());
-                        errors.extend(b.err());
-                        ResolvedAuth::None
-                    }
-                }
-            }
-        };
+        match self.auth.resolve(base_url, env, &mut out.secrets) {
+            Ok(auth) => out.auth = auth,
+            Err(e) => errors.extend(e),
+        }
         if let Some(ca) = &self.tls.ca_file {
-            match read_file(ca).and_then(|pem| {
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| ca.error(ResolveErrorKind::NotACertificate(e.to_string())))
-                    .and_then(|certs| {
-                        if certs.is_empty() {
-                            Err(ca.error(ResolveErrorKind::NoCertificate))
-                        } else {
-                            Ok(pem)
-                        }
-                    })
-            }) {
+            match read_ca(ca) {
                 Ok(pem) => out.ca_pem = Some(pem),
                 Err(e) => errors.push(e),
             }
         }
         if let (Some(cert), Some(key)) = (&self.tls.client_cert, &self.tls.client_key) {
-            match (read_file(cert), read_file(key)) {
-                (Ok(mut c), Ok(k)) => {
-                    out.secrets.extend(pem_secrets(&k));
-                    c.push(b'\n');
-                    c.extend_from_slice(&k);
-                    match reqwest::Identity::from_pem(&c) {
-                        Ok(_) => out.identity_pem = Some(c),
-                        Err(e) => errors.push(cert.error(ResolveErrorKind::NotAnIdentity(
-                            crate::diag::error_chain(&e),
-                        ))),
-                    }
-                }
-                (a, b) => {
-                    errors.extend(a.err());
-                    errors.extend(b.err());
-                }
+            match read_identity(cert, key, &mut out.secrets) {
+                Ok(pem) => out.identity_pem = Some(pem),
+                Err(e) => errors.extend(e),
             }
         }
         if errors.is_empty() {
@@ -864,6 +831,138 @@ impl TargetFile {
             Err(errors)
         }
     }
+}
+
+impl AuthSpec {
+    /// Reads the secrets the method needs, adding each to `secrets` (to be masked).
+    fn resolve(
+        &self,
+        base_url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &mut Vec<String>,
+    ) -> Result<ResolvedAuth, Vec<ResolveError>> {
+        Ok(match self {
+            AuthSpec::None => ResolvedAuth::None,
+            AuthSpec::Bearer { token_env } => {
+                let token = env_value(token_env, env).map_err(|e| vec![e])?;
+                secrets.push(token.clone());
+                ResolvedAuth::Bearer(token)
+            }
+            AuthSpec::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret_env,
+                scope,
+            } => {
+                let (token_url, client_secret) = both(
+                    checked_token_url(base_url, token_url),
+                    env_value(client_secret_env, env),
+                )?;
+                secrets.push(client_secret.clone());
+                ResolvedAuth::ClientCredentials {
+                    token_url,
+                    client_id: client_id.clone(),
+                    client_secret,
+                    scope: scope.clone(),
+                }
+            }
+            AuthSpec::SmartBackend {
+                token_url,
+                client_id,
+                key,
+                algorithm,
+                kid,
+                jku,
+                scope,
+            } => {
+                let (token_url, key_pem) = both(
+                    checked_token_url(base_url, token_url),
+                    key.read(*algorithm, env),
+                )?;
+                secrets.extend(pem_secrets(&key_pem));
+                ResolvedAuth::SmartBackend {
+                    token_url,
+                    client_id: client_id.clone(),
+                    key_pem,
+                    algorithm: *algorithm,
+                    kid: kid.clone(),
+                    jku: jku.clone(),
+                    scope: scope.clone(),
+                }
+            }
+        })
+    }
+}
+
+impl KeySource {
+    /// The key's PEM, checked to be one `algorithm` can sign with.
+    fn read(
+        &self,
+        algorithm: JwtAlgorithm,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<u8>, ResolveError> {
+        let pem = match self {
+            KeySource::File(f) => read_file(f)?,
+            KeySource::Env(e) => env_value(e, env)?.into_bytes(),
+        };
+        check_private_key(&pem, algorithm).map_err(|e| match self {
+            KeySource::File(f) => f.error(e),
+            KeySource::Env(s) => s.error(e),
+        })?;
+        Ok(pem)
+    }
+}
+
+/// Both values, or the errors of both, so one run names every bad setting.
+fn both<A, B>(
+    a: Result<A, ResolveError>,
+    b: Result<B, ResolveError>,
+) -> Result<(A, B), Vec<ResolveError>> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err(a.err().into_iter().chain(b.err()).collect()),
+    }
+}
+
+/// The token URL as written, once it is known to join the base URL: relative ones are
+/// joined to the real base URL later ([`ResolvedAuth::absolute`]).
+fn checked_token_url(base_url: &str, url: &Setting<String>) -> Result<String, ResolveError> {
+    absolute_url(base_url, &url.value)
+        .map(|_| url.value.clone())
+        .map_err(|e| url.error(e.into()))
+}
+
+/// A CA file must hold at least one PEM certificate.
+fn read_ca(ca: &Setting<PathBuf>) -> Result<Vec<u8>, ResolveError> {
+    let pem = read_file(ca)?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ca.error(ResolveErrorKind::NotACertificate(e.to_string())))?;
+    if certs.is_empty() {
+        Err(ca.error(ResolveErrorKind::NoCertificate))
+    } else {
+        Ok(pem)
+    }
+}
+
+/// The client certificate and key as one PEM, the form reqwest takes; the key's lines
+/// join `secrets`.
+fn read_identity(
+    cert: &Setting<PathBuf>,
+    key: &Setting<PathBuf>,
+    secrets: &mut Vec<String>,
+) -> Result<Vec<u8>, Vec<ResolveError>> {
+    let (mut pem, key_pem) = both(read_file(cert), read_file(key))?;
+    secrets.extend(pem_secrets(&key_pem));
+    pem.push(b'\n');
+    pem.extend_from_slice(&key_pem);
+    reqwest::Identity::from_pem(&pem).map_err(|e| {
+        vec![
+            cert.error(ResolveErrorKind::NotAnIdentity(crate::diag::error_chain(
+                &e,
+            ))),
+        ]
+    })?;
+    Ok(pem)
 }
 
 /// A private key is a secret line by line: each base64 line of the PEM body, and the

@@ -103,6 +103,7 @@ pub(crate) fn outcome_check(expect: &OutcomeExpect, body: &Value, render: Render
     Check::new("OperationOutcome", ok, expected, describe_issues(body))
 }
 
+/// One check per field given, or a single failed one when the body is not a Bundle.
 pub(crate) fn bundle_checks(expect: &BundleExpect, body: &Value, render: Render<'_>) -> Vec<Check> {
     let rt = body
         .get("resourceType")
@@ -121,34 +122,17 @@ pub(crate) fn bundle_checks(expect: &BundleExpect, body: &Value, render: Render<
         let actual = body.get("type").and_then(Value::as_str).unwrap_or("none");
         checks.push(Check::new("Bundle.type", actual == t, t.clone(), actual));
     }
-    let mut number = |what: &str, expected: &Value, actual: Option<&Value>| {
-        let shown = actual.map_or_else(|| "none".to_owned(), Value::to_string);
-        match render(expected) {
-            Ok(e) => {
-                let e = match &e {
-                    Value::String(s) => s.parse::<u64>().map(Value::from).unwrap_or(e.clone()),
-                    _ => e,
-                };
-                checks.push(Check::new(
-                    what,
-                    actual.is_some_and(|a| json_eq(&e, a)),
-                    e.to_string(),
-                    shown,
-                ));
-            }
-            Err(err) => checks.push(Check::new(
-                what,
-                false,
-                format!("a number (template error: {err})"),
-                shown,
-            )),
-        }
-    };
     if let Some(total) = &expect.total {
-        number("Bundle.total", total, body.get("total"));
+        checks.push(count_check(
+            "Bundle.total",
+            total,
+            body.get("total"),
+            render,
+        ));
     }
     if let Some(n) = &expect.entries {
-        number("Bundle entries", n, Some(&Value::from(entries.len())));
+        let actual = Value::from(entries.len());
+        checks.push(count_check("Bundle entries", n, Some(&actual), render));
     }
     if let Some(min) = expect.min_entries {
         checks.push(Check::new(
@@ -158,38 +142,65 @@ pub(crate) fn bundle_checks(expect: &BundleExpect, body: &Value, render: Render<
             entries.len().to_string(),
         ));
     }
-    let collect = |pointer: &str| -> Vec<String> {
-        entries
-            .iter()
-            .map(|e| {
-                e.pointer(pointer)
-                    .and_then(Value::as_str)
-                    .unwrap_or("none")
-                    .to_owned()
-            })
-            .collect()
-    };
     if let Some(types) = &expect.resource_types {
-        let actual = collect("/resource/resourceType");
-        let ok = actual.iter().all(|a| types.contains(a));
-        checks.push(Check::new(
-            "Bundle entry resource types",
-            ok,
-            format!("only {}", types.join(", ")),
-            format!("[{}]", actual.join(", ")),
-        ));
+        let actual = entry_values(entries, "/resource/resourceType");
+        checks.push(only_check("Bundle entry resource types", types, actual));
     }
     if let Some(modes) = &expect.search_modes {
-        let actual = collect("/search/mode");
-        let ok = actual.iter().all(|a| modes.contains(a));
-        checks.push(Check::new(
-            "Bundle entry search modes",
-            ok,
-            format!("only {}", modes.join(", ")),
-            format!("[{}]", actual.join(", ")),
-        ));
+        let actual = entry_values(entries, "/search/mode");
+        checks.push(only_check("Bundle entry search modes", modes, actual));
     }
     checks
+}
+
+/// A count compared as JSON; a templated count renders to text, so a number in it is
+/// read as one.
+fn count_check(what: &str, expected: &Value, actual: Option<&Value>, render: Render<'_>) -> Check {
+    let shown = actual.map_or_else(|| "none".to_owned(), Value::to_string);
+    match render(expected) {
+        Ok(e) => {
+            let e = match &e {
+                Value::String(s) => s.parse::<u64>().map(Value::from).unwrap_or(e.clone()),
+                _ => e,
+            };
+            Check::new(
+                what,
+                actual.is_some_and(|a| json_eq(&e, a)),
+                e.to_string(),
+                shown,
+            )
+        }
+        Err(err) => Check::new(
+            what,
+            false,
+            format!("a number (template error: {err})"),
+            shown,
+        ),
+    }
+}
+
+/// Passes when every entry's value is one of `allowed`.
+fn only_check(what: &str, allowed: &[String], actual: Vec<String>) -> Check {
+    let ok = actual.iter().all(|a| allowed.contains(a));
+    Check::new(
+        what,
+        ok,
+        format!("only {}", allowed.join(", ")),
+        format!("[{}]", actual.join(", ")),
+    )
+}
+
+/// The text at `pointer` in each entry, `none` where there is none.
+fn entry_values(entries: &[Value], pointer: &str) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            e.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+                .to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::evidence::{self, EvidenceError};
 use crate::http::{BaseUrl, HttpSettings, NotABaseUrl};
 use crate::record::{FileKind, InputFile, ReadError, RunRecord};
 use crate::report::ReportPaths;
-use crate::sandbox::{self, SandboxConfig};
+use crate::sandbox::{self, ConfigError, SandboxConfig};
 use crate::scenario::{LoadOptions, SuiteFile, load};
 use crate::target::{self, TargetFile};
 
@@ -87,7 +87,7 @@ pub enum PlanError {
     )]
     SandboxFlagsWithExternal,
     #[error("{0}")]
-    Sandbox(String),
+    Sandbox(#[from] ConfigError),
     /// Located problems in the target file.
     #[error("the target file is invalid; nothing was run")]
     Target(Vec<Diagnostic>),
@@ -197,7 +197,7 @@ fn target_kind(args: &RunArgs, target: &TargetFile) -> Result<TargetKind, PlanEr
     }
     let mut features = target.features.clone();
     features.extend(pairs_to_map(&args.features));
-    let config = sandbox_config(features, &args.defects).map_err(PlanError::Sandbox)?;
+    let config = sandbox_config(features, &args.defects)?;
     Ok(TargetKind::Sandbox(config))
 }
 
@@ -205,7 +205,7 @@ fn target_kind(args: &RunArgs, target: &TargetFile) -> Result<TargetKind, PlanEr
 pub fn sandbox_config(
     features: BTreeMap<String, String>,
     defects: &[String],
-) -> Result<SandboxConfig, String> {
+) -> Result<SandboxConfig, ConfigError> {
     let config = SandboxConfig {
         features,
         defects: defects.iter().cloned().collect(),

@@ -188,28 +188,7 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn record() -> RunRecord {
-        let mut failing = step(
-            "it is still cancelled",
-            Verdict::Failed,
-            Some("$.status equals \"cancelled\": expected \"cancelled\", got \"booked\""),
-        );
-        failing.checks = vec![Check {
-            what: "$.status equals \"cancelled\"".into(),
-            passed: false,
-            expected: "\"cancelled\"".into(),
-            actual: "\"booked\"".into(),
-            diff: Some("--- expected\n+++ actual\n-a ]]> \u{1}\n+b\n".into()),
-            line: Some(12),
-        }];
-        failing.transcript = Some(
-            "> GET http://127.0.0.1:1/Appointment/a1\n< 200\n< \n< {\"status\": \"booked\"}".into(),
-        );
-        let erroring = step(
-            "read it",
-            Verdict::Error,
-            Some("no answer: could not connect: connection refused"),
-        );
-        let mut record = RunRecord {
+        RunRecord {
             schema_version: SCHEMA_VERSION,
             harness: "fhirconf".into(),
             harness_version: "0.1.0".into(),
@@ -241,49 +220,75 @@ pub(crate) mod fixtures {
             started_at: "2026-11-21T10:00:00Z".into(),
             finished_at: "2026-11-21T10:00:01Z".into(),
             duration_secs: 1.0,
-            scenarios: vec![
-                scenario(
-                    "s/a.yaml",
-                    "passes",
-                    Verdict::Passed,
-                    None,
-                    vec![step("read", Verdict::Passed, None)],
+            scenarios: scenarios(),
+        }
+    }
+
+    /// Passed, failed, error and skipped, in that order.
+    fn scenarios() -> Vec<ScenarioRecord> {
+        let mut scenarios = vec![
+            scenario(
+                "s/a.yaml",
+                "passes",
+                Verdict::Passed,
+                None,
+                vec![step("read", Verdict::Passed, None)],
+            ),
+            scenario(
+                "s/a.yaml",
+                "fails <&>",
+                Verdict::Failed,
+                Some(
+                    "step 'it is still cancelled' (line 7): $.status equals \"cancelled\": expected \"cancelled\", got \"booked\"",
                 ),
-                scenario(
-                    "s/a.yaml",
-                    "fails <&>",
-                    Verdict::Failed,
-                    Some(
-                        "step 'it is still cancelled' (line 7): $.status equals \"cancelled\": expected \"cancelled\", got \"booked\"",
-                    ),
-                    vec![step("create", Verdict::Passed, None), failing],
-                ),
-                scenario(
-                    "s/b.yaml",
-                    "errors",
+                vec![step("create", Verdict::Passed, None), failing_step()],
+            ),
+            scenario(
+                "s/b.yaml",
+                "errors",
+                Verdict::Error,
+                Some("step 'read it' (line 7): no answer: could not connect: connection refused"),
+                vec![step(
+                    "read it",
                     Verdict::Error,
-                    Some(
-                        "step 'read it' (line 7): no answer: could not connect: connection refused",
-                    ),
-                    vec![erroring],
-                ),
-                scenario(
-                    "s/b.yaml",
-                    "skips",
-                    Verdict::Skipped,
-                    Some(
-                        "needs feature double_booking=forbidden, which the target does not declare",
-                    ),
-                    vec![],
-                ),
-            ],
-        };
+                    Some("no answer: could not connect: connection refused"),
+                )],
+            ),
+            scenario(
+                "s/b.yaml",
+                "skips",
+                Verdict::Skipped,
+                Some("needs feature double_booking=forbidden, which the target does not declare"),
+                vec![],
+            ),
+        ];
         // One more rule, and a scenario that names none.
-        record.scenarios[2].source = Some("CORE-READ-404 — http.html".into());
-        record.scenarios[2].rule_ids = vec!["CORE-READ-404".into()];
-        record.scenarios[3].source = None;
-        record.scenarios[3].rule_ids = Vec::new();
-        record
+        scenarios[2].source = Some("CORE-READ-404 — http.html".into());
+        scenarios[2].rule_ids = vec!["CORE-READ-404".into()];
+        scenarios[3].source = None;
+        scenarios[3].rule_ids = Vec::new();
+        scenarios
+    }
+
+    /// A failed check with a diff that XML must escape, and a transcript.
+    fn failing_step() -> StepRecord {
+        let mut failing = step(
+            "it is still cancelled",
+            Verdict::Failed,
+            Some("$.status equals \"cancelled\": expected \"cancelled\", got \"booked\""),
+        );
+        failing.checks = vec![Check {
+            what: "$.status equals \"cancelled\"".into(),
+            passed: false,
+            expected: "\"cancelled\"".into(),
+            actual: "\"booked\"".into(),
+            diff: Some("--- expected\n+++ actual\n-a ]]> \u{1}\n+b\n".into()),
+            line: Some(12),
+        }];
+        failing.transcript = Some(
+            "> GET http://127.0.0.1:1/Appointment/a1\n< 200\n< \n< {\"status\": \"booked\"}".into(),
+        );
+        failing
     }
 }
 

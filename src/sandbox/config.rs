@@ -88,36 +88,62 @@ impl SandboxConfig {
 
     /// Checks every feature name and value, every defect id and the body limit.
     /// Errors name the bad feature name/value or unknown defect id and list the valid ones.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, value) in &self.features {
             let Some(info) = FEATURES.iter().find(|f| f.name == name) else {
-                let valid: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
-                return Err(format!(
-                    "unknown feature `{name}`; valid features: {}",
-                    valid.join(", ")
-                ));
+                return Err(ConfigError::UnknownFeature { name: name.clone() });
             };
             if parse_value(name, value).is_none() {
-                return Err(format!(
-                    "invalid value `{value}` for feature `{name}`; valid values: {}",
-                    info.values
-                ));
+                return Err(ConfigError::BadValue {
+                    name: name.clone(),
+                    value: value.clone(),
+                    valid: info.values,
+                });
             }
         }
-        for id in &self.defects {
-            if !DEFECTS.iter().any(|d| d.id == id) {
-                let valid: Vec<&str> = DEFECTS.iter().map(|d| d.id).collect();
-                return Err(format!(
-                    "unknown defect `{id}`; valid defects: {}",
-                    valid.join(", ")
-                ));
-            }
+        if let Some(id) = self
+            .defects
+            .iter()
+            .find(|id| !DEFECTS.iter().any(|d| d.id == id.as_str()))
+        {
+            return Err(ConfigError::UnknownDefect { id: id.clone() });
         }
         if self.max_body_bytes == 0 {
-            return Err("max_body_bytes must be at least 1".to_owned());
+            return Err(ConfigError::NoBodyLimit);
         }
         Ok(())
     }
+}
+
+/// Why a sandbox configuration is refused: what is wrong, and what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown feature `{name}`; valid features: {}", feature_names())]
+    UnknownFeature { name: String },
+    #[error("invalid value `{value}` for feature `{name}`; valid values: {valid}")]
+    BadValue {
+        name: String,
+        value: String,
+        /// The values the feature accepts, as [`FeatureInfo::values`] lists them.
+        valid: &'static str,
+    },
+    #[error("unknown defect `{id}`; valid defects: {}", defect_ids())]
+    UnknownDefect { id: String },
+    #[error("max_body_bytes must be at least 1")]
+    NoBodyLimit,
+}
+
+/// Listed in the errors, so a typo can be put right without `--list-features`.
+fn feature_names() -> String {
+    FEATURES
+        .iter()
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn defect_ids() -> String {
+    DEFECTS.iter().map(|d| d.id).collect::<Vec<_>>().join(", ")
 }
 
 /// A parsed feature value; `None` when the value is not one the feature accepts.

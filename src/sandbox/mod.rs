@@ -52,7 +52,7 @@ mod server;
 mod store;
 mod throttle;
 
-pub use crate::sandbox::config::{FEATURES, FeatureInfo, SandboxConfig};
+pub use crate::sandbox::config::{ConfigError, FEATURES, FeatureInfo, SandboxConfig};
 pub use crate::sandbox::defects::{DEFECTS, Defect};
 pub use crate::sandbox::server::{RunningSandbox, router, start};
 
