@@ -107,10 +107,14 @@ pub fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let prefix = format!(".{file_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // A report is for anyone who may read the folder (0644 under the usual umask), not
+    // private as temporary files are by default.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir)?;
     {
         let mut w = std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file_mut());
         fill(&mut w)?;
@@ -333,4 +337,55 @@ pub(crate) fn push_at<'e>(
         message,
     ));
     errors.last_mut().expect("just pushed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_whole_files_readable_as_any_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/report.xml");
+        write_atomic(&path, |w| w.write_all(b"first")).unwrap();
+        write_atomic(&path, |w| w.write_all(b"second")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["report.xml"], "no temporary file is left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, b"x").unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode(&path),
+                mode(&plain),
+                "the umask decides, as for any file"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_refuse_what_is_not_a_bounded_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 100]).unwrap();
+        assert!(matches!(
+            read_bytes(&big, 10),
+            Err(FileError::TooLarge { size: 100, .. })
+        ));
+        assert_eq!(read_bytes(&big, 100).unwrap().len(), 100);
+        assert!(matches!(
+            read_bytes(dir.path(), 10),
+            Err(FileError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            read_bytes(&dir.path().join("missing"), 10),
+            Err(FileError::Io { .. })
+        ));
+    }
 }
