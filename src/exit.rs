@@ -22,6 +22,14 @@ pub const NOTHING_SELECTED: u8 = 4;
 pub const REPORT_FAILED: u8 = 5;
 /// The run was interrupted (SIGINT or SIGTERM); the reports cover what ran.
 pub const INTERRUPTED: u8 = 130;
+/// Standard output was closed before everything was printed (`fhirconf list | head`):
+/// the code a shell reports for a process killed by SIGPIPE, with no message.
+pub const CLOSED_PIPE: u8 = 141;
+
+/// Set while a run prints its progress: a closed stdout then stops the printing but
+/// not the run, whose reports are still written (see `main.rs`).
+pub static PRINTING_PROGRESS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// The exit code of a run. With a baseline only its regressions count: a scenario
 /// that failed in the baseline too is a known failure and does not fail the run.

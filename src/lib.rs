@@ -14,7 +14,7 @@ pub mod cli;
 pub(crate) mod compare;
 pub mod diag;
 pub(crate) mod evidence;
-pub(crate) mod exit;
+pub mod exit;
 pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod interrupt;

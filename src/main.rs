@@ -4,6 +4,7 @@ use clap::Parser;
 use fhirconf::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     ExitCode::from(match &cli.command {
         Command::Run(args) => fhirconf::app::run(args),
@@ -13,4 +14,28 @@ fn main() -> ExitCode {
         Command::Compare(args) => fhirconf::app::compare(args),
         Command::Verify(args) => fhirconf::app::verify(args),
     })
+}
+
+/// `fhirconf list | head -1`: when the reader of stdout goes away, printing fails with
+/// EPIPE (Rust ignores SIGPIPE), which `println!` and libtest-mimic's printer turn into
+/// a panic. End as a Unix tool killed by SIGPIPE would instead: silently, with the
+/// shell's code for it.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            if fhirconf::exit::PRINTING_PROGRESS.load(std::sync::atomic::Ordering::SeqCst) {
+                // The run catches this and goes on to write its reports.
+                return;
+            }
+            std::process::exit(i32::from(fhirconf::exit::CLOSED_PIPE));
+        }
+        default(info);
+    }));
 }

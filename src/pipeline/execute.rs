@@ -105,12 +105,30 @@ pub fn execute(
         })
         .collect();
     let count = trials.len();
-    // The records decide the exit code, not libtest's conclusion.
-    let _ = libtest_mimic::run(&terminal.arguments(count, false), trials);
+    // The records decide the exit code, not libtest's conclusion. A closed stdout
+    // stops the progress lines (libtest-mimic panics on EPIPE), not the run: what ran
+    // is in `results`, what did not is marked below, and the reports are written.
+    let arguments = terminal.arguments(count, false);
+    crate::exit::PRINTING_PROGRESS.store(true, std::sync::atomic::Ordering::SeqCst);
+    let printed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        libtest_mimic::run(&arguments, trials)
+    }));
+    crate::exit::PRINTING_PROGRESS.store(false, std::sync::atomic::Ordering::SeqCst);
     let mut done = results
         .lock()
         .map(|mut m| std::mem::take(&mut *m))
-        .unwrap_or_default();
+        .unwrap_or_else(|poisoned| std::mem::take(&mut *poisoned.into_inner()));
+    if printed.is_err() {
+        // The trials that had not run when the printing stopped run now, quietly.
+        let missing: Vec<(usize, Selected)> = in_run(selected)
+            .enumerate()
+            .filter(|(i, _)| !done.contains_key(i))
+            .map(|(i, s)| (i, s.clone()))
+            .collect();
+        let rest: Vec<Selected> = missing.iter().map(|(_, s)| s.clone()).collect();
+        let records = handle.block_on(execute_quietly(runner, &rest));
+        done.extend(missing.into_iter().map(|(i, _)| i).zip(records));
+    }
     in_run(selected)
         .enumerate()
         .map(|(i, s)| {

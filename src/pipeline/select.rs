@@ -177,11 +177,12 @@ fn in_shard(partition: Partition, index: u64, id: &str) -> bool {
 }
 
 /// libtest's rules: `--filter` keeps ids containing it, `--skip` drops ids containing
-/// any of its values; with `--exact` both compare whole ids.
+/// any of its values; with `--exact` both compare whole ids, given as `run --list`
+/// prints them (`ID: test`) or bare.
 fn names_match(selector: &Selector, id: &str) -> bool {
     let hit = |pattern: &str| {
         if selector.exact {
-            id == pattern
+            pattern.strip_suffix(": test").unwrap_or(pattern) == id
         } else {
             id.contains(pattern)
         }
