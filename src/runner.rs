@@ -11,7 +11,7 @@ use crate::auth::{Auth, AuthError};
 use crate::http::{BaseUrl, Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
 use crate::interrupt::Interrupt;
 use crate::prepare::prepare;
-use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
+use crate::record::{Phase, ScenarioRecord, StepRecord, Transcript, Verdict};
 use crate::redact::Redactor;
 use crate::scenario::model::{Capture, CaptureSource, Scenario, Step};
 use crate::spill::Spill;
@@ -180,8 +180,25 @@ impl Runner {
             }
             record.steps.push(step_record);
             if verdict != Verdict::Passed {
+                self.keep_write_before(&mut record.steps);
                 return;
             }
+        }
+    }
+
+    /// When a step fails right after a write that passed (a read-back), the write's
+    /// answer may be what was wrong: its transcript is kept in memory as text, so the
+    /// failure text can show it (passing transcripts otherwise wait in the spill file).
+    fn keep_write_before(&self, steps: &mut [StepRecord]) {
+        let [.., before, _failed] = steps else {
+            return;
+        };
+        let wrote = matches!(
+            before.method.as_deref(),
+            Some("POST" | "PUT" | "PATCH" | "DELETE")
+        );
+        if let (true, Some(spill), Some(t)) = (wrote, &self.config.spill, &before.transcript) {
+            before.transcript = Some(Transcript::Text(spill.text_of(t)));
         }
     }
 

@@ -55,6 +55,16 @@ impl Spill {
         Transcript::Spilled { offset, len }
     }
 
+    /// A transcript as text, read back from the file if it is there.
+    pub fn text_of(&self, transcript: &Transcript) -> String {
+        match transcript {
+            Transcript::Text(t) => t.clone(),
+            Transcript::Spilled { offset, len } => self
+                .read(*offset, *len)
+                .unwrap_or_else(|e| format!("(the transcript could not be read back: {e})")),
+        }
+    }
+
     fn read(&self, offset: u64, len: u32) -> std::io::Result<String> {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.writer.flush()?;

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::record::{Phase, ScenarioRecord, Verdict};
+use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
 
 /// How much of a failing step's transcript the terminal, JUnit and the HTML page show;
 /// `run.json` has all of it.
@@ -34,50 +34,74 @@ pub fn shown_transcript(text: &str) -> Cow<'_, str> {
     ))
 }
 
-/// Each step that did not pass, each failed check pointing at its expectation's line,
-/// with its diff, and the step's transcript.
+/// The rule the scenario enforces, then each step that did not pass: each failed
+/// check pointing at its expectation's line, with its diff, and the step's transcript.
+/// A failed step right after a write that passed also shows the write (a read-back
+/// fails because the write was answered wrongly: a PUT accepted that should not be).
 pub fn details(record: &ScenarioRecord) -> String {
     let mut out = String::new();
-    for step in record
-        .steps
-        .iter()
-        .filter(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
-    {
-        let phase = if step.phase == Phase::Cleanup {
-            "cleanup "
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "{phase}step '{}' (line {}): {}",
-            step.name,
-            step.line,
-            step.message.as_deref().unwrap_or("")
-        );
-        let failed: Vec<_> = step.checks.iter().filter(|c| !c.passed).collect();
-        if failed.is_empty() {
-            let _ = writeln!(out, "  --> {}:{}", record.file, step.line);
+    if !record.rule_ids.is_empty() {
+        let _ = writeln!(out, "rule {}", record.rule_ids.join(", "));
+    }
+    for (i, step) in record.steps.iter().enumerate() {
+        if !matches!(step.verdict, Verdict::Failed | Verdict::Error) {
+            continue;
         }
-        for check in failed {
+        if let Some(write) = i.checked_sub(1).map(|b| &record.steps[b])
+            && write.verdict == Verdict::Passed
+            && matches!(
+                write.method.as_deref(),
+                Some("POST" | "PUT" | "PATCH" | "DELETE")
+            )
+            && let Some(t) = write.transcript.as_ref().and_then(|t| t.as_text())
+        {
+            let status = write.status.map(|s| s.to_string()).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  --> {}:{}\n  {}\n    expected: {}\n    actual:   {}",
-                record.file,
-                check.line.unwrap_or(step.line),
-                check.what,
-                check.expected,
-                check.actual
+                "after step '{}' (line {}), which was answered {status}:\n{}",
+                write.name,
+                write.line,
+                shown_transcript(t)
             );
-            if let Some(diff) = &check.diff {
-                let _ = writeln!(out, "{diff}");
-            }
         }
-        if let Some(t) = step.transcript.as_ref().and_then(|t| t.as_text()) {
-            let _ = writeln!(out, "{}", shown_transcript(t));
-        }
+        step_details(&mut out, &record.file, step);
     }
     out
+}
+
+fn step_details(out: &mut String, file: &str, step: &StepRecord) {
+    let phase = if step.phase == Phase::Cleanup {
+        "cleanup "
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "{phase}step '{}' (line {}): {}",
+        step.name,
+        step.line,
+        step.message.as_deref().unwrap_or("")
+    );
+    let failed: Vec<_> = step.checks.iter().filter(|c| !c.passed).collect();
+    if failed.is_empty() {
+        let _ = writeln!(out, "  --> {file}:{}", step.line);
+    }
+    for check in failed {
+        let _ = writeln!(
+            out,
+            "  --> {file}:{}\n  {}\n    expected: {}\n    actual:   {}",
+            check.line.unwrap_or(step.line),
+            check.what,
+            check.expected,
+            check.actual
+        );
+        if let Some(diff) = &check.diff {
+            let _ = writeln!(out, "{diff}");
+        }
+    }
+    if let Some(t) = step.transcript.as_ref().and_then(|t| t.as_text()) {
+        let _ = writeln!(out, "{}", shown_transcript(t));
+    }
 }
 
 /// `fhirconf list`: one block per scenario with its id, source, tags and requirements.
