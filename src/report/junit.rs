@@ -131,18 +131,61 @@ fn properties(s: &ScenarioRecord) -> Vec<(String, String)> {
     out
 }
 
-/// Copies `xml`, adding `suites[i]`'s properties after the `i`th `<testsuite>` tag.
-fn with_properties(xml: &str, suites: &[Vec<(String, String)>]) -> Result<String, String> {
+/// What junit-report does not write: each suite's properties and skipped count, and
+/// the run's totals on `<testsuites>` (the schema has no `skipped` there).
+struct Extras {
+    suites: Vec<(Vec<(String, String)>, usize)>,
+    totals: [(&'static str, String); 5],
+}
+
+impl Extras {
+    fn of(record: &RunRecord, suites: Vec<(Vec<(String, String)>, usize)>) -> Self {
+        let count = |v: Verdict| record.count(v).to_string();
+        Extras {
+            suites,
+            totals: [
+                ("name", "fhirconf".to_owned()),
+                ("tests", record.scenarios.len().to_string()),
+                ("failures", count(Verdict::Failed)),
+                ("errors", count(Verdict::Error)),
+                ("time", format!("{:.3}", record.duration_secs.max(0.0))),
+            ],
+        }
+    }
+}
+
+/// Copies `xml`, adding the totals to `<testsuites>`, and to the `i`th `<testsuite>`
+/// its skipped count and, right after the tag, its properties.
+fn with_extras(xml: &str, extras: &Extras) -> Result<String, String> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
-    let mut next = suites.iter();
+    let mut next = extras.suites.iter();
     let err = |e: &dyn std::fmt::Display| e.to_string();
     loop {
         match reader.read_event().map_err(|e| err(&e))? {
             Event::Eof => break,
-            Event::Start(tag) if tag.name().as_ref() == b"testsuite" => {
+            Event::Start(tag) if tag.name().as_ref() == b"testsuites" => {
+                let mut tag = tag.into_owned();
+                for (name, value) in &extras.totals {
+                    tag.push_attribute((*name, value.as_str()));
+                }
                 writer.write_event(Event::Start(tag)).map_err(|e| err(&e))?;
-                let props = next.next().map(Vec::as_slice).unwrap_or_default();
+            }
+            Event::Empty(tag) if tag.name().as_ref() == b"testsuites" => {
+                let mut tag = tag.into_owned();
+                for (name, value) in &extras.totals {
+                    tag.push_attribute((*name, value.as_str()));
+                }
+                writer.write_event(Event::Empty(tag)).map_err(|e| err(&e))?;
+            }
+            Event::Start(tag) if tag.name().as_ref() == b"testsuite" => {
+                let (props, skipped) = next
+                    .next()
+                    .map(|(p, s)| (p.as_slice(), *s))
+                    .unwrap_or_default();
+                let mut tag = tag.into_owned();
+                tag.push_attribute(("skipped", skipped.to_string().as_str()));
+                writer.write_event(Event::Start(tag)).map_err(|e| err(&e))?;
                 writer
                     .write_event(Event::Start(BytesStart::new("properties")))
                     .map_err(|e| err(&e))?;
@@ -180,7 +223,11 @@ pub fn render(record: &RunRecord) -> String {
     for file in files {
         let cases: Vec<&ScenarioRecord> =
             record.scenarios.iter().filter(|s| s.file == file).collect();
-        suite_properties.push(cases.iter().flat_map(|s| properties(s)).collect());
+        let skipped = cases
+            .iter()
+            .filter(|s| s.verdict == Verdict::Skipped)
+            .count();
+        suite_properties.push((cases.iter().flat_map(|s| properties(s)).collect(), skipped));
         let mut suite = TestSuiteBuilder::new(&xml_safe(file));
         suite.set_timestamp(timestamp);
         suite.add_testcases(cases.into_iter().map(testcase));
@@ -191,7 +238,10 @@ pub fn render(record: &RunRecord) -> String {
         .build()
         .write_xml(&mut out)
         .map_err(|e| e.to_string())
-        .and_then(|()| with_properties(&String::from_utf8_lossy(&out), &suite_properties));
+        .and_then(|()| {
+            let extras = Extras::of(record, suite_properties);
+            with_extras(&String::from_utf8_lossy(&out), &extras)
+        });
     match written {
         Ok(xml) => xml,
         Err(e) => format!(
