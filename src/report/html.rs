@@ -62,6 +62,8 @@ struct ScenarioView {
     id: String,
     name: String,
     file: String,
+    /// Another scenario has the same name: the summary line shows the file too.
+    shared_name: bool,
     source: Option<String>,
     tags: Vec<String>,
     rules: Vec<String>,
@@ -167,12 +169,13 @@ fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
         .unwrap_or(Verdict::Skipped)
 }
 
-fn scenario_view(i: usize, s: &ScenarioRecord) -> ScenarioView {
+fn scenario_view(i: usize, s: &ScenarioRecord, shared_name: bool) -> ScenarioView {
     ScenarioView {
         anchor: format!("s{i}"),
         id: s.id.clone(),
         name: s.name.clone(),
         file: s.file.clone(),
+        shared_name,
         source: s.source.clone(),
         tags: s.tags.clone(),
         rules: s.rule_ids.clone(),
@@ -208,9 +211,16 @@ fn page(record: &RunRecord) -> Page {
     ];
     let mut order: Vec<usize> = (0..total).collect();
     order.sort_by_key(|&i| rank(record.scenarios[i].verdict));
+    let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in &record.scenarios {
+        *names.entry(s.name.as_str()).or_default() += 1;
+    }
     let scenarios: Vec<ScenarioView> = order
         .iter()
-        .map(|&i| scenario_view(i, &record.scenarios[i]))
+        .map(|&i| {
+            let s = &record.scenarios[i];
+            scenario_view(i, s, names.get(s.name.as_str()).is_some_and(|n| *n > 1))
+        })
         .collect();
     let mut tags: Vec<String> = record
         .scenarios
@@ -323,6 +333,36 @@ mod tests {
         for fetch in ["src=\"http", "href=\"http", "@import", "url("] {
             assert!(!html.contains(fetch), "{fetch}");
         }
+    }
+
+    #[test]
+    fn skip_reasons_show_unexpanded_counts_agree_and_shared_names_show_their_file() {
+        let mut record = crate::report::fixtures::record();
+        let html = render(&record);
+        assert!(html.contains(">4 scenarios<"), "{html}");
+        // The skipped scenario's reason is outside its (closed) details.
+        let skipped = html
+            .split("data-verdict=\"skipped\"")
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap();
+        let after_details = skipped.split("</details>").nth(1).unwrap();
+        assert!(
+            after_details.contains("needs feature double_booking=forbidden"),
+            "{skipped}"
+        );
+        // A transcript ends with its last line, not with blank lines.
+        assert!(!html.contains("\n</pre>"), "{html}");
+        // Two scenarios of one name in two files: each summary names its file.
+        record.scenarios[3].name = record.scenarios[0].name.clone();
+        record.scenarios.truncate(1 + 3);
+        let html = render(&record);
+        assert!(
+            html.contains("passes <span class=\"file\">s&#x2f;a.yaml</span></summary>"),
+            "{html}"
+        );
+        record.scenarios.truncate(1);
+        assert!(render(&record).contains(">1 scenario<"));
     }
 
     #[test]
