@@ -15,7 +15,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 /// Names every template can use without declaring them.
-pub const BUILTIN_VARS: &[&str] = &["run_id", "base_url"];
+pub const BUILTIN_VARS: &[&str] = &["run_id", "base_url", "auth"];
 /// Functions registered on every template environment.
 pub const FUNCTIONS: &[&str] = &["uuid", "now", "today", "slot"];
 

@@ -94,8 +94,10 @@ pub async fn connect(plan: &Plan) -> Result<Connection, ConnectError> {
     };
     let client = HttpClient::new(http)?;
     let redactor = Redactor::new(secrets);
+    let method = resolved.auth.clone().absolute(base_url.as_str())?;
+    vars.insert("auth".to_owned(), auth_var(&method));
     let auth = Arc::new(Auth::new(
-        resolved.auth.clone().absolute(base_url.as_str())?,
+        method,
         client.reqwest().clone(),
         redactor.clone(),
     ));
@@ -146,10 +148,11 @@ impl Connection {
             client.reqwest().clone(),
             redactor.clone(),
         ));
-        let vars = sandbox::seed_vars()
+        let mut vars: Map<String, Value> = sandbox::seed_vars()
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Value::String(v)))
             .collect();
+        vars.insert("auth".to_owned(), auth_var(&ResolvedAuth::None));
         let mut connection = Connection {
             base_url,
             client,
@@ -170,6 +173,44 @@ impl Connection {
             sandbox.stop().await;
         }
     }
+}
+
+/// The `auth` template variable: how the target authenticates, without its secrets,
+/// so scenarios that fetch tokens themselves use the target's token endpoint
+/// (`{{ auth.token_url }}`, `null` when the target has none).
+fn auth_var(method: &ResolvedAuth) -> Value {
+    let (kind, token_url, client_id, scope) = match method {
+        ResolvedAuth::None => ("none", None, None, None),
+        ResolvedAuth::Bearer(_) => ("bearer", None, None, None),
+        ResolvedAuth::ClientCredentials {
+            token_url,
+            client_id,
+            scope,
+            ..
+        } => (
+            "client_credentials",
+            Some(token_url),
+            Some(client_id),
+            scope.as_ref(),
+        ),
+        ResolvedAuth::SmartBackend {
+            token_url,
+            client_id,
+            scope,
+            ..
+        } => (
+            "smart_backend",
+            Some(token_url),
+            Some(client_id),
+            scope.as_ref(),
+        ),
+    };
+    serde_json::json!({
+        "type": kind,
+        "token_url": token_url,
+        "client_id": client_id,
+        "scope": scope,
+    })
 }
 
 type Started = (BaseUrl, BTreeMap<String, String>, Option<RunningSandbox>);

@@ -674,3 +674,80 @@ fn a_selection_that_matches_nothing_is_exit_4_unless_allowed() {
         .run()
         .expect_code(0);
 }
+
+/// A token endpoint at another origin and path than the sandbox's (as an identity
+/// provider would be), forwarding to the sandbox's `/auth/token`; counts its calls.
+fn token_proxy(sbx: &SandboxServer) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let upstream = format!("{}/auth/token", sbx.base_url);
+    let counted = std::sync::Arc::clone(&calls);
+    let app = axum::Router::new().route(
+        "/idp/oauth2/v1/token",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (upstream, counted) = (upstream.clone(), std::sync::Arc::clone(&counted));
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let mut request = reqwest::Client::new().post(&upstream).body(body);
+                    if let Some(ct) = headers.get("content-type") {
+                        request = request.header("content-type", ct.as_bytes());
+                    }
+                    let answer = request.send().await.unwrap();
+                    let status = answer.status().as_u16();
+                    let body = answer.bytes().await.unwrap();
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/json")],
+                        body,
+                    )
+                }
+            },
+        ),
+    );
+    let listener = sbx
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!(
+        "http://{}/idp/oauth2/v1/token",
+        listener.local_addr().unwrap()
+    );
+    sbx.runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, calls)
+}
+
+#[test]
+fn the_auth_scenarios_use_the_targets_own_token_endpoint() {
+    let sbx = start_sandbox(&[("auth", "on")]);
+    let (token_url, calls) = token_proxy(&sbx);
+    let dir = scratch("token-endpoint-elsewhere");
+    let auth = format!(
+        "auth:\n  type: client_credentials\n  token_url: {token_url}\n  client_id: fhirconf-sandbox\n  client_secret_env: FHIRCONF_TEST_SECRET\nfeatures: {{ auth: \"on\" }}\n"
+    );
+    let t = write(&dir, "t.yaml", &sandbox_target(&sbx.base_url, &auth));
+    let out = with_target(&dir, &t)
+        .env("FHIRCONF_TEST_SECRET", "sandbox-secret")
+        .args([
+            "scenarios/canvas/practitioner/auth.yaml",
+            "scenarios/canvas/appointment/auth.yaml",
+            "scenarios/ppr/auth.yaml",
+        ])
+        .run()
+        .expect_code(0);
+    assert!(
+        out.stdout().contains("8 passed; 0 failed; 0 ignored"),
+        "{}",
+        out.transcript()
+    );
+    let n = calls.load(std::sync::atomic::Ordering::SeqCst);
+    // The Practitioner and Appointment 403 scenarios fetch two tokens each.
+    let (harness, scenarios) = (1, 2 * 2);
+    assert!(
+        n >= harness + scenarios,
+        "{n} calls to the target's token endpoint"
+    );
+}
