@@ -227,6 +227,33 @@ fn selection_by_filter_tags_and_missing_inputs() {
 }
 
 #[test]
+fn what_run_list_prints_pastes_back_into_filter_exact() {
+    let listed = Fhirconf::new()
+        .args(["run", "--list", "scenarios/r4-core"])
+        .run()
+        .expect_code(0)
+        .stdout();
+    let lines: Vec<&str> = listed.lines().filter(|l| l.ends_with(": test")).collect();
+    assert!(lines.len() > 5, "{listed}");
+    for line in lines {
+        let again = Fhirconf::new()
+            .args([
+                "run",
+                "--list",
+                "scenarios/r4-core",
+                "--exact",
+                "--filter",
+                line,
+            ])
+            .run()
+            .expect_code(0)
+            .stdout();
+        let selected: Vec<&str> = again.lines().filter(|l| l.ends_with(": test")).collect();
+        assert_eq!(selected, [line], "pasting {line:?} back");
+    }
+}
+
+#[test]
 fn list_commands_print_ids_and_send_nothing() {
     Fhirconf::new()
         .args(["list", "tests/cases/passing"])
@@ -500,4 +527,106 @@ fn a_failing_step_keeps_its_whole_exchange_in_run_json_and_shows_a_cut_one() {
     assert!(junit.contains("the whole exchange is in run.json"));
     assert!(!junit.contains("END-OF-BODY"));
     out.stdout_contains("the whole exchange is in run.json");
+}
+
+#[test]
+fn a_closed_stdout_ends_listings_quietly_and_runs_still_write_reports() {
+    use std::process::Stdio;
+    for args in [
+        vec!["list", "scenarios"],
+        vec!["serve", "--list-defects"],
+        vec!["run", "--list", "scenarios"],
+    ] {
+        let mut child = Fhirconf::new()
+            .args(args.clone())
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first line: every write is EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+    let server = start_server();
+    let dir = scratch("closed-stdout-run");
+    let mut child = Fhirconf::new()
+        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+        .args(["--var", "tenant=acme"])
+        .reports(&dir)
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Every scenario still ran (they all pass against this server), and was reported.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let verdicts: Vec<&str> = record["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verdict"].as_str().unwrap())
+        .collect();
+    assert!(
+        !verdicts.is_empty() && verdicts.iter().all(|v| *v == "passed"),
+        "{verdicts:?}"
+    );
+    assert!(dir.join("junit.xml").is_file(), "{stderr}");
+    assert!(dir.join("run.json").is_file(), "{stderr}");
+}
+
+#[test]
+fn a_failure_names_its_rule_and_shows_the_write_that_was_answered_wrongly() {
+    let dir = scratch("write-before-read-back");
+    let out = Fhirconf::new()
+        .args(["run", "scenarios/canvas/appointment/cancelled-final.yaml"])
+        .args(["--defect", "APPT-CANCELLED-FINAL"])
+        .reports(&dir)
+        .run()
+        .expect_code(1)
+        .stdout_contains("rule APPT-CANCELLED-FINAL")
+        .stdout_contains("after step 'an update asking for booked' (line ");
+    // The PUT that was wrongly accepted, with its answer, is in the terminal and JUnit.
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    for text in [&out.stdout(), &junit] {
+        let at = text
+            .find("which was answered 200:")
+            .expect("the write is shown");
+        assert!(text[at..].contains("> PUT "), "{text}");
+    }
+}
+
+#[test]
+fn the_readme_first_scenario_passes_and_its_edit_fails_with_a_diff() {
+    let dir = scratch("first-scenario");
+    Fhirconf::new()
+        .args(["run", "examples/first-scenario.yaml"])
+        .reports(&dir)
+        .run()
+        .expect_code(0);
+    // The edit the README asks for, in a copy.
+    let text = std::fs::read_to_string(root().join("examples/first-scenario.yaml")).unwrap();
+    let edited = text.replace(
+        "value: { name: [{ family: Chalmers, given: [Peter, James] }] }",
+        "value: { name: [{ family: Chalmers, given: [Peter, Jim] }] }",
+    );
+    assert_ne!(edited, text, "the README's edit applies to the example");
+    let copy = dir.join("first-scenario.yaml");
+    std::fs::write(&copy, edited).unwrap();
+    Fhirconf::new()
+        .args(["run", copy.to_str().unwrap()])
+        .reports(&dir)
+        .run()
+        .expect_code(1)
+        .stdout_contains("first-scenario.yaml:31\n  json_subset")
+        .stdout_contains("-        \"Jim\"\n+        \"James\"");
 }
