@@ -14,8 +14,8 @@ use crate::exit;
 use crate::files::display_path;
 use crate::interrupt::Interrupt;
 use crate::pipeline::{
-    self, ConnectError, Connection, Finished, Offer, Plan, PlanError, Ran, RunError, Selected,
-    Selection, Selector, Terminal, Timing,
+    self, ConnectError, Connection, Finished, KnownFailures, Offer, Plan, PlanError, Ran, RunError,
+    Selected, Selection, Selector, Terminal, Timing,
 };
 use crate::record::RunRecord;
 use crate::report;
@@ -172,7 +172,15 @@ fn run_stages(args: &RunArgs) -> Result<Finished, RunError> {
         retry_budget: plan.retry_budget,
         ..RunnerConfig::new(&connection)
     }));
-    let records = pipeline::execute(&runner, &selected, &terminal, rt.handle());
+    let known: Arc<KnownFailures> = Arc::new(
+        plan.baseline
+            .iter()
+            .flat_map(|b| &b.record.scenarios)
+            .filter(|s| s.verdict.is_failure())
+            .map(|s| s.id.clone())
+            .collect(),
+    );
+    let records = pipeline::execute(&runner, &selected, &terminal, &known, rt.handle());
     // The loaded scenarios are not needed for the reports: free them first (they are
     // as large as the records for a long suite).
     drop((selected, runner));
@@ -276,6 +284,7 @@ fn say_finished(finished: &Finished) {
         eprint!("\n{}", report::comparison(cmp, report::CompareFormat::Text));
         eprintln!("{}", report::baseline_gate(cmp));
     }
+    eprintln!("{}", report::verdict_line(&ran.record));
     if *interrupted {
         eprintln!("the run was interrupted: the reports cover what ran");
     }

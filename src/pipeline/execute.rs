@@ -20,6 +20,11 @@ pub struct Terminal {
     pub color: Color,
 }
 
+/// Scenario ids that failed in the `--baseline` run: when they fail again, the
+/// terminal gives them one line each (the reports keep everything), so a CI log of a
+/// server with many known failures stays readable.
+pub type KnownFailures = std::collections::HashSet<String>;
+
 impl Terminal {
     pub fn from_args(args: &RunArgs) -> Self {
         Terminal {
@@ -84,19 +89,24 @@ pub fn execute(
     runner: &Arc<Runner>,
     selected: &[Selected],
     terminal: &Terminal,
+    known: &Arc<KnownFailures>,
     handle: &tokio::runtime::Handle,
 ) -> Vec<ScenarioRecord> {
     let results: Arc<Mutex<BTreeMap<usize, ScenarioRecord>>> = Arc::default();
     let trials: Vec<Trial> = in_run(selected)
         .enumerate()
         .map(|(i, s)| {
-            let (runner, results, handle) =
-                (Arc::clone(runner), Arc::clone(&results), handle.clone());
+            let (runner, results, handle, known) = (
+                Arc::clone(runner),
+                Arc::clone(&results),
+                handle.clone(),
+                Arc::clone(known),
+            );
             let (scenario, ready) = (Arc::clone(&s.scenario), without_running(s));
             Trial::ignorable_test(s.scenario.id.clone(), move || {
                 let record =
                     ready.unwrap_or_else(|| run_one(&runner, Arc::clone(&scenario), &handle));
-                let outcome = outcome_of(&record);
+                let outcome = outcome_of(&record, known.contains(&record.id));
                 if let Ok(mut map) = results.lock() {
                     map.insert(i, record);
                 }
@@ -167,12 +177,16 @@ fn run_one(
     })
 }
 
-fn outcome_of(record: &ScenarioRecord) -> Result<Completion, Failed> {
+fn outcome_of(record: &ScenarioRecord, known: bool) -> Result<Completion, Failed> {
     match record.verdict {
         Verdict::Passed => Ok(Completion::Completed),
         Verdict::Skipped => Ok(Completion::ignored_with(
             record.reason.clone().unwrap_or_default(),
         )),
+        Verdict::Failed | Verdict::Error if known => Err(Failed::from(format!(
+            "known failure (it failed in the baseline too; the reports have its details): {}",
+            record.reason.as_deref().unwrap_or("")
+        ))),
         Verdict::Failed | Verdict::Error => {
             let details = crate::report::details(record);
             Err(Failed::from(if details.is_empty() {

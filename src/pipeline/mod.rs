@@ -18,7 +18,7 @@ mod select;
 
 pub use assemble::{PublishError, Published, Timing, assemble, publish};
 pub use connect::{ConnectError, Connection, connect};
-pub use execute::{Terminal, execute, execute_quietly, list};
+pub use execute::{KnownFailures, Terminal, execute, execute_quietly, list};
 pub use plan::{
     Baseline, DEFAULT_SCENARIOS, EvidencePlan, Plan, PlanError, TargetKind, plan, sandbox_config,
     scenario_paths,

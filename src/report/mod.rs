@@ -17,7 +17,7 @@ pub use junit::render as junit;
 pub use markdown::render as markdown;
 pub use text::{
     SHOWN_TRANSCRIPT_BYTES, details, sandbox_switches, scenario_list, shown_transcript,
-    verification,
+    verdict_line, verification,
 };
 
 use crate::record::RunRecord;

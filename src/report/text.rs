@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::record::{Phase, ScenarioRecord, StepRecord, Verdict};
+use crate::record::{Phase, RunRecord, ScenarioRecord, StepRecord, Verdict};
 
 /// How much of a failing step's transcript the terminal, JUnit and the HTML page show;
 /// `run.json` has all of it.
@@ -173,4 +173,70 @@ pub fn verification(dir: &str, v: &crate::evidence::Verification) -> String {
         );
     }
     out
+}
+
+/// The last line of a run in the terminal, which agrees with the exit code: the counts,
+/// with `--baseline` how many failures were known and how many regressed, and how many
+/// scenarios were skipped for want of which input.
+///
+/// ```text
+/// fhirconf: 108 scenarios: 45 passed, 52 failed (52 known from the baseline, 0 regressions), 0 errors, 11 skipped; the run passes
+/// ```
+pub fn verdict_line(record: &RunRecord) -> String {
+    let n = |v: Verdict| record.count(v);
+    let (failed, errors) = (n(Verdict::Failed), n(Verdict::Error));
+    let mut out = format!(
+        "fhirconf: {} scenario{}: {} passed, {failed} failed",
+        record.scenarios.len(),
+        if record.scenarios.len() == 1 { "" } else { "s" },
+        n(Verdict::Passed)
+    );
+    let regressions = match &record.baseline {
+        Some(b) => {
+            let known = b.known_failures.len();
+            let _ = write!(
+                out,
+                " ({known} known from the baseline, {} regression{})",
+                b.regressions.len(),
+                if b.regressions.len() == 1 { "" } else { "s" }
+            );
+            b.regressions.len()
+        }
+        None => failed + errors,
+    };
+    let _ = write!(out, ", {errors} errors, {} skipped", n(Verdict::Skipped));
+    let inputs = missing_inputs(record);
+    if !inputs.is_empty() {
+        let list: Vec<String> = inputs
+            .iter()
+            .map(|(name, count)| format!("`{name}` ({count})"))
+            .collect();
+        let _ = write!(out, " (for want of input {})", list.join(", "));
+    }
+    out.push_str(if regressions == 0 {
+        "; the run passes"
+    } else {
+        "; the run fails"
+    });
+    out
+}
+
+/// Each input that skipped scenarios, with how many it skipped.
+fn missing_inputs(record: &RunRecord) -> std::collections::BTreeMap<&str, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for s in &record.scenarios {
+        let Some(names) = s
+            .reason
+            .as_deref()
+            .filter(|_| s.verdict == Verdict::Skipped)
+            .and_then(|r| r.strip_prefix("needs input "))
+        else {
+            continue;
+        };
+        let names = names.split(" (").next().unwrap_or("");
+        for name in names.split(", ") {
+            *counts.entry(name.trim_matches('`')).or_insert(0) += 1;
+        }
+    }
+    counts
 }

@@ -68,8 +68,30 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
     )
     .expect_code(0)
     .stderr_contains("baseline gate: no regressions, the run passes; 2 known failures tolerated")
-    // Known failures still show.
-    .stdout_contains("always fails");
+    // The last line agrees with the exit code.
+    .stderr_contains("failed (2 known from the baseline, 0 regressions)")
+    .stderr_contains("; the run passes\n")
+    // Known failures still show, one line each: no transcript in the log.
+    .stdout_contains("always fails")
+    .stdout_contains(
+        "known failure (it failed in the baseline too; the reports have its details): ",
+    );
+    let log = run_suite(
+        &dir,
+        &server,
+        &[
+            "--var",
+            "pid=good",
+            "--var",
+            "fixed=nope",
+            "--var",
+            "extra=good",
+            "--baseline",
+            p(&base),
+        ],
+    )
+    .stdout();
+    assert!(!log.contains("\n> GET "), "{log}");
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(summary.contains("| failed (known) |"), "{summary}");
     let run: serde_json::Value = run_record(&dir);
@@ -105,6 +127,12 @@ fn baseline_tolerates_known_failures_and_fails_on_regressions() {
     );
     assert!(
         stderr.contains("baseline gate: 1 regression fails the run; 1 known failure tolerated"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("known from the baseline, 1 regression)")
+            && stderr.contains("for want of input `extra` (1)")
+            && stderr.contains("; the run fails"),
         "{stderr}"
     );
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
