@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::{CompareArgs, CompareFormat, PathArgs, RunArgs, ServeArgs, VerifyArgs};
+use crate::cli::{
+    CompareArgs, CompareFormat, InputsArgs, PathArgs, RunArgs, ServeArgs, VerifyArgs,
+};
 use crate::compare;
 use crate::diag::Diagnostic;
 use crate::evidence;
@@ -355,4 +357,32 @@ pub fn verify(args: &VerifyArgs) -> u8 {
             exit::INVALID
         }
     }
+}
+
+/// `fhirconf inputs`: every variable the scenarios take from outside, which scenarios
+/// need it, and what the target gives for it; exit 0, or 2 when a file is invalid.
+pub fn inputs(args: &InputsArgs) -> u8 {
+    let target = match &args.target {
+        Some(path) => match crate::target::load(path) {
+            Ok(t) => t,
+            Err(diags) => {
+                let e = PlanError::Target(diags);
+                if let PlanError::Target(diags) = &e {
+                    print_diagnostics(diags, &e);
+                }
+                return exit::for_plan_error(&e);
+            }
+        },
+        None => crate::target::builtin_sandbox(),
+    };
+    let suites = match load_or_report(&PathArgs {
+        paths: args.paths.clone(),
+    }) {
+        Ok(suites) => suites,
+        Err(code) => return code,
+    };
+    let scenarios: Vec<&Scenario> = suites.iter().flat_map(|f| &f.scenarios).collect();
+    let sources = report::InputSources::of(&target, |name| std::env::var_os(name).is_some());
+    print!("{}", report::inputs(&scenarios, &sources, args.verbose));
+    exit::SUCCESS
 }

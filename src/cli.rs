@@ -32,6 +32,21 @@ pub enum Command {
     Compare(CompareArgs),
     /// Check an evidence folder against its manifest and, with --key, its signature.
     Verify(VerifyArgs),
+    /// List the variables the scenarios take from the target or --var, which scenarios
+    /// need each, and which the target leaves unset (nothing is sent).
+    Inputs(InputsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InputsArgs {
+    /// Scenario files or folders [default: scenarios]
+    pub paths: Vec<PathBuf>,
+    /// The target file to hold the inputs against [default: the built-in sandbox].
+    #[arg(long, env = "FHIRCONF_TARGET", value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// Also list, under each input, the scenarios that need it.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => fhirconf::app::serve(args),
         Command::Compare(args) => fhirconf::app::compare(args),
         Command::Verify(args) => fhirconf::app::verify(args),
+        Command::Inputs(args) => fhirconf::app::inputs(args),
     })
 }
 

@@ -16,8 +16,8 @@ pub use json::render as json;
 pub use junit::render as junit;
 pub use markdown::render as markdown;
 pub use text::{
-    SHOWN_TRANSCRIPT_BYTES, details, sandbox_switches, scenario_list, shown_transcript,
-    verdict_line, verification,
+    InputSources, SHOWN_TRANSCRIPT_BYTES, details, inputs, sandbox_switches, scenario_list,
+    shown_transcript, verdict_line, verification,
 };
 
 use crate::record::RunRecord;

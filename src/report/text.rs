@@ -240,3 +240,96 @@ fn missing_inputs(record: &RunRecord) -> std::collections::BTreeMap<&str, usize>
     }
     counts
 }
+
+/// Where a run would take each variable from: the target's plain variables (and, for
+/// the built-in sandbox, its seed data), and its secret variables with whether their
+/// environment variable is set now.
+#[derive(Debug, Default)]
+pub struct InputSources {
+    pub plain: std::collections::BTreeSet<String>,
+    /// Variable name → (environment variable, set now).
+    pub secret: std::collections::BTreeMap<String, (String, bool)>,
+    /// How the target is named in the output.
+    pub target: String,
+}
+
+impl InputSources {
+    pub fn of(target: &crate::target::TargetFile, env_set: impl Fn(&str) -> bool) -> Self {
+        let mut plain: std::collections::BTreeSet<String> = target.vars.keys().cloned().collect();
+        if target.base_url.is_none() {
+            plain.extend(
+                crate::sandbox::seed_vars()
+                    .into_iter()
+                    .map(|(k, _)| k.to_owned()),
+            );
+        }
+        let secret = target
+            .secret_vars
+            .iter()
+            .map(|(name, s)| (name.clone(), (s.value.clone(), env_set(&s.value))))
+            .collect();
+        InputSources {
+            plain,
+            secret,
+            target: target.display.clone(),
+        }
+    }
+}
+
+/// `fhirconf inputs`: one line per input (what the target gives for it, how many
+/// scenarios need it), then the scenario ids with `verbose`, then a summary.
+///
+/// ```text
+/// ppr_issuer        5 scenarios  UNSET: set it in the target's vars or with --var ppr_issuer=...
+/// ```
+pub fn inputs(
+    scenarios: &[&crate::scenario::Scenario],
+    sources: &InputSources,
+    verbose: bool,
+) -> String {
+    let mut needed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for s in scenarios {
+        for input in &s.inputs {
+            needed.entry(input).or_default().push(&s.id);
+        }
+    }
+    let width = needed.keys().map(|k| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    let mut unset = 0;
+    for (name, ids) in &needed {
+        let given = if sources.plain.contains(*name) {
+            format!("set in {}", sources.target)
+        } else if let Some((env, set)) = sources.secret.get(*name) {
+            if *set {
+                format!("secret, from ${env}")
+            } else {
+                unset += 1;
+                format!(
+                    "UNSET: ${env} is not set (secret_vars in {})",
+                    sources.target
+                )
+            }
+        } else {
+            unset += 1;
+            format!("UNSET: set it in the target's vars or with --var {name}=...")
+        };
+        let n = ids.len();
+        let _ = writeln!(
+            out,
+            "{name:<width$}  {n:>3} scenario{}  {given}",
+            if n == 1 { " " } else { "s" }
+        );
+        if verbose {
+            for id in ids {
+                let _ = writeln!(out, "    {id}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} input{}, {unset} unset: the scenarios that need an unset input are skipped with that reason",
+        needed.len(),
+        if needed.len() == 1 { "" } else { "s" }
+    );
+    out
+}

@@ -751,3 +751,39 @@ fn the_auth_scenarios_use_the_targets_own_token_endpoint() {
         "{n} calls to the target's token endpoint"
     );
 }
+
+#[test]
+fn inputs_lists_what_the_suites_need_and_what_the_target_leaves_unset() {
+    let dir = scratch("inputs");
+    let t = write(
+        &dir,
+        "t.yaml",
+        "base_url: http://127.0.0.1:9\nvars: { patient_id: p1 }\nsecret_vars: { auth_client_secret: FHIRCONF_TEST_INPUTS_UNSET }\n",
+    );
+    let out = Fhirconf::new()
+        .args(["inputs", "--target", s(&t), "-v", "scenarios"])
+        .run()
+        .expect_code(0)
+        .stdout();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("patient_id").contains("set in "), "{out}");
+    assert!(
+        line("auth_client_secret").contains("UNSET: $FHIRCONF_TEST_INPUTS_UNSET is not set"),
+        "{out}"
+    );
+    assert!(
+        line("ppr_issuer")
+            .contains("UNSET: set it in the target's vars or with --var ppr_issuer=..."),
+        "{out}"
+    );
+    // -v names the scenarios under each input.
+    assert!(out.contains("\n    scenarios/ppr/"), "{out}");
+    let last = out.lines().last().unwrap();
+    // Only `patient_id` is given (the secret one names an unset variable).
+    assert!(last.starts_with("25 inputs, 24 unset"), "{last}");
+}
