@@ -276,7 +276,28 @@ pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnost
     if let Some(i) = message.rfind(" at line ") {
         message.truncate(i);
     }
-    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let (line, mut column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let mut help = None;
+    if let Some((reason, at)) = jsonpath_problem(&message) {
+        // Point at the character the query breaks at, past the value's opening quote.
+        let source = text
+            .lines()
+            .nth(line.saturating_sub(1) as usize)
+            .unwrap_or("");
+        let quoted = matches!(
+            source.chars().nth(column.saturating_sub(1) as usize),
+            Some('"' | '\'')
+        );
+        column += at.saturating_sub(1) + u64::from(quoted);
+        message = format!(
+            "{}: {reason}",
+            message.split(": Failed to parse").next().unwrap_or("")
+        );
+    } else if let Some(key) = folded_key(&message) {
+        help = Some(format!(
+            "`{key}` reads as part of this value: if it is a key, indent it as its siblings are (keys of one mapping start at the same column)"
+        ));
+    }
     // The loader's words for its limits, in ours (its advice names its own API).
     if message.starts_with("budget breached") {
         message = "the document is too large once its YAML aliases are expanded".to_owned();
@@ -301,6 +322,7 @@ pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnost
         }
     }
     let mut diag = Diagnostic::at(file, text, line, column, message);
+    diag.help = help;
     let suggestion = match err.without_snippet() {
         serde_saphyr::Error::SerdeUnknownField {
             field, expected, ..
@@ -319,6 +341,52 @@ pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnost
         diag = diag.with_help(format!("did you mean `{s}`?"));
     }
     diag
+}
+
+/// A JSONPath parse error's reason and the (1-based) character of the query it is at,
+/// from the parser's own text (`... Failed to parse rule: --> 1:5 | ... | = expected
+/// selector`).
+fn jsonpath_problem(message: &str) -> Option<(String, u64)> {
+    if !message.starts_with("invalid JSONPath") {
+        return None;
+    }
+    let rest = message.split("--> 1:").nth(1)?;
+    let at: u64 = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let reason = message.rsplit("= ").next().unwrap_or("").trim().to_owned();
+    Some((reason, at))
+}
+
+/// The key a mis-indented line folded into the value before it: YAML reads
+/// `status: 200` followed by a deeper `json:` as the value "200 json". Only for values
+/// the schema refuses, whose later word is one of the format's keys.
+fn folded_key(message: &str) -> Option<&'static str> {
+    const KEYS: &[&str] = &[
+        "status",
+        "headers",
+        "json",
+        "json_subset",
+        "operation_outcome",
+        "bundle",
+        "capture",
+        "expect",
+        "request",
+        "method",
+        "path",
+        "url",
+        "query",
+        "body",
+        "form",
+        "name",
+    ];
+    let value = message.split('`').nth(1)?;
+    let mut words = value.split_whitespace();
+    words.next()?;
+    let later: Vec<&str> = words.map(|w| w.trim_end_matches(':')).collect();
+    KEYS.iter().copied().find(|k| later.contains(k))
 }
 
 /// Adds a diagnostic at a YAML location and returns it, for a `help` to be added.

@@ -295,6 +295,22 @@ pub fn referenced_vars(text: &str) -> Result<BTreeSet<String>, TemplateError> {
         .collect())
 }
 
+/// The first string (keys included) inside `value` that is not a valid template.
+pub fn first_broken(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(s) => referenced_vars(s).is_err().then_some(s.as_str()),
+        Value::Array(items) => items.iter().find_map(first_broken),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if referenced_vars(k).is_err() {
+                Some(k.as_str())
+            } else {
+                first_broken(v)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Like [`referenced_vars`], for every string (keys included) inside a JSON value.
 pub fn referenced_vars_in(value: &Value, out: &mut BTreeSet<String>) -> Result<(), TemplateError> {
     match value {

@@ -179,6 +179,65 @@ struct Inherited {
 }
 
 impl Builder<'_> {
+    /// Where `needle` first appears in the file from `loc`'s line on (inside a
+    /// multi-line value, the line a problem is really on), else `loc` itself.
+    fn find_from(&self, loc: Location, needle: &str) -> (u64, u64) {
+        let first = loc.line().saturating_sub(1) as usize;
+        let found = self
+            .text
+            .lines()
+            .enumerate()
+            .skip(first)
+            .find_map(|(i, line)| {
+                let from = if i == first {
+                    floor_char(line, loc.column().saturating_sub(1) as usize)
+                } else {
+                    0
+                };
+                line[from..]
+                    .find(needle)
+                    .map(|at| (i as u64 + 1, line[..from + at].chars().count() as u64 + 1))
+            });
+        found.unwrap_or((loc.line(), loc.column()))
+    }
+
+    /// Where `name` is first used inside a template (after a `{{` or `{%`) from
+    /// `loc` on; else where it first appears at all.
+    fn find_in_template(&self, loc: Location, name: &str) -> (u64, u64) {
+        let first = loc.line().saturating_sub(1) as usize;
+        let found = self
+            .text
+            .lines()
+            .enumerate()
+            .skip(first)
+            .find_map(|(i, line)| {
+                let from = if i == first {
+                    floor_char(line, loc.column().saturating_sub(1) as usize)
+                } else {
+                    0
+                };
+                let open = [line[from..].find("{{"), line[from..].find("{%")]
+                    .into_iter()
+                    .flatten()
+                    .min()?;
+                let at = line[from + open..].find(name)?;
+                let byte = from + open + at;
+                Some((i as u64 + 1, line[..byte].chars().count() as u64 + 1))
+            });
+        found.unwrap_or_else(|| self.find_from(loc, name))
+    }
+
+    fn err_at_position(
+        &mut self,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.errors
+            .push(Diagnostic::at(self.file, self.text, line, column, message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
     fn err_at(&mut self, loc: Location, message: impl Into<String>) -> &mut Diagnostic {
         push_at(&mut self.errors, self.file, self.text, loc, message)
     }
@@ -422,7 +481,12 @@ impl Builder<'_> {
     ) -> Vec<String> {
         let mut refs = BTreeSet::new();
         if let Err(e) = template::referenced_vars_in(value, &mut refs) {
-            self.err_at(loc, format!("template error in {what}: {e}"));
+            // At the broken template's own line, not the first line of its value.
+            let (line, column) = match template::first_broken(value) {
+                Some(text) => self.find_from(loc, template_line(text)),
+                None => (loc.line(), loc.column()),
+            };
+            self.err_at_position(line, column, format!("template error in {what}: {e}"));
             return Vec::new();
         }
         for name in &refs {
@@ -431,8 +495,13 @@ impl Builder<'_> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "define it under `vars:`, capture it in an earlier step, or list it under `inputs:` to take it from the target or --var".to_owned(),
                 };
-                self.err_at(loc, format!("undefined variable `{name}` in {what}"))
-                    .help = Some(help);
+                let (line, column) = self.find_in_template(loc, name);
+                self.err_at_position(
+                    line,
+                    column,
+                    format!("undefined variable `{name}` in {what}"),
+                )
+                .help = Some(help);
             }
         }
         refs.into_iter().collect()
@@ -836,6 +905,30 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+/// The byte index of the `chars`th character of `line` (its end if shorter).
+fn floor_char(line: &str, chars: usize) -> usize {
+    line.char_indices()
+        .nth(chars)
+        .map_or(line.len(), |(i, _)| i)
+}
+
+/// The line of a template text to look for in the file: its first line with a `{{`
+/// or `{%`, from that mark on (YAML may quote or fold what comes before).
+fn template_line(text: &str) -> &str {
+    let line = text
+        .lines()
+        .find(|l| l.contains("{{") || l.contains("{%"))
+        .unwrap_or(text);
+    let start = [line.find("{{"), line.find("{%")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
+    let rest = &line[start..];
+    // The mark and what follows on the line, short enough to match as written.
+    &rest[..floor_char(rest, 24)]
 }
 
 fn located<T>(loc: Location, value: T) -> Located<T> {
