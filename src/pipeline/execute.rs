@@ -189,10 +189,18 @@ fn outcome_of(record: &ScenarioRecord, known: bool) -> Result<Completion, Failed
         ))),
         Verdict::Failed | Verdict::Error => {
             let details = crate::report::details(record);
-            Err(Failed::from(if details.is_empty() {
+            let text = if details.is_empty() {
                 record.reason.clone().unwrap_or_default()
             } else {
                 details
+            };
+            // libtest-mimic's line says FAILED for both; the text says which it was.
+            Err(Failed::from(if record.verdict == Verdict::Error {
+                format!(
+                    "ERROR, not a failure: the server gave no answer to judge (exit 3 when nothing failed)\n{text}"
+                )
+            } else {
+                text
             }))
         }
     }

@@ -111,7 +111,10 @@ fn no_answer_is_an_error_not_a_failure() {
         .args(["--timeout", "1", "--max-body", "1000"])
         .reports(&dir)
         .run()
-        .expect_code(3);
+        .expect_code(3)
+        // The terminal says what the reports say: an error, not a failure.
+        .stdout_contains("ERROR, not a failure: the server gave no answer to judge")
+        .stderr_contains(", 0 failed, 2 errors, ");
     assert_eq!(
         reason(&dir, "timeout"),
         "step 'step 1: GET /slow' (line 5): no answer: no response within 1s"
