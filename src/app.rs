@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::{
-    CompareArgs, CompareFormat, InputsArgs, PathArgs, RunArgs, ServeArgs, VerifyArgs,
+    CompareArgs, CompareFormat, InitArgs, InputsArgs, PathArgs, RunArgs, ServeArgs, VerifyArgs,
 };
 use crate::compare;
 use crate::diag::Diagnostic;
@@ -384,5 +384,70 @@ pub fn inputs(args: &InputsArgs) -> u8 {
     let scenarios: Vec<&Scenario> = suites.iter().flat_map(|f| &f.scenarios).collect();
     let sources = report::InputSources::of(&target, |name| std::env::var_os(name).is_some());
     print!("{}", report::inputs(&scenarios, &sources, args.verbose));
+    exit::SUCCESS
+}
+
+/// `fhirconf init`: a starter target from what the server advertises; exit 0, or 2
+/// when the URL, a scenario file or the output file is unusable.
+pub fn init(args: &InitArgs) -> u8 {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        exit::INVALID
+    };
+    let base = match crate::http::BaseUrl::parse(&args.base_url) {
+        Ok(b) => b,
+        Err(e) => return fail(&format_args!("--base-url {e}")),
+    };
+    if let Some(out) = args.out.as_deref().filter(|p| p.exists()) {
+        return fail(&format_args!(
+            "{} exists; name a new file",
+            display_path(out)
+        ));
+    }
+    let suites = match load_or_report(&PathArgs {
+        paths: args.paths.clone(),
+    }) {
+        Ok(suites) => suites,
+        Err(code) => return code,
+    };
+    let mut needed = std::collections::BTreeMap::new();
+    for input in suites
+        .iter()
+        .flat_map(|f| &f.scenarios)
+        .flat_map(|s| &s.inputs)
+    {
+        *needed.entry(input.clone()).or_insert(0) += 1;
+    }
+    let advertised = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        let client = crate::http::HttpClient::new(crate::http::HttpSettings::default())
+            .map_err(|e| e.to_string())?;
+        Ok(rt.block_on(crate::init::fetch(&client, &base)))
+    });
+    let advertised = match advertised {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    if advertised.metadata.is_none() {
+        eprintln!(
+            "warning: {} could not be read; the target says so",
+            base.join("metadata")
+        );
+    }
+    let text = crate::init::starter_target(&base, &advertised, &needed);
+    match &args.out {
+        None => print!("{text}"),
+        Some(path) => {
+            if let Err(e) =
+                crate::files::write_atomic(path, |w| std::io::Write::write_all(w, text.as_bytes()))
+            {
+                return fail(&format_args!("cannot write {}: {e}", display_path(path)));
+            }
+            eprintln!(
+                "wrote {}: check it, then `fhirconf inputs --target {}`",
+                display_path(path),
+                display_path(path)
+            );
+        }
+    }
     exit::SUCCESS
 }

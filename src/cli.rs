@@ -35,6 +35,21 @@ pub enum Command {
     /// List the variables the scenarios take from the target or --var, which scenarios
     /// need each, and which the target leaves unset (nothing is sent).
     Inputs(InputsArgs),
+    /// Write a starter target file from what a server advertises (its
+    /// CapabilityStatement and SMART configuration), with every input the suites need.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The server's FHIR base URL.
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+    /// Write the target here (refused if it exists) [default: standard output].
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Scenario files or folders whose inputs to list [default: scenarios]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

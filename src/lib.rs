@@ -17,6 +17,7 @@ pub(crate) mod evidence;
 pub mod exit;
 pub(crate) mod files;
 pub(crate) mod http;
+pub(crate) mod init;
 pub(crate) mod interrupt;
 pub mod pipeline;
 pub(crate) mod prepare;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => fhirconf::app::compare(args),
         Command::Verify(args) => fhirconf::app::verify(args),
         Command::Inputs(args) => fhirconf::app::inputs(args),
+        Command::Init(args) => fhirconf::app::init(args),
     })
 }
 

@@ -48,8 +48,9 @@ struct TargetDoc {
     auth: Option<Spanned<AuthDoc>>,
     headers: Option<Spanned<Map<String, Value>>>,
     vars: Option<Spanned<Map<String, Value>>>,
-    #[serde(default)]
-    secret_vars: BTreeMap<String, Spanned<String>>,
+    /// Absent or empty (a key with only comments under it, as `fhirconf init` writes
+    /// it) means none, as for `vars`.
+    secret_vars: Option<BTreeMap<String, Spanned<String>>>,
     features: Option<Spanned<Map<String, Value>>>,
     timeout: Option<Spanned<f64>>,
     rate_limit: Option<Spanned<f64>>,
@@ -453,7 +454,7 @@ impl Builder<'_> {
         };
         let headers = doc.headers.map(|h| self.headers(h)).unwrap_or_default();
         let vars = doc.vars.map(|v| v.value).unwrap_or_default();
-        let secret_vars = self.secret_vars(doc.secret_vars, &vars);
+        let secret_vars = self.secret_vars(doc.secret_vars.unwrap_or_default(), &vars);
         let features = doc.features.map(|f| self.features(f)).unwrap_or_default();
         let timeout_secs = self.positive("timeout", doc.timeout, 86_400.0);
         let rate_limit = self.positive("rate_limit", doc.rate_limit, 100_000.0);

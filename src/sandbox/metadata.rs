@@ -52,6 +52,12 @@ pub(crate) fn capability_statement(ctx: &Ctx<'_>) -> Value {
     });
     if settings.auth {
         rest["security"] = json!({
+            // Where the token endpoint is, as SMART App Launch (1.0) says servers
+            // advertise it; `fhirconf init` reads it.
+            "extension": [{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{ "url": "token", "valueUri": format!("{}/auth/token", ctx.base) }]
+            }],
             "service": [{ "coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                 "code": "OAuth"

@@ -787,3 +787,52 @@ fn inputs_lists_what_the_suites_need_and_what_the_target_leaves_unset() {
     // Only `patient_id` is given (the secret one names an unset variable).
     assert!(last.starts_with("25 inputs, 24 unset"), "{last}");
 }
+
+#[test]
+fn init_writes_a_target_from_what_the_server_advertises() {
+    let sbx = start_sandbox(&[("auth", "on"), ("versioning", "true")]);
+    let dir = scratch("init");
+    let out = dir.join("t.yaml");
+    Fhirconf::new()
+        .args(["init", "--base-url", &sbx.base_url, "-o", s(&out)])
+        .run()
+        .expect_code(0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    // What the CapabilityStatement says: the token endpoint (oauth-uris), versioning.
+    assert!(
+        text.contains(&format!("  token_url: {}/auth/token\n", sbx.base_url)),
+        "{text}"
+    );
+    assert!(
+        text.contains("  auth: \"on\"") && text.contains("  versioning: true"),
+        "{text}"
+    );
+    // Every input of the suites, commented, with what it is.
+    assert!(
+        text.contains(
+            "  # ppr_shared_value: \"\"   # an identifier value registered under both issuers"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  # auth_client_secret: AUTH_CLIENT_SECRET"),
+        "{text}"
+    );
+    // It loads, and the run it describes needs only the credentials the user fills in.
+    let err =
+        assert_stopped_before_running(with_target(&dir, &out).arg("scenarios/r4-core").run(), &dir);
+    assert!(err.contains("FHIRCONF_CLIENT_SECRET"), "{err}");
+    // Its auth block reaches the real token endpoint: `CHANGE-ME` is refused there.
+    with_target(&dir, &out)
+        .env("FHIRCONF_CLIENT_SECRET", "sandbox-secret")
+        .arg("scenarios/r4-core")
+        .run()
+        .expect_code(2)
+        .stderr_contains("the token endpoint refused the credentials");
+    // An existing file is never overwritten.
+    Fhirconf::new()
+        .args(["init", "--base-url", &sbx.base_url, "-o", s(&out)])
+        .run()
+        .expect_code(2)
+        .stderr_contains("exists; name a new file");
+}
