@@ -88,13 +88,25 @@ pub async fn connect(plan: &Plan) -> Result<Connection, ConnectError> {
         identity_pem: resolved.identity_pem.clone(),
         ..plan.http.clone()
     };
-    let (base_url, features, sandbox) = match &plan.kind {
+    let started = match &plan.kind {
         TargetKind::External(url) => (url.clone(), plan.target.features.clone(), None),
         TargetKind::Sandbox(config) => start_sandbox(config.clone()).await?,
     };
+    let method = resolved.auth.clone().absolute(started.0.as_str())?;
+    connection(started, http, method, secrets, vars)
+}
+
+/// A connection once the server's address is known: the client, the credentials, and
+/// the `auth` template variable among `vars`.
+fn connection(
+    (base_url, features, sandbox): Started,
+    http: HttpSettings,
+    method: ResolvedAuth,
+    secrets: Vec<String>,
+    mut vars: Map<String, Value>,
+) -> Result<Connection, ConnectError> {
     let client = HttpClient::new(http)?;
     let redactor = Redactor::new(secrets);
-    let method = resolved.auth.clone().absolute(base_url.as_str())?;
     vars.insert("auth".to_owned(), auth_var(&method));
     let auth = Arc::new(Auth::new(
         method,
@@ -137,32 +149,16 @@ impl Connection {
     /// A connection to a sandbox started here, for tests and other front ends:
     /// no auth, the seed data's variables.
     pub async fn to_sandbox(config: SandboxConfig) -> Result<Connection, ConnectError> {
-        let (base_url, features, sandbox) = start_sandbox(config).await?;
-        let client = HttpClient::new(HttpSettings {
+        let http = HttpSettings {
             default_headers: vec![("Accept".to_owned(), "application/fhir+json".to_owned())],
             ..HttpSettings::default()
-        })?;
-        let redactor = Redactor::default();
-        let auth = Arc::new(Auth::new(
-            ResolvedAuth::None,
-            client.reqwest().clone(),
-            redactor.clone(),
-        ));
-        let mut vars: Map<String, Value> = sandbox::seed_vars()
+        };
+        let vars = sandbox::seed_vars()
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Value::String(v)))
             .collect();
-        vars.insert("auth".to_owned(), auth_var(&ResolvedAuth::None));
-        let mut connection = Connection {
-            base_url,
-            client,
-            auth,
-            redactor,
-            capabilities: Capabilities::default(),
-            features,
-            vars,
-            sandbox,
-        };
+        let started = start_sandbox(config).await?;
+        let mut connection = connection(started, http, ResolvedAuth::None, Vec::new(), vars)?;
         connection.handshake().await?;
         Ok(connection)
     }

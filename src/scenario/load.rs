@@ -179,9 +179,10 @@ struct Inherited {
 }
 
 impl Builder<'_> {
-    /// Where `needle` first appears in the file from `loc`'s line on (inside a
-    /// multi-line value, the line a problem is really on), else `loc` itself.
-    fn find_from(&self, loc: Location, needle: &str) -> (u64, u64) {
+    /// The first place, from `loc` on, where `find` finds something in a line (given
+    /// the line's text from `loc`'s column on its first line): the `(line, column)` a
+    /// problem inside a multi-line value is really at; `loc` itself if none.
+    fn find_after(&self, loc: Location, find: impl Fn(&str) -> Option<usize>) -> (u64, u64) {
         let first = loc.line().saturating_sub(1) as usize;
         let found = self
             .text
@@ -194,37 +195,33 @@ impl Builder<'_> {
                 } else {
                     0
                 };
-                line[from..]
-                    .find(needle)
-                    .map(|at| (i as u64 + 1, line[..from + at].chars().count() as u64 + 1))
+                let at = from + find(&line[from..])?;
+                Some((i as u64 + 1, line[..at].chars().count() as u64 + 1))
             });
         found.unwrap_or((loc.line(), loc.column()))
     }
 
-    /// Where `name` is first used inside a template (after a `{{` or `{%`) from
-    /// `loc` on; else where it first appears at all.
+    /// Where `needle` first appears from `loc` on.
+    fn find_from(&self, loc: Location, needle: &str) -> (u64, u64) {
+        self.find_after(loc, |part| part.find(needle))
+    }
+
+    /// Where `name` is first used inside a template (after a `{{` or `{%`) from `loc`
+    /// on; else where it first appears at all.
     fn find_in_template(&self, loc: Location, name: &str) -> (u64, u64) {
-        let first = loc.line().saturating_sub(1) as usize;
-        let found = self
-            .text
-            .lines()
-            .enumerate()
-            .skip(first)
-            .find_map(|(i, line)| {
-                let from = if i == first {
-                    floor_char(line, loc.column().saturating_sub(1) as usize)
-                } else {
-                    0
-                };
-                let open = [line[from..].find("{{"), line[from..].find("{%")]
-                    .into_iter()
-                    .flatten()
-                    .min()?;
-                let at = line[from + open..].find(name)?;
-                let byte = from + open + at;
-                Some((i as u64 + 1, line[..byte].chars().count() as u64 + 1))
-            });
-        found.unwrap_or_else(|| self.find_from(loc, name))
+        let in_template = |part: &str| {
+            let open = [part.find("{{"), part.find("{%")]
+                .into_iter()
+                .flatten()
+                .min()?;
+            part[open..].find(name).map(|at| open + at)
+        };
+        let (line, column) = self.find_after(loc, in_template);
+        if (line, column) == (loc.line(), loc.column()) {
+            self.find_from(loc, name)
+        } else {
+            (line, column)
+        }
     }
 
     fn err_at_position(

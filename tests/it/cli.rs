@@ -532,41 +532,40 @@ fn a_failing_step_keeps_its_whole_exchange_in_run_json_and_shows_a_cut_one() {
     out.stdout_contains("the whole exchange is in run.json");
 }
 
-#[test]
-fn a_closed_stdout_ends_listings_quietly_and_runs_still_write_reports() {
+/// Runs `fhirconf` with its standard output's reader gone before the first line: every
+/// write to it is EPIPE.
+fn with_stdout_closed(fhirconf: Fhirconf) -> std::process::Output {
     use std::process::Stdio;
-    for args in [
-        vec!["list", "scenarios"],
-        vec!["serve", "--list-defects"],
-        vec!["run", "--list", "scenarios"],
-    ] {
-        let mut child = Fhirconf::new()
-            .args(args.clone())
-            .command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The reader goes away before the first line: every write is EPIPE.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
-    }
-    let server = start_server();
-    let dir = scratch("closed-stdout-run");
-    let mut child = Fhirconf::new()
-        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
-        .args(["--var", "tenant=acme"])
-        .reports(&dir)
+    let mut child = fhirconf
         .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_listings_quietly_and_runs_still_write_reports() {
+    for args in [
+        vec!["list", "scenarios"],
+        vec!["serve", "--list-defects"],
+        vec!["run", "--list", "scenarios"],
+    ] {
+        let out = with_stdout_closed(Fhirconf::new().args(args.clone()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+    let server = start_server();
+    let dir = scratch("closed-stdout-run");
+    let out = with_stdout_closed(
+        Fhirconf::new()
+            .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
+            .args(["--var", "tenant=acme"])
+            .reports(&dir),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Every scenario still ran (they all pass against this server), and was reported.
