@@ -12,6 +12,91 @@ pub const SECRET_HEADERS: &[&str] = &[
 ];
 pub const MASK: &str = "[redacted]";
 
+/// Secrets shorter than this cannot be masked without masking ordinary text
+/// everywhere: configured ones are refused at load ([`too_short`]).
+pub const MIN_SECRET_LEN: usize = 4;
+
+/// Why a configured secret cannot be used: too short to be masked safely.
+pub fn too_short(secret: &str) -> bool {
+    secret.chars().count() < MIN_SECRET_LEN
+}
+
+/// The forms a secret takes in what the harness writes or a server echoes: percent-
+/// encoded (a query or form value, `+` or `%20` for a space), JSON-escaped (inside a
+/// body), HTML- and XML-escaped (a page or report echoing it), and base64 (standard
+/// and URL-safe, as Basic auth and JWTs write). Each form that differs from the
+/// secret itself.
+pub fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = |text: &str| {
+        serde_json::to_string(text)
+            .map(|q| q[1..q.len() - 1].to_owned())
+            .unwrap_or_default()
+    };
+    let mut forms = vec![
+        form.replace('+', "%20"),
+        form,
+        json(secret),
+        // A JSON body shown inside a JSON document (an echo, a transcript of one).
+        json(&json(secret)),
+        escape(
+            secret,
+            &[
+                ("&", "&amp;"),
+                ("<", "&lt;"),
+                (">", "&gt;"),
+                ("\"", "&quot;"),
+                ("'", "&#x27;"),
+                ("/", "&#x2f;"),
+            ],
+        ),
+        escape(
+            secret,
+            &[
+                ("&", "&amp;"),
+                ("<", "&lt;"),
+                (">", "&gt;"),
+                ("\"", "&quot;"),
+                ("'", "&apos;"),
+            ],
+        ),
+        escape(
+            secret,
+            &[
+                ("&", "&amp;"),
+                ("<", "&lt;"),
+                (">", "&gt;"),
+                ("\"", "&#34;"),
+                ("'", "&#39;"),
+            ],
+        ),
+    ];
+    for engine in [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        forms.push(engine.encode(secret));
+    }
+    forms.retain(|f| f != secret && !f.is_empty());
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+fn escape(text: &str, table: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let mut buf = [0; 4];
+        let s = c.encode_utf8(&mut buf);
+        match table.iter().find(|(from, _)| *from == s) {
+            Some((_, to)) => out.push_str(to),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// `at`, or the nearest char boundary before it, within `text`.
 pub(crate) fn floor_boundary(text: &str, at: usize) -> usize {
     let mut at = at.min(text.len());
@@ -47,9 +132,20 @@ impl Redactor {
         r
     }
 
-    /// Masks `secret` from now on.
+    /// Masks `secret` from now on, and every form the harness or a server may write
+    /// it in ([`encodings`]).
     pub fn add(&self, secret: String) {
-        if secret.len() < 4 {
+        if secret.len() < MIN_SECRET_LEN {
+            return;
+        }
+        for form in encodings(&secret) {
+            self.add_one(form);
+        }
+        self.add_one(secret);
+    }
+
+    fn add_one(&self, secret: String) {
+        if secret.len() < MIN_SECRET_LEN {
             return;
         }
         // Known already (the same token on every request): no write lock.
@@ -178,5 +274,26 @@ mod tests {
             r.text("sid=cookie-1234 dXNlcjpwYXNz text/plain-secretish dark"),
             "sid=[redacted] [redacted] text/plain-secretish [redacted]"
         );
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    #[test]
+    fn every_form_of_a_secret_is_masked() {
+        let r = Redactor::new(vec!["p@ss w/\"ord\"&<x>".to_owned()]);
+        for shown in [
+            "p%40ss+w%2F%22ord%22%26%3Cx%3E",
+            "p%40ss%20w%2F%22ord%22%26%3Cx%3E",
+            "p@ss w/\\\"ord\\\"&<x>",
+            "p@ss w&#x2f;&quot;ord&quot;&amp;&lt;x&gt;",
+            "p@ss w/&quot;ord&quot;&amp;&lt;x&gt;",
+            "cEBzcyB3LyJvcmQiJjx4Pg==",
+        ] {
+            assert_eq!(r.text(&format!("[{shown}]")), "[[redacted]]", "{shown}");
+        }
+        assert!(too_short("abc") && !too_short("abcd"));
     }
 }

@@ -438,7 +438,14 @@ impl Runner {
             let value = capture_value(capture, response)
                 .map_err(|why| format!("capture `{name}`: {why}"))?;
             if capture.secret {
-                redactor.add(value_to_text(&value));
+                let text = value_to_text(&value);
+                if crate::redact::too_short(&text) {
+                    return Err(format!(
+                        "capture `{name}` is secret, but its value is shorter than {} characters and cannot be masked safely; it was not kept",
+                        crate::redact::MIN_SECRET_LEN
+                    ));
+                }
+                redactor.add(text);
             }
             record.captures.insert(name.clone(), redactor.value(&value));
             vars.insert(name.clone(), value);

@@ -166,6 +166,11 @@ pub enum ResolveErrorKind {
     EnvUnset(String),
     #[error("environment variable `{0}` is empty")]
     EnvEmpty(String),
+    #[error(
+        "environment variable `{0}` holds fewer than {min} characters: a secret that short cannot be masked in the reports without masking ordinary text",
+        min = crate::redact::MIN_SECRET_LEN
+    )]
+    TooShort(String),
     #[error("{0}")]
     File(#[from] crate::files::FileError),
     #[error("{0}")]
@@ -742,8 +747,14 @@ fn env_value(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ResolveError> {
     match env(&setting.value) {
-        Some(v) if !v.is_empty() => Ok(v),
-        Some(_) => Err(setting.error(ResolveErrorKind::EnvEmpty(setting.value.clone()))),
+        Some(v) if v.is_empty() => {
+            Err(setting.error(ResolveErrorKind::EnvEmpty(setting.value.clone())))
+        }
+        // Every value read from the environment is a secret, masked in every output.
+        Some(v) if crate::redact::too_short(&v) => {
+            Err(setting.error(ResolveErrorKind::TooShort(setting.value.clone())))
+        }
+        Some(v) => Ok(v),
         None => Err(setting.error(ResolveErrorKind::EnvUnset(setting.value.clone()))),
     }
 }

@@ -165,6 +165,19 @@ fn check_numbers(args: &RunArgs) -> Result<(), PlanError> {
             problem: "must be at least 1".to_owned(),
         });
     }
+    if let Some((name, _)) = args
+        .secret_vars
+        .iter()
+        .find(|(_, v)| crate::redact::too_short(v))
+    {
+        return Err(PlanError::Argument {
+            flag: "--secret-var",
+            problem: format!(
+                "`{name}` is shorter than {} characters: a secret that short cannot be masked in the reports without masking ordinary text",
+                crate::redact::MIN_SECRET_LEN
+            ),
+        });
+    }
     if let Some(t) = args.timeout
         && !(t.is_finite() && t > 0.0 && t <= 86_400.0)
     {

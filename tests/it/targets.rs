@@ -251,8 +251,43 @@ fn smart_backend_services_with_rs384_and_es384() {
     assert!(err.contains("missing-key.yaml:"), "{err}");
 }
 
+/// A secret as it is, and as it looks percent-encoded, JSON-escaped, HTML-escaped and
+/// in base64: written here independently of the harness's own list.
+fn encoded_forms(secret: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    let percent: String = secret
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let json = serde_json::to_string(secret).unwrap();
+    let html = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;");
+    vec![
+        ("as is", secret.to_owned()),
+        ("percent-encoded", percent.clone()),
+        ("percent-encoded, %20", percent.replace('+', "%20")),
+        ("JSON-escaped", json[1..json.len() - 1].to_owned()),
+        ("HTML-escaped", html),
+        (
+            "base64",
+            base64::engine::general_purpose::STANDARD.encode(secret),
+        ),
+    ]
+}
+
 /// Every output of a run with authentication and secret variables, searched for every
-/// secret value: none may appear.
+/// secret value in every encoding: none may appear.
 #[test]
 fn secrets_never_reach_any_output() {
     let sbx = start_sandbox(&[("auth", "on")]);
@@ -277,12 +312,19 @@ steps:
       json: {{ secret: "{{{{ api_key }}}}", client: "{{{{ auth_client_secret }}}}" }}
     expect:
       status: 500
+  - request:
+      method: POST
+      url: "{}/echo"
+      form: {{ key: "{{{{ api_key }}}}" }}
+    expect:
+      status: 500
   - request: {{ method: GET, path: "/Patient/{{{{ patient_id }}}}" }}
 "#,
-            echo.base_url
+            echo.base_url, echo.base_url
         ),
     );
-    let api_key = "hunter2-api-key-0042";
+    // Every character that one encoding or another changes.
+    let api_key = "hunter2 \"api\"/key&<0042>'";
     let out = with_target(&dir, &t)
         .args(["--secret-var", &format!("api_key={api_key}")])
         .args(["scenarios", s(&leaky)])
@@ -300,7 +342,12 @@ steps:
             "limited-secret",
             "cookie-value-1234",
         ] {
-            assert!(!content.contains(secret), "{secret} in {name}");
+            for (form, encoded) in encoded_forms(secret) {
+                assert!(
+                    !content.contains(&encoded),
+                    "{secret} ({form}: {encoded}) in {name}"
+                );
+            }
         }
         assert!(!token.is_match(content), "a sandbox token in {name}");
     }
@@ -835,4 +882,37 @@ fn init_writes_a_target_from_what_the_server_advertises() {
         .run()
         .expect_code(2)
         .stderr_contains("exists; name a new file");
+}
+
+#[test]
+fn secrets_too_short_to_mask_are_refused_before_anything_is_sent() {
+    let dir = scratch("short-secrets");
+    let err = assert_stopped_before_running(
+        Fhirconf::new()
+            .args(["run", "scenarios/r4-core", "--secret-var", "pin=123"])
+            .reports(&dir)
+            .run(),
+        &dir,
+    );
+    assert!(
+        err.contains("--secret-var `pin` is shorter than 4 characters"),
+        "{err}"
+    );
+    let t = write(
+        &dir,
+        "t.yaml",
+        "base_url: http://127.0.0.1:9\nsecret_vars: { pin: FHIRCONF_TEST_SHORT }\n",
+    );
+    let err = assert_stopped_before_running(
+        with_target(&dir, &t)
+            .arg("scenarios/r4-core")
+            .env("FHIRCONF_TEST_SHORT", "abc")
+            .run(),
+        &dir,
+    );
+    assert!(
+        err.contains("secret_vars.pin: environment variable `FHIRCONF_TEST_SHORT` holds fewer than 4 characters"),
+        "{err}"
+    );
+    assert!(err.contains("t.yaml:2:"), "{err}");
 }
