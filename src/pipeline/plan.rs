@@ -100,6 +100,10 @@ pub enum PlanError {
     BaselineFile(#[from] crate::files::FileError),
     #[error("{0}")]
     Evidence(#[from] EvidenceError),
+    /// A report would overwrite an input, another report, or cannot be written where
+    /// it is asked for.
+    #[error("{0}")]
+    Output(String),
 }
 
 /// Checks the arguments, loads the target and the scenario files, and reads the
@@ -138,6 +142,8 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
     let vars = plain_vars(args, &target, &kind);
     let suites = load_suites(args, &target, &vars)?;
     let files = input_files(&suites, &target, baseline.as_ref());
+    let reports = report_paths(args);
+    check_outputs(&reports, &inputs_on_disk(args, &suites))?;
     Ok(Plan {
         http: http_settings(args, &target),
         retry_budget: Duration::from_secs_f64(
@@ -145,7 +151,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
                 .retry_budget_secs
                 .unwrap_or(target::DEFAULT_RETRY_BUDGET_SECS),
         ),
-        reports: report_paths(args),
+        reports,
         var_args: args.vars.clone(),
         secret_args: args.secret_vars.clone(),
         suites,
@@ -294,6 +300,72 @@ fn report_paths(args: &RunArgs) -> ReportPaths {
                 .join("index.html")
         }),
     }
+}
+
+/// Where each input file is on disk: the target, each scenario file, its fixtures and
+/// the baseline.
+fn inputs_on_disk(args: &RunArgs, suites: &[SuiteFile]) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = args.target.iter().chain(&args.baseline).cloned().collect();
+    for suite in suites {
+        paths.push(PathBuf::from(&suite.display));
+        paths.extend(suite.fixtures.iter().map(|f| PathBuf::from(&f.display)));
+    }
+    paths
+}
+
+/// `path` made absolute with its symlinks resolved as far as it exists, so that two
+/// names of one file compare equal before either is written.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolved(parent).join(name),
+        _ => std::env::current_dir().unwrap_or_default().join(path),
+    }
+}
+
+/// Refuses, before anything is sent, reports that would overwrite an input file or
+/// each other, that name a folder, or whose folder cannot be made.
+fn check_outputs(reports: &ReportPaths, inputs: &[PathBuf]) -> Result<(), PlanError> {
+    let named = [
+        ("--junit", &reports.junit),
+        ("--json", &reports.json),
+        ("--markdown", &reports.markdown),
+        ("--html", &reports.html),
+    ];
+    let inputs: Vec<(PathBuf, &PathBuf)> = inputs.iter().map(|p| (resolved(p), p)).collect();
+    for (i, (flag, path)) in named.iter().enumerate() {
+        let at = resolved(path);
+        if let Some((_, input)) = inputs.iter().find(|(p, _)| *p == at) {
+            return Err(PlanError::Output(format!(
+                "{flag} {} is {}, an input of this run: a report would overwrite it",
+                path.display(),
+                input.display()
+            )));
+        }
+        if let Some((other, _)) = named[..i].iter().find(|(_, p)| resolved(p) == at) {
+            return Err(PlanError::Output(format!(
+                "{flag} and {other} both name {}: one report would overwrite the other",
+                path.display()
+            )));
+        }
+        if path.is_dir() {
+            return Err(PlanError::Output(format!(
+                "{flag} {} is a folder; name the report file",
+                path.display()
+            )));
+        }
+        let folder = at.ancestors().skip(1).find(|a| a.exists());
+        if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+            return Err(PlanError::Output(format!(
+                "{flag} {}: {} is not a folder, so the report cannot be written there",
+                path.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Every file the run reads: the target file, each scenario file, its fixtures, and

@@ -459,15 +459,47 @@ fn ignored_scenarios_are_skipped_unless_included() {
     );
 }
 
+/// A server whose `GET /make-file` creates a file at `path` (to break, during a run, a
+/// place a report or the evidence will need afterwards).
+fn file_maker(path: std::path::PathBuf) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = axum::Router::new().route(
+        "/make-file",
+        axum::routing::get(move || {
+            let path = path.clone();
+            async move {
+                std::fs::write(&path, "made during the run").unwrap();
+                ([("content-type", "application/fhir+json")], "{}")
+            }
+        }),
+    );
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, rt)
+}
+
 #[test]
-fn a_report_that_cannot_be_written_is_named_and_the_others_are_still_written() {
-    let server = start_server();
+fn a_report_that_cannot_be_written_after_the_run_is_exit_5_and_the_others_are_written() {
     let dir = scratch("unwritable-report");
-    std::fs::write(dir.join("blocker"), "a file, not a folder").unwrap();
-    let bad = dir.join("blocker").join("run.json");
+    // The folder run.json goes to does not exist when the run starts, so nothing stops
+    // it; during the run a file takes its name.
+    let blocker = dir.join("late");
+    let bad = blocker.join("run.json");
+    let (url, _rt) = file_maker(blocker);
+    let scenario = dir.join("s.yaml");
+    std::fs::write(
+        &scenario,
+        "name: makes a file\nsteps:\n  - request: { method: GET, path: /make-file }\n    expect: { status: 200 }\n",
+    )
+    .unwrap();
     Fhirconf::new()
-        .args(["run", "tests/cases/passing", "--base-url", &server.base_url])
-        .args(["--var", "tenant=acme", "--json", bad.to_str().unwrap()])
+        .args(["run", scenario.to_str().unwrap(), "--base-url", &url])
+        .args(["--json", bad.to_str().unwrap()])
         .reports(&dir)
         .run()
         // The run was made: a report that cannot be written afterwards has its own code.
@@ -477,6 +509,59 @@ fn a_report_that_cannot_be_written_is_named_and_the_others_are_still_written() {
         assert!(dir.join(report).is_file(), "{report} missing");
     }
     assert_schema_valid(&dir.join("junit.xml"));
+}
+
+#[test]
+fn reports_never_overwrite_inputs_or_each_other_and_bad_places_are_refused_first() {
+    let server = start_server();
+    let dir = scratch("outputs-guard");
+    let scenario = dir.join("s.yaml");
+    let text =
+        std::fs::read_to_string(root().join("tests/cases/passing/fhir-helpers.yaml")).unwrap();
+    std::fs::write(&scenario, &text).unwrap();
+    let blocker = dir.join("blocker");
+    std::fs::write(&blocker, "a file, not a folder").unwrap();
+    let run = |extra: &[&str]| {
+        Fhirconf::new()
+            .args([
+                "run",
+                scenario.to_str().unwrap(),
+                "--base-url",
+                &server.base_url,
+            ])
+            .reports(&dir)
+            .args(extra)
+            .run()
+            .expect_code(2)
+            .stderr()
+    };
+    let junit = dir.join("junit.xml");
+    let under_a_file = blocker.join("run.json");
+    let cases = [
+        (
+            vec!["--json", scenario.to_str().unwrap()],
+            "an input of this run: a report would overwrite it",
+        ),
+        (
+            vec!["--markdown", junit.to_str().unwrap()],
+            "--markdown and --junit both name",
+        ),
+        (
+            vec!["--html", dir.to_str().unwrap()],
+            "is a folder; name the report file",
+        ),
+        (
+            vec!["--json", under_a_file.to_str().unwrap()],
+            "is not a folder, so the report cannot be written there",
+        ),
+    ];
+    for (extra, message) in cases {
+        let err = run(&extra);
+        assert!(err.contains(message), "{extra:?}: {err}");
+    }
+    // Nothing was run or written, and the scenario file is as it was.
+    assert!(!junit.exists());
+    assert_eq!(std::fs::read_to_string(&scenario).unwrap(), text);
 }
 
 #[test]
