@@ -617,18 +617,18 @@ fn a_failing_step_keeps_its_whole_exchange_in_run_json_and_shows_a_cut_one() {
     out.stdout_contains("the whole exchange is in run.json");
 }
 
-/// Runs `fhirconf` with its standard output's reader gone before the first line: every
-/// write to it is EPIPE.
+/// Runs `fhirconf` with its standard output's reader gone before it starts: every
+/// write to it is EPIPE (closing the reader after spawning would race the child, which
+/// may fill the pipe's buffer first).
 fn with_stdout_closed(fhirconf: Fhirconf) -> std::process::Output {
-    use std::process::Stdio;
-    let mut child = fhirconf
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    fhirconf
         .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    child.wait_with_output().unwrap()
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
 }
 
 #[test]
