@@ -90,10 +90,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Set a variable (wins over `vars:` in scenario files).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Like --var, and the value is masked in every output.
-    #[arg(long = "secret-var", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    #[arg(long = "secret-var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub secret_vars: Vec<(String, String)>,
     /// Built-in sandbox only: configure a feature (see `fhirconf serve --list-features`).
     #[arg(long = "feature", value_name = "NAME=VALUE", value_parser = parse_pair)]
@@ -266,6 +266,24 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `NAME=VALUE` where NAME follows the rule of `vars:` in files: letters, digits and
+/// `_`, not starting with a digit.
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = parse_pair(text)?;
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok((name, value))
+    } else {
+        Err(format!(
+            "`{name}` is not a variable name (letters, digits and _, not starting with a digit), as in `vars:`"
+        ))
+    }
+}
+
 pub fn pairs_to_map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
     pairs.iter().cloned().collect()
 }
@@ -280,6 +298,13 @@ mod tests {
         assert_eq!(parse_pair("a=").unwrap(), ("a".into(), String::new()));
         assert!(parse_pair("a").unwrap_err().contains("NAME=VALUE"));
         assert!(parse_pair("=b").is_err());
+        assert_eq!(parse_var("a_1=x").unwrap(), ("a_1".into(), "x".into()));
+        for bad in ["1a=x", "a-b=x", "a.b=x", "a b=x"] {
+            assert!(
+                parse_var(bad).unwrap_err().contains("not a variable name"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -513,6 +513,13 @@ impl Builder<'_> {
                 continue;
             }
             match scalar_text(&value) {
+                // CR, LF or another control character: the value could never be sent.
+                Some(v) if reqwest::header::HeaderValue::from_str(&v).is_err() => {
+                    self.err(
+                        h.referenced,
+                        format!("header `{name}` has a value with a control character (such as CR or LF), which HTTP cannot carry"),
+                    );
+                }
                 Some(v) => headers.push((name, v)),
                 None => {
                     self.err(
