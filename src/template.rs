@@ -154,6 +154,78 @@ fn whole_expression(text: &str) -> Option<&str> {
     }
 }
 
+/// The most a template may produce, in bytes: a value, or a string inside one. A short
+/// expression can otherwise build gigabytes (`replace` and `indent` multiply their
+/// input), and running out of memory aborts the whole run.
+pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+fn too_large(what: &str, bytes: usize) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "{what} would make {bytes} bytes, more than the {MAX_OUTPUT_BYTES}-byte limit of a template's output"
+        ),
+    )
+}
+
+/// `replace`, refusing a result over [`MAX_OUTPUT_BYTES`] before building it.
+fn capped_replace(value: String, from: String, to: String) -> Result<String, minijinja::Error> {
+    let times = if from.is_empty() {
+        value.chars().count() + 1
+    } else {
+        value.matches(from.as_str()).count()
+    };
+    let bytes = value
+        .len()
+        .saturating_add(times.saturating_mul(to.len().saturating_sub(from.len())));
+    if bytes > MAX_OUTPUT_BYTES {
+        return Err(too_large("replace", bytes));
+    }
+    Ok(value.replace(from.as_str(), &to))
+}
+
+/// `indent(width=4, first=false, blank=false)`, refusing a result over
+/// [`MAX_OUTPUT_BYTES`] before building it.
+fn capped_indent(
+    value: String,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+) -> Result<String, minijinja::Error> {
+    let width = width.unwrap_or(4);
+    let lines = value.lines().count().max(1);
+    let bytes = value.len().saturating_add(lines.saturating_mul(width));
+    if bytes > MAX_OUTPUT_BYTES {
+        return Err(too_large("indent", bytes));
+    }
+    let pad = " ".repeat(width);
+    let mut out = String::with_capacity(bytes);
+    for (i, line) in value.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let indent = (i > 0 || first.unwrap_or(false))
+            && (blank.unwrap_or(false) || !line.trim().is_empty());
+        if indent {
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    Ok(out)
+}
+
+/// A rendered value within [`MAX_OUTPUT_BYTES`] (its JSON text, for a structure).
+fn within_limit(value: Value) -> Result<Value, TemplateError> {
+    let bytes = match &value {
+        Value::String(s) => s.len(),
+        other => serde_json::to_string(other).map_or(0, |t| t.len()),
+    };
+    if bytes > MAX_OUTPUT_BYTES {
+        return Err(TemplateError(too_large("the template", bytes).to_string()));
+    }
+    Ok(value)
+}
+
 fn has_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
@@ -164,6 +236,8 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(100_000));
         env.set_recursion_limit(64);
+        env.add_filter("replace", capped_replace);
+        env.add_filter("indent", capped_indent);
         env.add_function("uuid", || uuid::Uuid::new_v4().to_string());
         env.add_function(
             "now",
@@ -243,7 +317,8 @@ impl Templates {
                 .compile_expression(expr)
                 .map_err(|e| describe(&e))?;
             let value = compiled.eval(vars).map_err(|e| describe(&e))?;
-            return serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()));
+            let value = serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()))?;
+            return within_limit(value);
         }
         self.render_string(text, vars).map(Value::String)
     }
@@ -260,7 +335,11 @@ impl Templates {
         if whole_expression(text).is_some() {
             return Ok(value_to_text(&self.render_typed(text, vars)?));
         }
-        self.env.render_str(text, vars).map_err(|e| describe(&e))
+        let out = self.env.render_str(text, vars).map_err(|e| describe(&e))?;
+        match within_limit(Value::String(out))? {
+            Value::String(out) => Ok(out),
+            other => Ok(value_to_text(&other)),
+        }
     }
 }
 
@@ -335,6 +414,39 @@ pub fn referenced_vars_in(value: &Value, out: &mut BTreeSet<String>) -> Result<(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_template_cannot_build_more_than_its_output_limit() {
+        let t = engine();
+        let vars = Map::new();
+        // Three replaces turn 100 kB into 100 MB; the third is refused before it runs.
+        let amplify = "{{ ('x' * 100000) | replace('x', 'xxxxxxxxxx') | replace('x', 'xxxxxxxxxx') | replace('x', 'xxxxxxxxxx') }}";
+        let e = t.render_string(amplify, &vars).unwrap_err();
+        assert!(e.0.contains("more than the 4194304-byte limit"), "{e}");
+        let e = t
+            .render_string("{{ 'a\nb' | indent(100000000) }}", &vars)
+            .unwrap_err();
+        assert!(e.0.contains("indent would make"), "{e}");
+        // Within the limit both work as the built-ins do.
+        assert_eq!(
+            t.render_string("{{ 'a-b' | replace('-', '+') }}", &vars)
+                .unwrap(),
+            "a+b"
+        );
+        assert_eq!(
+            t.render_string("{{ 'a\nb' | indent(2) }}", &vars).unwrap(),
+            "a\n  b"
+        );
+        assert_eq!(
+            t.render_string("{{ 'a\nb' | indent(2, true) }}", &vars)
+                .unwrap(),
+            "  a\n  b"
+        );
+        // An output that grows past the limit in small steps is refused too.
+        let many = "{% for i in range(9000) %}{{ 'y' * 500 }}{% endfor %}";
+        let e = t.render_string(many, &vars).unwrap_err();
+        assert!(e.0.contains("limit"), "{e}");
+    }
 
     fn engine() -> Templates {
         Templates::new(Arc::new(SlotClock::random()))
