@@ -287,7 +287,8 @@ impl HttpClient {
         let (Some(next), Some(rate)) = (&self.next_slot, self.settings.rate_limit) else {
             return;
         };
-        let period = Duration::from_secs_f64(1.0 / rate);
+        // The target allows 0.001 to 100,000 requests/s; anything else waits a day.
+        let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::from_secs(86_400));
         let slot = {
             let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
             let slot = (*next).max(tokio::time::Instant::now());

@@ -436,14 +436,28 @@ impl Builder<'_> {
         self.setting(name, s)
     }
 
-    fn positive(&mut self, name: &str, s: Option<Spanned<f64>>, max: f64) -> Option<f64> {
+    /// A number from `min` to `max`: anything else (negative, zero, NaN, infinite, or
+    /// too small or large to turn into a time) cannot be honoured.
+    fn within(
+        &mut self,
+        name: &str,
+        s: Option<Spanned<f64>>,
+        (min, max): (f64, f64),
+    ) -> Option<f64> {
         let s = s?;
-        if !(s.value.is_finite() && s.value > 0.0 && s.value <= max) {
+        if !(s.value.is_finite() && s.value >= min && s.value <= max) {
             self.err(
                 s.referenced,
                 format!(
-                    "`{name}` must be a number above 0 and at most {max}, found {}",
-                    s.value
+                    "`{name}` must be a number from {min} to {max}, found {}",
+                    if s.value.is_finite()
+                        && s.value != 0.0
+                        && !(1e-6..1e9).contains(&s.value.abs())
+                    {
+                        format!("{:e}", s.value)
+                    } else {
+                        s.value.to_string()
+                    }
                 ),
             );
             return None;
@@ -461,9 +475,9 @@ impl Builder<'_> {
         let vars = doc.vars.map(|v| v.value).unwrap_or_default();
         let secret_vars = self.secret_vars(doc.secret_vars.unwrap_or_default(), &vars);
         let features = doc.features.map(|f| self.features(f)).unwrap_or_default();
-        let timeout_secs = self.positive("timeout", doc.timeout, 86_400.0);
-        let rate_limit = self.positive("rate_limit", doc.rate_limit, 100_000.0);
-        let retry_budget_secs = self.positive("retry_budget", doc.retry_budget, 86_400.0);
+        let timeout_secs = self.within("timeout", doc.timeout, (0.001, 86_400.0));
+        let rate_limit = self.within("rate_limit", doc.rate_limit, (0.001, 100_000.0));
+        let retry_budget_secs = self.within("retry_budget", doc.retry_budget, (0.001, 86_400.0));
         let tls = doc.tls.map(|t| self.tls(t)).unwrap_or_default();
         TargetFile {
             display: self.file.to_owned(),
@@ -1104,7 +1118,13 @@ mod tests {
         let e = parse_err("base_url: ftp://x\n");
         assert!(e.contains("http(s) URL"), "{e}");
         let e = parse_err("rate_limit: 0\n");
-        assert!(e.contains("above 0"), "{e}");
+        assert!(e.contains("from 0.001 to 100000, found 0"), "{e}");
+        // Too small to turn into a time between requests: refused, not a panic.
+        let e = parse_err("rate_limit: 1e-300\n");
+        assert!(e.contains("found 1e-300"), "{e}");
+        for bad in ["timeout: .nan", "timeout: .inf", "retry_budget: -1", "retry_budget: 1e300"] {
+            assert!(parse_err(&format!("{bad}\n")).contains("must be a number from"), "{bad}");
+        }
         let e = parse_err("tls: { client_cert: c.pem }\n");
         assert!(e.contains("go together"), "{e}");
     }

@@ -185,11 +185,11 @@ fn check_numbers(args: &RunArgs) -> Result<(), PlanError> {
         });
     }
     if let Some(t) = args.timeout
-        && !(t.is_finite() && t > 0.0 && t <= 86_400.0)
+        && !(t.is_finite() && (0.001..=86_400.0).contains(&t))
     {
         return Err(PlanError::Argument {
             flag: "--timeout",
-            problem: format!("must be between 0 and 86400 seconds, found {t}"),
+            problem: format!("must be from 0.001 to 86400 seconds, found {t}"),
         });
     }
     Ok(())
