@@ -1122,8 +1122,16 @@ mod tests {
         // Too small to turn into a time between requests: refused, not a panic.
         let e = parse_err("rate_limit: 1e-300\n");
         assert!(e.contains("found 1e-300"), "{e}");
-        for bad in ["timeout: .nan", "timeout: .inf", "retry_budget: -1", "retry_budget: 1e300"] {
-            assert!(parse_err(&format!("{bad}\n")).contains("must be a number from"), "{bad}");
+        for bad in [
+            "timeout: .nan",
+            "timeout: .inf",
+            "retry_budget: -1",
+            "retry_budget: 1e300",
+        ] {
+            assert!(
+                parse_err(&format!("{bad}\n")).contains("must be a number from"),
+                "{bad}"
+            );
         }
         let e = parse_err("tls: { client_cert: c.pem }\n");
         assert!(e.contains("go together"), "{e}");
