@@ -302,10 +302,16 @@ fn report_paths(args: &RunArgs) -> ReportPaths {
     }
 }
 
-/// Where each input file is on disk: the target, each scenario file, its fixtures and
-/// the baseline.
+/// Where each input file is on disk: the target, each scenario file, its fixtures, the
+/// baseline and the evidence signing key.
 fn inputs_on_disk(args: &RunArgs, suites: &[SuiteFile]) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = args.target.iter().chain(&args.baseline).cloned().collect();
+    let mut paths: Vec<PathBuf> = args
+        .target
+        .iter()
+        .chain(&args.baseline)
+        .chain(&args.evidence_key)
+        .cloned()
+        .collect();
     for suite in suites {
         paths.push(PathBuf::from(&suite.display));
         paths.extend(suite.fixtures.iter().map(|f| PathBuf::from(&f.display)));

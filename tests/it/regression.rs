@@ -491,3 +491,31 @@ fn evidence_goes_only_to_new_empty_or_earlier_evidence_folders() {
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("is not an Ed25519 public key"), "{said}");
 }
+
+#[test]
+fn no_report_overwrites_the_baseline_or_the_signing_key() {
+    let server = start_server();
+    let base = baseline(&server, "guard-inputs");
+    let before = std::fs::read(&base).unwrap();
+    let dir = scratch("guard-inputs-run");
+    let (key, _, _) = keys(&dir);
+    let key_before = std::fs::read(&key).unwrap();
+    for (flag, target) in [("--json", &base), ("--markdown", &key)] {
+        Fhirconf::new()
+            .args([
+                "run",
+                "tests/cases/baseline",
+                "--base-url",
+                &server.base_url,
+            ])
+            .args(["--baseline", p(&base), "--evidence", p(&dir.join("ev"))])
+            .args(["--evidence-key", p(&key)])
+            .reports(&dir)
+            .args([flag, p(target)])
+            .run()
+            .expect_code(2)
+            .stderr_contains("an input of this run: a report would overwrite it");
+    }
+    assert_eq!(std::fs::read(&base).unwrap(), before);
+    assert_eq!(std::fs::read(&key).unwrap(), key_before);
+}
