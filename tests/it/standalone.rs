@@ -1,10 +1,11 @@
 //! The project stands alone: a user's clone has nothing beside it and its own folder
-//! can be anywhere, so no file of it may name a sibling folder (`../shared`) or an
-//! absolute path of the machine it was written on (`/work/...`).
+//! can be anywhere, so no file of it may name the reference folder that sits beside the
+//! checkout on the machines it was written on, or an absolute path under those
+//! machines' root folder.
 //!
 //! The files are those git tracks (`git ls-files`); without git (or outside a
-//! checkout), every file of the tree but `target/` and `.git/`. This file names both
-//! patterns, so it is not searched.
+//! checkout), every file of the tree but `target/` and `.git/`. The patterns are built
+//! from their pieces, so this file is searched too.
 
 use std::path::Path;
 
@@ -16,8 +17,10 @@ use crate::common::root;
 const SEARCHED_DIRS: [&str; 6] = ["src/", "tests/", "scripts/", "bench/", "fuzz/", ".ci/"];
 const SEARCHED_FILES: [&str; 2] = ["Cargo.toml", "README.md"];
 
-/// This file, which has to name what it looks for.
-const ITSELF: &str = "tests/it/standalone.rs";
+/// The reference folder beside the checkout, and the root folder of the machines the
+/// project was written on: the pieces the patterns are built from.
+const SIBLING: &str = "shared";
+const MACHINE_ROOT: &str = "work";
 
 /// The files git tracks, relative to `root` with `/` separators; `None` when git does
 /// not run or this is not a checkout.
@@ -67,8 +70,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 fn searched(path: &str) -> bool {
-    path != ITSELF
-        && (SEARCHED_FILES.contains(&path) || SEARCHED_DIRS.iter().any(|d| path.starts_with(d)))
+    SEARCHED_FILES.contains(&path) || SEARCHED_DIRS.iter().any(|d| path.starts_with(d))
 }
 
 #[test]
@@ -80,16 +82,23 @@ fn no_file_names_a_folder_beside_the_project_or_an_absolute_work_path() {
         all
     });
     let files: Vec<String> = files.into_iter().filter(|p| searched(p)).collect();
-    for expected in ["Cargo.toml", "README.md", "src/main.rs", "tests/it/main.rs"] {
+    for expected in [
+        "Cargo.toml",
+        "README.md",
+        "src/main.rs",
+        "tests/it/main.rs",
+        "tests/it/standalone.rs",
+    ] {
         assert!(
             files.iter().any(|p| p == expected),
             "{expected} is not among the files searched: {files:?}"
         );
     }
 
-    // `../shared` as a whole name, and `/work/` where it starts a path (not `a/work/`).
-    let sibling = Regex::new(r"\.\./shared(?:$|[^\w-])").unwrap();
-    let absolute = Regex::new(r"(?:^|[^\w.~/-]|file://)/work/").unwrap();
+    // The sibling folder as a whole name after `../`, and the machines' root folder where
+    // it starts an absolute path (not inside `a/b/`).
+    let sibling = Regex::new(&format!(r"\.\./{SIBLING}(?:$|[^\w-])")).unwrap();
+    let absolute = Regex::new(&format!(r"(?:^|[^\w.~/-]|file://)/{MACHINE_ROOT}/")).unwrap();
     let mut found = Vec::new();
     for path in &files {
         // A tracked file deleted from the work tree names nothing.
@@ -104,8 +113,8 @@ fn no_file_names_a_folder_beside_the_project_or_an_absolute_work_path() {
     }
     assert!(
         found.is_empty(),
-        "{} line(s) name a folder beside the project (`../shared`) or an absolute \
-         `/work/` path; a user's clone has neither:\n{}",
+        "{} line(s) name the folder beside the project or an absolute path of the \
+         machines it was written on; a user's clone has neither:\n{}",
         found.len(),
         found.join("\n")
     );
