@@ -40,38 +40,15 @@ pub fn encodings(secret: &str) -> Vec<String> {
         json(secret),
         // A JSON body shown inside a JSON document (an echo, a transcript of one).
         json(&json(secret)),
-        escape(
-            secret,
-            &[
-                ("&", "&amp;"),
-                ("<", "&lt;"),
-                (">", "&gt;"),
-                ("\"", "&quot;"),
-                ("'", "&#x27;"),
-                ("/", "&#x2f;"),
-            ],
-        ),
-        escape(
-            secret,
-            &[
-                ("&", "&amp;"),
-                ("<", "&lt;"),
-                (">", "&gt;"),
-                ("\"", "&quot;"),
-                ("'", "&apos;"),
-            ],
-        ),
-        escape(
-            secret,
-            &[
-                ("&", "&amp;"),
-                ("<", "&lt;"),
-                (">", "&gt;"),
-                ("\"", "&#34;"),
-                ("'", "&#39;"),
-            ],
-        ),
     ];
+    // The ways HTML and XML writers escape quotes (minijinja also escapes `/`).
+    for (quot, apos, slash) in [
+        ("&quot;", "&#x27;", Some("&#x2f;")),
+        ("&quot;", "&apos;", None),
+        ("&#34;", "&#39;", None),
+    ] {
+        forms.push(markup_escape(secret, quot, apos, slash));
+    }
     for engine in [
         &base64::engine::general_purpose::STANDARD,
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
@@ -84,14 +61,18 @@ pub fn encodings(secret: &str) -> Vec<String> {
     forms
 }
 
-fn escape(text: &str, table: &[(&str, &str)]) -> String {
+/// `text` with `&`, `<` and `>` escaped, and `"`, `'` and (if given) `/` as given.
+fn markup_escape(text: &str, quot: &str, apos: &str, slash: Option<&str>) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let mut buf = [0; 4];
-        let s = c.encode_utf8(&mut buf);
-        match table.iter().find(|(from, _)| *from == s) {
-            Some((_, to)) => out.push_str(to),
-            None => out.push(c),
+        match (c, slash) {
+            ('&', _) => out.push_str("&amp;"),
+            ('<', _) => out.push_str("&lt;"),
+            ('>', _) => out.push_str("&gt;"),
+            ('"', _) => out.push_str(quot),
+            ('\'', _) => out.push_str(apos),
+            ('/', Some(slash)) => out.push_str(slash),
+            _ => out.push(c),
         }
     }
     out
@@ -138,17 +119,7 @@ impl Redactor {
         if secret.len() < MIN_SECRET_LEN {
             return;
         }
-        for form in encodings(&secret) {
-            self.add_one(form);
-        }
-        self.add_one(secret);
-    }
-
-    fn add_one(&self, secret: String) {
-        if secret.len() < MIN_SECRET_LEN {
-            return;
-        }
-        // Known already (the same token on every request): no write lock.
+        // Known already (the same token on every request): no encoding, no write lock.
         if self
             .secrets
             .read()
@@ -157,12 +128,16 @@ impl Redactor {
         {
             return;
         }
+        let mut forms = encodings(&secret);
+        forms.push(secret);
         let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
-        if !secrets.contains(&secret) {
-            secrets.push(secret);
-            // Longest first, so a secret that contains another is masked whole.
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for form in forms {
+            if form.len() >= MIN_SECRET_LEN && !secrets.contains(&form) {
+                secrets.push(form);
+            }
         }
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     /// Masks the value of a credential header a request carries (Authorization,
