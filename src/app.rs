@@ -10,7 +10,6 @@ use crate::cli::{
     CompareArgs, CompareFormat, InitArgs, InputsArgs, PathArgs, RunArgs, ServeArgs, VerifyArgs,
 };
 use crate::compare;
-use crate::diag::Diagnostic;
 use crate::evidence;
 use crate::exit;
 use crate::files::display_path;
@@ -27,12 +26,16 @@ use crate::scenario::{LoadOptions, Scenario, SuiteFile, load};
 use crate::spill::Spill;
 use crate::template::fhir_instant;
 
-/// Prints each located problem, then what they mean.
-fn print_diagnostics(diags: &[Diagnostic], summary: impl std::fmt::Display) {
-    for d in diags {
-        eprintln!("{d}\n");
+/// Prints a plan error: each located problem of a scenario or target file first, then
+/// the error itself; returns its exit code.
+fn say_plan_error(e: &PlanError) -> u8 {
+    if let PlanError::Scenarios(diags) | PlanError::Target(diags) = e {
+        for d in diags {
+            eprintln!("{d}\n");
+        }
     }
-    eprintln!("error: {summary}");
+    eprintln!("error: {e}");
+    exit::for_plan_error(e)
 }
 
 /// Loads scenario files for `check` and `list`, printing every problem.
@@ -41,13 +44,7 @@ fn load_or_report(args: &PathArgs) -> Result<Vec<SuiteFile>, u8> {
         &pipeline::scenario_paths(&args.paths),
         &LoadOptions::default(),
     )
-    .map_err(|diags| {
-        let e = PlanError::Scenarios(diags);
-        if let PlanError::Scenarios(diags) = &e {
-            print_diagnostics(diags, &e);
-        }
-        exit::for_plan_error(&e)
-    })
+    .map_err(|diags| say_plan_error(&PlanError::Scenarios(diags)))
 }
 
 /// `fhirconf check`: exit 0 when every file is valid, 2 otherwise.
@@ -294,8 +291,8 @@ fn say_finished(finished: &Finished) {
 
 fn say_error(e: &RunError) {
     match e {
-        RunError::Plan(p @ (PlanError::Scenarios(diags) | PlanError::Target(diags))) => {
-            print_diagnostics(diags, p);
+        RunError::Plan(p) => {
+            say_plan_error(p);
         }
         RunError::Connect(c @ ConnectError::Resolve(errors)) => {
             for e in errors {
@@ -307,7 +304,6 @@ fn say_error(e: &RunError) {
             eprintln!("error: {c}");
             eprintln!("error: the target is not usable; nothing was run");
         }
-        RunError::NothingSelected(_) => eprintln!("error: {e}"),
         other => eprintln!("error: {other}"),
     }
 }
@@ -366,11 +362,7 @@ pub fn inputs(args: &InputsArgs) -> u8 {
         Some(path) => match crate::target::load(path) {
             Ok(t) => t,
             Err(diags) => {
-                let e = PlanError::Target(diags);
-                if let PlanError::Target(diags) = &e {
-                    print_diagnostics(diags, &e);
-                }
-                return exit::for_plan_error(&e);
+                return say_plan_error(&PlanError::Target(diags));
             }
         },
         None => crate::target::builtin_sandbox(),
