@@ -108,19 +108,6 @@ pub struct InputFile {
     pub sha256: String,
 }
 
-impl InputFile {
-    /// Reads `path` now and hashes what it read (for files the loader did not read,
-    /// such as a target file or a baseline).
-    pub fn read(path: &Path, kind: FileKind) -> Result<InputFile, crate::files::FileError> {
-        let bytes = crate::files::read_bytes(path, MAX_RECORD_BYTES)?;
-        Ok(InputFile {
-            path: crate::files::display_path(path),
-            kind,
-            sha256: sha256_hex(&bytes),
-        })
-    }
-}
-
 pub use crate::files::{lower_hex, sha256_hex};
 
 /// What `run --baseline` found: scenario ids by how they changed since the baseline.
@@ -322,8 +309,23 @@ impl RunRecord {
 
     /// Reads and parses a `run.json` from disk (a regular file of bounded size).
     pub fn read(path: &Path) -> Result<RunRecord, ReadError> {
-        let text = crate::files::read_string(path, MAX_RECORD_BYTES)?;
-        Self::from_json(&text, &crate::files::display_path(path))
+        Self::read_as_input(path, FileKind::Baseline).map(|(record, _)| record)
+    }
+
+    /// Reads a `run.json` once: the record, and the file as an input of this run (with
+    /// the SHA-256 of the bytes parsed), as `--baseline` needs both.
+    pub fn read_as_input(path: &Path, kind: FileKind) -> Result<(RunRecord, InputFile), ReadError> {
+        let bytes = crate::files::read_bytes(path, MAX_RECORD_BYTES)?;
+        let display = crate::files::display_path(path);
+        let file = InputFile {
+            path: display.clone(),
+            kind,
+            sha256: sha256_hex(&bytes),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| crate::files::FileError::NotUtf8 {
+            path: display.clone(),
+        })?;
+        Ok((Self::from_json(&text, &display)?, file))
     }
 
     pub fn scenario(&self, id: &str) -> Option<&ScenarioRecord> {

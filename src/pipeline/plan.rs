@@ -96,8 +96,6 @@ pub enum PlanError {
     Scenarios(Vec<Diagnostic>),
     #[error("--baseline: {0}")]
     Baseline(#[from] ReadError),
-    #[error("--baseline: {0}")]
-    BaselineFile(#[from] crate::files::FileError),
     #[error("{0}")]
     Evidence(#[from] EvidenceError),
     /// A report would overwrite an input, another report, or cannot be written where
@@ -120,10 +118,10 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
     }
     let baseline = match &args.baseline {
         None => None,
-        Some(path) => Some(Baseline {
-            file: InputFile::read(path, FileKind::Baseline)?,
-            record: RunRecord::read(path)?,
-        }),
+        Some(path) => {
+            let (record, file) = RunRecord::read_as_input(path, FileKind::Baseline)?;
+            Some(Baseline { file, record })
+        }
     };
     let evidence = match &args.evidence {
         None => None,
