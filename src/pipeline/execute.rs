@@ -117,7 +117,7 @@ pub fn execute(
     let count = trials.len();
     // The records decide the exit code, not libtest's conclusion. A closed stdout
     // stops the progress lines (libtest-mimic panics on EPIPE), not the run: what ran
-    // is in `results`, what did not is marked below, and the reports are written.
+    // is in `results`, what had not run yet runs below without them.
     let arguments = terminal.arguments(count, false);
     crate::exit::PRINTING_PROGRESS.store(true, std::sync::atomic::Ordering::SeqCst);
     let printed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -130,14 +130,13 @@ pub fn execute(
         .unwrap_or_else(|poisoned| std::mem::take(&mut *poisoned.into_inner()));
     if printed.is_err() {
         // The trials that had not run when the printing stopped run now, quietly.
-        let missing: Vec<(usize, Selected)> = in_run(selected)
+        let (at, rest): (Vec<usize>, Vec<Selected>) = in_run(selected)
             .enumerate()
             .filter(|(i, _)| !done.contains_key(i))
             .map(|(i, s)| (i, s.clone()))
-            .collect();
-        let rest: Vec<Selected> = missing.iter().map(|(_, s)| s.clone()).collect();
+            .unzip();
         let records = handle.block_on(execute_quietly(runner, &rest));
-        done.extend(missing.into_iter().map(|(i, _)| i).zip(records));
+        done.extend(at.into_iter().zip(records));
     }
     in_run(selected)
         .enumerate()
