@@ -156,6 +156,14 @@ pub struct RunArgs {
     /// Response bodies larger than this many bytes fail the step.
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// The most bytes one template may produce (a rendered value or a string in one);
+    /// a step whose template would make more fails.
+    #[arg(long, env = "FHIRCONF_MAX_TEMPLATE_BYTES", default_value_t = crate::limits::DEFAULT_TEMPLATE_BYTES, value_name = "BYTES")]
+    pub max_template_bytes: usize,
+    /// The most nodes one JSONPath query may visit in a body, bounded before it runs;
+    /// a check whose query could visit more fails.
+    #[arg(long, env = "FHIRCONF_MAX_JSONPATH_NODES", default_value_t = crate::limits::DEFAULT_JSONPATH_NODES, value_name = "N")]
+    pub max_jsonpath_nodes: usize,
     #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
     pub junit: PathBuf,
     #[arg(long, default_value = "reports/run.json", value_name = "PATH")]

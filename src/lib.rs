@@ -19,6 +19,9 @@ pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod init;
 pub(crate) mod interrupt;
+pub(crate) mod jsonpath;
+pub mod limits;
+pub mod memory;
 pub mod pipeline;
 pub(crate) mod prepare;
 pub mod record;
@@ -30,3 +33,8 @@ pub mod scenario;
 pub(crate) mod spill;
 pub mod target;
 pub mod template;
+
+/// Unit tests count allocations as the binary does, so bounded work is tested bounded.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: memory::Counting = memory::Counting;

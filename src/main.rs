@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use fhirconf::cli::{Cli, Command};
 
+/// Counts what bounded work allocates (templates), so it fails a step instead of
+/// exhausting memory; everything else goes straight to the system allocator.
+#[global_allocator]
+static ALLOCATOR: fhirconf::memory::Counting = fhirconf::memory::Counting;
+
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();

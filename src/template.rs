@@ -120,8 +120,9 @@ fn shifted_now(kwargs: &Kwargs) -> Result<jiff::Zoned, minijinja::Error> {
 }
 
 /// The template engine of one run.
+#[derive(Clone)]
 pub struct Templates {
-    env: Environment<'static>,
+    env: Arc<Environment<'static>>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -154,21 +155,17 @@ fn whole_expression(text: &str) -> Option<&str> {
     }
 }
 
-/// The most a template may produce, in bytes: a value, or a string inside one. A short
-/// expression can otherwise build gigabytes (`replace` and `indent` multiply their
-/// input), and running out of memory aborts the whole run.
-pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
-
 fn too_large(what: &str, bytes: usize) -> minijinja::Error {
     minijinja::Error::new(
         minijinja::ErrorKind::InvalidOperation,
         format!(
-            "{what} would make {bytes} bytes, more than the {MAX_OUTPUT_BYTES}-byte limit of a template's output"
+            "{what} would make {bytes} bytes, more than the {}-byte limit of a template's output (--max-template-bytes)",
+            crate::limits::template_bytes()
         ),
     )
 }
 
-/// `replace`, refusing a result over [`MAX_OUTPUT_BYTES`] before building it.
+/// `replace`, refusing a result over [`crate::limits::template_bytes`] before building it.
 fn capped_replace(value: String, from: String, to: String) -> Result<String, minijinja::Error> {
     let times = if from.is_empty() {
         value.chars().count() + 1
@@ -178,14 +175,14 @@ fn capped_replace(value: String, from: String, to: String) -> Result<String, min
     let bytes = value
         .len()
         .saturating_add(times.saturating_mul(to.len().saturating_sub(from.len())));
-    if bytes > MAX_OUTPUT_BYTES {
+    if bytes > crate::limits::template_bytes() {
         return Err(too_large("replace", bytes));
     }
     Ok(value.replace(from.as_str(), &to))
 }
 
 /// `indent(width=4, first=false, blank=false)`, refusing a result over
-/// [`MAX_OUTPUT_BYTES`] before building it.
+/// [`crate::limits::template_bytes`] before building it.
 fn capped_indent(
     value: String,
     width: Option<usize>,
@@ -195,7 +192,7 @@ fn capped_indent(
     let width = width.unwrap_or(4);
     let lines = value.lines().count().max(1);
     let bytes = value.len().saturating_add(lines.saturating_mul(width));
-    if bytes > MAX_OUTPUT_BYTES {
+    if bytes > crate::limits::template_bytes() {
         return Err(too_large("indent", bytes));
     }
     let pad = " ".repeat(width);
@@ -214,16 +211,64 @@ fn capped_indent(
     Ok(out)
 }
 
-/// A rendered value within [`MAX_OUTPUT_BYTES`] (its JSON text, for a structure).
+/// A rendered value within [`crate::limits::template_bytes`] (its JSON text, for a structure).
 fn within_limit(value: Value) -> Result<Value, TemplateError> {
     let bytes = match &value {
         Value::String(s) => s.len(),
         other => serde_json::to_string(other).map_or(0, |t| t.len()),
     };
-    if bytes > MAX_OUTPUT_BYTES {
+    if bytes > crate::limits::template_bytes() {
         return Err(TemplateError(too_large("the template", bytes).to_string()));
     }
     Ok(value)
+}
+
+/// How long one template may run: far more than any real one needs.
+const TEMPLATE_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The memory one rendering may hold: room for its output several times over.
+fn memory_budget() -> usize {
+    (16usize << 20).saturating_add(crate::limits::template_bytes().saturating_mul(8))
+}
+
+/// Renders under [`crate::memory::bounded`]: a template that would exhaust memory or
+/// never finish fails its step instead.
+fn bounded<T: Send + 'static>(
+    render: impl FnOnce() -> Result<T, TemplateError> + Send + 'static,
+) -> Result<T, TemplateError> {
+    crate::memory::bounded(memory_budget(), TEMPLATE_TIME, render).unwrap_or_else(|stopped| {
+        Err(TemplateError(format!(
+            "the template was stopped: {stopped} (its output may be at most {} bytes: --max-template-bytes)",
+            crate::limits::template_bytes()
+        )))
+    })
+}
+
+/// True for `{{ name }}`, `{{ a.b[0]['c'] }}`: a lookup that copies what is there and
+/// builds nothing, so it needs no memory bound.
+fn is_lookup(text: &str) -> bool {
+    static LOOKUP: OnceLock<Regex> = OnceLock::new();
+    LOOKUP
+        .get_or_init(|| {
+            Regex::new(
+                r#"^\{\{\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\]|\['[^'\\{}]*'\]|\["[^"\\{}]*"\])*\s*\}\}$"#,
+            )
+            .expect("static regex")
+        })
+        .is_match(text)
+}
+
+/// True when some string in `value` (keys included) is a template that is more than a
+/// lookup.
+fn needs_bound(value: &Value) -> bool {
+    match value {
+        Value::String(s) => has_template(s) && !is_lookup(s),
+        Value::Array(items) => items.iter().any(needs_bound),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| (has_template(k) && !is_lookup(k)) || needs_bound(v)),
+        _ => false,
+    }
 }
 
 fn has_template(text: &str) -> bool {
@@ -269,9 +314,10 @@ impl Templates {
                     .lookup(SCENARIO_KEY_VAR)
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                let (start, end) = slots.take(&key, minutes).map_err(|e| {
-                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e)
-                })?;
+                let (start, end) =
+                    crate::memory::critical(|| slots.take(&key, minutes)).map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e)
+                    })?;
                 Ok(minijinja::context! {
                     start => fhir_instant(start),
                     end => fhir_instant(end),
@@ -279,11 +325,23 @@ impl Templates {
                 })
             },
         );
-        Templates { env }
+        Templates { env: Arc::new(env) }
     }
 
     /// Renders every string inside `value`; whole-expression strings keep their type.
     pub fn render_value(
+        &self,
+        value: &Value,
+        vars: &Map<String, Value>,
+    ) -> Result<Value, TemplateError> {
+        if !needs_bound(value) {
+            return self.render_value_here(value, vars);
+        }
+        let (this, value, vars) = (self.clone(), value.clone(), vars.clone());
+        bounded(move || this.render_value_here(&value, &vars))
+    }
+
+    fn render_value_here(
         &self,
         value: &Value,
         vars: &Map<String, Value>,
@@ -293,13 +351,16 @@ impl Templates {
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|v| self.render_value(v, vars))
+                    .map(|v| self.render_value_here(v, vars))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(map) => {
                 let mut out = Map::with_capacity(map.len());
                 for (k, v) in map {
-                    out.insert(self.render_string(k, vars)?, self.render_value(v, vars)?);
+                    out.insert(
+                        self.render_string_here(k, vars)?,
+                        self.render_value_here(v, vars)?,
+                    );
                 }
                 Value::Object(out)
             }
@@ -320,11 +381,23 @@ impl Templates {
             let value = serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()))?;
             return within_limit(value);
         }
-        self.render_string(text, vars).map(Value::String)
+        self.render_string_here(text, vars).map(Value::String)
     }
 
     /// Renders `text` to a string (a whole-expression object becomes its JSON text).
     pub fn render_string(
+        &self,
+        text: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<String, TemplateError> {
+        if !has_template(text) || is_lookup(text) {
+            return self.render_string_here(text, vars);
+        }
+        let (this, text, vars) = (self.clone(), text.to_owned(), vars.clone());
+        bounded(move || this.render_string_here(&text, &vars))
+    }
+
+    fn render_string_here(
         &self,
         text: &str,
         vars: &Map<String, Value>,
@@ -351,27 +424,39 @@ pub fn value_to_text(value: &Value) -> String {
     }
 }
 
-/// The variables a template string reads (functions and loop variables excluded).
+/// The variables a template string reads (functions, MiniJinja's own globals such as
+/// `range` and `namespace`, and loop variables excluded). Reading an attribute of a
+/// function (`uuid.hex`) is an error here, as it would be when the step runs.
 pub fn referenced_vars(text: &str) -> Result<BTreeSet<String>, TemplateError> {
     if !has_template(text) {
         return Ok(BTreeSet::new());
     }
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     let env = ENV.get_or_init(Environment::new);
+    let is_function =
+        |name: &str| FUNCTIONS.contains(&name) || env.globals().any(|(global, _)| global == name);
     let names = match whole_expression(text) {
         Some(expr) => env
             .compile_expression(expr)
             .map_err(|e| describe(&e))?
-            .undeclared_variables(false),
+            .undeclared_variables(true),
         None => env
             .template_from_str(text)
             .map_err(|e| describe(&e))?
-            .undeclared_variables(false),
+            .undeclared_variables(true),
     };
-    Ok(names
-        .into_iter()
-        .filter(|n| !FUNCTIONS.contains(&n.as_str()))
-        .collect())
+    let mut vars = BTreeSet::new();
+    for name in names {
+        let root = name.split('.').next().unwrap_or(&name);
+        if !is_function(root) {
+            vars.insert(root.to_owned());
+        } else if root != name {
+            return Err(TemplateError(format!(
+                "`{root}` is a function, so `{name}` has no value when the step runs (call it: `{root}(...)`)"
+            )));
+        }
+    }
+    Ok(vars)
 }
 
 /// The first string (keys included) inside `value` that is not a valid template.
@@ -598,5 +683,42 @@ mod tests {
         referenced_vars_in(&json!({"a": ["{{ p }}"], "{{ q }}": 1}), &mut all).unwrap();
         assert_eq!(all.into_iter().collect::<Vec<_>>(), vec!["p", "q"]);
         assert!(referenced_vars("{{ unclosed ").is_err());
+    }
+
+    #[test]
+    fn minijinja_globals_are_not_variables_and_function_attributes_are_errors() {
+        let names = referenced_vars(
+            "{% set ns = namespace(n=0) %}{% for i in range(3) %}{{ dict(a=i).a }}{% endfor %}{{ x }}",
+        )
+        .unwrap();
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), vec!["x"]);
+        let err = referenced_vars("{{ uuid.hex }}").unwrap_err();
+        assert!(err.0.contains("`uuid` is a function"), "{err}");
+        assert!(referenced_vars("{{ range.x }}").is_err());
+        // A call's result may have attributes.
+        assert!(referenced_vars("{{ slot().start }}").is_ok());
+    }
+
+    /// Each of these would allocate gigabytes if run unbounded; each fails alone, and
+    /// the engine still renders afterwards.
+    #[test]
+    fn templates_that_would_exhaust_memory_fail_with_a_message() {
+        let t = engine();
+        let vars = vars(json!({"big": "x".repeat(1 << 20)}));
+        for hostile in [
+            "{{ ([1, 2, 3, 4] * 9223372036854775807) | join }}",
+            "{% set ns = namespace(s='xx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            "{% for i in range(100000) %}{{ big }}{% endfor %}",
+            "{{ (big * 90) ~ (big * 90) ~ (big * 90) }}",
+        ] {
+            let err = t.render_string(hostile, &vars).unwrap_err();
+            assert!(
+                err.0.contains("stopped") || err.0.contains("limit"),
+                "{hostile}: {err}"
+            );
+            let err = t.render_value(&json!({"a": [hostile]}), &vars).unwrap_err();
+            assert!(!err.0.is_empty());
+        }
+        assert_eq!(t.render_string("{{ 1 + 1 }}", &vars).unwrap(), "2");
     }
 }

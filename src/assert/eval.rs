@@ -304,8 +304,16 @@ fn subset_check(
     };
     let mut actual = body.clone();
     for path in ignore {
-        remove_paths(&mut expected, &path.0);
-        remove_paths(&mut actual, &path.0);
+        let removed =
+            remove_paths(&mut expected, path).and_then(|()| remove_paths(&mut actual, path));
+        if let Err(e) = removed {
+            return Check::new(
+                "json_subset",
+                false,
+                format!("a document with `{}` ignored", path.0),
+                format!("an ignore path that does not run: {e}"),
+            );
+        }
     }
     let ok = is_subset(&expected, &actual);
     let mut check = Check::new(

@@ -1,7 +1,8 @@
 //! JSONPath queries (RFC 9535, jsonpath-rust) and the `json_subset` relation.
 
-use jsonpath_rust::JsonPath;
 use serde_json::Value;
+
+use crate::jsonpath::JsonPathExpr;
 
 /// True when `expected` is contained in `actual`: every member of an expected object
 /// is present and contained; each expected array item is contained in a distinct
@@ -40,10 +41,8 @@ pub(crate) fn project(expected: &Value, actual: &Value) -> Value {
 }
 
 /// Removes from `doc` every node that `path` selects (for `json_subset.ignore`).
-pub(crate) fn remove_paths(doc: &mut Value, path: &str) {
-    let Ok(paths) = doc.query_only_path(path) else {
-        return;
-    };
+pub(crate) fn remove_paths(doc: &mut Value, path: &JsonPathExpr) -> Result<(), String> {
+    let paths = path.select_paths(doc)?;
     // Deepest and last first, so removing one does not shift the next.
     let mut pointers: Vec<Vec<Segment>> =
         paths.iter().filter_map(|p| parse_normalized(p)).collect();
@@ -51,6 +50,7 @@ pub(crate) fn remove_paths(doc: &mut Value, path: &str) {
     for pointer in pointers.into_iter().rev() {
         remove_at(doc, &pointer);
     }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,12 +152,12 @@ mod tests {
     #[test]
     fn removes_selected_nodes() {
         let mut doc = json!({"id": "1", "meta": {"v": 1}, "name": [{"id": "a", "t": 1}, {"id": "b"}], "it's": 1});
-        remove_paths(&mut doc, "$.meta");
-        remove_paths(&mut doc, "$.name[*].id");
-        remove_paths(&mut doc, "$['it\\'s']");
+        for path in ["$.meta", "$.name[*].id", "$['it\\'s']"] {
+            remove_paths(&mut doc, &JsonPathExpr::parse(path).unwrap()).unwrap();
+        }
         assert_eq!(doc, json!({"id": "1", "name": [{"t": 1}, {}]}));
         let mut arr = json!({"a": [1, 2, 3]});
-        remove_paths(&mut arr, "$.a[0,2]");
+        remove_paths(&mut arr, &JsonPathExpr::parse("$.a[0,2]").unwrap()).unwrap();
         assert_eq!(arr, json!({"a": [2]}));
     }
 }

@@ -108,6 +108,7 @@ pub enum PlanError {
 /// baseline and evidence key.
 pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
     check_numbers(args)?;
+    crate::limits::set(args.max_template_bytes, args.max_jsonpath_nodes);
     let target = load_target(args)?;
     let kind = target_kind(args, &target)?;
     if target.tls.insecure {
@@ -181,6 +182,17 @@ fn check_numbers(args: &RunArgs) -> Result<(), PlanError> {
                 crate::redact::MIN_SECRET_LEN
             ),
         });
+    }
+    for (flag, value) in [
+        ("--max-template-bytes", args.max_template_bytes),
+        ("--max-jsonpath-nodes", args.max_jsonpath_nodes),
+    ] {
+        if value == 0 {
+            return Err(PlanError::Argument {
+                flag,
+                problem: "must be at least 1".to_owned(),
+            });
+        }
     }
     if let Some(t) = args.timeout
         && !(t.is_finite() && (0.001..=86_400.0).contains(&t))

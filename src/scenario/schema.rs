@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use jsonpath_rust::parser::model::JpQuery;
 
+pub use crate::jsonpath::JsonPathExpr;
+
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -496,35 +498,15 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-/// An RFC 9535 JSONPath query, parsed when the file is loaded and kept parsed.
-#[derive(Debug, Clone)]
-pub struct JsonPathExpr(pub String, Arc<JpQuery>);
-
-impl JsonPathExpr {
-    /// The nodes this query selects in `doc`.
-    pub fn select<'a>(&self, doc: &'a Value) -> Result<Vec<&'a Value>, String> {
-        jsonpath_rust::query::js_path_process(&self.1, doc)
-            .map(|found| found.into_iter().map(|r| r.val).collect())
-            .map_err(|e| e.to_string())
-    }
-}
-
 impl<'de> Deserialize<'de> for JsonPathExpr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        if !text.starts_with('$') {
-            return Err(de::Error::custom(format!(
-                "invalid JSONPath `{text}`: a query starts with `$`"
-            )));
-        }
         static PATHS: Cache<JpQuery> = std::sync::OnceLock::new();
-        match interned(&PATHS, &text, jsonpath_rust::parser::parse_json_path) {
-            Ok(query) => Ok(JsonPathExpr(text, query)),
-            Err(e) => Err(de::Error::custom(format!(
-                "invalid JSONPath `{text}`: {}",
-                one_line(&e.to_string())
-            ))),
-        }
+        JsonPathExpr::parse_with(text, |t| {
+            interned(&PATHS, t, jsonpath_rust::parser::parse_json_path)
+                .map_err(|e| one_line(&e.to_string()))
+        })
+        .map_err(de::Error::custom)
     }
 }
 
