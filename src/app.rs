@@ -139,13 +139,40 @@ fn run_stages(args: &RunArgs) -> Result<Finished, RunError> {
     }
     let rt = runtime()?;
     let interrupt = Interrupt::default();
-    interrupt.listen(rt.handle());
+    interrupt.listen(rt.handle(), plan.cleanup_budget);
+    let result = run_on(&rt, args, &plan, scenarios, &interrupt);
+    if interrupt.is_set() {
+        // A request the signal abandoned may still hold a blocking thread (a DNS
+        // lookup): the run does not wait for it.
+        rt.shutdown_background();
+    }
+    result
+}
+
+/// The stages from connect on, on `rt`. A signal before the first scenario ends the run
+/// there ([`RunError::Interrupted`]); after it, the scenarios stop as
+/// [`crate::interrupt`] says and the reports cover what finished.
+fn run_on(
+    rt: &tokio::runtime::Runtime,
+    args: &RunArgs,
+    plan: &Plan,
+    scenarios: Vec<Arc<Scenario>>,
+    interrupt: &Interrupt,
+) -> Result<Finished, RunError> {
+    let (selector, terminal) = (&Selector::from_args(args), &Terminal::from_args(args));
     let started_at = fhir_instant(jiff::Timestamp::now());
     let clock = Instant::now();
-    let mut connection = rt.block_on(pipeline::connect(&plan))?;
-    if let Err(e) = rt.block_on(connection.handshake()) {
-        rt.block_on(connection.stop_sandbox());
-        return Err(e.into());
+    let mut connection = rt
+        .block_on(before_scenarios(interrupt, pipeline::connect(plan)))?
+        .map_err(RunError::Connect)?;
+    match rt.block_on(before_scenarios(interrupt, connection.handshake())) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            rt.block_on(connection.stop_sandbox());
+            return Err(e.into());
+        }
+        // Dropping the connection tells the sandbox to stop, without waiting for it.
+        Err(interrupted) => return Err(interrupted),
     }
     if let Some(e) = &connection.capabilities.error {
         eprintln!(
@@ -153,14 +180,17 @@ fn run_stages(args: &RunArgs) -> Result<Finished, RunError> {
             connection.redactor.text(&e.to_string())
         );
     }
-    let selected = pipeline::select(scenarios, &selector, Some(offer(&connection)));
-    say_left_out(&selected, &selector);
+    let selected = pipeline::select(scenarios, selector, Some(offer(&connection)));
+    say_left_out(&selected, selector);
     let nothing = selected
         .iter()
         .all(|s| matches!(s.selection, Selection::Out(_)));
     if nothing && !args.allow_empty {
         rt.block_on(connection.stop_sandbox());
         return Err(RunError::NothingSelected(pipeline::left_out(&selected)));
+    }
+    if !interrupt.start_scenarios() {
+        return Err(interrupted(interrupt));
     }
     let spill = Spill::new()
         .inspect_err(|e| eprintln!("warning: no temporary file for transcripts ({e}); they stay in memory until the reports are written"))
@@ -169,6 +199,7 @@ fn run_stages(args: &RunArgs) -> Result<Finished, RunError> {
         interrupt: interrupt.clone(),
         spill: spill.clone(),
         retry_budget: plan.retry_budget,
+        cleanup_budget: plan.cleanup_budget,
         ..RunnerConfig::new(&connection)
     }));
     let known: Arc<KnownFailures> = Arc::new(
@@ -179,17 +210,40 @@ fn run_stages(args: &RunArgs) -> Result<Finished, RunError> {
             .map(|s| s.id.clone())
             .collect(),
     );
-    let records = pipeline::execute(&runner, &selected, &terminal, &known, rt.handle());
+    let records = pipeline::execute(&runner, &selected, terminal, &known, rt.handle());
     // The loaded scenarios are not needed for the reports: free them first (they are
     // as large as the records for a long suite).
     drop((selected, runner));
-    rt.block_on(connection.stop_sandbox());
+    if interrupt.is_abandoned() {
+        // The reports come first: the sandbox is told to stop and not waited for.
+        drop(connection.sandbox.take());
+    } else {
+        rt.block_on(connection.stop_sandbox());
+    }
     let timing = Timing {
         started_at,
         finished_at: fhir_instant(jiff::Timestamp::now()),
         duration_secs: clock.elapsed().as_secs_f64(),
     };
-    finish(&plan, &connection, records, timing, spill, &interrupt)
+    finish(plan, &connection, records, timing, spill, interrupt)
+}
+
+/// `stage`, unless a signal comes first: then the run ends before any scenario.
+async fn before_scenarios<T>(
+    interrupt: &Interrupt,
+    stage: impl Future<Output = T>,
+) -> Result<T, RunError> {
+    tokio::select! {
+        biased;
+        () = interrupt.wait() => Err(interrupted(interrupt)),
+        done = stage => Ok(done),
+    }
+}
+
+fn interrupted(interrupt: &Interrupt) -> RunError {
+    RunError::Interrupted {
+        signal: interrupt.signal().unwrap_or("interrupted"),
+    }
 }
 
 fn offer(connection: &Connection) -> Offer<'_> {
@@ -304,6 +358,8 @@ fn say_error(e: &RunError) {
             eprintln!("error: {c}");
             eprintln!("error: the target is not usable; nothing was run");
         }
+        // One line, on a line of its own after the terminal's `^C`.
+        RunError::Interrupted { .. } => eprintln!("\n{e}"),
         other => eprintln!("error: {other}"),
     }
 }

@@ -141,6 +141,10 @@ pub struct RunArgs {
     /// Per-request timeout in seconds [default: the target's `timeout`, else 30].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
+    /// After Ctrl-C or SIGTERM, how many seconds the cleanups of started scenarios may
+    /// take, counted from the signal (cleanups already in flight included).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub cleanup_budget: f64,
     /// Run one shard of the selected scenarios: `slice:M/N` (every Nth, starting at the
     /// Mth) or `hash:M/N` (by a hash of the scenario id, stable as the suite grows).
     #[arg(long, value_name = "slice:M/N|hash:M/N", value_parser = parse_partition)]

@@ -20,7 +20,9 @@ pub const NO_ANSWER: u8 = 3;
 pub const NOTHING_SELECTED: u8 = 4;
 /// The run was made, but a report or the evidence folder could not be written.
 pub const REPORT_FAILED: u8 = 5;
-/// The run was interrupted (SIGINT or SIGTERM); the reports cover what ran.
+/// The run was interrupted (SIGINT or SIGTERM): the reports cover what finished, or,
+/// when the signal came before the first scenario, no scenario ran and no report was
+/// written.
 pub const INTERRUPTED: u8 = 130;
 /// Standard output was closed before everything was printed (`fhirconf list | head`):
 /// the code a shell reports for a process killed by SIGPIPE, with no message.
@@ -67,6 +69,7 @@ pub fn for_run_error(e: &RunError) -> u8 {
         RunError::Connect(_) | RunError::Runtime(_) | RunError::Serve { .. } => INVALID,
         RunError::NothingSelected(_) => NOTHING_SELECTED,
         RunError::Report { .. } => REPORT_FAILED,
+        RunError::Interrupted { .. } => INTERRUPTED,
     }
 }
 

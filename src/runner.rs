@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::assert::{Check, evaluate};
 use crate::auth::{Auth, AuthError};
 use crate::http::{BaseUrl, Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Cut, Interrupt};
 use crate::prepare::prepare;
 use crate::record::{Phase, ScenarioRecord, StepRecord, Transcript, Verdict};
 use crate::redact::Redactor;
@@ -33,7 +33,8 @@ pub struct RunnerConfig {
     pub retry_budget: Duration,
     /// Set on Ctrl-C / SIGTERM: no new step starts; cleanups still run.
     pub interrupt: Interrupt,
-    /// After an interruption, how long all of a scenario's cleanup steps may take.
+    /// After a signal, how long the cleanups of started scenarios may take, counted
+    /// from the signal (cleanups already in flight included).
     pub cleanup_budget: Duration,
     /// Where passing steps' transcripts wait for `run.json`; `None` keeps them in memory.
     pub spill: Option<Arc<Spill>>,
@@ -202,15 +203,16 @@ impl Runner {
         }
     }
 
-    /// Every cleanup step whose variables were captured; after an interruption, all of
-    /// them within the cleanup budget.
+    /// Every cleanup step whose variables were captured. After a signal they have the
+    /// cleanup budget, counted from the signal, in flight or not; a second signal
+    /// abandons them. A cut cleanup makes a passing scenario an error: it did not finish.
     async fn cleanup(
         &self,
         scenario: &Scenario,
         vars: &mut Map<String, Value>,
         record: &mut ScenarioRecord,
     ) {
-        let mut deadline = None;
+        let (interrupt, budget) = (&self.config.interrupt, self.config.cleanup_budget);
         for step in &scenario.cleanup {
             let missing: Vec<&str> = step
                 .reads
@@ -225,24 +227,33 @@ impl Runner {
                 record.steps.push(skipped);
                 continue;
             }
-            if self.config.interrupt.is_set() {
-                let budget = self.config.cleanup_budget;
-                let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + budget);
-                let bounded = tokio::time::timeout_at(at, self.step(step, Phase::Cleanup, vars));
-                record.steps.push(bounded.await.unwrap_or_else(|_| {
+            let cut = match interrupt.cut_already(budget) {
+                Some(cut) => Err((cut, false)),
+                None => tokio::select! {
+                    biased;
+                    r = self.step(step, Phase::Cleanup, vars) => Ok(r),
+                    cut = interrupt.cut(budget) => Err((cut, true)),
+                },
+            };
+            let step_record = match cut {
+                Ok(r) => r,
+                Err((cut, in_flight)) => {
                     let mut r = blank_record(step, Phase::Cleanup);
                     r.verdict = Verdict::Error;
-                    r.message = Some(format!(
-                        "interrupted: the cleanup did not finish within {} s",
-                        budget.as_secs()
-                    ));
+                    r.message = Some(cut_message(cut, in_flight, budget));
+                    if record.verdict == Verdict::Passed {
+                        record.verdict = Verdict::Error;
+                        record.reason = Some(format!(
+                            "cleanup step '{}' (line {}): {}",
+                            step.name,
+                            step.line,
+                            r.message.as_deref().unwrap_or_default()
+                        ));
+                    }
                     r
-                }));
-            } else {
-                record
-                    .steps
-                    .push(self.step(step, Phase::Cleanup, vars).await);
-            }
+                }
+            };
+            record.steps.push(step_record);
         }
     }
 
@@ -490,6 +501,25 @@ fn blank_record(step: &Step, phase: Phase) -> StepRecord {
         checks: Vec::new(),
         captures: Default::default(),
         transcript: None,
+    }
+}
+
+/// Why a cleanup step after a signal has no answer: cut while in flight, or not started.
+fn cut_message(cut: Cut, in_flight: bool, budget: Duration) -> String {
+    let secs = crate::interrupt::seconds(budget);
+    match (cut, in_flight) {
+        (Cut::Budget, true) => {
+            format!("interrupted: the cleanup did not finish within {secs} s of the signal")
+        }
+        (Cut::Budget, false) => {
+            format!("interrupted: not run, the {secs} s after the signal were spent")
+        }
+        (Cut::Abandoned, true) => {
+            "interrupted again: the cleanup was abandoned before it finished".to_owned()
+        }
+        (Cut::Abandoned, false) => {
+            "interrupted again: not run, the cleanups were abandoned".to_owned()
+        }
     }
 }
 

@@ -67,6 +67,10 @@ pub enum RunError {
     /// The selection left no scenario to run (nothing was sent but `/metadata`).
     #[error("{}", nothing_selected(.0))]
     NothingSelected(BTreeMap<Out, usize>),
+    /// A signal came before the first scenario started (during the token fetch or the
+    /// `/metadata` handshake): no scenario ran and no report was written.
+    #[error("{signal} before the first scenario: no scenario ran and no report was written")]
+    Interrupted { signal: &'static str },
     /// The run happened, but a report or the evidence could not be written.
     #[error("{error}")]
     Report {

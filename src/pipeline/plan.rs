@@ -45,6 +45,8 @@ pub struct Plan {
     /// The HTTP client's settings, without the TLS material `connect` reads.
     pub http: HttpSettings,
     pub retry_budget: Duration,
+    /// After a signal, how long the cleanups of started scenarios may take.
+    pub cleanup_budget: Duration,
     pub reports: ReportPaths,
     pub baseline: Option<Baseline>,
     pub evidence: Option<EvidencePlan>,
@@ -150,6 +152,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
                 .retry_budget_secs
                 .unwrap_or(target::DEFAULT_RETRY_BUDGET_SECS),
         ),
+        cleanup_budget: Duration::from_secs_f64(args.cleanup_budget),
         reports,
         var_args: args.vars.clone(),
         secret_args: args.secret_vars.clone(),
@@ -200,6 +203,15 @@ fn check_numbers(args: &RunArgs) -> Result<(), PlanError> {
         return Err(PlanError::Argument {
             flag: "--timeout",
             problem: format!("must be from 0.001 to 86400 seconds, found {t}"),
+        });
+    }
+    if !(args.cleanup_budget.is_finite() && (0.0..=86_400.0).contains(&args.cleanup_budget)) {
+        return Err(PlanError::Argument {
+            flag: "--cleanup-budget",
+            problem: format!(
+                "must be from 0 to 86400 seconds, found {}",
+                args.cleanup_budget
+            ),
         });
     }
     Ok(())

@@ -150,6 +150,14 @@ async fn hit(State(hits): State<Hits>, UrlPath(key): UrlPath<String>) -> Respons
     fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}))
 }
 
+/// `/hang/{key}`: records the hit, then answers only after two minutes (a cleanup or a
+/// token endpoint that hangs; a test's own bounds end it long before).
+async fn hang(State(hits): State<Hits>, UrlPath(key): UrlPath<String>) -> Response {
+    hits.record(&key);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}))
+}
+
 /// `/busy/{key}/{status}/{n}/{retry_after}`: the first `n` requests get `status` (429
 /// or 503) with `Retry-After: retry_after` (`none`: no header), later ones 200.
 async fn busy(
@@ -185,6 +193,7 @@ pub fn app(hits: Hits) -> Router {
         .route("/Patient/{id}", get(read_patient))
         .route("/echo", any(echo))
         .route("/hit/{key}", any(hit))
+        .route("/hang/{key}", any(hang))
         .route("/busy/{key}/{status}/{n}/{retry_after}", any(busy))
         .route(
             "/hostile",
