@@ -351,8 +351,9 @@ fn build(
         );
     }
     for file in evidence.files {
-        let bytes = std::fs::read(&file.path)
-            .map_err(|e| EvidenceError::io("copy into the evidence", Path::new(&file.path), &e))?;
+        // Read through the same guard as when the run loaded it (it may have been
+        // replaced by a pipe since).
+        let bytes = crate::files::read_bytes(Path::new(&file.path), crate::files::MAX_INPUT_BYTES)?;
         let sha256 = sha256_hex(&bytes);
         if sha256 != file.sha256 {
             return Err(EvidenceError::Changed(file.path.clone()));
@@ -490,14 +491,14 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> Result<Verification, Ev
         }
         listed.insert(entry.path.as_str());
         let path = dir.join(&entry.path);
-        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
-        match std::fs::read(&path) {
-            Ok(bytes) if regular => {
-                if sha256_hex(&bytes) != entry.sha256 {
+        // A listed FIFO, device or symlink counts as missing: nothing is read from it.
+        match crate::files::sha256_file(&path) {
+            Ok(sha256) => {
+                if sha256 != entry.sha256 {
                     problems.push(Problem::Altered(entry.path.clone()));
                 }
             }
-            _ => problems.push(Problem::Missing(entry.path.clone())),
+            Err(_) => problems.push(Problem::Missing(entry.path.clone())),
         }
     }
     for present in walk(dir)? {
@@ -515,7 +516,8 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> Result<Verification, Ev
             SignatureCheck::Invalid
         }
         Some(key) => {
-            let holds = std::fs::read(&signature_path)
+            // An Ed25519 signature is 64 bytes; nothing larger is read.
+            let holds = crate::files::read_bytes(&signature_path, 64)
                 .ok()
                 .and_then(|bytes| Signature::from_slice(&bytes).ok())
                 .is_some_and(|sig| key.verify_strict(&manifest_bytes, &sig).is_ok());

@@ -66,6 +66,32 @@ pub fn read_bytes(path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
     Ok(bytes)
 }
 
+/// The SHA-256 (lower hex) of a regular file, read in pieces: a FIFO, a device, a
+/// symlink or a folder is refused before anything is read, and at most the size the
+/// file had when checked (plus one byte, to notice growth) is read.
+pub fn sha256_file(path: &Path) -> Result<String, FileError> {
+    use sha2::Digest;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| FileError::io(path, &e))?;
+    if !meta.is_file() {
+        return Err(FileError::NotRegular {
+            path: display_path(path),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| FileError::io(path, &e))?;
+    let mut limited = file.take(meta.len().saturating_add(1));
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match limited.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FileError::io(path, &e)),
+        }
+    }
+    Ok(lower_hex(&hasher.finalize()))
+}
+
 /// [`read_bytes`] for a text file.
 pub fn read_string(path: &Path, max_bytes: u64) -> Result<String, FileError> {
     String::from_utf8(read_bytes(path, max_bytes)?).map_err(|_| FileError::NotUtf8 {
@@ -271,6 +297,80 @@ pub fn no_nul_byte(display: &str, text: &str, what: &str) -> Result<(), Vec<Diag
     }
 }
 
+/// The YAML parser's limits for scenario and target files. The file-size cap comes
+/// first ([`MAX_INPUT_BYTES`]); these are sized so that any file under it with plain
+/// structure loads (a node takes at least two bytes), and only nesting, aliases and
+/// tags are limited further.
+pub const YAML_MAX_NODES: usize = MAX_INPUT_BYTES as usize / 2;
+/// Nesting deeper than this is refused (scenario files need a handful of levels).
+pub const YAML_MAX_DEPTH: usize = 64;
+/// Alias uses (`*name`) a file may have.
+pub const YAML_MAX_ALIASES: usize = 10_000;
+
+/// How scenario and target files are parsed: tags the format does not use (`!Env`,
+/// `!!binary`) are errors, not silently changed strings; the budgets above.
+pub fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        reject_unsupported_tags: true,
+        budget: serde_saphyr::budget! {
+            max_nodes: YAML_MAX_NODES,
+            max_events: 2 * YAML_MAX_NODES,
+            max_depth: YAML_MAX_DEPTH,
+            max_aliases: YAML_MAX_ALIASES,
+        },
+    }
+}
+
+/// The first YAML tag in `text` other than the core schema's plain types (`!!str`,
+/// `!!int`, `!!float`, `!!bool`, `!!null`, `!!seq`, `!!map`), as an error at its
+/// position. The format uses no tags, and the parser would otherwise turn `!!binary`
+/// into decoded text and pass `!Env HOME` on as the string `HOME`.
+pub fn refuse_tags(file: &str, text: &str) -> Result<(), Diagnostic> {
+    const PLAIN: [&str; 7] = ["str", "int", "float", "bool", "null", "seq", "map"];
+    for event in serde_saphyr::granit_parser::Parser::new_from_str(text) {
+        // A syntax error is the deserializer's to report, with its own words.
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let Some(tag) = event.tag() else {
+            continue;
+        };
+        if tag.core_suffix().is_some_and(|s| PLAIN.contains(&s)) {
+            continue;
+        }
+        let written = tag.original();
+        return Err(Diagnostic::at(
+            file,
+            text,
+            span.start.line() as u64,
+            span.start.col() as u64 + 1,
+            format!("`{written}`: YAML tags are not part of the format; write the value itself"),
+        ));
+    }
+    Ok(())
+}
+
+/// The limit a budget error hit, in words that name it and its value.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Depth { .. } => format!("nesting is deeper than {YAML_MAX_DEPTH} levels"),
+        B::Nodes { .. } | B::Events { .. } => format!(
+            "the file has more than {YAML_MAX_NODES} YAML nodes (keys, values and items); split it into several files"
+        ),
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } => format!(
+            "the file uses YAML aliases (`*name`) more than {YAML_MAX_ALIASES} times or far more often than it defines anchors"
+        ),
+        B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } | B::MergeKeys { .. } => {
+            "the document is too large once its YAML aliases and merge keys are expanded".to_owned()
+        }
+        B::Documents { .. } => {
+            "a file holds one YAML document; this one has a second (`---`)".to_owned()
+        }
+        other => format!("the file is beyond a limit of the YAML parser ({other:?})"),
+    }
+}
+
 pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
     let mut message = err.without_snippet().to_string();
     if let Some(i) = message.rfind(" at line ") {
@@ -299,8 +399,8 @@ pub fn yaml_error(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnost
         ));
     }
     // The loader's words for its limits, in ours (its advice names its own API).
-    if message.starts_with("budget breached") {
-        message = "the document is too large once its YAML aliases are expanded".to_owned();
+    if let serde_saphyr::Error::Budget { breach, .. } = err.without_snippet() {
+        message = budget_message(breach);
     } else if message.starts_with("multiple YAML documents") {
         message = "a file holds one YAML document; this one has a second (`---`)".to_owned();
     } else if message == "recursion limit exceeded" {

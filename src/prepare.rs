@@ -57,6 +57,14 @@ pub fn prepare(
         headers.push((name.clone(), value_to_text(&value)));
     }
     let (body, default_type) = body(&request.body, vars, templates)?;
+    // A length the step sets is replaced by the body's real one: a wrong one would
+    // frame the request falsely, and the transcript shows what is sent.
+    let length = body.as_ref().map_or(0, Vec::len).to_string();
+    for (name, value) in &mut headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            value.clone_from(&length);
+        }
+    }
     let has_content_type = headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));

@@ -355,13 +355,14 @@ pub fn builtin_sandbox() -> TargetFile {
 /// Parses a target's text; `base` is where relative file paths start from.
 pub fn parse(display: &str, text: &str, base: &Path) -> Result<TargetFile, Vec<Diagnostic>> {
     no_nul_byte(display, text, "target")?;
-    let doc: TargetDoc = serde_saphyr::from_str(text).map_err(|e| {
+    let doc: TargetDoc = serde_saphyr::from_str_with_options(text, crate::files::yaml_options()).map_err(|e| {
         let mut d = yaml_error(display, text, &e);
         if d.message.contains("missing field") || text.trim().is_empty() {
             d = d.with_help("a target needs at least `base_url` (or nothing else but `vars` and `features` for the built-in sandbox)");
         }
         vec![d]
     })?;
+    crate::files::refuse_tags(display, text).map_err(|d| vec![d])?;
     let mut b = Builder {
         file: display,
         text,

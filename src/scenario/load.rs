@@ -124,8 +124,9 @@ pub fn load_str(
     opts: &LoadOptions,
 ) -> Result<SuiteFile, Vec<Diagnostic>> {
     no_nul_byte(display, text, "scenario")?;
-    let doc: FileDoc =
-        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(display, text, &e)])?;
+    let doc: FileDoc = serde_saphyr::from_str_with_options(text, crate::files::yaml_options())
+        .map_err(|e| vec![yaml_error(display, text, &e)])?;
+    crate::files::refuse_tags(display, text).map_err(|d| vec![d])?;
     Builder {
         file: display,
         text,

@@ -11,6 +11,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod interrupt;
+mod limits;
 mod partition;
 mod properties;
 mod regression;
