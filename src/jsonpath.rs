@@ -130,14 +130,15 @@ struct Flow {
     repeats: f64,
 }
 
-/// An upper bound on the nodes `query` visits in `doc` (0 for a query that can
-/// select at most one node per segment: no body walk is needed for those).
+/// An upper bound on the nodes `query` visits in `doc`, the root included (for a query
+/// that selects at most one node per segment, no body walk is needed).
 fn visit_bound(query: &JpQuery, doc: &Value) -> f64 {
+    // The root is visited, then at most one node per segment.
     if query.segments.iter().all(is_single) {
-        return query.segments.len() as f64;
+        return query.segments.len() as f64 + 1.0;
     }
     let shape = Shape::of(doc);
-    let mut work = 0.0;
+    let mut work = 1.0;
     segments(
         &query.segments,
         Flow {
@@ -368,9 +369,59 @@ mod tests {
         }
     }
 
+    /// Any JSON up to five levels deep.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-5i64..5).prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 200, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-c]", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A query of up to five segments, descents and filters included.
+    fn any_query() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let segment = prop_oneof![
+            Just(".a"),
+            Just(".b"),
+            Just("[*]"),
+            Just("..*"),
+            Just("..a"),
+            Just("[0]"),
+            Just("[0,0]"),
+            Just("[1:]"),
+            Just("..[0]"),
+            Just("[?@.a]"),
+            Just("[?@..b]"),
+            Just("[?count(@..*) > 2]"),
+        ];
+        proptest::collection::vec(segment, 0..6).prop_map(|s| format!("${}", s.concat()))
+    }
+
+    proptest::proptest! {
+        /// The bound holds on any body for any query: never below what the query
+        /// returns, so a refused query could really have been that large.
+        #[test]
+        fn the_bound_covers_what_any_query_returns(doc in any_json(), text in any_query()) {
+            let q = query(&text);
+            let bound = visit_bound(&q.1, &doc);
+            let real = returned(&q, &doc);
+            proptest::prop_assert!(bound >= real, "{} on {}: {} < {}", text, doc, bound, real);
+        }
+    }
+
     #[test]
     fn name_and_index_paths_skip_the_body_walk() {
         let q = query("$.entry[0].resource");
-        assert_eq!(visit_bound(&q.1, &deep(50, 50)), 3.0);
+        assert_eq!(visit_bound(&q.1, &deep(50, 50)), 4.0);
     }
 }

@@ -699,6 +699,32 @@ mod tests {
         assert!(referenced_vars("{{ slot().start }}").is_ok());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Amplifying filters and operators with any factors: the result is within the
+        /// output limit or an error, never an abort or a panic.
+        #[test]
+        fn no_template_builds_more_than_its_limit(
+            seed in "[a-z\n]{0,40}",
+            times in 0usize..50_000_000,
+            width in 0usize..50_000_000,
+            shape in 0usize..5,
+        ) {
+            let t = engine();
+            let vars = vars(json!({"s": seed}));
+            let text = match shape {
+                0 => format!("{{{{ s * {times} }}}}"),
+                1 => format!("{{{{ (s * 1000) | replace('a', s * {times}) }}}}"),
+                2 => format!("{{{{ s | indent({width}) }}}}"),
+                3 => format!("{{{{ ([s] * {times}) | join(s) }}}}"),
+                _ => format!("{{% for i in range({}) %}}{{{{ s * 1000 }}}}{{% endfor %}}", times % 200_000),
+            };
+            if let Ok(out) = t.render_string(&text, &vars) {
+                proptest::prop_assert!(out.len() <= crate::limits::template_bytes(), "{}: {} bytes", text, out.len());
+            }
+        }
+    }
+
     /// Each of these would allocate gigabytes if run unbounded; each fails alone, and
     /// the engine still renders afterwards.
     #[test]
