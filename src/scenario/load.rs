@@ -10,7 +10,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::model::{
     BodySpec, Capture, CaptureSource, Expect, FixtureFile, HeaderOp, HeaderRule, JsonOp, JsonRule,
-    Located, Requirement, Scenario, Step, SubsetRule, SuiteFile, Target,
+    Located, Requirement, Retry, Scenario, Step, SubsetRule, SuiteFile, Target,
 };
 use super::schema::{self, FileDoc, ScenarioDoc, SpannedMap};
 use crate::diag::{Diagnostic, did_you_mean};
@@ -543,6 +543,9 @@ impl Builder<'_> {
         };
         let body = self.body(parts, at, known, &mut reads);
         let expect = self.expect(step.expect, known, &mut reads);
+        let retry = step
+            .retry
+            .and_then(|r| self.retry(*r, method, known, &mut reads));
         let mut capture = self.captures(step.capture);
         known.extend(capture.iter().map(|(name, _)| name.clone()));
         let name = step.name.map(|n| n.value).unwrap_or_else(|| {
@@ -576,7 +579,67 @@ impl Builder<'_> {
             capture,
             reads,
             auth: step.auth.unwrap_or(true),
+            retry,
         })
+    }
+
+    /// A step's `retry:` with its numbers in range and the method allowed to repeat.
+    fn retry(
+        &mut self,
+        spec: Spanned<schema::RetrySpec>,
+        method: schema::Method,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Option<Box<Retry>> {
+        let at = spec.referenced;
+        let spec = spec.value;
+        let errors_before = self.errors.len();
+        if matches!(method, schema::Method::Post | schema::Method::Patch) && !spec.repeat_unsafe {
+            self.err_at(
+                at,
+                format!(
+                    "`retry` sends the request again, and {} is not idempotent: each attempt could create or change something; say `unsafe: true` under `retry` to repeat it anyway",
+                    method.as_str()
+                ),
+            );
+        }
+        let times = spec.times.value;
+        if !(1..=1000).contains(&times) {
+            self.err_at(
+                spec.times.referenced,
+                format!("`times` must be from 1 to 1000, found {times}"),
+            );
+        }
+        let interval = spec.interval.map_or(1.0, |i| {
+            if !(0.0..=3600.0).contains(&i.value.0) {
+                self.err_at(
+                    i.referenced,
+                    format!("`interval` must be from 0 to 1 hour, found {} s", i.value.0),
+                );
+            }
+            i.value.0
+        });
+        let backoff = spec.backoff.map_or(1.0, |b| {
+            if !(b.value.is_finite() && (1.0..=10.0).contains(&b.value)) {
+                self.err_at(
+                    b.referenced,
+                    format!("`backoff` must be from 1 to 10, found {}", b.value),
+                );
+            }
+            b.value
+        });
+        let until = self.expect(spec.until, known, reads);
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Box::new(Retry {
+            until,
+            times,
+            interval: std::time::Duration::from_secs_f64(interval.clamp(0.0, 3600.0)),
+            backoff,
+            repeats_unsafe: spec.repeat_unsafe
+                && matches!(method, schema::Method::Post | schema::Method::Patch),
+        }))
     }
 
     /// `path` (joined to the base URL) or `url`: exactly one.

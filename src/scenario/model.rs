@@ -178,6 +178,21 @@ pub struct Step {
     pub reads: Vec<String>,
     /// Whether the target's credentials go with the request.
     pub auth: bool,
+    /// Polling: the request is sent again until these expectations hold.
+    pub retry: Option<Box<Retry>>,
+}
+
+/// A step's `retry:`, checked at load.
+#[derive(Debug)]
+pub struct Retry {
+    pub until: Expect,
+    /// Attempts in all, at least 1.
+    pub times: u32,
+    pub interval: std::time::Duration,
+    /// At least 1.
+    pub backoff: f64,
+    /// A POST or PATCH repeated because the file says `unsafe: true`.
+    pub repeats_unsafe: bool,
 }
 
 impl Step {

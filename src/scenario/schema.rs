@@ -79,6 +79,61 @@ pub struct Step {
     pub capture: Vec<(String, Spanned<Capture>)>,
     /// `false`: send this request without the target's credentials.
     pub auth: Option<bool>,
+    /// Repeat the request until `until` holds (polling an asynchronous server).
+    pub retry: Option<Box<Spanned<RetrySpec>>>,
+}
+
+/// `retry:` on a step: send the request again until `until` holds, at most `times`
+/// attempts in all, waiting `interval` (times `backoff` after each attempt) between.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// The expectations that end the polling (the same keys as `expect`).
+    pub until: Expect,
+    /// Attempts in all, the first included (1 to 1000).
+    pub times: Spanned<u32>,
+    /// The wait before the second attempt: `500ms`, `2s`, `1m`, or a number of
+    /// seconds [default: 1s].
+    pub interval: Option<Spanned<DurationText>>,
+    /// Each wait is the one before times this (1 to 10) [default: 1].
+    pub backoff: Option<Spanned<f64>>,
+    /// Also repeat a POST or PATCH, which are not idempotent; the reports mark it.
+    #[serde(default, rename = "unsafe")]
+    pub repeat_unsafe: bool,
+}
+
+/// A duration as written: `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationText(pub f64);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let secs = match &value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(text) => {
+                let text = text.trim();
+                let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+                    (n, 0.001)
+                } else if let Some(n) = text.strip_suffix('s') {
+                    (n, 1.0)
+                } else if let Some(n) = text.strip_suffix('m') {
+                    (n, 60.0)
+                } else {
+                    (text, 1.0)
+                };
+                number.trim().parse::<f64>().ok().map(|n| n * scale)
+            }
+            _ => None,
+        };
+        match secs {
+            Some(s) if s.is_finite() => Ok(DurationText(s)),
+            _ => Err(de::Error::custom(format!(
+                "expected a duration such as `500ms`, `2s` or `1m`, found `{}`",
+                crate::template::value_to_text(&value)
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -15,6 +15,7 @@ mod limits;
 mod partition;
 mod properties;
 mod regression;
+mod retry;
 mod sandbox;
 mod sandbox_generic;
 mod standalone;
