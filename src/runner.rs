@@ -117,7 +117,8 @@ impl Runner {
     }
 
     /// The run's variables, the built-in ones, then the scenario's defaults in order
-    /// (the target's and the command line's win); why one cannot be rendered.
+    /// (the target's and the command line's win), then its `each:` row's fields (which
+    /// win over all); why one cannot be rendered.
     fn scenario_vars(&self, scenario: &Scenario) -> Result<Map<String, Value>, String> {
         let mut vars = self.config.vars.clone();
         vars.insert("run_id".to_owned(), Value::String(self.run_id.clone()));
@@ -141,6 +142,14 @@ impl Runner {
                 .map_err(|e| format!("variable `{name}`: {e}"))?;
             vars.insert(name.clone(), v);
         }
+        for (name, value) in &scenario.row {
+            let v = self
+                .config
+                .templates
+                .render_value(value, &vars)
+                .map_err(|e| format!("row field `{name}`: {e}"))?;
+            vars.insert(name.clone(), v);
+        }
         Ok(vars)
     }
 
@@ -151,7 +160,7 @@ impl Runner {
         vars: &mut Map<String, Value>,
         record: &mut ScenarioRecord,
     ) {
-        for step in &scenario.steps {
+        for step in scenario.steps.iter() {
             if self.config.interrupt.is_set() {
                 record.verdict = Verdict::Error;
                 record.reason = Some(format!(
@@ -213,7 +222,7 @@ impl Runner {
         record: &mut ScenarioRecord,
     ) {
         let (interrupt, budget) = (&self.config.interrupt, self.config.cleanup_budget);
-        for step in &scenario.cleanup {
+        for step in scenario.cleanup.iter() {
             let missing: Vec<&str> = step
                 .reads
                 .iter()

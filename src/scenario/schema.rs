@@ -39,6 +39,11 @@ pub struct FileDoc {
     pub inputs: Vec<Spanned<String>>,
     pub vars: Option<SpannedMap>,
     pub ignore: Option<String>,
+    /// Rows: the scenario runs once per row, with the row's fields as variables.
+    pub each: Option<Spanned<Vec<SpannedMap>>>,
+    /// Rows from a CSV (with a header line) or JSON (a list of objects) file,
+    /// relative to the scenario file.
+    pub each_file: Option<Spanned<String>>,
     pub steps: Option<Spanned<Vec<Box<Step>>>>,
     #[serde(default)]
     pub cleanup: Vec<Box<Step>>,
@@ -60,6 +65,11 @@ pub struct ScenarioDoc {
     pub inputs: Vec<Spanned<String>>,
     pub vars: Option<SpannedMap>,
     pub ignore: Option<String>,
+    /// Rows: the scenario runs once per row, with the row's fields as variables.
+    pub each: Option<Spanned<Vec<SpannedMap>>>,
+    /// Rows from a CSV (with a header line) or JSON (a list of objects) file,
+    /// relative to the scenario file.
+    pub each_file: Option<Spanned<String>>,
     /// Boxed, so each step's memory is freed as the loader turns it into the model
     /// (a `Vec<Step>` would hold all of them, ~1.4 KiB each, until the last).
     pub steps: Vec<Box<Step>>,

@@ -8,6 +8,7 @@ mod common;
 mod browser;
 mod cleanup;
 mod cli;
+mod each;
 mod faults;
 mod hostile;
 mod interrupt;
