@@ -64,7 +64,7 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
 }
 const base = `http://${HOST}:${port}${BASE_PATH}`;
 
-// The definitions Medplum's server loads at start: base types and resources, Medplum's
+// The definitions Medplum's server indexes at start: base types and resources, Medplum's
 // own profiles, and every search parameter bundle the package ships.
 for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json']) {
   indexStructureDefinitionBundle(readJson(file));
