@@ -11,10 +11,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use fhirconf::sandbox::{self, DEFECTS, FEATURES, RunningSandbox, SandboxConfig};
-use reqwest::header::HeaderMap;
+use fhirconf::sandbox::{self, DEFECTS, FEATURES, SandboxConfig};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
+
+use crate::common::sandbox_client::{Resp, Sbx, config};
 
 type Check = Result<(), String>;
 
@@ -27,25 +28,24 @@ macro_rules! ensure {
 }
 
 // ---------------------------------------------------------------------------------------
-// A client for one sandbox
+// Assertions on the shared client's answers
 
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
+/// The probes' assertions: each returns a `Check` instead of panicking.
+trait Judge {
+    fn expect(&self, status: u16, what: &str) -> Check;
+    fn is_outcome(&self) -> bool;
+    fn issue(&self) -> (String, String, String);
+    /// A 4xx with an OperationOutcome (the documented family of a refusal).
+    fn expect_refused(&self, what: &str) -> Check;
+    fn expect_outcome(&self, status: u16, code: &str, what: &str) -> Check;
+    fn expect_text(&self, status: u16, text: &str, what: &str) -> Check;
+    fn entries(&self) -> Vec<&Value>;
+    /// Ids of the entries with search.mode=match.
+    fn match_ids(&self) -> Vec<String>;
+    fn expect_searchset(&self, what: &str) -> Check;
 }
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn describe(&self) -> String {
-        let text: String = self.text.chars().take(400).collect();
-        format!("{} {text}", self.status)
-    }
-
+impl Judge for Resp {
     fn expect(&self, status: u16, what: &str) -> Check {
         ensure!(
             self.status == status,
@@ -116,15 +116,6 @@ impl Resp {
             .collect()
     }
 
-    fn link(&self, relation: &str) -> Option<String> {
-        self.body["link"]
-            .as_array()?
-            .iter()
-            .find(|l| l["relation"] == relation)
-            .and_then(|l| l["url"].as_str())
-            .map(str::to_owned)
-    }
-
     fn expect_searchset(&self, what: &str) -> Check {
         self.expect(200, what)?;
         ensure!(
@@ -136,28 +127,7 @@ impl Resp {
     }
 }
 
-struct Sbx {
-    server: RunningSandbox,
-    http: Client,
-    vars: HashMap<&'static str, String>,
-    token: Option<String>,
-}
-
-fn config(features: &[(&str, &str)], defects: &[&str]) -> SandboxConfig {
-    SandboxConfig {
-        features: features
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        defects: defects.iter().map(|d| d.to_string()).collect(),
-        ..SandboxConfig::default()
-    }
-}
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
+/// The probes' sandbox: with `auth=on`, signed in as the sandbox's own client.
 impl Sbx {
     async fn start(features: &[(&str, &str)], defects: &[&str]) -> Self {
         Self::with_config(config(features, defects)).await
@@ -165,126 +135,13 @@ impl Sbx {
 
     async fn with_config(config: SandboxConfig) -> Self {
         let auth = config.features.get("auth").is_some_and(|v| v == "on");
-        let server = sandbox::start(config, loopback())
-            .await
-            .expect("sandbox starts");
-        let mut sbx = Sbx {
-            server,
-            http: Client::new(),
-            vars: sandbox::seed_vars().into_iter().collect(),
-            token: None,
-        };
+        let mut sbx = Sbx::launch(config).await;
         if auth {
             let id = sbx.var("auth_client_id");
             let secret = sbx.var("auth_client_secret");
             sbx.token = Some(sbx.token_for(&id, &secret, None).await);
         }
         sbx
-    }
-
-    async fn stop(self) {
-        self.server.stop().await;
-    }
-
-    fn var(&self, name: &str) -> String {
-        self.vars
-            .get(name)
-            .unwrap_or_else(|| panic!("no seed var {name}"))
-            .clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.base_url())
-    }
-
-    async fn token_for(&self, id: &str, secret: &str, scope: Option<&str>) -> String {
-        let mut form =
-            format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
-        if let Some(scope) = scope {
-            form.push_str(&format!(
-                "&scope={}",
-                scope.replace(' ', "+").replace('/', "%2F")
-            ));
-        }
-        let r = self
-            .send(
-                Method::POST,
-                "/auth/token",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                Some(form.into_bytes()),
-                false,
-            )
-            .await;
-        assert_eq!(r.status, 200, "token: {}", r.describe());
-        r.body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-        with_token: bool,
-    ) -> Resp {
-        let mut req = self.http.request(method, self.url(path));
-        if with_token && let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        let response = req.send().await.expect("the sandbox answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.send(Method::GET, path, &[], None, true).await
-    }
-
-    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        self.send(Method::GET, path, headers, None, true).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Resp {
-        let json = [("content-type", "application/fhir+json")];
-        self.send(
-            Method::POST,
-            path,
-            &json,
-            Some(body.to_string().into_bytes()),
-            true,
-        )
-        .await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> Resp {
-        self.put_with(path, body, &[]).await
-    }
-
-    async fn put_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
-        let mut all = vec![("content-type", "application/fhir+json")];
-        all.extend_from_slice(headers);
-        self.send(
-            Method::PUT,
-            path,
-            &all,
-            Some(body.to_string().into_bytes()),
-            true,
-        )
-        .await
     }
 
     /// Creates a resource and returns its id (from Location; 200 or 201 accepted here so
@@ -309,6 +166,10 @@ impl Sbx {
         r.expect(200, &format!("read {ty}/{id}"))?;
         Ok(r.body)
     }
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
 }
 
 fn id_from_location(location: &str, ty: &str) -> Option<String> {
@@ -769,7 +630,7 @@ async fn prac_search_params(s: &Sbx) -> Check {
 
 /// With auth=on: no token / bad token → 401, limited token → 403, full token → OK.
 async fn auth_probe(s: &Sbx, read_path: &str, create: (&str, Value)) -> Check {
-    let r = s.send(Method::GET, read_path, &[], None, false).await;
+    let r = s.send_as(Method::GET, read_path, &[], None, false).await;
     r.expect(401, "no token")?;
     ensure!(
         r.is_outcome(),
@@ -782,7 +643,7 @@ async fn auth_probe(s: &Sbx, read_path: &str, create: (&str, Value)) -> Check {
         "no WWW-Authenticate"
     );
     let bad = [("authorization", "Bearer not-a-token")];
-    s.send(Method::GET, read_path, &bad, None, false)
+    s.send_as(Method::GET, read_path, &bad, None, false)
         .await
         .expect(401, "bad token")?;
     let limited = s
@@ -794,7 +655,7 @@ async fn auth_probe(s: &Sbx, read_path: &str, create: (&str, Value)) -> Check {
         .await;
     let header = format!("Bearer {limited}");
     let r = s
-        .send(
+        .send_as(
             Method::GET,
             read_path,
             &[("authorization", &header)],
@@ -805,7 +666,7 @@ async fn auth_probe(s: &Sbx, read_path: &str, create: (&str, Value)) -> Check {
     r.expect_outcome(403, "forbidden", "limited token")?;
     let (path, body) = create;
     let json = [("content-type", "application/fhir+json")];
-    s.send(
+    s.send_as(
         Method::POST,
         path,
         &json,
@@ -1409,7 +1270,7 @@ async fn appt_precondition(s: &Sbx) -> Check {
 async fn appt_method(s: &Sbx) -> Check {
     let id = s.create("Appointment", &appointment(s, START, END)).await?;
     let path = format!("/Appointment/{id}");
-    let r = s.send(Method::DELETE, &path, &[], None, true).await;
+    let r = s.send_as(Method::DELETE, &path, &[], None, true).await;
     r.expect_outcome(405, "not-supported", "DELETE")?;
     s.read("Appointment", &id).await?;
     Ok(())
@@ -1419,7 +1280,9 @@ async fn appt_auth(s: &Sbx) -> Check {
     let id = s.create("Appointment", &appointment(s, START, END)).await?;
     let body = appointment(s, "2030-06-01T09:00Z", "2030-06-01T09:30Z");
     auth_probe(s, &format!("/Appointment/{id}"), ("/Appointment", body)).await?;
-    let r = s.send(Method::GET, "/Appointment", &[], None, false).await;
+    let r = s
+        .send_as(Method::GET, "/Appointment", &[], None, false)
+        .await;
     r.expect(401, "search without token")
 }
 
@@ -1477,7 +1340,7 @@ async fn ppr_post_search(s: &Sbx) -> Check {
     let query = ppr_query(s, "ppr_issuer");
     let get = s.get(&format!("/Practitioner?{query}")).await;
     let post = s
-        .send(
+        .send_as(
             Method::POST,
             &format!("/Practitioner/_search?{query}"),
             &[("content-type", "application/fhir+json")],
@@ -1560,7 +1423,7 @@ async fn ppr_content_type(s: &Sbx) -> Check {
         "text/plain",
         "application/xml",
     ] {
-        s.send(
+        s.send_as(
             Method::POST,
             &path,
             &[("content-type", ct)],
@@ -1570,7 +1433,7 @@ async fn ppr_content_type(s: &Sbx) -> Check {
         .await
         .expect_outcome(400, "invalid", ct)?;
     }
-    s.send(
+    s.send_as(
         Method::POST,
         &path,
         &[("content-type", "application/fhir+json")],
@@ -1596,15 +1459,15 @@ async fn ppr_bad_param(s: &Sbx) -> Check {
 
 async fn ppr_auth(s: &Sbx) -> Check {
     let path = format!("/Practitioner?{}", ppr_query(s, "ppr_issuer"));
-    let r = s.send(Method::GET, &path, &[], None, false).await;
+    let r = s.send_as(Method::GET, &path, &[], None, false).await;
     r.expect_outcome(401, "security", "no token")?;
     let bad = [("authorization", "Bearer nope")];
-    s.send(Method::GET, &path, &bad, None, false)
+    s.send_as(Method::GET, &path, &bad, None, false)
         .await
         .expect_outcome(401, "security", "bad token")?;
     let post = format!("/Practitioner/_search?{}", ppr_query(s, "ppr_issuer"));
     let json = [("content-type", "application/fhir+json")];
-    s.send(Method::POST, &post, &json, None, false)
+    s.send_as(Method::POST, &post, &json, None, false)
         .await
         .expect_outcome(401, "security", "POST without token")?;
     s.get(&path).await.expect(200, "token")
@@ -1778,7 +1641,7 @@ async fn core_bad_json(s: &Sbx) -> Check {
     let json = [("content-type", "application/fhir+json")];
     for body in ["{not json", "[1, 2", ""] {
         let r = s
-            .send(
+            .send_as(
                 Method::POST,
                 "/Appointment",
                 &json,
@@ -2189,7 +2052,7 @@ async fn seed_vars_match_the_builtin_target_and_exist() {
 #[tokio::test]
 async fn capability_statement_lists_what_is_served() {
     let s = Sbx::start(AUTH, &[]).await;
-    let r = s.send(Method::GET, "/metadata", &[], None, false).await;
+    let r = s.send_as(Method::GET, "/metadata", &[], None, false).await;
     r.expect(200, "metadata without a token").unwrap();
     let cs = &r.body;
     assert_eq!(cs["fhirVersion"], "4.0.1");
@@ -2260,7 +2123,7 @@ async fn create_and_update_answer_with_headers_and_optional_body() {
     ];
     let body = appointment(&s, START, END).to_string().into_bytes();
     let r = s
-        .send(Method::POST, "/Appointment", &json, Some(body), true)
+        .send_as(Method::POST, "/Appointment", &json, Some(body), true)
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.header("content-type"), Some("application/fhir+json"));
@@ -2293,7 +2156,7 @@ async fn create_and_update_answer_with_headers_and_optional_body() {
         .to_string()
         .into_bytes();
     let r = s
-        .send(Method::POST, "/Appointment", &json, Some(body), true)
+        .send_as(Method::POST, "/Appointment", &json, Some(body), true)
         .await;
     assert!(
         r.header("location")
@@ -2317,11 +2180,11 @@ async fn errors_are_operation_outcomes() {
         .unwrap();
     let plain = [("content-type", "text/plain")];
     let body = Some(b"{}".to_vec());
-    s.send(Method::POST, "/Appointment", &plain, body.clone(), true)
+    s.send_as(Method::POST, "/Appointment", &plain, body.clone(), true)
         .await
         .expect_outcome(415, "not-supported", "text/plain")
         .unwrap();
-    s.send(Method::POST, "/Practitioner", &[], body.clone(), true)
+    s.send_as(Method::POST, "/Practitioner", &[], body.clone(), true)
         .await
         .expect_outcome(415, "not-supported", "no content type")
         .unwrap();
@@ -2330,12 +2193,12 @@ async fn errors_are_operation_outcomes() {
         .await
         .expect_outcome(400, "invalid", "wrong type")
         .unwrap();
-    s.send(Method::DELETE, "/Patient", &[], None, true)
+    s.send_as(Method::DELETE, "/Patient", &[], None, true)
         .await
         .expect_outcome(405, "not-supported", "DELETE on the Patient type")
         .unwrap();
     let r = s
-        .send(
+        .send_as(
             Method::DELETE,
             "/Practitioner/practitioner-1",
             &[],
@@ -2381,7 +2244,7 @@ async fn errors_are_operation_outcomes() {
         .await
         .expect_outcome(404, "not-found", "root")
         .unwrap();
-    let r = s.send(Method::PATCH, "/metadata", &[], None, true).await;
+    let r = s.send_as(Method::PATCH, "/metadata", &[], None, true).await;
     r.expect_outcome(405, "not-supported", "PATCH metadata")
         .unwrap();
     s.stop().await;
@@ -2581,7 +2444,7 @@ async fn token_endpoint() {
     let s = Sbx::start(NONE, &[]).await;
     let form = [("content-type", "application/x-www-form-urlencoded")];
     let post = |body: &str| {
-        s.send(
+        s.send_as(
             Method::POST,
             "/auth/token",
             &form,
@@ -2626,7 +2489,7 @@ async fn token_endpoint() {
         .await;
     let bearer = format!("Bearer {read_only}");
     let auth = [("authorization", bearer.as_str())];
-    s.send(
+    s.send_as(
         Method::GET,
         "/Practitioner/practitioner-1",
         &auth,
@@ -2639,11 +2502,11 @@ async fn token_endpoint() {
     let mut headers = auth.to_vec();
     headers.push(("content-type", "application/fhir+json"));
     let body = practitioner("scoped@example.com").to_string().into_bytes();
-    s.send(Method::POST, "/Practitioner", &headers, Some(body), false)
+    s.send_as(Method::POST, "/Practitioner", &headers, Some(body), false)
         .await
         .expect_outcome(403, "forbidden", "write with a read scope")
         .unwrap();
-    s.send(Method::GET, "/Patient/patient-1", &auth, None, false)
+    s.send_as(Method::GET, "/Patient/patient-1", &auth, None, false)
         .await
         .expect(403, "another type")
         .unwrap();

@@ -3,13 +3,10 @@
 //! R4 resource type that no document gives rules of its own, and what stays as the
 //! documents say (Practitioner, Appointment, the seed data).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-
-use fhirconf::sandbox::{self, RunningSandbox, SandboxConfig};
-use reqwest::header::HeaderMap;
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::sandbox_client::{Resp, Sbx, config};
 
 /// FHIR R4 4.0.1's resource types, typed apart from the sandbox's own list so that a
 /// slip in either shows.
@@ -49,27 +46,24 @@ const R4_TYPES: &str = "
 const DOCUMENTED: &[&str] = &["Appointment", "Practitioner"];
 
 // ---------------------------------------------------------------------------------------
-// A client for one sandbox
+// Assertions on the shared client's answers, and how these tests start a sandbox
 
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
+/// Assertions that panic at the caller's line.
+trait Asserts {
+    fn expect(&self, status: u16, what: &str) -> &Self;
+    /// The status, and an OperationOutcome with one error issue of `code`.
+    fn expect_outcome(&self, status: u16, code: &str, what: &str);
+    /// The ids of a searchset's matches, after checking that it is one.
+    fn match_ids(&self) -> Vec<String>;
 }
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
+impl Asserts for Resp {
     #[track_caller]
     fn expect(&self, status: u16, what: &str) -> &Self {
         assert_eq!(self.status, status, "{what}: {}", self.text);
         self
     }
 
-    /// The status, and an OperationOutcome with one error issue of `code`.
     #[track_caller]
     fn expect_outcome(&self, status: u16, code: &str, what: &str) {
         self.expect(status, what);
@@ -78,7 +72,6 @@ impl Resp {
         assert_eq!(self.body["issue"][0]["code"], code, "{what}");
     }
 
-    /// The ids of a searchset's matches, after checking that it is one.
     #[track_caller]
     fn match_ids(&self) -> Vec<String> {
         self.expect(200, "search");
@@ -93,138 +86,15 @@ impl Resp {
             .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
             .collect()
     }
-
-    fn link(&self, relation: &str) -> Option<String> {
-        self.body["link"]
-            .as_array()?
-            .iter()
-            .find(|l| l["relation"] == relation)?["url"]
-            .as_str()
-            .map(str::to_owned)
-    }
 }
 
-struct Sbx {
-    server: RunningSandbox,
-    http: Client,
-    vars: HashMap<&'static str, String>,
-    token: Option<String>,
+/// A sandbox with these defects; no token, even with `auth=on` (a test signs in).
+async fn start(defects: &[&str]) -> Sbx {
+    with(&[], defects).await
 }
 
-impl Sbx {
-    async fn start(defects: &[&str]) -> Self {
-        Self::with(&[], defects).await
-    }
-
-    async fn with(features: &[(&str, &str)], defects: &[&str]) -> Self {
-        let config = SandboxConfig {
-            features: features
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            defects: defects.iter().map(|d| d.to_string()).collect(),
-            ..SandboxConfig::default()
-        };
-        let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = sandbox::start(config, bind).await.expect("sandbox starts");
-        Sbx {
-            server,
-            http: Client::new(),
-            vars: sandbox::seed_vars().into_iter().collect(),
-            token: None,
-        }
-    }
-
-    fn var(&self, name: &str) -> String {
-        self.vars[name].clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.base_url())
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Resp {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            self.url(path)
-        };
-        let mut req = self.http.request(method, url);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        let response = req.send().await.expect("the sandbox answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.send(Method::GET, path, &[], None).await
-    }
-
-    async fn write(
-        &self,
-        method: Method,
-        path: &str,
-        body: &Value,
-        extra: &[(&str, &str)],
-    ) -> Resp {
-        let mut headers = vec![("content-type", "application/fhir+json")];
-        headers.extend_from_slice(extra);
-        self.send(method, path, &headers, Some(body.to_string().into_bytes()))
-            .await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Resp {
-        self.write(Method::POST, path, body, &[]).await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> Resp {
-        self.write(Method::PUT, path, body, &[]).await
-    }
-
-    async fn delete(&self, path: &str) -> Resp {
-        self.send(Method::DELETE, path, &[], None).await
-    }
-
-    /// A token for a client of `POST /auth/token` (auth=on).
-    async fn token_for(&self, id: &str, secret: &str) -> String {
-        let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
-        let r = self
-            .send(
-                Method::POST,
-                "/auth/token",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                Some(form.into_bytes()),
-            )
-            .await;
-        r.expect(200, "token");
-        r.body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn stop(self) {
-        self.server.stop().await;
-    }
+async fn with(features: &[(&str, &str)], defects: &[&str]) -> Sbx {
+    Sbx::launch(config(features, defects)).await
 }
 
 /// `_lastUpdated` values carry `+`, which a query string must escape.
@@ -376,7 +246,7 @@ async fn round_trip(s: &Sbx, ty: &str) {
 
 #[tokio::test]
 async fn create_read_update_vread_search_delete_for_common_and_rare_types() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     for ty in [
         "Patient",
         "Observation",
@@ -390,7 +260,7 @@ async fn create_read_update_vread_search_delete_for_common_and_rare_types() {
 
 #[tokio::test]
 async fn every_generic_type_takes_a_create_and_reads_it_back() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     for ty in R4_TYPES
         .split_whitespace()
         .filter(|t| !DOCUMENTED.contains(t))
@@ -411,7 +281,7 @@ async fn every_generic_type_takes_a_create_and_reads_it_back() {
 
 #[tokio::test]
 async fn update_creates_under_the_client_id_and_revives_a_deleted_one() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let body = json!({ "resourceType": "Observation", "id": "client-chosen.1", "status": "preliminary", "code": { "text": "x" } });
     let r = s.put("/Observation/client-chosen.1", &body).await;
     r.expect(201, "update as create");
@@ -461,7 +331,7 @@ async fn update_creates_under_the_client_id_and_revives_a_deleted_one() {
 
 #[tokio::test]
 async fn writes_that_do_not_fit_are_refused_with_an_outcome() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let observation = body_of("Observation");
     s.post("/Encounter", &observation).await.expect_outcome(
         400,
@@ -521,7 +391,7 @@ async fn writes_that_do_not_fit_are_refused_with_an_outcome() {
 
 #[tokio::test]
 async fn prefer_and_if_match_are_honoured() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let r = s
         .write(
             Method::POST,
@@ -579,7 +449,7 @@ async fn prefer_and_if_match_are_honoured() {
 
 #[tokio::test]
 async fn last_updated_filters_by_prefix_and_count_pages() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let mut stamps = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -657,7 +527,7 @@ async fn last_updated_filters_by_prefix_and_count_pages() {
 
 #[tokio::test]
 async fn metadata_lists_every_r4_type_with_what_it_supports() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let r = s.get("/metadata").await;
     r.expect(200, "metadata");
     let resources = r.body["rest"][0]["resource"].as_array().unwrap();
@@ -729,7 +599,7 @@ async fn metadata_lists_every_r4_type_with_what_it_supports() {
 
 #[tokio::test]
 async fn unknown_types_stay_404_unless_the_defect_is_on() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     for path in [
         "/FhirconfNoSuchType",
         "/FhirconfNoSuchType/x",
@@ -752,14 +622,14 @@ async fn unknown_types_stay_404_unless_the_defect_is_on() {
     );
     s.stop().await;
 
-    let s = Sbx::start(&["CORE-UNKNOWN-TYPE"]).await;
+    let s = start(&["CORE-UNKNOWN-TYPE"]).await;
     assert!(s.get("/FhirconfNoSuchType").await.match_ids().is_empty());
     s.stop().await;
 }
 
 #[tokio::test]
 async fn practitioner_and_appointment_keep_their_documented_behaviour() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let r = s.post("/Appointment", &appointment(&s)).await;
     r.expect(201, "appointment create");
     assert!(
@@ -807,7 +677,7 @@ async fn practitioner_and_appointment_keep_their_documented_behaviour() {
 
 #[tokio::test]
 async fn seed_data_keeps_its_ids_and_content() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let p1 = s.get(&format!("/Patient/{}", s.var("patient_id"))).await;
     p1.expect(200, "patient_id");
     assert_eq!(p1.body["name"][0]["family"], "Mark");
@@ -840,7 +710,7 @@ async fn seed_data_keeps_its_ids_and_content() {
 /// what the registry search includes.
 #[tokio::test]
 async fn registry_types_take_generic_writes_that_the_registry_search_includes() {
-    let s = Sbx::start(&[]).await;
+    let s = start(&[]).await;
     let location = json!({ "resourceType": "Location", "status": "active", "name": "Kingston Annex", "address": { "city": "Kingston" } });
     let loc_id = s.post("/Location", &location).await.body["id"]
         .as_str()
@@ -882,7 +752,7 @@ async fn registry_types_take_generic_writes_that_the_registry_search_includes() 
 
 #[tokio::test]
 async fn core_defects_also_break_the_generic_types() {
-    let s = Sbx::start(&["CORE-ID-MISMATCH"]).await;
+    let s = start(&["CORE-ID-MISMATCH"]).await;
     let id = s.post("/Observation", &body_of("Observation")).await.body["id"]
         .as_str()
         .unwrap()
@@ -894,7 +764,7 @@ async fn core_defects_also_break_the_generic_types() {
     assert_eq!(r.body["id"], id.as_str(), "the URL id wins");
     s.stop().await;
 
-    let s = Sbx::start(&["CORE-BAD-JSON"]).await;
+    let s = start(&["CORE-BAD-JSON"]).await;
     let r = s
         .send(
             Method::POST,
@@ -907,13 +777,13 @@ async fn core_defects_also_break_the_generic_types() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     s.stop().await;
 
-    let s = Sbx::start(&["CORE-READ-404"]).await;
+    let s = start(&["CORE-READ-404"]).await;
     s.get("/Observation/never-was")
         .await
         .expect(200, "CORE-READ-404: a stub");
     s.stop().await;
 
-    let s = Sbx::start(&["CORE-UPDATE"]).await;
+    let s = start(&["CORE-UPDATE"]).await;
     let id = s.post("/Encounter", &body_of("Encounter")).await.body["id"]
         .as_str()
         .unwrap()
@@ -930,7 +800,7 @@ async fn core_defects_also_break_the_generic_types() {
     );
     s.stop().await;
 
-    let s = Sbx::start(&["CORE-CREATE"]).await;
+    let s = start(&["CORE-CREATE"]).await;
     let r = s.post("/Encounter", &body_of("Encounter")).await;
     let location = r.header("location").unwrap().to_owned();
     s.get(&location.replace("/_history/1", ""))
@@ -941,7 +811,7 @@ async fn core_defects_also_break_the_generic_types() {
 
 #[tokio::test]
 async fn with_auth_on_scopes_govern_generic_interactions() {
-    let mut s = Sbx::with(&[("auth", "on")], &[]).await;
+    let mut s = with(&[("auth", "on")], &[]).await;
     s.post("/Observation", &body_of("Observation"))
         .await
         .expect_outcome(401, "security", "no token");
@@ -949,6 +819,7 @@ async fn with_auth_on_scopes_govern_generic_interactions() {
         s.token_for(
             &s.var("auth_limited_client_id"),
             &s.var("auth_limited_client_secret"),
+            None,
         )
         .await,
     );
@@ -965,7 +836,7 @@ async fn with_auth_on_scopes_govern_generic_interactions() {
         .await
         .expect_outcome(403, "forbidden", "no Observation scope");
     s.token = Some(
-        s.token_for(&s.var("auth_client_id"), &s.var("auth_client_secret"))
+        s.token_for(&s.var("auth_client_id"), &s.var("auth_client_secret"), None)
             .await,
     );
     let id = s.post("/Observation", &body_of("Observation")).await.body["id"]

@@ -4,6 +4,7 @@
 
 mod command;
 pub mod faults;
+pub mod sandbox_client;
 pub mod tls;
 
 pub use command::{Fhirconf, Ran};
