@@ -1,6 +1,6 @@
-//! A memory budget for work a scenario controls: [`bounded`] runs a closure on a thread
-//! of its own, and the global allocator ([`Counting`], installed by the binary) counts
-//! what that thread allocates. An allocation past the budget never happens: the
+//! A memory budget for work a scenario controls: [`bounded`] runs a closure on a worker
+//! thread (one per calling thread, reused), and the global allocator ([`Counting`],
+//! installed by the binary) counts what the worker allocates for each job. An allocation past the budget never happens: the
 //! thread stops there for good, holding at most the budget, and [`bounded`] returns an
 //! error at once. Templates go through it (MiniJinja has no memory limit of its own:
 //! a short expression can build gigabytes through `~`, `namespace()`, a repeated list
@@ -43,7 +43,7 @@ thread_local! {
     static LIMIT: Cell<usize> = const { Cell::new(usize::MAX) };
     /// Bytes this thread allocated and has not freed since its budget was set.
     static HELD: Cell<usize> = const { Cell::new(0) };
-    /// The [`Outcome`] to trip when this thread goes over its budget.
+    /// The [`Outcome`] of the job this worker runs, to trip when it goes over its budget.
     static OUTCOME: Cell<*const Outcome> = const { Cell::new(std::ptr::null()) };
     /// Above zero while the thread holds a lock others need: going over the budget
     /// there is let through, and the thread stops at its next allocation instead.
@@ -112,8 +112,9 @@ fn refund(bytes: usize) {
 fn stop_here() -> ! {
     let outcome = OUTCOME.try_with(Cell::get).unwrap_or(std::ptr::null());
     if !outcome.is_null() {
-        // SAFETY: `bounded` stores a pointer into an `Arc<Outcome>` that this thread
-        // owns a clone of for its whole life (it is never dropped: we loop below).
+        // SAFETY: the worker sets this pointer into the running job's `Arc<Outcome>`,
+        // which the job it holds keeps alive while it runs, and the job never ends:
+        // the loop below does not return.
         unsafe { (*outcome).set(State::OverBudget) };
     }
     loop {
@@ -169,7 +170,68 @@ pub enum Stopped {
     NoThread(String),
 }
 
-/// Runs `f` on a thread of its own that may hold at most `budget` bytes and run for at
+/// One piece of bounded work for a worker thread.
+struct Job {
+    run: Box<dyn FnOnce() + Send>,
+    budget: usize,
+    outcome: Arc<Outcome>,
+}
+
+thread_local! {
+    /// The worker that runs this thread's bounded work, started on first use and
+    /// replaced when one is stopped (a thread per call would cost tens of µs each).
+    static WORKER: std::cell::RefCell<Option<std::sync::mpsc::Sender<Job>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A worker: runs jobs one at a time, each under its own budget, until its sender is
+/// dropped or a job stops it for good.
+fn start_worker() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("fhirconf-bounded".to_owned())
+        .spawn(move || {
+            for job in rx {
+                let _ = OUTCOME.try_with(|o| o.set(Arc::as_ptr(&job.outcome)));
+                let _ = HELD.try_with(|h| h.set(0));
+                let _ = LIMIT.try_with(|l| l.set(job.budget));
+                // A panic leaves the job's result empty: Done with nothing is Panicked.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.run));
+                let _ = LIMIT.try_with(|l| l.set(usize::MAX));
+                let _ = OUTCOME.try_with(|o| o.set(std::ptr::null()));
+                job.outcome.set(State::Done);
+            }
+        })?;
+    Ok(tx)
+}
+
+/// Hands `job` to this thread's worker, starting one when there is none (or the last
+/// one is gone).
+fn submit(job: Job) -> Result<(), Stopped> {
+    WORKER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let job = match slot.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let tx = start_worker().map_err(|e| Stopped::NoThread(e.to_string()))?;
+        tx.send(job)
+            .map_err(|_| Stopped::NoThread("the worker ended at once".to_owned()))?;
+        *slot = Some(tx);
+        Ok(())
+    })
+}
+
+/// Forgets this thread's worker: it was stopped for good (over budget or too slow).
+fn abandon_worker() {
+    let _ = WORKER.try_with(|slot| slot.borrow_mut().take());
+    STOPPED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Runs `f` on a worker thread where it may hold at most `budget` bytes and run for at
 /// most `time`; without the counting allocator installed (library use, unit tests), on
 /// the calling thread with no bound.
 pub fn bounded<T, F>(budget: usize, time: Duration, f: F) -> Result<T, Stopped>
@@ -188,24 +250,15 @@ where
         changed: Condvar::new(),
     });
     let result: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
-    let (theirs, their_result) = (Arc::clone(&outcome), Arc::clone(&result));
-    let spawned = std::thread::Builder::new()
-        .name("fhirconf-bounded".to_owned())
-        .spawn(move || {
-            let _ = OUTCOME.try_with(|o| o.set(Arc::as_ptr(&theirs)));
-            let _ = HELD.try_with(|h| h.set(0));
-            let _ = LIMIT.try_with(|l| l.set(budget));
-            let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = LIMIT.try_with(|l| l.set(usize::MAX));
-            // A panic leaves the result empty: Done with nothing is Panicked.
-            if let Ok(value) = value {
-                *their_result.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
-            }
-            theirs.set(State::Done);
-        });
-    if let Err(e) = spawned {
-        return Err(Stopped::NoThread(e.to_string()));
-    }
+    let theirs = Arc::clone(&result);
+    submit(Job {
+        run: Box::new(move || {
+            let value = f();
+            *theirs.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        }),
+        budget,
+        outcome: Arc::clone(&outcome),
+    })?;
     let deadline = Instant::now() + time;
     let mut state = outcome.state.lock().unwrap_or_else(|e| e.into_inner());
     while *state == State::Running {
@@ -228,11 +281,11 @@ where
             .take()
             .ok_or(Stopped::Panicked),
         State::OverBudget => {
-            STOPPED.fetch_add(1, Ordering::Relaxed);
+            abandon_worker();
             Err(Stopped::OverBudget(budget))
         }
         State::Running => {
-            STOPPED.fetch_add(1, Ordering::Relaxed);
+            abandon_worker();
             Err(Stopped::TooSlow(time))
         }
     }
