@@ -17,5 +17,6 @@ mod properties;
 mod regression;
 mod sandbox;
 mod sandbox_generic;
+mod schema;
 mod standalone;
 mod targets;
