@@ -191,6 +191,12 @@ pub struct StepRecord {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// With `retry:`, how many times the request was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// With `retry: { unsafe: true }`, a POST or PATCH sent more than once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeated_unsafe: bool,
     pub duration_secs: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,

@@ -117,7 +117,8 @@ impl Runner {
     }
 
     /// The run's variables, the built-in ones, then the scenario's defaults in order
-    /// (the target's and the command line's win); why one cannot be rendered.
+    /// (the target's and the command line's win), then its `each:` row's fields (which
+    /// win over all); why one cannot be rendered.
     fn scenario_vars(&self, scenario: &Scenario) -> Result<Map<String, Value>, String> {
         let mut vars = self.config.vars.clone();
         vars.insert("run_id".to_owned(), Value::String(self.run_id.clone()));
@@ -141,6 +142,14 @@ impl Runner {
                 .map_err(|e| format!("variable `{name}`: {e}"))?;
             vars.insert(name.clone(), v);
         }
+        for (name, value) in &scenario.row {
+            let v = self
+                .config
+                .templates
+                .render_value(value, &vars)
+                .map_err(|e| format!("row field `{name}`: {e}"))?;
+            vars.insert(name.clone(), v);
+        }
         Ok(vars)
     }
 
@@ -151,7 +160,7 @@ impl Runner {
         vars: &mut Map<String, Value>,
         record: &mut ScenarioRecord,
     ) {
-        for step in &scenario.steps {
+        for step in scenario.steps.iter() {
             if self.config.interrupt.is_set() {
                 record.verdict = Verdict::Error;
                 record.reason = Some(format!(
@@ -213,7 +222,7 @@ impl Runner {
         record: &mut ScenarioRecord,
     ) {
         let (interrupt, budget) = (&self.config.interrupt, self.config.cleanup_budget);
-        for step in &scenario.cleanup {
+        for step in scenario.cleanup.iter() {
             let missing: Vec<&str> = step
                 .reads
                 .iter()
@@ -388,21 +397,136 @@ impl Runner {
             }
         };
         record.url = Some(redactor.text(&request.url));
-        let exchange = match self.exchange(step, request).await {
-            Ok(ex) => ex,
-            Err((request, why)) => {
+        let polled = match self.send_until(step, request, vars).await {
+            Ok(polled) => polled,
+            Err((request, why, earlier)) => {
                 record.verdict = Verdict::Error;
                 record.message = Some(redactor.text(&no_answer_message(&why)));
-                record.transcript = Some(transcript(&request, None, redactor, usize::MAX).into());
+                let last = transcript(&request, None, redactor, usize::MAX);
+                record.transcript = Some(format!("{earlier}{last}").into());
                 record.duration_secs = started.elapsed().as_secs_f64();
                 return record;
             }
         };
+        let exchange = &polled.exchange;
         record.status = Some(exchange.response.status);
-        self.judge(step, &exchange, vars, &mut record);
-        self.keep_transcript(&exchange, &mut record);
-        record.duration_secs = exchange.duration.as_secs_f64();
+        self.judge(step, exchange, vars, &mut record);
+        if let Some(retry) = &step.retry {
+            record.attempts = Some(polled.attempts);
+            record.repeated_unsafe = retry.repeats_unsafe && polled.attempts > 1;
+            self.judge_until(&polled, &mut record);
+        }
+        self.keep_transcript(exchange, &polled.earlier, &mut record);
+        record.duration_secs = if step.retry.is_some() {
+            started.elapsed().as_secs_f64()
+        } else {
+            exchange.duration.as_secs_f64()
+        };
         record
+    }
+
+    /// The step's exchange. With `retry:`, the request is sent again after each wait
+    /// until a response meets `until`, the attempts are spent, or the next wait would
+    /// pass the retry budget; the answers before the last are kept as text.
+    async fn send_until(
+        &self,
+        step: &Step,
+        request: PreparedRequest,
+        vars: &Map<String, Value>,
+    ) -> Result<Polled, (PreparedRequest, NoAnswer, String)> {
+        let Some(retry) = &step.retry else {
+            return match self.exchange(step, request).await {
+                Ok(exchange) => Ok(Polled::once(exchange)),
+                Err((request, why)) => Err((request, why, String::new())),
+            };
+        };
+        let render = |v: &Value| self.config.templates.render_value(v, vars);
+        let mut earlier = String::new();
+        let (mut wait, mut waited) = (retry.interval, Duration::ZERO);
+        let mut attempt = 1;
+        loop {
+            let exchange = match self.exchange(step, request.clone()).await {
+                Ok(exchange) => exchange,
+                Err((request, why)) => return Err((request, why, earlier)),
+            };
+            let unmet: Vec<Check> = evaluate(&retry.until, &exchange.response, &render)
+                .into_iter()
+                .filter(|c| !c.passed)
+                .collect();
+            let out_of_budget = waited.saturating_add(wait) > self.config.retry_budget;
+            if unmet.is_empty() || attempt >= retry.times || out_of_budget {
+                let stopped = (!unmet.is_empty() && attempt < retry.times).then(|| {
+                    format!(
+                        "waiting {} s more would pass the retry budget of {} s (the target's `retry_budget`)",
+                        crate::interrupt::seconds(wait),
+                        crate::interrupt::seconds(self.config.retry_budget)
+                    )
+                });
+                return Ok(Polled {
+                    exchange,
+                    earlier,
+                    attempts: attempt,
+                    unmet,
+                    stopped,
+                });
+            }
+            let why: Vec<String> = unmet.iter().map(Check::summary).collect();
+            earlier.push_str(&format!(
+                "# attempt {attempt} of {}: `until` did not hold ({}); next in {} s\n",
+                retry.times,
+                self.config.redactor.text(&why.join("; ")),
+                crate::interrupt::seconds(wait)
+            ));
+            earlier.push_str(&transcript(
+                &exchange.request,
+                Some(&exchange.response),
+                &self.config.redactor,
+                self.config.passed_body_limit,
+            ));
+            tokio::time::sleep(wait).await;
+            waited = waited.saturating_add(wait);
+            wait = wait.mul_f64(retry.backoff).min(Duration::from_secs(3600));
+            attempt += 1;
+        }
+    }
+
+    /// After polling: `until` not met by the last answer fails the step, its checks
+    /// first, with how many attempts were made.
+    fn judge_until(&self, polled: &Polled, record: &mut StepRecord) {
+        if polled.unmet.is_empty() {
+            return;
+        }
+        let redactor = &self.config.redactor;
+        let mut unmet: Vec<Check> = polled
+            .unmet
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.what = format!("retry.until: {}", c.what);
+                c.expected = redactor.text(&c.expected);
+                c.actual = redactor.text(&c.actual);
+                c
+            })
+            .collect();
+        let plural = if polled.attempts == 1 { "" } else { "s" };
+        let mut message = format!(
+            "`until` did not hold after {} attempt{plural}",
+            polled.attempts
+        );
+        if let Some(stopped) = &polled.stopped {
+            message.push_str(&format!(" (stopped: {stopped})"));
+        }
+        let summaries: Vec<String> = unmet.iter().map(Check::summary).collect();
+        message = format!("{message}: {}", summaries.join("; "));
+        if let Some(rest) = record.message.take() {
+            message = format!("{message}; {rest}");
+        }
+        unmet.append(&mut record.checks);
+        record.checks = unmet;
+        record.message = Some(message);
+        if record.verdict == Verdict::Passed {
+            record.verdict = Verdict::Failed;
+        }
     }
 
     /// Checks the response; when every check holds, takes the captures into `vars`.
@@ -467,22 +591,51 @@ impl Runner {
     /// Every exchange is kept as evidence: a failing one whole, a passing one with its
     /// bodies cut (a long suite's memory and run.json grow by this per step), and then
     /// in the spill file, since only run.json shows it, at the end.
-    fn keep_transcript(&self, exchange: &Exchange, record: &mut StepRecord) {
+    fn keep_transcript(&self, exchange: &Exchange, earlier: &str, record: &mut StepRecord) {
         let body_limit = if record.verdict == Verdict::Passed {
             self.config.passed_body_limit
         } else {
             usize::MAX
         };
-        let text = transcript(
+        let last = transcript(
             &exchange.request,
             Some(&exchange.response),
             &self.config.redactor,
             body_limit,
         );
+        let text = if earlier.is_empty() {
+            last
+        } else {
+            format!("{earlier}# the last attempt\n{last}")
+        };
         record.transcript = Some(match (&self.config.spill, record.verdict) {
             (Some(spill), Verdict::Passed) => spill.keep(text),
             _ => text.into(),
         });
+    }
+}
+
+/// The answer a step is judged on, with what polling saw before it.
+struct Polled {
+    exchange: Exchange,
+    /// The transcripts of the attempts before the last, each after a `#` line.
+    earlier: String,
+    attempts: u32,
+    /// `until`'s checks the last answer did not meet (empty without `retry:`).
+    unmet: Vec<Check>,
+    /// Why polling stopped before its attempts were spent.
+    stopped: Option<String>,
+}
+
+impl Polled {
+    fn once(exchange: Exchange) -> Self {
+        Polled {
+            exchange,
+            earlier: String::new(),
+            attempts: 1,
+            unmet: Vec::new(),
+            stopped: None,
+        }
     }
 }
 
@@ -497,6 +650,8 @@ fn blank_record(step: &Step, phase: Phase) -> StepRecord {
         method: None,
         url: None,
         status: None,
+        attempts: None,
+        repeated_unsafe: false,
         duration_secs: 0.0,
         checks: Vec::new(),
         captures: Default::default(),

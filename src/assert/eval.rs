@@ -352,7 +352,11 @@ mod tests {
         let mut suite =
             crate::scenario::load::load_str("t.yaml", &doc, std::path::Path::new("."), &opts)
                 .unwrap_or_else(|d| panic!("{d:?}"));
-        suite.scenarios.remove(0).steps.remove(0).expect
+        let steps = suite.scenarios.remove(0).steps;
+        std::sync::Arc::try_unwrap(steps)
+            .expect("one owner")
+            .remove(0)
+            .expect
     }
 
     fn response(status: u16, body: &str) -> Response {

@@ -50,6 +50,8 @@ struct StepView {
     method: Option<String>,
     url: Option<String>,
     status: Option<u16>,
+    attempts: Option<u32>,
+    repeated_unsafe: bool,
     duration_ms: String,
     message: Option<String>,
     checks: Vec<CheckView>,
@@ -128,6 +130,8 @@ fn step_view(step: &StepRecord) -> StepView {
         method: step.method.clone(),
         url: step.url.clone(),
         status: step.status,
+        attempts: step.attempts,
+        repeated_unsafe: step.repeated_unsafe,
         duration_ms: ms(step.duration_secs),
         message: step.message.clone(),
         checks: step

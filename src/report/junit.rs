@@ -79,6 +79,12 @@ fn step_log(s: &ScenarioRecord) -> String {
         if let Some(status) = step.status {
             let _ = write!(out, " → {status}");
         }
+        if let Some(n) = step.attempts {
+            let _ = write!(out, " after {n} attempt{}", if n == 1 { "" } else { "s" });
+        }
+        if step.repeated_unsafe {
+            let _ = write!(out, " (non-idempotent, repeated: retry.unsafe)");
+        }
         let _ = writeln!(out, " ({:.0} ms)", step.duration_secs * 1000.0);
         if step.verdict != Verdict::Passed
             && let Some(m) = &step.message

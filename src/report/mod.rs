@@ -139,6 +139,8 @@ pub(crate) mod fixtures {
             method: Some("GET".into()),
             url: Some("http://127.0.0.1:1/Appointment/a1".into()),
             status: (verdict != Verdict::Error).then_some(200),
+            attempts: None,
+            repeated_unsafe: false,
             duration_secs: 0.012,
             checks: Vec::new(),
             captures: Default::default(),

@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
 
 use super::model::{
     BodySpec, Capture, CaptureSource, Expect, FixtureFile, HeaderOp, HeaderRule, JsonOp, JsonRule,
-    Located, Requirement, Scenario, Step, SubsetRule, SuiteFile, Target,
+    Located, Requirement, Retry, Scenario, Step, SubsetRule, SuiteFile, Target,
 };
 use super::schema::{self, FileDoc, ScenarioDoc, SpannedMap};
 use crate::diag::{Diagnostic, did_you_mean};
@@ -157,8 +158,45 @@ struct TopLevel {
     description: Option<String>,
     source: Option<String>,
     ignore: Option<String>,
+    each: Option<Spanned<Vec<SpannedMap>>>,
+    each_file: Option<Spanned<String>>,
     steps: Option<Spanned<Vec<Box<schema::Step>>>>,
     cleanup: Vec<Box<schema::Step>>,
+}
+
+/// One row of `each:`: the label in the scenario's id, and the variables it sets.
+struct Row {
+    label: String,
+    fields: Vec<(String, Value)>,
+}
+
+/// Rows one scenario may have.
+const MAX_ROWS: usize = 10_000;
+
+/// A CSV text with a header line as rows of string values (an empty cell is "").
+fn csv_rows(text: &str) -> Result<Vec<Map<String, Value>>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("the header line: {e}"))?
+        .clone();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("row [{i}]: {e}"))?;
+        rows.push(
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(k, v)| (k.trim().to_owned(), Value::String(v.to_owned())))
+                .collect(),
+        );
+        if rows.len() > MAX_ROWS {
+            break;
+        }
+    }
+    Ok(rows)
 }
 
 /// The body members of a request, as the file gives them.
@@ -260,6 +298,8 @@ impl Builder<'_> {
                     ("source", doc.source.is_some()),
                     ("description", doc.description.is_some()),
                     ("ignore", doc.ignore.is_some()),
+                    ("each", doc.each.is_some()),
+                    ("each_file", doc.each_file.is_some()),
                 ];
                 self.listed(list, beside)
             }
@@ -269,6 +309,8 @@ impl Builder<'_> {
                     description: doc.description,
                     source: doc.source,
                     ignore: doc.ignore,
+                    each: doc.each,
+                    each_file: doc.each_file,
                     steps: doc.steps,
                     cleanup: doc.cleanup,
                 };
@@ -280,7 +322,7 @@ impl Builder<'_> {
         };
         let scenarios: Vec<Scenario> = docs
             .into_iter()
-            .filter_map(|sc| self.scenario(sc, &inherited, &known))
+            .flat_map(|sc| self.scenario(sc, &inherited, &known))
             .collect();
         if self.errors.is_empty() {
             Ok(SuiteFile {
@@ -301,7 +343,7 @@ impl Builder<'_> {
     fn listed(
         &mut self,
         list: Spanned<Vec<ScenarioDoc>>,
-        beside: [(&str, bool); 6],
+        beside: [(&str, bool); 8],
     ) -> Vec<ScenarioDoc> {
         for (key, present) in beside {
             if present {
@@ -361,6 +403,8 @@ impl Builder<'_> {
             inputs: Vec::new(),
             vars: None,
             ignore: top.ignore,
+            each: top.each,
+            each_file: top.each_file,
             steps: steps.value,
             cleanup: top.cleanup,
         })
@@ -418,17 +462,23 @@ impl Builder<'_> {
         out
     }
 
+    /// The scenario as the model has it: one, or with `each:` one per row (they share
+    /// their steps); none after reporting why not.
     fn scenario(
         &mut self,
         doc: ScenarioDoc,
         inh: &Inherited,
         file_known: &BTreeSet<String>,
-    ) -> Option<Scenario> {
+    ) -> Vec<Scenario> {
         let mut known = file_known.clone();
         let mut inputs = inh.inputs.clone();
         inputs.extend(self.inputs(&doc.inputs, &mut known));
         let mut vars = inh.vars.clone();
         vars.extend(self.vars(doc.vars.as_ref(), &mut known));
+        let rows = self.rows(doc.each, doc.each_file, doc.name.referenced);
+        if let Some(first) = rows.as_ref().and_then(|r| r.first()) {
+            known.extend(first.fields.iter().map(|(name, _)| name.clone()));
+        }
         let mut requires = inh.requires.clone();
         requires.extend(self.requires(&doc.requires));
         let mut tags = inh.tags.clone();
@@ -453,7 +503,7 @@ impl Builder<'_> {
             cleanup.extend(self.step(step, i + 1, &mut known));
         }
         let name = doc.name.value;
-        Some(Scenario {
+        let base = Scenario {
             id: format!("{}::{}", self.file, name),
             file: self.file.to_owned(),
             line: doc.name.referenced.line(),
@@ -465,9 +515,177 @@ impl Builder<'_> {
             inputs,
             vars,
             ignore: doc.ignore,
-            steps,
-            cleanup,
-        })
+            row: Vec::new(),
+            steps: Arc::new(steps),
+            cleanup: Arc::new(cleanup),
+        };
+        let Some(rows) = rows else {
+            return vec![base];
+        };
+        rows.into_iter()
+            .map(|row| Scenario {
+                id: format!("{}[{}]", base.id, row.label),
+                name: format!("{}[{}]", base.name, row.label),
+                row: row.fields,
+                file: base.file.clone(),
+                line: base.line,
+                description: base.description.clone(),
+                source: base.source.clone(),
+                tags: base.tags.clone(),
+                requires: base.requires.clone(),
+                inputs: base.inputs.clone(),
+                vars: base.vars.clone(),
+                ignore: base.ignore.clone(),
+                steps: Arc::clone(&base.steps),
+                cleanup: Arc::clone(&base.cleanup),
+            })
+            .collect()
+    }
+
+    /// The rows of `each:` or `each_file:` (not both): every row a map of variable
+    /// names with the same fields as the first, labelled by its `name` field (not a
+    /// variable) or its index, no label twice. `None` without rows or when they cannot
+    /// be read; problems in rows are reported and the rows still returned.
+    fn rows(
+        &mut self,
+        each: Option<Spanned<Vec<SpannedMap>>>,
+        each_file: Option<Spanned<String>>,
+        scenario_at: Location,
+    ) -> Option<Vec<Row>> {
+        let listed: Vec<(Map<String, Value>, Location)> = match (each, each_file) {
+            (None, None) => return None,
+            (Some(_), Some(file)) => {
+                self.err_at(
+                    file.referenced,
+                    "`each` and `each_file` cannot both be given",
+                );
+                return None;
+            }
+            (Some(list), None) => {
+                if list.value.is_empty() {
+                    self.err_at(list.referenced, "`each` has no rows");
+                    return None;
+                }
+                list.value
+                    .into_iter()
+                    .map(|row| (row.value, row.referenced))
+                    .collect()
+            }
+            (None, Some(file)) => self
+                .rows_from_file(&file)?
+                .into_iter()
+                .map(|row| (row, file.referenced))
+                .collect(),
+        };
+        if listed.len() > MAX_ROWS {
+            self.err_at(
+                scenario_at,
+                format!(
+                    "{} rows: a scenario may have at most {MAX_ROWS}",
+                    listed.len()
+                ),
+            );
+            return None;
+        }
+        // `name` labels a row; the other fields are its variables.
+        let variables = |row: &Map<String, Value>| -> BTreeSet<String> {
+            row.keys().filter(|k| *k != "name").cloned().collect()
+        };
+        let first = variables(&listed[0].0);
+        let mut labels = HashSet::new();
+        let mut rows = Vec::with_capacity(listed.len());
+        for (index, (fields, at)) in listed.iter().enumerate() {
+            let label = match fields.get("name") {
+                Some(Value::String(n)) if !n.trim().is_empty() && !n.contains(['\n', '[', ']']) => {
+                    n.clone()
+                }
+                Some(other) => {
+                    self.err_at(
+                        *at,
+                        format!(
+                            "row [{index}]: `name` labels the row in its scenario's id: a one-line string without `[` or `]`, found {}",
+                            crate::template::value_to_text(other)
+                        ),
+                    );
+                    continue;
+                }
+                None => index.to_string(),
+            };
+            if !labels.insert(label.clone()) {
+                self.err_at(
+                    *at,
+                    format!("row [{index}]: two rows are labelled `{label}`"),
+                );
+            }
+            for name in fields.keys() {
+                if !is_identifier(name) {
+                    self.err_at(
+                        *at,
+                        format!("row [{index}]: `{name}` is not a variable name"),
+                    );
+                }
+            }
+            let these = variables(fields);
+            if these != first {
+                let missing: Vec<&str> = first.difference(&these).map(|s| s.as_str()).collect();
+                let extra: Vec<&str> = these.difference(&first).map(|s| s.as_str()).collect();
+                self.err_at(
+                    *at,
+                    format!(
+                        "row [{index}] has other fields than the first row (missing: {}; extra: {}): every row gives the same variables",
+                        if missing.is_empty() { "none".to_owned() } else { missing.join(", ") },
+                        if extra.is_empty() { "none".to_owned() } else { extra.join(", ") },
+                    ),
+                );
+            }
+            rows.push(Row {
+                label,
+                fields: fields
+                    .iter()
+                    .filter(|(k, _)| *k != "name")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            });
+        }
+        // Kept after an error too: their fields are still the scenario's variables, so
+        // a bad row does not also make every step's use of them "undefined".
+        Some(rows)
+    }
+
+    /// The rows of an `each_file:`: a CSV file with a header line (every value a
+    /// string) or a JSON list of objects.
+    fn rows_from_file(&mut self, file: &Spanned<String>) -> Option<Vec<Map<String, Value>>> {
+        let path = self.base.join(&file.value);
+        let text = match read_text(&path, &file.value, MAX_FILE_BYTES) {
+            Ok(text) => text,
+            Err(d) => {
+                self.err_at(file.referenced, format!("`each_file`: {}", d.message));
+                return None;
+            }
+        };
+        let lower = file.value.to_ascii_lowercase();
+        let parsed: Result<Vec<Map<String, Value>>, String> = if lower.ends_with(".csv") {
+            csv_rows(&text)
+        } else if lower.ends_with(".json") {
+            serde_json::from_str::<Vec<Map<String, Value>>>(&text)
+                .map_err(|e| format!("expected a JSON list of objects: {e}"))
+        } else {
+            Err("the file must end in `.csv` or `.json`".to_owned())
+        };
+        match parsed {
+            Ok(rows) if rows.is_empty() => {
+                self.err_at(
+                    file.referenced,
+                    format!("`each_file` {}: no rows", file.value),
+                );
+                None
+            }
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                self.err_at(file.referenced, format!("`each_file` {}: {e}", file.value));
+                None
+            }
+        }
     }
 
     fn check_refs(
@@ -543,6 +761,9 @@ impl Builder<'_> {
         };
         let body = self.body(parts, at, known, &mut reads);
         let expect = self.expect(step.expect, known, &mut reads);
+        let retry = step
+            .retry
+            .and_then(|r| self.retry(*r, method, known, &mut reads));
         let mut capture = self.captures(step.capture);
         known.extend(capture.iter().map(|(name, _)| name.clone()));
         let name = step.name.map(|n| n.value).unwrap_or_else(|| {
@@ -576,7 +797,67 @@ impl Builder<'_> {
             capture,
             reads,
             auth: step.auth.unwrap_or(true),
+            retry,
         })
+    }
+
+    /// A step's `retry:` with its numbers in range and the method allowed to repeat.
+    fn retry(
+        &mut self,
+        spec: Spanned<schema::RetrySpec>,
+        method: schema::Method,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Option<Box<Retry>> {
+        let at = spec.referenced;
+        let spec = spec.value;
+        let errors_before = self.errors.len();
+        if matches!(method, schema::Method::Post | schema::Method::Patch) && !spec.repeat_unsafe {
+            self.err_at(
+                at,
+                format!(
+                    "`retry` sends the request again, and {} is not idempotent: each attempt could create or change something; say `unsafe: true` under `retry` to repeat it anyway",
+                    method.as_str()
+                ),
+            );
+        }
+        let times = spec.times.value;
+        if !(1..=1000).contains(&times) {
+            self.err_at(
+                spec.times.referenced,
+                format!("`times` must be from 1 to 1000, found {times}"),
+            );
+        }
+        let interval = spec.interval.map_or(1.0, |i| {
+            if !(0.0..=3600.0).contains(&i.value.0) {
+                self.err_at(
+                    i.referenced,
+                    format!("`interval` must be from 0 to 1 hour, found {} s", i.value.0),
+                );
+            }
+            i.value.0
+        });
+        let backoff = spec.backoff.map_or(1.0, |b| {
+            if !(b.value.is_finite() && (1.0..=10.0).contains(&b.value)) {
+                self.err_at(
+                    b.referenced,
+                    format!("`backoff` must be from 1 to 10, found {}", b.value),
+                );
+            }
+            b.value
+        });
+        let until = self.expect(spec.until, known, reads);
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Box::new(Retry {
+            until,
+            times,
+            interval: std::time::Duration::from_secs_f64(interval.clamp(0.0, 3600.0)),
+            backoff,
+            repeats_unsafe: spec.repeat_unsafe
+                && matches!(method, schema::Method::Post | schema::Method::Patch),
+        }))
     }
 
     /// `path` (joined to the base URL) or `url`: exactly one.

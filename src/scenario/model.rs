@@ -1,6 +1,8 @@
 //! The validated scenario model the runner executes: fixtures read, bodies merged,
 //! requirements parsed. Built only by [`super::load`].
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 pub use super::schema::{
@@ -45,15 +47,21 @@ pub struct Scenario {
     /// Defaults, evaluated in order (file-level first); target and `--var` values win.
     pub vars: Vec<(String, Value)>,
     pub ignore: Option<String>,
-    pub steps: Vec<Step>,
-    pub cleanup: Vec<Step>,
+    /// With `each:`, this row's fields: variables that win over every other.
+    pub row: Vec<(String, Value)>,
+    /// Shared by the scenarios of one `each:` (one per row).
+    pub steps: Arc<Vec<Step>>,
+    pub cleanup: Arc<Vec<Step>>,
 }
 
 impl Scenario {
     /// True when any step (cleanup included) may change server state: any POST, PUT,
     /// PATCH or DELETE other than a `_search`.
     pub fn writes(&self) -> bool {
-        self.steps.iter().chain(&self.cleanup).any(Step::writes)
+        self.steps
+            .iter()
+            .chain(self.cleanup.iter())
+            .any(Step::writes)
     }
 }
 
@@ -178,6 +186,21 @@ pub struct Step {
     pub reads: Vec<String>,
     /// Whether the target's credentials go with the request.
     pub auth: bool,
+    /// Polling: the request is sent again until these expectations hold.
+    pub retry: Option<Box<Retry>>,
+}
+
+/// A step's `retry:`, checked at load.
+#[derive(Debug)]
+pub struct Retry {
+    pub until: Expect,
+    /// Attempts in all, at least 1.
+    pub times: u32,
+    pub interval: std::time::Duration,
+    /// At least 1.
+    pub backoff: f64,
+    /// A POST or PATCH repeated because the file says `unsafe: true`.
+    pub repeats_unsafe: bool,
 }
 
 impl Step {

@@ -57,6 +57,12 @@ pub struct FileDoc {
     pub vars: Option<SpannedMap>,
     /// a reason; the scenario is skipped unless `--include-ignored`
     pub ignore: Option<String>,
+    /// rows: the scenario runs once per row, each run its own test case `file::name[label]` (the row's `name`, or its index from 0); the row's other fields are variables that win over all others; every row gives the same fields (see below)
+    #[schemars(with = "Option<Rows>")]
+    pub each: Option<Spanned<Vec<SpannedMap>>>,
+    /// rows from a file beside the scenario: CSV with a header line (values are strings) or JSON (a list of objects); at most 10,000 rows
+    #[schemars(with = "Option<String>")]
+    pub each_file: Option<Spanned<String>>,
     /// requests in order; the first failing step stops the scenario
     #[schemars(with = "Option<Steps>")]
     pub steps: Option<Spanned<Vec<Box<Step>>>>,
@@ -71,6 +77,7 @@ pub struct FileDoc {
 /// One scenario inside a `scenarios:` list.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = scenario_rules)]
 pub struct ScenarioDoc {
     /// required; unique within the file
     #[schemars(with = "String")]
@@ -95,6 +102,12 @@ pub struct ScenarioDoc {
     pub vars: Option<SpannedMap>,
     /// a reason; the scenario is skipped unless `--include-ignored`
     pub ignore: Option<String>,
+    /// rows: the scenario runs once per row, each run its own test case `file::name[label]` (the row's `name`, or its index from 0); the row's other fields are variables that win over all others; every row gives the same fields (see below)
+    #[schemars(with = "Option<Rows>")]
+    pub each: Option<Spanned<Vec<SpannedMap>>>,
+    /// rows from a file beside the scenario: CSV with a header line (values are strings) or JSON (a list of objects); at most 10,000 rows
+    #[schemars(with = "Option<String>")]
+    pub each_file: Option<Spanned<String>>,
     // Boxed, so each step's memory is freed as the loader turns it into the model
     // (a `Vec<Step>` would hold all of them, ~1.4 KiB each, until the last).
     /// requests in order; the first failing step stops the scenario
@@ -125,6 +138,65 @@ pub struct Step {
     pub capture: Vec<(String, Spanned<Capture>)>,
     /// `false`: send this request without the target's credentials
     pub auth: Option<bool>,
+    /// send the request again until `until` holds (polling an asynchronous server): `{ until, times, interval, backoff, unsafe }`
+    #[schemars(with = "Option<RetrySpec>")]
+    pub retry: Option<Box<Spanned<RetrySpec>>>,
+}
+
+/// `retry:` on a step: send the request again until `until` holds, at most `times`
+/// attempts in all, waiting `interval` (times `backoff` after each attempt) between.
+// A POST or PATCH needs `unsafe: true`: the loader checks it, with the request beside.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// stop polling once this holds (the same keys as `expect`)
+    pub until: Expect,
+    /// attempts in all, the first included (1 to 1000)
+    #[schemars(with = "u32", range(min = 1, max = 1000))]
+    pub times: Spanned<u32>,
+    /// the first wait: 250ms, 2s, 1m or seconds [default 1s]
+    #[schemars(with = "Option<DurationText>")]
+    pub interval: Option<Spanned<DurationText>>,
+    /// each wait is the one before times this (1 to 10) [default 1]
+    #[schemars(with = "Option<f64>", range(min = 1.0, max = 10.0))]
+    pub backoff: Option<Spanned<f64>>,
+    /// also repeat a POST or PATCH, which are not idempotent; the reports mark the step `non-idempotent, repeated`
+    #[serde(default, rename = "unsafe")]
+    pub repeat_unsafe: bool,
+}
+
+/// A duration as written: `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationText(pub f64);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let secs = match &value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(text) => {
+                let text = text.trim();
+                let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+                    (n, 0.001)
+                } else if let Some(n) = text.strip_suffix('s') {
+                    (n, 1.0)
+                } else if let Some(n) = text.strip_suffix('m') {
+                    (n, 60.0)
+                } else {
+                    (text, 1.0)
+                };
+                number.trim().parse::<f64>().ok().map(|n| n * scale)
+            }
+            _ => None,
+        };
+        match secs {
+            Some(s) if s.is_finite() => Ok(DurationText(s)),
+            _ => Err(de::Error::custom(format!(
+                "expected a duration such as `500ms`, `2s` or `1m`, found `{}`",
+                crate::template::value_to_text(&value)
+            ))),
+        }
+    }
 }
 
 /// The HTTP method, in capitals.
@@ -635,13 +707,15 @@ pub fn json_schema() -> schemars::Schema {
 }
 
 /// The keys of a single scenario, which cannot stand beside `scenarios`.
-const BESIDE_SCENARIOS: [&str; 6] = [
+const BESIDE_SCENARIOS: [&str; 8] = [
     "name",
     "steps",
     "cleanup",
     "source",
     "description",
     "ignore",
+    "each",
+    "each_file",
 ];
 
 fn file_rules(schema: &mut schemars::Schema) {
@@ -660,6 +734,14 @@ fn file_rules(schema: &mut schemars::Schema) {
             { "allOf": [present("name"), present("steps")], "not": present("scenarios") },
             { "allOf": [present("scenarios")], "not": { "anyOf": beside } },
         ] }),
+    );
+    scenario_rules(schema);
+}
+
+fn scenario_rules(schema: &mut schemars::Schema) {
+    crate::jschema::add_rule(
+        schema,
+        crate::jschema::at_most_one_of(&["each", "each_file"]),
     );
 }
 
@@ -824,5 +906,36 @@ schema_of!(Captures, "Captures", |generator| {
         "type": "object",
         "propertyNames": { "pattern": crate::jschema::IDENTIFIER },
         "additionalProperties": capture
+    })
+});
+
+schema_of!(DurationText, "Duration", |_generator| {
+    schemars::json_schema!({
+        "description": "`500ms`, `2s`, `1.5s`, `1m`, or a number of seconds (0 to 1 hour)",
+        "oneOf": [
+            { "type": "number", "minimum": 0, "maximum": 3600 },
+            { "type": "string", "pattern": "^\\s*[+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*(ms|s|m)?\\s*$" }
+        ]
+    })
+});
+
+/// `each:`, for the schema: rows of variables, each optionally labelled by `name`.
+struct Rows;
+schema_of!(Rows, "Rows", |_generator| {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 10_000,
+        "items": {
+            "type": "object",
+            "propertyNames": { "pattern": crate::jschema::IDENTIFIER },
+            "properties": {
+                "name": {
+                    "description": "the row's label in the scenario's id, `file::name[label]`",
+                    "type": "string",
+                    "pattern": "^[^\\n\\[\\]]*\\S[^\\n\\[\\]]*$"
+                }
+            }
+        }
     })
 });
