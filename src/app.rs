@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::{
-    CompareArgs, CompareFormat, InitArgs, InputsArgs, PathArgs, RunArgs, ServeArgs, VerifyArgs,
+    CompareArgs, CompareFormat, InitArgs, InputsArgs, PathArgs, RunArgs, SchemaArgs, SchemaKind,
+    ServeArgs, VerifyArgs,
 };
 use crate::compare;
 use crate::evidence;
@@ -45,6 +46,20 @@ fn load_or_report(args: &PathArgs) -> Result<Vec<SuiteFile>, u8> {
         &LoadOptions::default(),
     )
     .map_err(|diags| say_plan_error(&PlanError::Scenarios(diags)))
+}
+
+/// The JSON Schema of scenario or target files, as committed in `schemas/`.
+pub fn schema_text(kind: SchemaKind) -> String {
+    crate::jschema::render(&match kind {
+        SchemaKind::Scenario => crate::scenario::schema::json_schema(),
+        SchemaKind::Target => crate::target::json_schema(),
+    })
+}
+
+/// `fhirconf schema scenario|target`: prints the schema.
+pub fn schema(args: &SchemaArgs) -> u8 {
+    print!("{}", schema_text(args.kind));
+    exit::SUCCESS
 }
 
 /// `fhirconf check`: exit 0 when every file is valid, 2 otherwise.

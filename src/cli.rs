@@ -1,5 +1,5 @@
-//! The command line: `run`, `check`, `list`, `serve`, `compare`, `verify`. Thin: it
-//! parses flags and calls the library.
+//! The command line: `run`, `check`, `list`, `serve`, `compare`, `verify`, `inputs`,
+//! `init`, `schema`. Thin: it parses flags and calls the library.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +38,24 @@ pub enum Command {
     /// Write a starter target file from what a server advertises (its
     /// CapabilityStatement and SMART configuration), with every input the suites need.
     Init(InitArgs),
+    /// Print the JSON Schema of scenario or target files, for editors (the same as
+    /// schemas/scenario.schema.json and schemas/target.schema.json).
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema to print.
+    #[arg(value_enum)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Scenario files (`scenarios/**/*.yaml`).
+    Scenario,
+    /// Target files (`targets/*.yaml`).
+    Target,
 }
 
 #[derive(Debug, Args)]

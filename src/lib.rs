@@ -19,6 +19,7 @@ pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod init;
 pub(crate) mod interrupt;
+pub mod jschema;
 pub(crate) mod jsonpath;
 pub mod limits;
 pub mod memory;

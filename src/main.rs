@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => fhirconf::app::verify(args),
         Command::Inputs(args) => fhirconf::app::inputs(args),
         Command::Init(args) => fhirconf::app::init(args),
+        Command::Schema(args) => fhirconf::app::schema(args),
     })
 }
 

@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
@@ -40,25 +41,49 @@ pub const BUILTIN_SANDBOX_NAME: &str = "targets/sandbox.yaml (built in)";
 /// Seconds of `Retry-After` the harness waits out per request before it gives up.
 pub const DEFAULT_RETRY_BUDGET_SECS: f64 = 60.0;
 
-#[derive(Debug, Deserialize)]
+/// A target file: where the server is, how to authenticate and what it declares.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "fhirconf target file")]
 struct TargetDoc {
+    /// free text, shown in reports
     description: Option<String>,
+    /// the FHIR base URL; scenario paths are joined to it. Absent: start the built-in sandbox
+    #[schemars(with = "Option<BaseUrl>")]
     base_url: Option<Spanned<String>>,
+    /// how the harness authenticates: `type` and that type's settings
+    #[schemars(with = "Option<AuthDoc>")]
     auth: Option<Spanned<AuthDoc>>,
+    /// sent with every request; a step's own header wins
+    #[schemars(with = "Option<Headers>")]
     headers: Option<Spanned<Map<String, Value>>>,
+    /// ids of known records, codes
+    #[schemars(with = "Option<Map<String, Value>>")]
     vars: Option<Spanned<Map<String, Value>>>,
-    /// Absent or empty (a key with only comments under it, as `fhirconf init` writes
-    /// it) means none, as for `vars`.
+    // Absent or empty (a key with only comments under it, as `fhirconf init` writes
+    // it) means none, as for `vars`.
+    /// values from the environment, masked: variable name to environment variable name
+    #[schemars(with = "Option<BTreeMap<String, EnvName>>")]
     secret_vars: Option<BTreeMap<String, Spanned<String>>>,
+    /// what the server declares (`double_booking: forbidden`, `versioning: true`), for `requires`
+    #[schemars(with = "Option<BTreeMap<String, Scalar>>")]
     features: Option<Spanned<Map<String, Value>>>,
+    /// seconds per request
+    #[schemars(with = "Option<f64>", range(min = 0.001, max = 86_400.0))]
     timeout: Option<Spanned<f64>>,
+    /// requests per second at most, across all scenarios
+    #[schemars(with = "Option<f64>", range(min = 0.001, max = 100_000.0))]
     rate_limit: Option<Spanned<f64>>,
+    /// seconds one request may wait out Retry-After
+    #[schemars(with = "Option<f64>", range(min = 0.001, max = 86_400.0))]
     retry_budget: Option<Spanned<f64>>,
+    /// certificates: paths are relative to the target file
+    #[schemars(with = "Option<TlsDoc>")]
     tls: Option<Spanned<TlsDoc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `none`, `bearer`, `client_credentials` or `smart_backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     None,
@@ -94,37 +119,191 @@ impl AuthKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The algorithm of the SMART client assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum JwtAlgorithm {
     RS384,
     ES384,
 }
 
-#[derive(Debug, Deserialize)]
+/// How the harness authenticates; each `type` takes its own settings.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = auth_rules)]
 struct AuthDoc {
+    /// `none`: sends no credentials; `bearer`: sends the token held by `token_env`; `client_credentials`: OAuth2 client credentials; `smart_backend`: SMART Backend Services (a signed JWT assertion exchanged for a token)
     #[serde(rename = "type")]
     kind: AuthKind,
+    /// the environment variable holding the bearer token (the name, never the token)
+    #[schemars(with = "Option<EnvName>")]
     token_env: Option<Spanned<String>>,
+    /// the token endpoint, absolute or relative to `base_url`
+    #[schemars(with = "Option<String>")]
     token_url: Option<Spanned<String>>,
+    /// the OAuth2 client id
+    #[schemars(with = "Option<String>")]
     client_id: Option<Spanned<String>>,
+    /// the environment variable holding the client secret (the name, never the secret)
+    #[schemars(with = "Option<EnvName>")]
     client_secret_env: Option<Spanned<String>>,
+    /// the scopes requested, e.g. `system/*.read system/*.write`
+    #[schemars(with = "Option<String>")]
     scope: Option<Spanned<String>>,
+    /// the PEM private key that signs the assertion, relative to the target file
+    #[schemars(with = "Option<String>")]
     private_key_file: Option<Spanned<String>>,
+    /// the environment variable holding the PEM private key (instead of `private_key_file`)
+    #[schemars(with = "Option<EnvName>")]
     private_key_env: Option<Spanned<String>>,
+    /// `RS384` or `ES384`
+    #[schemars(with = "Option<JwtAlgorithm>")]
     algorithm: Option<Spanned<JwtAlgorithm>>,
+    /// the key id registered with the server
+    #[schemars(with = "Option<String>")]
     kid: Option<Spanned<String>>,
+    /// the URL of the client's JWK Set (optional)
+    #[schemars(with = "Option<String>")]
     jku: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Certificates; paths are relative to the target file.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = tls_rules)]
 struct TlsDoc {
+    /// the CA certificate (PEM) that signs the server's certificate
+    #[schemars(with = "Option<String>")]
     ca_file: Option<Spanned<String>>,
+    /// mutual TLS, with client_key
+    #[schemars(with = "Option<String>")]
     client_cert: Option<Spanned<String>>,
+    /// the client certificate's private key (PEM), with client_cert
+    #[schemars(with = "Option<String>")]
     client_key: Option<Spanned<String>>,
+    /// true accepts any certificate, with a warning
     #[serde(default)]
     insecure: bool,
+}
+
+/// The JSON Schema of a target file.
+pub fn json_schema() -> schemars::Schema {
+    crate::jschema::root_for::<TargetDoc>()
+}
+
+/// Per `type`: the settings it requires, and null for those it does not take.
+fn auth_rules(schema: &mut schemars::Schema) {
+    use crate::jschema::present;
+    const ALL: [AuthKind; 4] = [
+        AuthKind::None,
+        AuthKind::Bearer,
+        AuthKind::ClientCredentials,
+        AuthKind::SmartBackend,
+    ];
+    let every: Vec<&str> = ALL
+        .iter()
+        .flat_map(|k| k.keys().1.iter().copied())
+        .collect();
+    for kind in ALL {
+        let (name, allowed) = kind.keys();
+        let mut then: Vec<Value> = every
+            .iter()
+            .filter(|k| !allowed.contains(k))
+            .map(|k| serde_json::json!({ "properties": { *k: { "type": "null" } } }))
+            .collect();
+        let required: &[&str] = match kind {
+            AuthKind::None => &[],
+            AuthKind::Bearer => &["token_env"],
+            AuthKind::ClientCredentials => &["token_url", "client_id", "client_secret_env"],
+            AuthKind::SmartBackend => &["token_url", "client_id", "algorithm", "kid"],
+        };
+        then.extend(required.iter().map(|k| present(k)));
+        if kind == AuthKind::SmartBackend {
+            then.push(crate::jschema::exactly_one_of(&[
+                "private_key_file",
+                "private_key_env",
+            ]));
+        }
+        crate::jschema::add_rule(
+            schema,
+            serde_json::json!({
+                "if": { "properties": { "type": { "const": name } }, "required": ["type"] },
+                "then": { "allOf": then }
+            }),
+        );
+    }
+}
+
+/// The client certificate and its key come as a pair.
+fn tls_rules(schema: &mut schemars::Schema) {
+    use crate::jschema::present;
+    crate::jschema::add_rule(
+        schema,
+        serde_json::json!({ "if": present("client_cert"), "then": present("client_key") }),
+    );
+    crate::jschema::add_rule(
+        schema,
+        serde_json::json!({ "if": present("client_key"), "then": present("client_cert") }),
+    );
+}
+
+/// `base_url`, for the schema: an http(s) URL.
+struct BaseUrl;
+impl JsonSchema for BaseUrl {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BaseUrl".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::jschema::pattern_string("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+", "an http(s) URL")
+    }
+}
+
+/// An environment variable's name, for the schema.
+struct EnvName;
+impl JsonSchema for EnvName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EnvName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::jschema::pattern_string(
+            crate::jschema::IDENTIFIER,
+            "the name of an environment variable (letters, digits and `_`), never the secret itself",
+        )
+    }
+}
+
+/// A string, number or boolean, for the schema (feature and header values).
+struct Scalar;
+impl JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+/// `headers:`, for the schema: valid names other than Authorization, values HTTP can
+/// carry.
+struct Headers;
+impl JsonSchema for Headers {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Headers".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "propertyNames": {
+                "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                "not": { "pattern": "^[Aa][Uu][Tt][Hh][Oo][Rr][Ii][Zz][Aa][Tt][Ii][Oo][Nn]$" }
+            },
+            "additionalProperties": {
+                "oneOf": [
+                    { "type": "string", "pattern": "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$" },
+                    { "type": ["number", "boolean"] }
+                ]
+            }
+        })
+    }
 }
 
 /// A value from the file with where it was written, so a later problem with it (an

@@ -6,7 +6,7 @@
 //! Semantic checks that need the whole file (variables, fixtures) live in
 //! [`super::validate`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +14,7 @@ use jsonpath_rust::parser::model::JpQuery;
 
 pub use crate::jsonpath::JsonPathExpr;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -25,89 +26,141 @@ pub type SpannedMap = Spanned<Map<String, Value>>;
 /// A scenario file: either one scenario at top level (`name` + `steps`), or
 /// several under `scenarios:`. Top-level `vars`, `tags`, `requires` and
 /// `inputs` apply to every scenario of the file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "fhirconf scenario file",
+    description = "One scenario (`name` + `steps`) or several under `scenarios:`.",
+    transform = file_rules
+)]
 pub struct FileDoc {
+    /// required; unique within the file
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
+    /// free text
     pub description: Option<String>,
+    /// the rule it enforces (an id from `scenarios/RULES.md`, optionally with the quoted sentence)
     pub source: Option<String>,
+    /// for `--tags` / `--exclude-tags`; built-in suites tag the API family, the resource, and `writes`
     #[serde(default)]
     pub tags: Vec<String>,
+    /// interactions (`Appointment.update`, checked against the server's CapabilityStatement) and features (`double_booking=forbidden`, `versioning`) the target must declare; otherwise the scenario is skipped with the reason
     #[serde(default)]
+    #[schemars(with = "Vec<Requirement>")]
     pub requires: Vec<Spanned<String>>,
+    /// variables the scenario takes from the target or `--var`; a missing one skips the scenario with the reason
     #[serde(default)]
+    #[schemars(with = "Vec<VarName>")]
     pub inputs: Vec<Spanned<String>>,
+    /// variables with default values, evaluated in order; `--var` wins
+    #[schemars(with = "Option<Vars>")]
     pub vars: Option<SpannedMap>,
+    /// a reason; the scenario is skipped unless `--include-ignored`
     pub ignore: Option<String>,
-    /// Rows: the scenario runs once per row, with the row's fields as variables.
+    /// rows: the scenario runs once per row, each run its own test case `file::name[label]` (the row's `name`, or its index from 0); the row's other fields are variables that win over all others; every row gives the same fields (see below)
+    #[schemars(with = "Option<Rows>")]
     pub each: Option<Spanned<Vec<SpannedMap>>>,
-    /// Rows from a CSV (with a header line) or JSON (a list of objects) file,
-    /// relative to the scenario file.
+    /// rows from a file beside the scenario: CSV with a header line (values are strings) or JSON (a list of objects); at most 10,000 rows
+    #[schemars(with = "Option<String>")]
     pub each_file: Option<Spanned<String>>,
+    /// requests in order; the first failing step stops the scenario
+    #[schemars(with = "Option<Steps>")]
     pub steps: Option<Spanned<Vec<Box<Step>>>>,
+    /// steps that always run afterwards, even after a failure; one whose variables were never captured is skipped
     #[serde(default)]
     pub cleanup: Vec<Box<Step>>,
+    /// several scenarios in one file, instead of `name` and `steps`; they share the file's `vars`, `tags`, `requires` and `inputs`
+    #[schemars(with = "Option<Scenarios>")]
     pub scenarios: Option<Spanned<Vec<ScenarioDoc>>>,
 }
 
 /// One scenario inside a `scenarios:` list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = scenario_rules)]
 pub struct ScenarioDoc {
+    /// required; unique within the file
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// free text
     pub description: Option<String>,
+    /// the rule it enforces (an id from `scenarios/RULES.md`, optionally with the quoted sentence)
     pub source: Option<String>,
+    /// for `--tags` / `--exclude-tags`; built-in suites tag the API family, the resource, and `writes`
     #[serde(default)]
     pub tags: Vec<String>,
+    /// interactions (`Appointment.update`, checked against the server's CapabilityStatement) and features (`double_booking=forbidden`, `versioning`) the target must declare; otherwise the scenario is skipped with the reason
     #[serde(default)]
+    #[schemars(with = "Vec<Requirement>")]
     pub requires: Vec<Spanned<String>>,
+    /// variables the scenario takes from the target or `--var`; a missing one skips the scenario with the reason
     #[serde(default)]
+    #[schemars(with = "Vec<VarName>")]
     pub inputs: Vec<Spanned<String>>,
+    /// variables with default values, evaluated in order; `--var` wins
+    #[schemars(with = "Option<Vars>")]
     pub vars: Option<SpannedMap>,
+    /// a reason; the scenario is skipped unless `--include-ignored`
     pub ignore: Option<String>,
-    /// Rows: the scenario runs once per row, with the row's fields as variables.
+    /// rows: the scenario runs once per row, each run its own test case `file::name[label]` (the row's `name`, or its index from 0); the row's other fields are variables that win over all others; every row gives the same fields (see below)
+    #[schemars(with = "Option<Rows>")]
     pub each: Option<Spanned<Vec<SpannedMap>>>,
-    /// Rows from a CSV (with a header line) or JSON (a list of objects) file,
-    /// relative to the scenario file.
+    /// rows from a file beside the scenario: CSV with a header line (values are strings) or JSON (a list of objects); at most 10,000 rows
+    #[schemars(with = "Option<String>")]
     pub each_file: Option<Spanned<String>>,
-    /// Boxed, so each step's memory is freed as the loader turns it into the model
-    /// (a `Vec<Step>` would hold all of them, ~1.4 KiB each, until the last).
+    // Boxed, so each step's memory is freed as the loader turns it into the model
+    // (a `Vec<Step>` would hold all of them, ~1.4 KiB each, until the last).
+    /// requests in order; the first failing step stops the scenario
+    #[schemars(with = "Steps")]
     pub steps: Vec<Box<Step>>,
+    /// steps that always run afterwards, even after a failure; one whose variables were never captured is skipped
     #[serde(default)]
     pub cleanup: Vec<Box<Step>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One request and what its response must be.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    /// the step's name in reports (default: `step N: METHOD path`)
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
+    /// the request to send
+    #[schemars(with = "Request")]
     pub request: Spanned<Request>,
+    /// what the response must be; every expectation is checked
     #[serde(default)]
     pub expect: Expect,
-    /// By name, sorted.
+    // By name, sorted.
+    /// values from the response, by variable name, for later steps
     #[serde(default, deserialize_with = "sorted_pairs")]
+    #[schemars(with = "Captures")]
     pub capture: Vec<(String, Spanned<Capture>)>,
-    /// `false`: send this request without the target's credentials.
+    /// `false`: send this request without the target's credentials
     pub auth: Option<bool>,
-    /// Repeat the request until `until` holds (polling an asynchronous server).
+    /// send the request again until `until` holds (polling an asynchronous server): `{ until, times, interval, backoff, unsafe }`
+    #[schemars(with = "Option<RetrySpec>")]
     pub retry: Option<Box<Spanned<RetrySpec>>>,
 }
 
 /// `retry:` on a step: send the request again until `until` holds, at most `times`
 /// attempts in all, waiting `interval` (times `backoff` after each attempt) between.
-#[derive(Debug, Deserialize)]
+// A POST or PATCH needs `unsafe: true`: the loader checks it, with the request beside.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
-    /// The expectations that end the polling (the same keys as `expect`).
+    /// stop polling once this holds (the same keys as `expect`)
     pub until: Expect,
-    /// Attempts in all, the first included (1 to 1000).
+    /// attempts in all, the first included (1 to 1000)
+    #[schemars(with = "u32", range(min = 1, max = 1000))]
     pub times: Spanned<u32>,
-    /// The wait before the second attempt: `500ms`, `2s`, `1m`, or a number of
-    /// seconds [default: 1s].
+    /// the first wait: 250ms, 2s, 1m or seconds [default 1s]
+    #[schemars(with = "Option<DurationText>")]
     pub interval: Option<Spanned<DurationText>>,
-    /// Each wait is the one before times this (1 to 10) [default: 1].
+    /// each wait is the one before times this (1 to 10) [default 1]
+    #[schemars(with = "Option<f64>", range(min = 1.0, max = 10.0))]
     pub backoff: Option<Spanned<f64>>,
-    /// Also repeat a POST or PATCH, which are not idempotent; the reports mark it.
+    /// also repeat a POST or PATCH, which are not idempotent; the reports mark the step `non-idempotent, repeated`
     #[serde(default, rename = "unsafe")]
     pub repeat_unsafe: bool,
 }
@@ -146,7 +199,8 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The HTTP method, in capitals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,
@@ -172,47 +226,76 @@ impl Method {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// An HTTP request: `method`, `path` or `url`, and at most one body.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = request_rules)]
 pub struct Request {
     // The members most requests leave out are boxed: every `Option<Spanned<_>>` is
     // ~80 bytes inline, and the whole file is in memory while it is read.
+    /// GET POST PUT PATCH DELETE HEAD OPTIONS
     pub method: Method,
-    /// Joined to the target's base URL.
+    /// joined to the base URL (a request has `path` or `url`)
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// An absolute URL, used as is.
+    /// an absolute URL, used as is (instead of `path`)
+    #[schemars(with = "Option<String>")]
     pub url: Option<Box<Spanned<String>>>,
-    /// Query parameters in order; a list value repeats the parameter.
+    /// in order; a list repeats the parameter
+    #[schemars(with = "Option<Map<String, Value>>")]
     pub query: Option<Box<SpannedMap>>,
+    /// sent with the request; a step's own header wins over the target's
+    #[schemars(with = "Option<Map<String, Value>>")]
     pub headers: Option<SpannedMap>,
-    /// A JSON body (sent as `application/fhir+json` unless a content type is given).
+    /// sent as application/fhir+json (at most one body per request)
+    #[schemars(with = "Option<Value>")]
     pub json: Option<Spanned<Value>>,
-    /// A JSON fixture file, relative to the scenario file.
+    /// a JSON fixture, relative to this file
+    #[schemars(with = "Option<String>")]
     pub json_file: Option<Box<Spanned<String>>>,
-    /// An RFC 7396 merge patch applied to `json` or `json_file` (null deletes a member).
+    /// RFC 7396 merge patch applied to `json` or `json_file`: null deletes a member
+    #[schemars(with = "Option<Value>")]
     pub json_merge: Option<Box<Spanned<Value>>>,
-    /// A raw body, sent as is.
+    /// raw text, sent as is
+    #[schemars(with = "Option<String>")]
     pub body: Option<Box<Spanned<String>>>,
-    /// A raw body read from a file, relative to the scenario file.
+    /// a raw body read from a file, relative to this file
+    #[schemars(with = "Option<String>")]
     pub body_file: Option<Box<Spanned<String>>>,
-    /// A form body (`application/x-www-form-urlencoded`).
+    /// application/x-www-form-urlencoded
+    #[schemars(with = "Option<Map<String, Value>>")]
     pub form: Option<Box<SpannedMap>>,
+    /// overrides the default content type of any body
+    #[schemars(with = "Option<String>")]
     pub content_type: Option<Box<Spanned<String>>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// What the response must be.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
+    /// Status: an exact code, a class, or a list.
+    #[schemars(with = "Option<StatusExpect>")]
     pub status: Option<Spanned<StatusExpect>>,
-    /// By name, sorted, one rule per name.
+    // By name, sorted, one rule per name.
+    /// Headers (names are case-insensitive; a plain string means `equals`)
     #[serde(default, deserialize_with = "sorted_pairs")]
+    #[schemars(with = "BTreeMap<String, HeaderExpect>")]
     pub headers: Vec<(String, Spanned<HeaderExpect>)>,
+    /// JSONPath (RFC 9535) assertions, one operation each
     #[serde(default, deserialize_with = "exact_vec")]
+    #[schemars(with = "Vec<JsonAssert>")]
     pub json: Vec<Spanned<JsonAssert>>,
     // Boxed: most steps have none of these, and a step's size is paid once per step
     // of a suite for as long as it runs.
+    /// Subset: the expected document must be contained in the response (extra members and extra array items are allowed; array order is kept). `ignore` removes paths from both sides first. A mismatch shows a unified diff.
+    #[schemars(with = "Option<JsonSubset>")]
     pub json_subset: Option<Box<Spanned<JsonSubset>>>,
+    /// an OperationOutcome with at least one issue matching every given field (`text` is compared with `details.text` or `diagnostics`)
+    #[schemars(with = "Option<OutcomeExpect>")]
     pub operation_outcome: Option<Box<Spanned<OutcomeExpect>>>,
+    /// the shape of a Bundle
+    #[schemars(with = "Option<BundleExpect>")]
     pub bundle: Option<Box<Spanned<BundleExpect>>>,
 }
 
@@ -420,22 +503,35 @@ impl<'de> Deserialize<'de> for HeaderExpect {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A JSONPath assertion with one operation. `equals`, `matches`, `type` and `one_of`
+/// must hold for every node the path selects (and at least one must be selected).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = json_assert_rules)]
 pub struct JsonAssert {
+    /// the RFC 9535 JSONPath query, e.g. `$.entry[*].resource.id`
     pub path: JsonPathExpr,
+    /// every selected node equals this value
     pub equals: Option<Value>,
+    /// `true`: the path selects at least one node
     pub exists: Option<bool>,
+    /// `true`: the path selects nothing
     pub absent: Option<bool>,
+    /// every selected node is a string matching this regex
     pub matches: Option<Pattern>,
+    /// an element of the selected array, a substring of the selected string, or — when the path selects several nodes — a node equal to the value
     pub contains: Option<Value>,
+    /// counts the selected nodes
     pub count: Option<usize>,
+    /// every selected node has this JSON type
     #[serde(rename = "type")]
     pub type_: Option<JsonType>,
+    /// every selected node equals one of these values
     pub one_of: Option<Vec<Value>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// A JSON type (`integer` is a number without a fraction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JsonType {
     String,
@@ -480,42 +576,64 @@ impl JsonType {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The expected document, contained in the response.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonSubset {
+    /// the expected document
     pub value: Value,
+    /// JSONPath queries removed from both sides first
     #[serde(default)]
     pub ignore: Vec<JsonPathExpr>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An OperationOutcome issue: at least one issue matches every given field.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = outcome_rules)]
 pub struct OutcomeExpect {
+    /// the issue's severity (`error`, `warning`, ...)
     pub severity: Option<String>,
+    /// the issue's code (`invalid`, `not-found`, ...)
     pub code: Option<String>,
+    /// equals `details.text` or `diagnostics`
     pub text: Option<String>,
+    /// contained in `details.text` or `diagnostics`
     pub text_contains: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The shape of a Bundle.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleExpect {
+    /// the Bundle's type (`searchset`, `transaction-response`, ...)
     #[serde(rename = "type")]
     pub type_: Option<String>,
+    /// the Bundle's `total`
     pub total: Option<Value>,
+    /// exact number of entries
     pub entries: Option<Value>,
+    /// at least this many entries
     pub min_entries: Option<usize>,
+    /// every entry is one of these
     pub resource_types: Option<Vec<String>>,
+    /// every entry's search.mode is one of these
     pub search_modes: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A value from a response: from a header (with an optional regex; group 1 is taken
+/// when there is one) or from the body by JSONPath.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = capture_rules)]
 pub struct Capture {
+    /// the response header to capture
     pub header: Option<String>,
+    /// the JSONPath query whose node to capture
     pub json: Option<JsonPathExpr>,
+    /// applied to the value; group 1 is taken when there is one
     pub regex: Option<Pattern>,
-    /// The captured value is masked in every output (e.g. a token).
+    /// masked in every output from now on (e.g. a token)
     #[serde(default)]
     pub secret: bool,
 }
@@ -578,3 +696,246 @@ impl<'de> Deserialize<'de> for JsonPathExpr {
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+// JSON Schema (see `crate::jschema`): the derives above describe the keys; what the
+// loader reads with its own code (status patterns, header rules, regexes, JSONPath
+// queries) and the "exactly one of" rules it checks are described here.
+
+/// The JSON Schema of a scenario file.
+pub fn json_schema() -> schemars::Schema {
+    crate::jschema::root_for::<FileDoc>()
+}
+
+/// The keys of a single scenario, which cannot stand beside `scenarios`.
+const BESIDE_SCENARIOS: [&str; 8] = [
+    "name",
+    "steps",
+    "cleanup",
+    "source",
+    "description",
+    "ignore",
+    "each",
+    "each_file",
+];
+
+fn file_rules(schema: &mut schemars::Schema) {
+    use crate::jschema::present;
+    let beside: Vec<Value> = BESIDE_SCENARIOS
+        .iter()
+        .map(|k| match *k {
+            // `cleanup: []` is no cleanup.
+            "cleanup" => serde_json::json!({ "required": ["cleanup"], "properties": { "cleanup": { "minItems": 1 } } }),
+            k => present(k),
+        })
+        .collect();
+    crate::jschema::add_rule(
+        schema,
+        serde_json::json!({ "oneOf": [
+            { "allOf": [present("name"), present("steps")], "not": present("scenarios") },
+            { "allOf": [present("scenarios")], "not": { "anyOf": beside } },
+        ] }),
+    );
+    scenario_rules(schema);
+}
+
+fn scenario_rules(schema: &mut schemars::Schema) {
+    crate::jschema::add_rule(
+        schema,
+        crate::jschema::at_most_one_of(&["each", "each_file"]),
+    );
+}
+
+fn request_rules(schema: &mut schemars::Schema) {
+    use crate::jschema::{add_rule, at_most_one_of, exactly_one_of};
+    add_rule(schema, exactly_one_of(&["path", "url"]));
+    add_rule(
+        schema,
+        at_most_one_of(&["json", "json_file", "body", "body_file", "form"]),
+    );
+    add_rule(
+        schema,
+        serde_json::json!({
+            "if": crate::jschema::present("json_merge"),
+            "then": { "anyOf": [crate::jschema::present("json"), crate::jschema::present("json_file")] }
+        }),
+    );
+}
+
+fn json_assert_rules(schema: &mut schemars::Schema) {
+    crate::jschema::add_rule(
+        schema,
+        crate::jschema::exactly_one_of(&[
+            "equals", "exists", "absent", "matches", "contains", "count", "type", "one_of",
+        ]),
+    );
+}
+
+fn outcome_rules(schema: &mut schemars::Schema) {
+    use crate::jschema::present;
+    crate::jschema::add_rule(
+        schema,
+        serde_json::json!({ "anyOf": [present("severity"), present("code"), present("text"), present("text_contains")] }),
+    );
+}
+
+fn capture_rules(schema: &mut schemars::Schema) {
+    crate::jschema::add_rule(schema, crate::jschema::exactly_one_of(&["header", "json"]));
+}
+
+/// Implements `JsonSchema` for a type whose schema is `$body`, under `$name`.
+macro_rules! schema_of {
+    ($ty:ty, $name:literal, |$generator:ident| $body:expr) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema($generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                $body
+            }
+        }
+    };
+}
+
+schema_of!(StatusExpect, "StatusExpect", |generator| {
+    let item = generator.subschema_for::<StatusExpect>();
+    schemars::json_schema!({
+        "description": "an exact code (201), a class (4xx), or { any_of: [...] }",
+        "oneOf": [
+            { "type": "integer", "minimum": 100, "maximum": 599 },
+            { "type": "string", "pattern": "^\\s*([1-5][xX][xX]|\\+?0*[1-5][0-9][0-9])\\s*$" },
+            {
+                "type": "object",
+                "properties": { "any_of": { "type": "array", "minItems": 1, "items": item } },
+                "required": ["any_of"],
+                "additionalProperties": false
+            }
+        ]
+    })
+});
+
+schema_of!(HeaderExpect, "HeaderExpect", |generator| {
+    let pattern = generator.subschema_for::<Pattern>();
+    let mut rules = schemars::json_schema!({
+        "type": "object",
+        "properties": {
+            "equals": { "type": "string", "description": "the exact value" },
+            "matches": pattern,
+            "contains": { "type": "string", "description": "a substring of the value" },
+            "present": { "type": "boolean", "description": "`true`: the header is sent" },
+            "absent": { "type": "boolean", "description": "`true`: the header is not sent" }
+        },
+        "additionalProperties": false
+    });
+    crate::jschema::add_rule(
+        &mut rules,
+        crate::jschema::exactly_one_of(&["equals", "matches", "contains", "present", "absent"]),
+    );
+    schemars::json_schema!({
+        "description": "a string (the exact value) or one of equals, matches, contains, present, absent",
+        "oneOf": [
+            { "type": "string" },
+            { "type": "integer", "minimum": 0 },
+            rules
+        ]
+    })
+});
+
+schema_of!(Pattern, "Pattern", |_generator| {
+    schemars::json_schema!({
+        "type": "string",
+        "description": "a regular expression (Rust `regex` syntax), compiled when the file is loaded"
+    })
+});
+
+schema_of!(JsonPathExpr, "JsonPath", |_generator| {
+    schemars::json_schema!({
+        "type": "string",
+        "description": "an RFC 9535 JSONPath query, e.g. `$.entry[*].resource.id`"
+    })
+});
+
+/// A `requires` entry, for the schema: `Resource.interaction` or a feature.
+struct Requirement;
+schema_of!(Requirement, "Requirement", |_generator| {
+    let interactions = super::load::INTERACTIONS.join("|");
+    crate::jschema::pattern_string(
+        &format!(
+            "^\\s*([A-Z][A-Za-z0-9]*\\.({interactions})|[a-z_][A-Za-z0-9_]*(\\s*=\\s*\\S.*)?|[A-Z][A-Za-z0-9_]*(\\s*=\\s*[^.\\s][^.]*)?)\\s*$"
+        ),
+        "an interaction (`Appointment.update`) or a feature (`versioning`, `double_booking=forbidden`)",
+    )
+});
+
+/// A variable name, for the schema.
+struct VarName;
+schema_of!(VarName, "VarName", |_generator| {
+    crate::jschema::pattern_string(
+        crate::jschema::IDENTIFIER,
+        "a variable name: letters, digits and `_`, not starting with a digit",
+    )
+});
+
+/// `vars:`, for the schema: values by variable name, in order.
+struct Vars;
+schema_of!(Vars, "Vars", |_generator| {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": crate::jschema::IDENTIFIER }
+    })
+});
+
+/// `steps:`, for the schema: at least one.
+struct Steps;
+schema_of!(Steps, "Steps", |generator| {
+    let step = generator.subschema_for::<Step>();
+    schemars::json_schema!({ "type": "array", "items": step, "minItems": 1 })
+});
+
+/// `scenarios:`, for the schema: at least one.
+struct Scenarios;
+schema_of!(Scenarios, "Scenarios", |generator| {
+    let scenario = generator.subschema_for::<ScenarioDoc>();
+    schemars::json_schema!({ "type": "array", "items": scenario, "minItems": 1 })
+});
+
+/// `capture:`, for the schema: captures by variable name.
+struct Captures;
+schema_of!(Captures, "Captures", |generator| {
+    let capture = generator.subschema_for::<Capture>();
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": crate::jschema::IDENTIFIER },
+        "additionalProperties": capture
+    })
+});
+
+schema_of!(DurationText, "Duration", |_generator| {
+    schemars::json_schema!({
+        "description": "`500ms`, `2s`, `1.5s`, `1m`, or a number of seconds (0 to 1 hour)",
+        "oneOf": [
+            { "type": "number", "minimum": 0, "maximum": 3600 },
+            { "type": "string", "pattern": "^\\s*[+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*(ms|s|m)?\\s*$" }
+        ]
+    })
+});
+
+/// `each:`, for the schema: rows of variables, each optionally labelled by `name`.
+struct Rows;
+schema_of!(Rows, "Rows", |_generator| {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 10_000,
+        "items": {
+            "type": "object",
+            "propertyNames": { "pattern": crate::jschema::IDENTIFIER },
+            "properties": {
+                "name": {
+                    "description": "the row's label in the scenario's id, `file::name[label]`",
+                    "type": "string",
+                    "pattern": "^[^\\n\\[\\]]*\\S[^\\n\\[\\]]*$"
+                }
+            }
+        }
+    })
+});

@@ -714,6 +714,6 @@ fn the_readme_first_scenario_passes_and_its_edit_fails_with_a_diff() {
         .reports(&dir)
         .run()
         .expect_code(1)
-        .stdout_contains("first-scenario.yaml:31\n  json_subset")
+        .stdout_contains("first-scenario.yaml:32\n  json_subset")
         .stdout_contains("-        \"Jim\"\n+        \"James\"");
 }

@@ -19,5 +19,6 @@ mod regression;
 mod retry;
 mod sandbox;
 mod sandbox_generic;
+mod schema;
 mod standalone;
 mod targets;
