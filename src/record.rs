@@ -165,6 +165,9 @@ pub struct ScenarioRecord {
     /// One line: why it failed, errored or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Skipped for want of these inputs (variables from the target or `--var`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_inputs: Vec<String>,
     pub duration_secs: f64,
     pub steps: Vec<StepRecord>,
 }

@@ -91,6 +91,7 @@ impl Runner {
             tags: scenario.tags.clone(),
             verdict,
             reason: Some(reason),
+            missing_inputs: Vec::new(),
             duration_secs: 0.0,
             steps: Vec::new(),
         }

@@ -75,6 +75,15 @@ fn without_running(s: &Selected) -> Option<ScenarioRecord> {
             Verdict::Skipped,
             reason.clone(),
         )),
+        Selection::NeedsInputs(missing) => {
+            let mut record = Runner::not_run(
+                &s.scenario,
+                Verdict::Skipped,
+                super::select::needs_inputs_reason(missing),
+            );
+            record.missing_inputs.clone_from(missing);
+            Some(record)
+        }
         Selection::Fail(reason) => Some(Runner::not_run(
             &s.scenario,
             Verdict::Failed,

@@ -17,6 +17,9 @@ pub enum Selection {
     Run,
     /// Reported as skipped, with this reason.
     Skip(String),
+    /// Reported as skipped: these inputs (variables from the target or `--var`) are
+    /// not set.
+    NeedsInputs(Vec<String>),
     /// Reported as failed without running: an unmet requirement under `--strict`.
     Fail(String),
     /// Not part of this run: not reported, only counted.
@@ -217,15 +220,21 @@ fn applicable(s: &Scenario, selector: &Selector, offer: Option<Offer<'_>>) -> Se
         .inputs
         .iter()
         .filter(|i| !offer.vars.contains_key(*i))
-        .map(|m| format!("`{m}`"))
+        .cloned()
         .collect();
     if !missing.is_empty() {
-        return Selection::Skip(format!(
-            "needs input {} (set it with --var NAME=VALUE or in the target's vars)",
-            missing.join(", ")
-        ));
+        return Selection::NeedsInputs(missing);
     }
     Selection::Run
+}
+
+/// Why a scenario is skipped for want of `inputs`, as the reports say it.
+pub fn needs_inputs_reason(missing: &[String]) -> String {
+    let names: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+    format!(
+        "needs input {} (set it with --var NAME=VALUE or in the target's vars)",
+        names.join(", ")
+    )
 }
 
 /// How many scenarios each [`Out`] reason left out.

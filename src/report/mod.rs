@@ -164,6 +164,7 @@ pub(crate) mod fixtures {
             tags: vec!["canvas".into()],
             verdict,
             reason: reason.map(Into::into),
+            missing_inputs: Vec::new(),
             duration_secs: 0.25,
             steps,
         }

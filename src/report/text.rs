@@ -225,17 +225,8 @@ pub fn verdict_line(record: &RunRecord) -> String {
 fn missing_inputs(record: &RunRecord) -> std::collections::BTreeMap<&str, usize> {
     let mut counts = std::collections::BTreeMap::new();
     for s in &record.scenarios {
-        let Some(names) = s
-            .reason
-            .as_deref()
-            .filter(|_| s.verdict == Verdict::Skipped)
-            .and_then(|r| r.strip_prefix("needs input "))
-        else {
-            continue;
-        };
-        let names = names.split(" (").next().unwrap_or("");
-        for name in names.split(", ") {
-            *counts.entry(name.trim_matches('`')).or_insert(0) += 1;
+        for name in &s.missing_inputs {
+            *counts.entry(name.as_str()).or_insert(0) += 1;
         }
     }
     counts
