@@ -203,9 +203,10 @@ where
             }
             theirs.set(State::Done);
         });
-    if let Err(e) = spawned {
-        return Err(Stopped::NoThread(e.to_string()));
-    }
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => return Err(Stopped::NoThread(e.to_string())),
+    };
     let deadline = Instant::now() + time;
     let mut state = outcome.state.lock().unwrap_or_else(|e| e.into_inner());
     while *state == State::Running {
@@ -222,11 +223,16 @@ where
     let finished = *state;
     drop(state);
     match finished {
-        State::Done => result
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or(Stopped::Panicked),
+        // Joined, so the thread has exited (its thread-local destructors run and freed)
+        // before the caller goes on: a stopped or abandoned thread is left as it is.
+        State::Done => {
+            let _ = thread.join();
+            result
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or(Stopped::Panicked)
+        }
         State::OverBudget => {
             STOPPED.fetch_add(1, Ordering::Relaxed);
             Err(Stopped::OverBudget(budget))
@@ -234,6 +240,41 @@ where
         State::Running => {
             STOPPED.fetch_add(1, Ordering::Relaxed);
             Err(Stopped::TooSlow(time))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Found by the `templates` fuzz target: LeakSanitizer saw the bounded thread's
+    /// thread-local destructor list still allocated after `bounded` had returned, because
+    /// the thread was not yet gone. A finished thread is now joined first.
+    #[test]
+    fn a_finished_thread_has_exited_when_bounded_returns() {
+        struct OnExit(Arc<AtomicBool>);
+        impl Drop for OnExit {
+            fn drop(&mut self) {
+                // Slow, so a `bounded` that returned without waiting would see `false`.
+                std::thread::sleep(Duration::from_millis(50));
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        thread_local! {
+            static EXIT: RefCell<Option<OnExit>> = const { RefCell::new(None) };
+        }
+        assert!(INSTALLED.load(Ordering::Relaxed), "unit tests use Counting");
+        for _ in 0..3 {
+            let exited = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&exited);
+            let out = bounded(1 << 20, Duration::from_secs(10), move || {
+                EXIT.with(|e| *e.borrow_mut() = Some(OnExit(flag)));
+            });
+            assert_eq!(out, Ok(()));
+            assert!(exited.load(Ordering::SeqCst), "the thread had not exited");
         }
     }
 }
