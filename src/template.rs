@@ -244,31 +244,68 @@ fn bounded<T: Send + 'static>(
     })
 }
 
-/// True for `{{ name }}`, `{{ a.b[0]['c'] }}`: a lookup that copies what is there and
-/// builds nothing, so it needs no memory bound.
-fn is_lookup(text: &str) -> bool {
+/// Lookups (`{{ name }}`, `{{ a.b[0]['c'] }}`) copy what is already there and build
+/// nothing: a value whose templates are all lookups, this many at most, renders on the
+/// calling thread (a big variable looked up many times would still multiply).
+const MAX_INLINE_LOOKUPS: usize = 8;
+
+/// How many `{{ }}` lookups `text` has, or `None` when it has anything else: a
+/// statement, a comment, or an expression that is more than a lookup.
+fn lookups(text: &str) -> Option<usize> {
     static LOOKUP: OnceLock<Regex> = OnceLock::new();
-    LOOKUP
-        .get_or_init(|| {
-            Regex::new(
-                r#"^\{\{\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\]|\['[^'\\{}]*'\]|\["[^"\\{}]*"\])*\s*\}\}$"#,
-            )
-            .expect("static regex")
-        })
-        .is_match(text)
+    let lookup = LOOKUP.get_or_init(|| {
+        Regex::new(
+            r#"^\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\]|\['[^'\\{}]*'\]|\["[^"\\{}]*"\])*\s*$"#,
+        )
+        .expect("static regex")
+    });
+    if text.contains("{%") || text.contains("{#") {
+        return None;
+    }
+    let mut count = 0;
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        if !lookup.is_match(&after[..close]) {
+            return None;
+        }
+        count += 1;
+        rest = &after[close + 2..];
+    }
+    Some(count)
 }
 
-/// True when some string in `value` (keys included) is a template that is more than a
-/// lookup.
-fn needs_bound(value: &Value) -> bool {
-    match value {
-        Value::String(s) => has_template(s) && !is_lookup(s),
-        Value::Array(items) => items.iter().any(needs_bound),
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| (has_template(k) && !is_lookup(k)) || needs_bound(v)),
-        _ => false,
+/// True when `text` renders on the calling thread: no template, or a few lookups.
+fn renders_inline(text: &str) -> bool {
+    !has_template(text) || lookups(text).is_some_and(|n| n <= MAX_INLINE_LOOKUPS)
+}
+
+/// True when every string in `value` (keys included) is plain or lookups, at most
+/// [`MAX_INLINE_LOOKUPS`] in all.
+fn value_renders_inline(value: &Value) -> bool {
+    /// Adds `s`'s lookups to `total`; false when `s` is more than lookups.
+    fn text(s: &str, total: &mut usize) -> bool {
+        if !has_template(s) {
+            return true;
+        }
+        match lookups(s) {
+            Some(n) => {
+                *total += n;
+                *total <= MAX_INLINE_LOOKUPS
+            }
+            None => false,
+        }
     }
+    fn count(value: &Value, total: &mut usize) -> bool {
+        match value {
+            Value::String(s) => text(s, total),
+            Value::Array(items) => items.iter().all(|v| count(v, total)),
+            Value::Object(map) => map.iter().all(|(k, v)| text(k, total) && count(v, total)),
+            _ => true,
+        }
+    }
+    count(value, &mut 0)
 }
 
 fn has_template(text: &str) -> bool {
@@ -334,7 +371,7 @@ impl Templates {
         value: &Value,
         vars: &Map<String, Value>,
     ) -> Result<Value, TemplateError> {
-        if !needs_bound(value) {
+        if value_renders_inline(value) {
             return self.render_value_here(value, vars);
         }
         let (this, value, vars) = (self.clone(), value.clone(), vars.clone());
@@ -390,7 +427,7 @@ impl Templates {
         text: &str,
         vars: &Map<String, Value>,
     ) -> Result<String, TemplateError> {
-        if !has_template(text) || is_lookup(text) {
+        if renders_inline(text) {
             return self.render_string_here(text, vars);
         }
         let (this, text, vars) = (self.clone(), text.to_owned(), vars.clone());
@@ -723,6 +760,29 @@ mod tests {
                 proptest::prop_assert!(out.len() <= crate::limits::template_bytes(), "{}: {} bytes", text, out.len());
             }
         }
+    }
+
+    #[test]
+    fn a_few_lookups_render_inline_and_anything_more_is_bounded() {
+        assert_eq!(lookups("/Patient/{{ id }}"), Some(1));
+        assert_eq!(lookups("{{ a.b[0]['c'] }}-{{ d }}"), Some(2));
+        assert_eq!(lookups("plain"), Some(0));
+        assert_eq!(lookups("{{ a ~ b }}"), None);
+        assert_eq!(lookups("{{ uuid() }}"), None);
+        assert_eq!(lookups("{% if a %}x{% endif %}"), None);
+        assert!(renders_inline("/Patient/{{ id }}/_history/{{ v }}"));
+        assert!(!renders_inline(&"{{ a }}".repeat(MAX_INLINE_LOOKUPS + 1)));
+        let many = json!(vec!["{{ a }}"; MAX_INLINE_LOOKUPS + 1]);
+        assert!(!value_renders_inline(&many));
+        assert!(value_renders_inline(
+            &json!({"k": "{{ a }}", "{{ b }}": [1, "x"]})
+        ));
+        // Many lookups of one large variable are bounded like any other template.
+        let t = engine();
+        let vars = vars(json!({"big": "x".repeat(1 << 20)}));
+        let body = json!(vec!["{{ big }}"; 1000]);
+        let err = t.render_value(&body, &vars).unwrap_err();
+        assert!(err.0.contains("stopped"), "{err}");
     }
 
     /// Each of these would allocate gigabytes if run unbounded; each fails alone, and
