@@ -1,15 +1,7 @@
 //! `each:` and `each_file:`: a scenario runs once per row, each row its own test case
 //! (`file::name[row]`) that selection, sharding and the reports treat like any other.
 
-use std::path::Path;
-
 use crate::common::*;
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
 
 const STEPS: &str = "steps:\n  - request: { method: GET, path: \"/echo?v={{ v }}\" }\n    expect: { json: [{ path: \"$.query[0][1]\", equals: \"{{ v }}\" }] }\n";
 
@@ -17,7 +9,7 @@ const STEPS: &str = "steps:\n  - request: { method: GET, path: \"/echo?v={{ v }}
 fn each_row_is_a_scenario_of_its_own() {
     let server = start_server();
     let dir = scratch("each-inline");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "rows.yaml",
         &format!(
@@ -64,7 +56,7 @@ fn each_row_is_a_scenario_of_its_own() {
 fn a_failing_row_fails_alone() {
     let server = start_server();
     let dir = scratch("each-one-fails");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "rows.yaml",
         "name: echo\neach:\n  - { v: a, want: a }\n  - { v: b, want: z }\nsteps:\n  - request: { method: GET, path: \"/echo?v={{ v }}\" }\n    expect: { json: [{ path: \"$.query[0][1]\", equals: \"{{ want }}\" }] }\n",
@@ -101,8 +93,8 @@ fn a_failing_row_fails_alone() {
 fn rows_come_from_csv_and_json_files_beside_the_scenario() {
     let server = start_server();
     let dir = scratch("each-files");
-    write(&dir, "rows.csv", "name,v\nfirst,x\nsecond,\"y, z\"\n");
-    write(
+    write_file(&dir, "rows.csv", "name,v\nfirst,x\nsecond,\"y, z\"\n");
+    write_file(
         &dir,
         "rows.json",
         r#"[{"name": "one", "v": "p"}, {"name": "two", "v": "q"}]"#,
@@ -111,7 +103,7 @@ fn rows_come_from_csv_and_json_files_beside_the_scenario() {
         ("rows.csv", ["echo[first]", "echo[second]"]),
         ("rows.json", ["echo[one]", "echo[two]"]),
     ] {
-        let scenario = write(
+        let scenario = write_file(
             &dir,
             &format!("from-{file}.yaml"),
             &format!("name: echo\neach_file: {file}\n{STEPS}"),
@@ -130,7 +122,7 @@ fn rows_come_from_csv_and_json_files_beside_the_scenario() {
 #[test]
 fn bad_rows_are_refused_at_their_position() {
     let dir = scratch("each-invalid");
-    write(&dir, "rows.txt", "v\n1\n");
+    write_file(&dir, "rows.txt", "v\n1\n");
     for (name, rows, wanted) in [
         (
             "missing.yaml",
@@ -165,7 +157,7 @@ fn bad_rows_are_refused_at_their_position() {
             "undefined variable `v`",
         ),
     ] {
-        let file = write(&dir, name, &format!("name: echo\n{rows}{STEPS}"));
+        let file = write_file(&dir, name, &format!("name: echo\n{rows}{STEPS}"));
         let out = fhirconf(&["check", &file]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");

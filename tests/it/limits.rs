@@ -6,12 +6,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 /// Each check of a scenario failing, with reports written and the run going on.
 fn failed_check_messages(dir: &Path) -> Vec<String> {
     let record = run_record(dir);
@@ -35,7 +29,7 @@ fn failed_check_messages(dir: &Path) -> Vec<String> {
 fn a_template_that_would_exhaust_memory_fails_its_step_and_the_run_goes_on() {
     let server = start_server();
     let dir = scratch("limits-template-memory");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "hostile.yaml",
         "scenarios:\n\
@@ -55,15 +49,9 @@ fn a_template_that_would_exhaust_memory_fails_its_step_and_the_run_goes_on() {
     // 3: steps that could not be sent are errors, not failures.
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(!stderr.contains("memory allocation"), "{stderr}");
-    let record = run_record(&dir);
-    let verdicts: Vec<&str> = record["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["verdict"].as_str().unwrap())
-        .collect();
+    let verdicts = verdicts(&run_record(&dir));
     assert_eq!(
-        verdicts.iter().filter(|v| **v == "passed").count(),
+        verdicts.iter().filter(|v| *v == "passed").count(),
         1,
         "{verdicts:?}"
     );
@@ -78,7 +66,7 @@ fn a_template_that_would_exhaust_memory_fails_its_step_and_the_run_goes_on() {
 fn the_template_output_limit_is_settable() {
     let server = start_server();
     let dir = scratch("limits-template-bytes");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "big.yaml",
         "name: big body\nsteps:\n  - request: { method: POST, path: /echo, body: \"{{ 'x' * 3000 }}\", content_type: text/plain }\n",
@@ -109,7 +97,7 @@ fn a_jsonpath_query_over_its_node_budget_fails_its_check_with_the_figures() {
     let dir = scratch("limits-jsonpath");
     // /big is one member holding 200,000 characters: a flat body, so `$..*..*` is cheap
     // there; the budget is lowered to show the check failing and naming it.
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "fanout.yaml",
         "name: fan-out\nsteps:\n  - request: { method: GET, path: /echo }\n    expect: { json: [{ path: \"$..*..*..*\", exists: true }] }\n",
@@ -164,7 +152,7 @@ fn yaml_tags_and_parser_limits_are_named_at_their_location() {
         ),
     ];
     for (name, yaml, wanted) in cases {
-        let file = write(&dir, name, &yaml);
+        let file = write_file(&dir, name, &yaml);
         let out = fhirconf(&["check", &file]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
@@ -182,7 +170,7 @@ fn a_hundred_thousand_step_file_under_the_size_cap_loads() {
         yaml.push_str("- request: {method: GET, path: /m}\n");
     }
     assert!(yaml.len() < 4 * 1024 * 1024);
-    let file = write(&dir, "long.yaml", &yaml);
+    let file = write_file(&dir, "long.yaml", &yaml);
     let out = fhirconf(&["check", &file]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
@@ -191,7 +179,7 @@ fn a_hundred_thousand_step_file_under_the_size_cap_loads() {
 fn a_content_length_the_step_sets_is_replaced_by_the_real_one() {
     let server = start_server();
     let dir = scratch("limits-content-length");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "length.yaml",
         "name: own length\nsteps:\n  - request: { method: POST, path: /echo, headers: { Content-Length: \"3\" }, json: { a: hello } }\n    expect:\n      json:\n        - { path: \"$.json.a\", equals: hello }\n        - { path: \"$.headers['content-length']\", equals: \"13\" }\n",
@@ -209,7 +197,7 @@ fn verify_does_not_read_a_fifo_the_manifest_lists() {
     let server = start_server();
     let dir = scratch("limits-verify-fifo");
     let evidence = dir.join("evidence");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "ok.yaml",
         "name: ok\nsteps:\n  - request: { method: GET, path: /echo }\n",

@@ -8,12 +8,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 fn first_step(dir: &Path) -> Value {
     run_record(dir)["scenarios"][0]["steps"][0].clone()
 }
@@ -23,7 +17,7 @@ fn a_step_is_polled_until_its_condition_holds() {
     let server = start_server();
     let dir = scratch("retry-until");
     // 202 twice, then 200.
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "poll.yaml",
         "name: export done\nsteps:\n  - request: { method: GET, path: /busy/export/202/2/none }\n    retry: { until: { status: 200 }, times: 5, interval: 10ms, backoff: 2 }\n    expect: { status: 200, json: [{ path: $.id, equals: export }] }\n",
@@ -50,7 +44,7 @@ fn a_step_is_polled_until_its_condition_holds() {
 fn a_condition_that_never_holds_fails_after_the_attempts() {
     let server = start_server();
     let dir = scratch("retry-never");
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "never.yaml",
         "name: never done\nsteps:\n  - request: { method: GET, path: /busy/never/202/100/none }\n    retry: { until: { status: 200 }, times: 3, interval: 0 }\n",
@@ -79,12 +73,12 @@ fn a_condition_that_never_holds_fails_after_the_attempts() {
 fn polling_stops_at_the_retry_budget() {
     let server = start_server();
     let dir = scratch("retry-budget");
-    let target = write(
+    let target = write_file(
         &dir,
         "target.yaml",
         &format!("base_url: {}\nretry_budget: 0.2\n", server.base_url),
     );
-    let scenario = write(
+    let scenario = write_file(
         &dir,
         "slow.yaml",
         "name: slow poll\nsteps:\n  - request: { method: GET, path: /busy/slow/202/100/none }\n    retry: { until: { status: 200 }, times: 50, interval: 1s }\n",
@@ -103,7 +97,7 @@ fn polling_stops_at_the_retry_budget() {
 fn a_post_is_repeated_only_with_unsafe_and_the_reports_mark_it() {
     let server = start_server();
     let dir = scratch("retry-unsafe");
-    let refused = write(
+    let refused = write_file(
         &dir,
         "post.yaml",
         "name: post poll\nsteps:\n  - request: { method: POST, path: /busy/post/202/1/none, json: {} }\n    retry: { until: { status: 200 }, times: 3, interval: 0 }\n",
@@ -113,7 +107,7 @@ fn a_post_is_repeated_only_with_unsafe_and_the_reports_mark_it() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("POST is not idempotent"), "{stderr}");
     assert!(stderr.contains("post.yaml:4:"), "{stderr}");
-    let allowed = write(
+    let allowed = write_file(
         &dir,
         "post-unsafe.yaml",
         "name: post poll\nsteps:\n  - request: { method: POST, path: /busy/post/202/1/none, json: {} }\n    retry: { until: { status: 200 }, times: 3, interval: 0, unsafe: true }\n",
@@ -148,7 +142,7 @@ fn retry_settings_out_of_range_are_refused_at_their_position() {
         ),
         ("until.yaml", "{ until: { staus: 200 }, times: 2 }", "staus"),
     ] {
-        let file = write(
+        let file = write_file(
             &dir,
             name,
             &format!(

@@ -385,6 +385,23 @@ pub fn run_with_reports(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Writes `text` to `dir/name` and returns the path as an argument.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Each scenario's verdict in a run record, in order.
+pub fn verdicts(record: &Value) -> Vec<String> {
+    record["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verdict"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The run record a run wrote into `dir`.
 pub fn run_record(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
