@@ -531,7 +531,11 @@ mod tests {
             ("a: !!str 12\n", false),
             ("a: \"x !y\"\n", false),
         ] {
-            assert_eq!(super::refuse_tags("f.yaml", text).is_err(), tagged, "{text}");
+            assert_eq!(
+                super::refuse_tags("f.yaml", text).is_err(),
+                tagged,
+                "{text}"
+            );
         }
     }
 
