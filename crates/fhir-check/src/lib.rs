@@ -582,12 +582,30 @@ impl Validator {
         // Each evaluation costs time in proportion to the whole resource, so in a
         // Bundle the invariants of one entry (bdl-5, bdl-8, ...) are evaluated on a
         // Bundle holding that entry alone: linear in the entry count, not quadratic.
+        // Bundle invariants of the form `entry.all(...)` (bdl-3, bdl-4) hold when they
+        // hold on each one-entry Bundle, so they are evaluated there too.
+        let entries = resource
+            .get("entry")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let per_entry = |s: &Selected<'_>| {
+            root == "Bundle"
+                && s.path == "Bundle"
+                && s.expression.starts_with("entry.all(")
+                && !s.expression.contains("resource.entry")
+        };
         let mut scopes: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
         for (i, s) in selected.iter().enumerate() {
-            scopes
-                .entry(entry_scope(resource, s.path))
-                .or_default()
-                .push(i);
+            if per_entry(s) {
+                for n in 0..entries {
+                    scopes.entry(Some(n)).or_default().push(i);
+                }
+            } else {
+                scopes
+                    .entry(entry_scope(resource, s.path))
+                    .or_default()
+                    .push(i);
+            }
         }
         let mut outcomes: Vec<ConstraintOutcome> = vec![ConstraintOutcome::Passed; selected.len()];
         for (scope, members) in scopes {
@@ -604,8 +622,11 @@ impl Validator {
                     members
                         .iter()
                         .map(|&i| {
-                            let rest = &selected[i].path[format!("Bundle.entry.{n}").len()..];
-                            format!("Bundle.entry.0{rest}")
+                            let path = selected[i].path;
+                            match path.strip_prefix(&format!("Bundle.entry.{n}")) {
+                                Some(rest) => format!("Bundle.entry.0{rest}"),
+                                None => path.to_owned(),
+                            }
                         })
                         .collect(),
                 ),
@@ -621,7 +642,16 @@ impl Validator {
                 .collect();
             let results = evaluator.evaluate_all(&focus, FhirVersion::R4, &refs);
             for (&i, outcome) in members.iter().zip(results) {
-                outcomes[i] = outcome;
+                // Over several scopes: failed, else not evaluable, else passed.
+                let worse = match (&outcomes[i], &outcome) {
+                    (ConstraintOutcome::Failed, _) => false,
+                    (_, ConstraintOutcome::Failed) => true,
+                    (ConstraintOutcome::Passed, ConstraintOutcome::NotEvaluable(_)) => true,
+                    _ => false,
+                };
+                if worse {
+                    outcomes[i] = outcome;
+                }
             }
         }
 

@@ -93,7 +93,7 @@ fn gender_m_fails_the_required_binding() {
 #[test]
 fn an_appointment_without_status_is_an_error() {
     let found = issues("invalid/appointment-no-status.json");
-    has_error(&found, "Appointment", "status is required");
+    has_error(&found, "Appointment.status", "status is required");
 }
 
 #[test]
@@ -136,8 +136,13 @@ fn a_bad_entry_in_a_bundle_names_its_entry_and_nothing_else_fails() {
             .all(|i| i.path.starts_with("Bundle.entry[3].resource")),
         "{found:#?}"
     );
-    // One bad entry of five: a few issues, not hundreds.
-    assert!(found.len() <= 4, "{found:#?}");
+    // One bad entry of five: a few issues, not hundreds (dom-6 notes aside, one per
+    // entry).
+    let others: Vec<_> = found
+        .iter()
+        .filter(|i| i.rule.as_deref() != Some("dom-6"))
+        .collect();
+    assert!(others.len() <= 3, "{found:#?}");
 }
 
 #[test]
