@@ -30,3 +30,4 @@ pub mod scenario;
 pub(crate) mod spill;
 pub mod target;
 pub mod template;
+pub(crate) mod validate;

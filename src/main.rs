@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => fhirconf::app::verify(args),
         Command::Inputs(args) => fhirconf::app::inputs(args),
         Command::Init(args) => fhirconf::app::init(args),
+        Command::Validate(args) => fhirconf::app::validate(args),
     })
 }
 

@@ -18,3 +18,4 @@ mod sandbox;
 mod sandbox_generic;
 mod standalone;
 mod targets;
+mod validate;
