@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::cli::{
     CompareArgs, CompareFormat, InitArgs, InputsArgs, PathArgs, RunArgs, SchemaArgs, SchemaKind,
-    ServeArgs, VerifyArgs,
+    ServeArgs, ValidateArgs, VerifyArgs,
 };
 use crate::compare;
 use crate::evidence;
@@ -407,6 +407,11 @@ pub fn compare(args: &CompareArgs) -> u8 {
 
 /// `fhirconf verify`: exit 0 when every file matches the manifest (and the signature
 /// holds, with `--key`), 1 naming each problem, 2 when the folder or key is unusable.
+/// `fhirconf validate`: local FHIR JSON checked offline ([`crate::validate`]).
+pub fn validate(args: &ValidateArgs) -> u8 {
+    crate::validate::run(args)
+}
+
 pub fn verify(args: &VerifyArgs) -> u8 {
     let checked = args
         .key

@@ -41,6 +41,31 @@ pub enum Command {
     /// Print the JSON Schema of scenario or target files, for editors (the same as
     /// schemas/scenario.schema.json and schemas/target.schema.json).
     Schema(SchemaArgs),
+    /// Validate local FHIR JSON resources or Bundles offline against FHIR R4 and
+    /// profiles (needs a build with `--features validation`).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// FHIR JSON files: resources or Bundles (a Bundle is checked entry by entry).
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Also check each resource against this profile (canonical URL). On a Bundle, a
+    /// profile of another type applies to the entries of that type.
+    #[arg(long, value_name = "URL")]
+    pub profile: Option<String>,
+    /// StructureDefinitions to load as profiles: a JSON file (a StructureDefinition,
+    /// an array or a Bundle of them) or a folder of such files. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub package: Vec<PathBuf>,
+    /// Also print information issues (best-practice notes).
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Instead of the issues, print how long loading the R4 packs took and the median
+    /// time to validate each file over this many rounds (docs/performance.md).
+    #[arg(long, value_name = "ROUNDS", hide = true)]
+    pub bench: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -94,3 +94,18 @@ pub fn for_verification(v: &Verification) -> u8 {
         FAILED
     }
 }
+
+/// `fhirconf validate`: invalid when a file could not be read or a profile could not
+/// be loaded, failed when any resource has an error issue.
+pub fn for_validation(unreadable: bool, errors: usize) -> u8 {
+    if unreadable {
+        INVALID
+    } else if errors > 0 {
+        FAILED
+    } else {
+        SUCCESS
+    }
+}
+
+/// `fhirconf validate` in a build without the `validation` feature.
+pub const VALIDATION_NOT_BUILT: u8 = INVALID;

@@ -16,6 +16,11 @@ use crate::diag::{Diagnostic, did_you_mean};
 /// refused before they are read.
 pub const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The most a FHIR JSON file given to `fhirconf validate` (a resource, a Bundle of a
+/// server's sample data, a StructureDefinition) may hold.
+#[cfg_attr(not(feature = "validation"), allow(dead_code))]
+pub const MAX_FHIR_JSON_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Why a file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

@@ -242,7 +242,10 @@ pub enum ClientError {
 
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Result<Self, ClientError> {
+        // rustls explicitly: the `validation` feature's helios crates turn on reqwest's
+        // native-tls too, which would otherwise become the default backend.
         let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))

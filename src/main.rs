@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Inputs(args) => fhirconf::app::inputs(args),
         Command::Init(args) => fhirconf::app::init(args),
         Command::Schema(args) => fhirconf::app::schema(args),
+        Command::Validate(args) => fhirconf::app::validate(args),
     })
 }
 

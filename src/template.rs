@@ -414,7 +414,7 @@ impl Templates {
                 .env
                 .compile_expression(expr)
                 .map_err(|e| describe(&e))?;
-            let value = compiled.eval(vars).map_err(|e| describe(&e))?;
+            let value = compiled.eval(PlainMap(vars)).map_err(|e| describe(&e))?;
             let value = serde_json::to_value(&value).map_err(|e| TemplateError(e.to_string()))?;
             return within_limit(value);
         }
@@ -445,7 +445,10 @@ impl Templates {
         if whole_expression(text).is_some() {
             return Ok(value_to_text(&self.render_typed(text, vars)?));
         }
-        let out = self.env.render_str(text, vars).map_err(|e| describe(&e))?;
+        let out = self
+            .env
+            .render_str(text, PlainMap(vars))
+            .map_err(|e| describe(&e))?;
         match within_limit(Value::String(out))? {
             Value::String(out) => Ok(out),
             other => Ok(value_to_text(&other)),
@@ -530,6 +533,35 @@ pub fn referenced_vars_in(value: &Value, out: &mut BTreeSet<String>) -> Result<(
         _ => {}
     }
     Ok(())
+}
+
+/// The variables as minijinja sees them: serde_json values whose numbers serialize as
+/// plain i64/u64/f64. With serde_json's `arbitrary_precision` feature (the helios crates
+/// behind the `validation` feature turn it on for the whole build) a `Number` would
+/// serialize as a private one-key map and `{{ n }}` would no longer be a number.
+struct PlainMap<'a>(&'a Map<String, Value>);
+
+struct Plain<'a>(&'a Value);
+
+impl serde::Serialize for PlainMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, Plain(v))))
+    }
+}
+
+impl serde::Serialize for Plain<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => s.serialize_i64(i),
+                (None, Some(u)) => s.serialize_u64(u),
+                (None, None) => s.serialize_f64(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::Array(items) => s.collect_seq(items.iter().map(Plain)),
+            Value::Object(map) => s.collect_map(map.iter().map(|(k, v)| (k, Plain(v)))),
+            other => other.serialize(s),
+        }
+    }
 }
 
 #[cfg(test)]

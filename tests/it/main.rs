@@ -22,3 +22,4 @@ mod sandbox_generic;
 mod schema;
 mod standalone;
 mod targets;
+mod validate;
