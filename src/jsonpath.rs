@@ -48,18 +48,21 @@ impl JsonPathExpr {
 
     /// The nodes this query selects in `doc`, or why it was not run.
     pub fn select<'a>(&self, doc: &'a Value) -> Result<Vec<&'a Value>, String> {
-        self.within_budget(doc)?;
-        jsonpath_rust::query::js_path_process(&self.1, doc)
-            .map(|found| found.into_iter().map(|r| r.val).collect())
-            .map_err(|e| e.to_string())
+        Ok(self.run(doc)?.into_iter().map(|r| r.val).collect())
     }
 
     /// The normalized paths (`$['a'][0]`) of the nodes this query selects in `doc`.
     pub fn select_paths(&self, doc: &Value) -> Result<Vec<String>, String> {
+        Ok(self.run(doc)?.into_iter().map(|r| r.path()).collect())
+    }
+
+    /// The query run on `doc`, once its bound fits the budget.
+    fn run<'a>(
+        &self,
+        doc: &'a Value,
+    ) -> Result<Vec<jsonpath_rust::query::QueryRef<'a, Value>>, String> {
         self.within_budget(doc)?;
-        jsonpath_rust::query::js_path_process(&self.1, doc)
-            .map(|found| found.into_iter().map(|r| r.path()).collect())
-            .map_err(|e| e.to_string())
+        jsonpath_rust::query::js_path_process(&self.1, doc).map_err(|e| e.to_string())
     }
 
     fn within_budget(&self, doc: &Value) -> Result<(), String> {

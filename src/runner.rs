@@ -180,15 +180,7 @@ impl Runner {
                 }
             };
             let verdict = step_record.verdict;
-            if verdict != Verdict::Passed && record.verdict == Verdict::Passed {
-                record.verdict = verdict;
-                record.reason = Some(format!(
-                    "step '{}' (line {}): {}",
-                    step_record.name,
-                    step_record.line,
-                    step_record.message.clone().unwrap_or_default()
-                ));
-            }
+            first_problem(record, "step", &step_record);
             record.steps.push(step_record);
             if verdict != Verdict::Passed {
                 self.keep_write_before(&mut record.steps);
@@ -251,15 +243,7 @@ impl Runner {
                     let mut r = blank_record(step, Phase::Cleanup);
                     r.verdict = Verdict::Error;
                     r.message = Some(cut_message(cut, in_flight, budget));
-                    if record.verdict == Verdict::Passed {
-                        record.verdict = Verdict::Error;
-                        record.reason = Some(format!(
-                            "cleanup step '{}' (line {}): {}",
-                            step.name,
-                            step.line,
-                            r.message.as_deref().unwrap_or_default()
-                        ));
-                    }
+                    first_problem(record, "cleanup step", &r);
                     r
                 }
             };
@@ -614,6 +598,21 @@ impl Runner {
             _ => text.into(),
         });
     }
+}
+
+/// A step that did not pass gives a scenario that has passed so far its verdict and its
+/// reason (`step 'x' (line 7): ...`); a later one changes nothing.
+fn first_problem(record: &mut ScenarioRecord, what: &str, step: &StepRecord) {
+    if step.verdict == Verdict::Passed || record.verdict != Verdict::Passed {
+        return;
+    }
+    record.verdict = step.verdict;
+    record.reason = Some(format!(
+        "{what} '{}' (line {}): {}",
+        step.name,
+        step.line,
+        step.message.as_deref().unwrap_or_default()
+    ));
 }
 
 /// The answer a step is judged on, with what polling saw before it.

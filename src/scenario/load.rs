@@ -527,17 +527,7 @@ impl Builder<'_> {
                 id: format!("{}[{}]", base.id, row.label),
                 name: format!("{}[{}]", base.name, row.label),
                 row: row.fields,
-                file: base.file.clone(),
-                line: base.line,
-                description: base.description.clone(),
-                source: base.source.clone(),
-                tags: base.tags.clone(),
-                requires: base.requires.clone(),
-                inputs: base.inputs.clone(),
-                vars: base.vars.clone(),
-                ignore: base.ignore.clone(),
-                steps: Arc::clone(&base.steps),
-                cleanup: Arc::clone(&base.cleanup),
+                ..base.clone()
             })
             .collect()
     }

@@ -31,7 +31,8 @@ pub struct FixtureFile {
     pub sha256: String,
 }
 
-#[derive(Debug)]
+/// Clone is cheap where it matters: the steps are shared.
+#[derive(Debug, Clone)]
 pub struct Scenario {
     /// `file::name`, unique within a run; what `--list` prints and `--exact` matches.
     pub id: String,
