@@ -215,6 +215,7 @@ fn run_on(
         spill: spill.clone(),
         retry_budget: plan.retry_budget,
         cleanup_budget: plan.cleanup_budget,
+        validation: Arc::clone(&plan.validation),
         ..RunnerConfig::new(&connection)
     }));
     let known: Arc<KnownFailures> = Arc::new(
@@ -407,9 +408,9 @@ pub fn compare(args: &CompareArgs) -> u8 {
 
 /// `fhirconf verify`: exit 0 when every file matches the manifest (and the signature
 /// holds, with `--key`), 1 naming each problem, 2 when the folder or key is unusable.
-/// `fhirconf validate`: local FHIR JSON checked offline ([`crate::validate`]).
+/// `fhirconf validate`: local FHIR JSON checked offline ([`crate::validation::command`]).
 pub fn validate(args: &ValidateArgs) -> u8 {
-    crate::validate::run(args)
+    crate::validation::command::run(args)
 }
 
 pub fn verify(args: &VerifyArgs) -> u8 {

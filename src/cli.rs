@@ -56,7 +56,8 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "URL")]
     pub profile: Option<String>,
     /// StructureDefinitions to load as profiles: a JSON file (a StructureDefinition,
-    /// an array or a Bundle of them) or a folder of such files. Repeatable.
+    /// an array or a Bundle of them), a folder of such files, or a FHIR NPM package
+    /// (`.tgz`). Repeatable. US Core STU3.1.1 Practitioner is built in.
     #[arg(long, value_name = "PATH")]
     pub package: Vec<PathBuf>,
     /// Also print information issues (best-practice notes).
@@ -200,6 +201,12 @@ pub struct RunArgs {
     /// skipped (for certification runs).
     #[arg(long)]
     pub strict: bool,
+    /// FHIR R4 validation of every FHIR resource a step receives: `warn` shows the
+    /// issues in every report and fails nothing; `error` fails a step whose response
+    /// has an error issue (for certification runs, with --strict) [default: the
+    /// target's `validate`, else warn]. Needs a build with the `validation` feature.
+    #[arg(long, value_enum, value_name = "off|warn|error")]
+    pub validate: Option<crate::validation::Mode>,
     /// Response bodies larger than this many bytes fail the step.
     #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,

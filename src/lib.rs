@@ -34,7 +34,7 @@ pub mod scenario;
 pub(crate) mod spill;
 pub mod target;
 pub mod template;
-pub(crate) mod validate;
+pub mod validation;
 
 /// Unit tests count allocations as the binary does, so bounded work is tested bounded.
 #[cfg(test)]

@@ -31,10 +31,82 @@ pub struct RunRecord {
     /// Set by `run --baseline`: how this run compares with an earlier one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineInfo>,
+    /// How responses were validated against FHIR R4.
+    #[serde(default)]
+    pub validation: ValidationInfo,
     pub started_at: String,
     pub finished_at: String,
     pub duration_secs: f64,
     pub scenarios: Vec<ScenarioRecord>,
+}
+
+/// The run's validation settings, as the reports show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationInfo {
+    /// `off`, `warn` or `error` (`off` in a build without validation).
+    pub mode: String,
+    /// Whether this fhirconf was built with validation (the `validation` feature).
+    pub built_in: bool,
+    /// Canonical URLs of the profiles loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// How many `validation.ignore` rules the target has.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ignore_rules: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// How bad a validation issue is: an error makes the resource invalid.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueSeverity {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl IssueSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueSeverity::Error => "error",
+            IssueSeverity::Warning => "warning",
+        }
+    }
+}
+
+/// One validation issue of one response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundIssue {
+    pub severity: IssueSeverity,
+    /// FHIRPath location: `Practitioner.gender`, `Bundle.entry[3].resource.name`.
+    pub location: String,
+    pub message: String,
+    /// The profile whose rule it is; absent for the R4 base specification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The invariant's key (`app-3`), when it is an invariant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Matched a `validation.ignore` rule of the target: shown and counted, never
+    /// failing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+impl FoundIssue {
+    /// `Practitioner.gender: "M" is not in the required value set ...`
+    pub fn summary(&self) -> String {
+        if self.location.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.location, self.message)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +275,10 @@ pub struct StepRecord {
     pub duration_secs: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// What FHIR validation found in the response (`--validate`, `expect.valid`):
+    /// errors and warnings, suppressed ones included and marked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<FoundIssue>,
     #[serde(default, skip_serializing_if = "Captures::is_empty")]
     pub captures: Captures,
     /// What was sent and received, redacted; bodies trimmed to 1 KiB for a step that

@@ -16,6 +16,7 @@ use crate::redact::Redactor;
 use crate::scenario::model::{Capture, CaptureSource, Scenario, Step};
 use crate::spill::Spill;
 use crate::template::{SlotClock, Templates, value_to_text};
+use crate::validation::Validation;
 
 /// Everything a [`Runner`] is built from.
 pub struct RunnerConfig {
@@ -38,6 +39,8 @@ pub struct RunnerConfig {
     pub cleanup_budget: Duration,
     /// Where passing steps' transcripts wait for `run.json`; `None` keeps them in memory.
     pub spill: Option<Arc<Spill>>,
+    /// FHIR validation of responses (`--validate`, `expect.valid`), loaded once per run.
+    pub validation: Arc<Validation>,
 }
 
 impl RunnerConfig {
@@ -55,6 +58,7 @@ impl RunnerConfig {
             interrupt: Interrupt::default(),
             cleanup_budget: Duration::from_secs(10),
             spill: None,
+            validation: Arc::new(Validation::off()),
         }
     }
 }
@@ -434,10 +438,19 @@ impl Runner {
                 Ok(exchange) => exchange,
                 Err((request, why)) => return Err((request, why, earlier)),
             };
-            let unmet: Vec<Check> = evaluate(&retry.until, &exchange.response, &render)
-                .into_iter()
-                .filter(|c| !c.passed)
-                .collect();
+            let validated = retry.until.valid.as_ref().and_then(|v| {
+                (self.config.validation)
+                    .inspect(&exchange.response, Some(v.value.profile.as_deref()))
+            });
+            let unmet: Vec<Check> = evaluate(
+                &retry.until,
+                &exchange.response,
+                &render,
+                validated.as_ref(),
+            )
+            .into_iter()
+            .filter(|c| !c.passed)
+            .collect();
             let out_of_budget = waited.saturating_add(wait) > self.config.retry_budget;
             if unmet.is_empty() || attempt >= retry.times || out_of_budget {
                 let stopped = (!unmet.is_empty() && attempt < retry.times).then(|| {
@@ -524,7 +537,25 @@ impl Runner {
     ) {
         let redactor = &self.config.redactor;
         let render = |v: &Value| self.config.templates.render_value(v, vars);
-        record.checks = evaluate(&step.expect, &exchange.response, &render);
+        let named = step
+            .expect
+            .valid
+            .as_ref()
+            .map(|v| v.value.profile.as_deref());
+        let validation = &self.config.validation;
+        let validated = validation.inspect(&exchange.response, named);
+        record.checks = evaluate(
+            &step.expect,
+            &exchange.response,
+            &render,
+            validated.as_ref(),
+        );
+        if let Some(validated) = validated {
+            record
+                .checks
+                .extend(validation.mode_check(&validated, named.flatten()));
+            record.validation = validated.issues;
+        }
         let failed: Vec<String> = record
             .checks
             .iter()
@@ -654,6 +685,7 @@ fn blank_record(step: &Step, phase: Phase) -> StepRecord {
         repeated_unsafe: false,
         duration_secs: 0.0,
         checks: Vec::new(),
+        validation: Vec::new(),
         captures: Default::default(),
         transcript: None,
     }

@@ -80,6 +80,42 @@ struct TargetDoc {
     /// certificates: paths are relative to the target file
     #[schemars(with = "Option<TlsDoc>")]
     tls: Option<Spanned<TlsDoc>>,
+    /// FHIR R4 validation of every FHIR resource a step receives: `off`, `warn` (the default: issues shown, nothing failed) or `error` (an invalid resource fails its step); `--validate` wins
+    #[schemars(with = "Option<crate::validation::Mode>")]
+    validate: Option<Spanned<crate::validation::Mode>>,
+    /// validation settings: issues known and accepted
+    #[schemars(with = "Option<ValidationDoc>")]
+    validation: Option<Spanned<ValidationDoc>>,
+    /// profiles to validate against, loaded once per run: StructureDefinition JSON files, folders of them, or FHIR NPM packages (`.tgz`), relative to the target file
+    #[schemars(with = "Option<Vec<String>>")]
+    profiles: Option<Vec<Spanned<String>>>,
+}
+
+/// `validation:` in a target file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ValidationDoc {
+    /// issues to suppress: each matches an issue when every field it gives matches; suppressed issues are shown and counted, never failing
+    #[serde(default)]
+    #[schemars(with = "Vec<IgnoreDoc>")]
+    ignore: Vec<Spanned<IgnoreDoc>>,
+}
+
+/// One kind of validation issue to suppress.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = ignore_rules)]
+struct IgnoreDoc {
+    /// a regular expression searched in the issue's message
+    message: Option<crate::scenario::schema::Pattern>,
+    /// a regular expression searched in the issue's FHIRPath location (`Practitioner.telecom[0]`)
+    path: Option<crate::scenario::schema::Pattern>,
+    /// the canonical URL of the profile whose issues to suppress
+    profile: Option<String>,
+}
+
+fn ignore_rules(schema: &mut schemars::Schema) {
+    crate::jschema::add_rule(schema, serde_json::json!({ "minProperties": 1 }));
 }
 
 /// `none`, `bearer`, `client_credentials` or `smart_backend`.
@@ -436,6 +472,12 @@ pub struct TargetFile {
     pub rate_limit: Option<f64>,
     pub retry_budget_secs: Option<f64>,
     pub tls: TlsSpec,
+    /// `validate:`; `None` when the file leaves it out.
+    pub validate: Option<crate::validation::Mode>,
+    /// `validation.ignore`.
+    pub validation_ignore: Vec<crate::validation::IgnoreRule>,
+    /// `profiles:`, relative to the target file already.
+    pub profiles: Vec<Setting<PathBuf>>,
 }
 
 /// What [`TargetFile::resolve`] read from the environment and the disk.
@@ -659,6 +701,16 @@ impl Builder<'_> {
         let rate_limit = self.within("rate_limit", doc.rate_limit, (0.001, 100_000.0));
         let retry_budget_secs = self.within("retry_budget", doc.retry_budget, (0.001, 86_400.0));
         let tls = doc.tls.map(|t| self.tls(t)).unwrap_or_default();
+        let validation_ignore = doc
+            .validation
+            .map(|v| self.validation_ignore(v.value))
+            .unwrap_or_default();
+        let profiles = doc
+            .profiles
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| self.path_setting("profiles", p))
+            .collect();
         TargetFile {
             display: self.file.to_owned(),
             path: None,
@@ -674,7 +726,35 @@ impl Builder<'_> {
             rate_limit,
             retry_budget_secs,
             tls,
+            validate: doc.validate.map(|v| v.value),
+            validation_ignore,
+            profiles,
         }
+    }
+
+    /// `validation.ignore`: each rule gives at least one of message, path, profile.
+    fn validation_ignore(&mut self, v: ValidationDoc) -> Vec<crate::validation::IgnoreRule> {
+        let mut rules = Vec::new();
+        for rule in v.ignore {
+            let IgnoreDoc {
+                message,
+                path,
+                profile,
+            } = rule.value;
+            if message.is_none() && path.is_none() && profile.is_none() {
+                self.err(
+                    rule.referenced,
+                    "a `validation.ignore` rule needs at least one of message, path, profile (an empty rule would suppress every issue)",
+                );
+                continue;
+            }
+            rules.push(crate::validation::IgnoreRule {
+                message,
+                path,
+                profile,
+            });
+        }
+        rules
     }
 
     /// Kept without a trailing `/`: paths are joined to it with exactly one.
@@ -1001,6 +1081,9 @@ impl TargetFile {
             rate_limit: None,
             retry_budget_secs: None,
             tls: TlsSpec::default(),
+            validate: None,
+            validation_ignore: Vec::new(),
+            profiles: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::scenario::model::{
 };
 use crate::template::TemplateError;
 use crate::template::value_to_text;
+use crate::validation::Validated;
 
 fn show(v: &Value) -> String {
     let text = v.to_string();
@@ -30,15 +31,33 @@ fn nodes_value(nodes: &[&Value]) -> Value {
     }
 }
 
+fn at(line: u64, mut check: Check) -> Check {
+    check.line = Some(line);
+    check
+}
+
 /// Judges `response` against every expectation of `expect`, in a fixed order:
-/// status, headers, JSON assertions, subset, OperationOutcome, Bundle. Each check
-/// carries the line of its expectation.
-pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec<Check> {
+/// status, headers, JSON assertions, subset, OperationOutcome, Bundle, validity. Each
+/// check carries the line of its expectation. `validated` is what FHIR validation
+/// found in this response (the runner validates once per response).
+pub fn evaluate(
+    expect: &Expect,
+    response: &Response,
+    render: Render<'_>,
+    validated: Option<&Validated>,
+) -> Vec<Check> {
     let mut checks = Vec::new();
-    let at = |line: u64, mut check: Check| {
-        check.line = Some(line);
-        check
-    };
+    head_checks(expect, response, render, &mut checks);
+    body_checks(expect, response, render, &mut checks);
+    if let Some(valid) = &expect.valid {
+        checks.push(at(valid.line, fhir::valid_check(&valid.value, validated)));
+    }
+    // Kept in the step's record for the rest of the run.
+    checks.shrink_to_fit();
+    checks
+}
+
+fn head_checks(expect: &Expect, response: &Response, render: Render<'_>, checks: &mut Vec<Check>) {
     if let Some(status) = &expect.status {
         let ok = status.value.matches(response.status);
         checks.push(at(
@@ -54,12 +73,15 @@ pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec
     for rule in &expect.headers {
         checks.push(at(rule.line, header_check(&rule.value, response, render)));
     }
+}
+
+fn body_checks(expect: &Expect, response: &Response, render: Render<'_>, checks: &mut Vec<Check>) {
     let needs_body = !expect.json.is_empty()
         || expect.json_subset.is_some()
         || expect.operation_outcome.is_some()
         || expect.bundle.is_some();
     if !needs_body {
-        return checks;
+        return;
     }
     let body = match response.json() {
         Ok(b) => b,
@@ -69,7 +91,7 @@ pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec
                 line,
                 Check::new("response body", false, "a JSON document", why),
             ));
-            return checks;
+            return;
         }
     };
     for a in &expect.json {
@@ -90,9 +112,6 @@ pub fn evaluate(expect: &Expect, response: &Response, render: Render<'_>) -> Vec
                 .map(|c| at(line, c)),
         );
     }
-    // Kept in the step's record for the rest of the run.
-    checks.shrink_to_fit();
-    checks
 }
 
 /// The line of the first expectation that needs a body.
@@ -378,7 +397,7 @@ mod tests {
     }
 
     fn run(yaml: &str, status: u16, body: &str) -> Vec<Check> {
-        evaluate(&expect(yaml), &response(status, body), &identity)
+        evaluate(&expect(yaml), &response(status, body), &identity, None)
     }
 
     fn verdicts(checks: &[Check]) -> Vec<bool> {
@@ -514,7 +533,7 @@ mod tests {
             })
         };
         let e = expect("json:\n  - { path: '$.id', equals: '{{ id }}' }\n");
-        let c = evaluate(&e, &response(200, r#"{"id":"p1"}"#), &render);
+        let c = evaluate(&e, &response(200, r#"{"id":"p1"}"#), &render, None);
         assert!(c[0].passed, "{:?}", c[0]);
     }
 }

@@ -4,8 +4,10 @@
 use serde_json::Value;
 
 use super::check::{Check, Render, json_eq};
-use crate::scenario::schema::{BundleExpect, OutcomeExpect};
+use crate::record::{FoundIssue, IssueSeverity};
+use crate::scenario::schema::{BundleExpect, OutcomeExpect, ValidExpect};
 use crate::template::value_to_text;
+use crate::validation::Validated;
 
 fn issue_text(issue: &Value) -> Vec<&str> {
     [issue.pointer("/details/text"), issue.get("diagnostics")]
@@ -201,6 +203,79 @@ fn entry_values(entries: &[Value], pointer: &str) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// How many issues a failed `valid` check names in its one line (all of them are in
+/// the step's `validation` list).
+const ISSUES_SHOWN: usize = 3;
+
+/// `valid`: passes when validation found no issue at `fails_at` or worse that the
+/// target does not suppress. Without a validation (a build without it, which skips
+/// such scenarios before they run) it fails, never passes vacuously.
+pub(crate) fn valid_check(spec: &ValidExpect, validated: Option<&Validated>) -> Check {
+    let what = match &spec.profile {
+        Some(p) => format!("valid against {p}"),
+        None => "valid".to_owned(),
+    };
+    let severity = match spec.fails_at {
+        IssueSeverity::Error => "no error",
+        IssueSeverity::Warning => "no error or warning",
+    };
+    let against = match &spec.profile {
+        Some(p) => format!("FHIR R4, the profiles it claims and {p}"),
+        None => "FHIR R4 and the profiles it claims".to_owned(),
+    };
+    let expected = format!("{severity} against {against}");
+    let Some(validated) = validated else {
+        return Check::new(
+            what,
+            false,
+            expected,
+            "not validated: this build has no FHIR validation",
+        );
+    };
+    if let Some(why) = &validated.not_validated {
+        return Check::new(what, false, expected, format!("not validated: {why}"));
+    }
+    let failing: Vec<&FoundIssue> = validated.failing(spec.fails_at).collect();
+    let suppressed = validated.issues.iter().filter(|i| i.suppressed).count();
+    let warnings = validated
+        .issues
+        .iter()
+        .filter(|i| !i.suppressed && i.severity == IssueSeverity::Warning)
+        .count();
+    let mut actual = if failing.is_empty() {
+        let mut parts = vec!["valid".to_owned()];
+        if warnings > 0 {
+            parts.push(plural(warnings, "warning"));
+        }
+        parts.join(", ")
+    } else {
+        let shown: Vec<String> = failing
+            .iter()
+            .take(ISSUES_SHOWN)
+            .map(|i| format!("{} {}", i.severity.as_str(), i.summary()))
+            .collect();
+        let mut text = format!("{}: {}", plural(failing.len(), "issue"), shown.join("; "));
+        if failing.len() > ISSUES_SHOWN {
+            text.push_str(&format!(" (and {} more)", failing.len() - ISSUES_SHOWN));
+        }
+        text
+    };
+    if suppressed > 0 {
+        actual.push_str(&format!(
+            " ({suppressed} suppressed by the target's validation.ignore)"
+        ));
+    }
+    Check::new(what, failing.is_empty(), expected, actual)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::connect::Connection;
 use super::plan::{Plan, TargetKind};
 use crate::compare::{self, Comparison};
 use crate::evidence;
-use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo};
+use crate::record::{RunRecord, SCHEMA_VERSION, ScenarioRecord, TargetInfo, ValidationInfo};
 use crate::report::{self, ReportError};
 use crate::spill::Spill;
 
@@ -50,6 +50,12 @@ pub fn assemble(
         server: connection.capabilities.server.clone(),
         files: plan.files.clone(),
         baseline: None,
+        validation: ValidationInfo {
+            mode: plan.validation.mode().as_str().to_owned(),
+            built_in: crate::validation::BUILT_IN,
+            profiles: plan.validation.profiles().to_vec(),
+            ignore_rules: plan.validation.ignore_rules(),
+        },
         started_at: timing.started_at,
         finished_at: timing.finished_at,
         duration_secs: timing.duration_secs,

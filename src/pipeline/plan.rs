@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -17,6 +18,7 @@ use crate::report::ReportPaths;
 use crate::sandbox::{self, ConfigError, SandboxConfig};
 use crate::scenario::{LoadOptions, SuiteFile, load};
 use crate::target::{self, TargetFile};
+use crate::validation::Validation;
 
 /// Scenario files or folders run when none are given.
 pub const DEFAULT_SCENARIOS: &str = "scenarios";
@@ -52,6 +54,8 @@ pub struct Plan {
     pub evidence: Option<EvidencePlan>,
     /// Every file the run reads, hashed, for the run record and the evidence folder.
     pub files: Vec<InputFile>,
+    /// FHIR validation: the mode, the target's ignore rules, the profiles loaded.
+    pub validation: Arc<Validation>,
 }
 
 /// The run record given to `--baseline`, read before anything is sent.
@@ -104,6 +108,10 @@ pub enum PlanError {
     /// it is asked for.
     #[error("{0}")]
     Output(String),
+    /// Validation was asked for and cannot be had: a profile that does not load, a
+    /// profile no file defines, or a build without validation.
+    #[error("{0}")]
+    Validation(String),
 }
 
 /// Checks the arguments, loads the target and the scenario files, and reads the
@@ -142,6 +150,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
     };
     let vars = plain_vars(args, &target, &kind);
     let suites = load_suites(args, &target, &vars)?;
+    let validation = Arc::new(load_validation(args, &target, &suites)?);
     let files = input_files(&suites, &target, baseline.as_ref());
     let reports = report_paths(args);
     check_outputs(&reports, &inputs_on_disk(args, &suites))?;
@@ -163,7 +172,88 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
         baseline,
         evidence,
         files,
+        validation,
     })
+}
+
+/// The run's validation: `--validate`, else the target's `validate:`, else `warn`;
+/// the R4 definitions and profiles loaded when anything is to be validated. Every
+/// profile a scenario's `expect.valid` names must be loaded.
+fn load_validation(
+    args: &RunArgs,
+    target: &TargetFile,
+    suites: &[SuiteFile],
+) -> Result<Validation, PlanError> {
+    use crate::validation::{BUILT_IN, HOW_TO_ENABLE, Mode, Settings};
+    let (mode, explicit, from) = match (args.validate, target.validate) {
+        (Some(mode), _) => (mode, true, "--validate".to_owned()),
+        (None, Some(mode)) => (mode, true, format!("{}: `validate`", target.display)),
+        (None, None) => (Mode::default(), false, String::new()),
+    };
+    if !BUILT_IN {
+        match mode {
+            Mode::Error if explicit => {
+                return Err(PlanError::Validation(format!(
+                    "{from} {}: {HOW_TO_ENABLE}",
+                    mode.as_str()
+                )));
+            }
+            Mode::Warn if explicit => {
+                eprintln!("warning: {from} warn: responses are not validated: {HOW_TO_ENABLE}")
+            }
+            _ => {}
+        }
+        if let Some(p) = target.profiles.first() {
+            eprintln!(
+                "warning: {}: `profiles` are not loaded: {HOW_TO_ENABLE}",
+                p.at
+            );
+        }
+    }
+    let named: Vec<(String, u64, &str)> = suites
+        .iter()
+        .flat_map(|suite| {
+            suite.scenarios.iter().flat_map(|s| {
+                s.valid_rules()
+                    .filter_map(|rule| {
+                        let profile = rule.value.profile.as_deref()?;
+                        Some((s.file.clone(), rule.line, profile))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let needed = suites
+        .iter()
+        .flat_map(|suite| &suite.scenarios)
+        .any(|s| s.valid_rules().next().is_some());
+    let settings = Settings {
+        mode,
+        explicit,
+        ignore: target.validation_ignore.clone(),
+        profiles: target.profiles.iter().map(|p| p.value.clone()).collect(),
+    };
+    let validation = Validation::load(&settings, needed)
+        .map_err(|e| PlanError::Validation(format!("a profile cannot be loaded: {e}")))?;
+    if BUILT_IN && needed {
+        let unknown: Vec<String> = named
+            .iter()
+            .filter(|(_, _, url)| !validation.has_profile(url))
+            .map(|(file, line, url)| {
+                format!(
+                    "{file}:{line}: `valid.profile` names {url}, which no loaded profile defines"
+                )
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(PlanError::Validation(format!(
+                "{}\n  = help: give its StructureDefinition (a JSON file, a folder or a .tgz package) in the target's `profiles:`; loaded: {}",
+                unknown.join("\n"),
+                validation.profiles().join(", ")
+            )));
+        }
+    }
+    Ok(validation)
 }
 
 fn check_numbers(args: &RunArgs) -> Result<(), PlanError> {

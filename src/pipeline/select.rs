@@ -203,6 +203,14 @@ fn applicable(s: &Scenario, selector: &Selector, offer: Option<Offer<'_>>) -> Se
     let Some(offer) = offer else {
         return Selection::Run;
     };
+    if !crate::validation::BUILT_IN && s.valid_rules().next().is_some() {
+        let reason = "needs FHIR validation (`expect.valid`), which this build leaves out (build with --features validation)";
+        return if selector.strict {
+            Selection::Fail(format!("not applicable under --strict: {reason}"))
+        } else {
+            Selection::Skip(reason.to_owned())
+        };
+    }
     let unmet: Vec<String> = s
         .requires
         .iter()

@@ -143,6 +143,7 @@ pub(crate) mod fixtures {
             repeated_unsafe: false,
             duration_secs: 0.012,
             checks: Vec::new(),
+            validation: Vec::new(),
             captures: Default::default(),
             transcript: None,
         }
@@ -229,6 +230,7 @@ pub(crate) mod fixtures {
                 },
             ],
             baseline: None,
+            validation: ValidationInfo::default(),
             started_at: "2026-11-21T10:00:00Z".into(),
             finished_at: "2026-11-21T10:00:01Z".into(),
             duration_secs: 1.0,

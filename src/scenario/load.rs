@@ -1072,6 +1072,9 @@ impl Builder<'_> {
             bundle: expect
                 .bundle
                 .map(|b| Box::new(located(b.referenced, b.value))),
+            valid: expect
+                .valid
+                .map(|v| Box::new(located(v.referenced, v.value))),
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub use super::schema::{
     BundleExpect as BundleSpec, JsonPathExpr, JsonType, Method, OutcomeExpect as OutcomeSpec,
-    Pattern, StatusExpect as StatusOp,
+    Pattern, StatusExpect as StatusOp, ValidExpect as ValidSpec,
 };
 
 /// One scenario file (one JUnit `<testsuite>`).
@@ -56,6 +56,14 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Every `expect.valid` of its steps and cleanup steps, with the step's line.
+    pub fn valid_rules(&self) -> impl Iterator<Item = &Located<ValidSpec>> {
+        self.steps
+            .iter()
+            .chain(self.cleanup.iter())
+            .filter_map(|s| s.expect.valid.as_deref())
+    }
+
     /// True when any step (cleanup included) may change server state: any POST, PUT,
     /// PATCH or DELETE other than a `_search`.
     pub fn writes(&self) -> bool {
@@ -114,6 +122,8 @@ pub struct Expect {
     pub json_subset: Option<Box<Located<SubsetRule>>>,
     pub operation_outcome: Option<Box<Located<OutcomeSpec>>>,
     pub bundle: Option<Box<Located<BundleSpec>>>,
+    /// `valid`: judged on what FHIR validation found (see [`crate::validation`]).
+    pub valid: Option<Box<Located<ValidSpec>>>,
 }
 
 #[derive(Debug)]

@@ -297,6 +297,9 @@ pub struct Expect {
     /// the shape of a Bundle
     #[schemars(with = "Option<BundleExpect>")]
     pub bundle: Option<Box<Spanned<BundleExpect>>>,
+    /// the body is valid FHIR R4 (a Bundle entry by entry), and conforms to the profiles its `meta.profile` claims: `true`, or `{ profile, severity }` to name a profile too. Needs a build with validation
+    #[schemars(with = "Option<ValidExpect>")]
+    pub valid: Option<Box<Spanned<ValidExpect>>>,
 }
 
 /// A list without spare capacity: serde grows a `Vec` to 4 slots for its first item
@@ -432,6 +435,69 @@ impl<'de> Deserialize<'de> for StatusExpect {
             }
         }
         deserializer.deserialize_any(StatusVisitor)
+    }
+}
+
+/// `valid: true` or `valid: { profile: URL, severity: error|warning }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidExpect {
+    /// Also validated against this profile (canonical URL).
+    pub profile: Option<String>,
+    /// The least severe issue that fails the check (`error` unless given).
+    pub fails_at: crate::record::IssueSeverity,
+}
+
+impl<'de> Deserialize<'de> for ValidExpect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValidVisitor;
+        impl<'de> Visitor<'de> for ValidVisitor {
+            type Value = ValidExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`true` or { profile: <canonical URL>, severity: error|warning }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValidExpect, E> {
+                if v {
+                    Ok(ValidExpect::default())
+                } else {
+                    Err(E::custom(
+                        "`valid: false` is not an expectation: leave `valid` out, or check the issues a server reports with `operation_outcome`",
+                    ))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ValidExpect, A::Error> {
+                let mut out = ValidExpect::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "profile" => {
+                            let url: String = map.next_value()?;
+                            if url.trim().is_empty() || url.chars().any(char::is_whitespace) {
+                                return Err(de::Error::custom(format!(
+                                    "`profile` must be a canonical URL, found {url:?}"
+                                )));
+                            }
+                            out.profile = Some(url);
+                        }
+                        "severity" => {
+                            out.fails_at = match map.next_value::<String>()?.as_str() {
+                                "error" => crate::record::IssueSeverity::Error,
+                                "warning" => crate::record::IssueSeverity::Warning,
+                                other => {
+                                    return Err(de::Error::unknown_variant(
+                                        other,
+                                        &["error", "warning"],
+                                    ));
+                                }
+                            }
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["profile", "severity"]));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_any(ValidVisitor)
     }
 }
 
@@ -807,6 +873,23 @@ schema_of!(StatusExpect, "StatusExpect", |generator| {
                 "type": "object",
                 "properties": { "any_of": { "type": "array", "minItems": 1, "items": item } },
                 "required": ["any_of"],
+                "additionalProperties": false
+            }
+        ]
+    })
+});
+
+schema_of!(ValidExpect, "ValidExpect", |_generator| {
+    schemars::json_schema!({
+        "description": "`true`: valid FHIR R4 and the profiles the resource claims; or a profile to validate against too, and the least severe issue that fails (`error` unless given)",
+        "oneOf": [
+            { "const": true },
+            {
+                "type": "object",
+                "properties": {
+                    "profile": { "type": "string", "pattern": "^\\S+$", "description": "a profile's canonical URL (built in: US Core STU3.1.1 Practitioner; others from the target's `profiles:`)" },
+                    "severity": { "enum": ["error", "warning"], "description": "the least severe issue that fails the check" }
+                },
                 "additionalProperties": false
             }
         ]

@@ -232,10 +232,20 @@ fn run_json_and_summary_md_match_their_goldens() {
             "fixed=good",
             "--baseline",
             p(&base),
+            // The same record with and without the validation feature.
+            "--validate",
+            "off",
         ],
     )
     .expect_code(1);
-    let fix = |t: &str| normalize(t, &server.base_url).replace(p(&base), "BASELINE");
+    let fix = |t: &str| {
+        normalize(t, &server.base_url)
+            .replace(p(&base), "BASELINE")
+            .replace(
+                &format!("\"built_in\": {}", cfg!(feature = "validation")),
+                "\"built_in\": BUILT",
+            )
+    };
     let run = std::fs::read_to_string(dir.join("run.json")).unwrap();
     // The baseline's digest changes with its times: normalize it too.
     let base_sha = fhirconf::record::sha256_hex(&std::fs::read(&base).unwrap());

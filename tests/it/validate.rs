@@ -23,8 +23,7 @@ mod with_validation {
     use super::*;
 
     const CORPUS: &str = "crates/fhir-check/tests/corpus";
-    const US_CORE: &str =
-        "crates/fhir-check/tests/fixtures/profiles/StructureDefinition-us-core-practitioner.json";
+    const US_CORE: &str = "profiles/us-core-3.1.1/StructureDefinition-us-core-practitioner.json";
     const US_CORE_URL: &str =
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner";
 

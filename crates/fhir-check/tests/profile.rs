@@ -1,4 +1,4 @@
-//! US Core STU3.1.1 Practitioner (`tests/fixtures/profiles/`, CC0): a Practitioner
+//! US Core STU3.1.1 Practitioner (`profiles/us-core-3.1.1/` at the repository root, CC0): a Practitioner
 //! missing what the profile requires fails it, a complete one passes.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ const US_CORE_PRACTITIONER: &str =
 
 fn us_core() -> Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/profiles/StructureDefinition-us-core-practitioner.json");
+        .join("../../profiles/us-core-3.1.1/StructureDefinition-us-core-practitioner.json");
     let sd: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut v = Validator::new().unwrap();
     let loaded = v.add_profiles(vec![sd]).unwrap();
@@ -151,7 +151,7 @@ fn an_unknown_explicit_profile_is_an_error() {
 #[test]
 fn profiles_are_unwrapped_from_bundles_and_arrays_and_bad_ones_refused() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/profiles/StructureDefinition-us-core-practitioner.json");
+        .join("../../profiles/us-core-3.1.1/StructureDefinition-us-core-practitioner.json");
     let sd: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let bundle = json!({
         "resourceType": "Bundle", "type": "collection",

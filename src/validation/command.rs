@@ -3,14 +3,9 @@
 //! the `fhir-check` workspace crate, compiled only with the `validation` feature; the
 //! default build keeps the command and says how to get it.
 
-/// How to get a build that validates, for the one line a default build prints.
-#[cfg(not(feature = "validation"))]
-const HOW_TO_ENABLE: &str = "this fhirconf was built without FHIR validation; build it with \
-`cargo install --path . --features validation`, or run `cargo run --release --features validation -- validate ...`";
-
 #[cfg(not(feature = "validation"))]
 pub fn run(_: &crate::cli::ValidateArgs) -> u8 {
-    eprintln!("error: {HOW_TO_ENABLE}");
+    eprintln!("error: {}", super::HOW_TO_ENABLE);
     crate::exit::VALIDATION_NOT_BUILT
 }
 
@@ -19,7 +14,7 @@ pub use with_validation::run;
 
 #[cfg(feature = "validation")]
 mod with_validation {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
     use fhir_check::{Issue, Severity, Validator};
@@ -47,8 +42,12 @@ mod with_validation {
                 return exit::for_validation(true, 0);
             }
         };
+        if let Err(e) = crate::validation::profiles::built_in(&mut validator) {
+            eprintln!("error: {e}");
+            return exit::for_validation(true, 0);
+        }
         for package in &args.package {
-            if let Err(message) = load_package(&mut validator, package) {
+            if let Err(message) = crate::validation::profiles::load(&mut validator, package) {
                 eprintln!("error: {message}");
                 return exit::for_validation(true, 0);
             }
@@ -58,7 +57,7 @@ mod with_validation {
         {
             eprintln!(
                 "error: profile {profile} is not loaded: give the file that defines it with --package \
-(the FHIR R4 core definitions are built in)"
+(the FHIR R4 core definitions and the US Core STU3.1.1 Practitioner profile are built in)"
             );
             return exit::for_validation(true, 0);
         }
@@ -203,59 +202,7 @@ mod with_validation {
         text
     }
 
-    /// `--package PATH`: one JSON file, or every `*.json` file directly in a folder (in
-    /// a folder, files that hold neither StructureDefinitions nor Bundles are skipped).
-    fn load_package(validator: &mut Validator, path: &Path) -> Result<(), String> {
-        let shown = display_path(path);
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| format!("cannot read {shown}: {}", crate::files::io_reason(&e)))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(format!("{shown}: the folder holds no .json file"));
-            }
-            for file in files {
-                let value = read_json(&file)?;
-                let kind = value.get("resourceType").and_then(Value::as_str);
-                if value.is_array() || matches!(kind, Some("StructureDefinition") | Some("Bundle"))
-                {
-                    add(validator, &file, value)?;
-                }
-            }
-            Ok(())
-        } else if path.extension().is_some_and(|x| x == "tgz") {
-            Err(format!(
-                "{shown}: FHIR NPM package tarballs are not read yet; unpack it and give its \
-package/ folder"
-            ))
-        } else {
-            let value = read_json(path)?;
-            add(validator, path, value)
-        }
-    }
-
     fn read_json(path: &Path) -> Result<Value, String> {
-        let bytes = read_bytes(path, MAX_FHIR_JSON_BYTES).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "{}:{}:{}: not JSON: {e}",
-                display_path(path),
-                e.line(),
-                e.column()
-            )
-        })
-    }
-
-    fn add(validator: &mut Validator, path: &Path, value: Value) -> Result<(), String> {
-        let loaded = validator
-            .add_profiles(vec![value])
-            .map_err(|e| format!("{}: {e}", display_path(path)))?;
-        for warning in loaded.warnings {
-            eprintln!("warning: {}: {warning}", display_path(path));
-        }
-        Ok(())
+        crate::validation::profiles::read_json(path).map_err(|e| e.to_string())
     }
 }

@@ -1,0 +1,344 @@
+//! FHIR R4 validation of what a server returns: `expect.valid`, `--validate
+//! off|warn|error` and the target's `validate:`, `validation.ignore` and `profiles:`.
+//!
+//! The validator itself is the `fhir-check` workspace crate, compiled in only with the
+//! `validation` feature ([`BUILT_IN`]). Everything else here (the mode, the ignore
+//! rules, the issues as the reports keep them) exists in every build, so a default
+//! build reads the same target files and scenario files and says what it cannot do.
+
+pub mod command;
+mod profiles;
+
+use std::path::PathBuf;
+#[cfg(feature = "validation")]
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::assert::Check;
+use crate::http::Response;
+use crate::record::{FoundIssue, IssueSeverity};
+use crate::scenario::schema::Pattern;
+
+pub use profiles::ProfileError;
+
+/// Whether this build can validate.
+pub const BUILT_IN: bool = cfg!(feature = "validation");
+
+/// How a default build says what it leaves out.
+pub const HOW_TO_ENABLE: &str = "this fhirconf was built without FHIR validation; build it with \
+`cargo install --path . --features validation`, or run `cargo run --release --features validation -- ...`";
+
+/// The canonical URL of the profile every build with validation carries: US Core
+/// STU3.1.1 Practitioner, which the Canvas Practitioner page (source document 000)
+/// says it follows.
+pub const US_CORE_PRACTITIONER: &str =
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner";
+
+/// `--validate` and the target's `validate:`: what validation does to every FHIR
+/// resource a step receives.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Not validated (a step's own `expect.valid` still is).
+    Off,
+    /// Validated; issues are shown in every report and fail nothing.
+    #[default]
+    Warn,
+    /// Validated; a resource with an error issue fails its step.
+    Error,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Warn => "warn",
+            Mode::Error => "error",
+        }
+    }
+}
+
+/// One `validation.ignore` rule of the target: an issue matching every field given is
+/// suppressed (kept in the reports as suppressed, and counted, never dropped).
+#[derive(Debug, Clone)]
+pub struct IgnoreRule {
+    /// Searched in the issue's message.
+    pub message: Option<Pattern>,
+    /// Searched in the issue's FHIRPath location.
+    pub path: Option<Pattern>,
+    /// The issue's profile, by canonical URL (a `|version` suffix is not compared).
+    pub profile: Option<String>,
+}
+
+impl PartialEq for IgnoreRule {
+    fn eq(&self, other: &Self) -> bool {
+        let text = |p: &Option<Pattern>| p.as_ref().map(|p| p.0.as_str().to_owned());
+        text(&self.message) == text(&other.message)
+            && text(&self.path) == text(&other.path)
+            && self.profile == other.profile
+    }
+}
+
+impl IgnoreRule {
+    fn matches(&self, issue: &FoundIssue) -> bool {
+        let unversioned = |u: &str| u.split('|').next().unwrap_or(u).to_owned();
+        self.message
+            .as_ref()
+            .is_none_or(|p| p.0.is_match(&issue.message))
+            && self
+                .path
+                .as_ref()
+                .is_none_or(|p| p.0.is_match(&issue.location))
+            && self.profile.as_ref().is_none_or(|want| {
+                issue
+                    .profile
+                    .as_deref()
+                    .is_some_and(|p| unversioned(p) == unversioned(want))
+            })
+    }
+}
+
+/// The validation settings of a run, before anything is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Set when `--validate` or the target's `validate:` chose the mode.
+    pub explicit: bool,
+    pub ignore: Vec<IgnoreRule>,
+    /// The target's `profiles:`: StructureDefinition files, folders, `.tgz` packages.
+    pub profiles: Vec<PathBuf>,
+}
+
+/// The validator of a run: loaded once, shared by every scenario.
+pub struct Validation {
+    mode: Mode,
+    ignore: Vec<IgnoreRule>,
+    engine: Option<Engine>,
+    profiles: Vec<String>,
+}
+
+impl std::fmt::Debug for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validation")
+            .field("mode", &self.mode)
+            .field("ignore", &self.ignore.len())
+            .field("loaded", &self.engine.is_some())
+            .field("profiles", &self.profiles)
+            .finish()
+    }
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation::off()
+    }
+}
+
+/// What validating one response found.
+#[derive(Debug, Clone, Default)]
+pub struct Validated {
+    /// Why the body was not validated: there was none, it is not JSON, or not a FHIR
+    /// resource. `None` when it was.
+    pub not_validated: Option<String>,
+    /// Errors and warnings, suppressed ones included (best-practice notes are left
+    /// out: `fhirconf validate --verbose` shows them).
+    pub issues: Vec<FoundIssue>,
+}
+
+impl Validated {
+    /// Issues that count: not suppressed, at `fails_at` or worse.
+    pub fn failing(&self, fails_at: IssueSeverity) -> impl Iterator<Item = &FoundIssue> {
+        self.issues
+            .iter()
+            .filter(move |i| !i.suppressed && i.severity <= fails_at)
+    }
+}
+
+impl Validation {
+    /// Nothing is validated.
+    pub fn off() -> Self {
+        Validation {
+            mode: Mode::Off,
+            ignore: Vec::new(),
+            engine: None,
+            profiles: Vec::new(),
+        }
+    }
+
+    /// Loads the R4 definitions, the built-in profile and `settings.profiles` when
+    /// anything is to be validated (`needed`: a scenario of the run has
+    /// `expect.valid`). A default build loads nothing and validates nothing.
+    pub fn load(settings: &Settings, needed: bool) -> Result<Self, ProfileError> {
+        let mode = settings.mode;
+        if !BUILT_IN || (mode == Mode::Off && !needed) {
+            return Ok(Validation {
+                mode: if BUILT_IN { mode } else { Mode::Off },
+                ignore: settings.ignore.clone(),
+                engine: None,
+                profiles: Vec::new(),
+            });
+        }
+        let (engine, profiles) = Engine::load(&settings.profiles)?;
+        Ok(Validation {
+            mode,
+            ignore: settings.ignore.clone(),
+            engine: Some(engine),
+            profiles,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Canonical URLs of the profiles loaded (the built-in one first).
+    pub fn profiles(&self) -> &[String] {
+        &self.profiles
+    }
+
+    pub fn ignore_rules(&self) -> usize {
+        self.ignore.len()
+    }
+
+    /// Whether a profile of this canonical URL is loaded.
+    pub fn has_profile(&self, url: &str) -> bool {
+        let url = url.split('|').next().unwrap_or(url);
+        self.profiles.iter().any(|p| p == url)
+    }
+
+    /// Validates the response body when the mode or the step asks for it (`asked`,
+    /// with a profile or not). `None`: nothing to validate. A body that is not a FHIR
+    /// resource is only reported when the step asked.
+    pub fn inspect(&self, response: &Response, asked: Option<Option<&str>>) -> Option<Validated> {
+        let engine = self.engine.as_ref()?;
+        if asked.is_none() && self.mode == Mode::Off {
+            return None;
+        }
+        let not = |why: String| {
+            asked.is_some().then(|| Validated {
+                not_validated: Some(why),
+                issues: Vec::new(),
+            })
+        };
+        let body = match response.json() {
+            Ok(body) => body,
+            Err(why) => return not(why.to_owned()),
+        };
+        if !body.get("resourceType").is_some_and(Value::is_string) {
+            return not("a JSON body that is not a FHIR resource (no resourceType)".to_owned());
+        }
+        let mut issues = engine.validate(body, asked.flatten());
+        for issue in &mut issues {
+            issue.suppressed = self.ignore.iter().any(|rule| rule.matches(issue));
+        }
+        issues.shrink_to_fit();
+        Some(Validated {
+            not_validated: None,
+            issues,
+        })
+    }
+
+    /// Under `--validate error`, the check that fails a step whose response has an
+    /// error issue (suppressed ones and those of the profile the step's own
+    /// `expect.valid` names, which that check judges, aside).
+    pub fn mode_check(&self, validated: &Validated, named: Option<&str>) -> Option<Check> {
+        if self.mode != Mode::Error || validated.not_validated.is_some() {
+            return None;
+        }
+        let unversioned = |u: &str| u.split('|').next().unwrap_or(u).to_owned();
+        let errors: Vec<&FoundIssue> = validated
+            .failing(IssueSeverity::Error)
+            .filter(|i| {
+                named.is_none_or(|n| i.profile.as_deref().map(unversioned) != Some(unversioned(n)))
+            })
+            .collect();
+        let actual = if errors.is_empty() {
+            "no error".to_owned()
+        } else {
+            let shown: Vec<String> = errors.iter().take(3).map(|i| i.summary()).collect();
+            let more = errors.len().saturating_sub(3);
+            format!(
+                "{} error{}: {}{}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                shown.join("; "),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        Some(Check::new(
+            "FHIR R4 validation (--validate error)",
+            errors.is_empty(),
+            "no error against FHIR R4 and the profiles the resource claims",
+            actual,
+        ))
+    }
+}
+
+#[cfg(feature = "validation")]
+struct Engine(Arc<fhir_check::Validator>);
+
+#[cfg(feature = "validation")]
+impl Engine {
+    fn load(paths: &[PathBuf]) -> Result<(Self, Vec<String>), ProfileError> {
+        let mut validator = fhir_check::Validator::new().map_err(|e| ProfileError {
+            file: "the FHIR R4 core definitions".to_owned(),
+            reason: e.to_string(),
+        })?;
+        profiles::built_in(&mut validator)?;
+        for path in paths {
+            profiles::load(&mut validator, path)?;
+        }
+        let loaded = validator.profiles().to_vec();
+        Ok((Engine(Arc::new(validator)), loaded))
+    }
+
+    fn validate(&self, body: &Value, profile: Option<&str>) -> Vec<FoundIssue> {
+        use fhir_check::Severity;
+        self.0
+            .validate(body, profile)
+            .into_iter()
+            .filter_map(|i| {
+                let severity = match i.severity {
+                    Severity::Error => IssueSeverity::Error,
+                    Severity::Warning => IssueSeverity::Warning,
+                    Severity::Information => return None,
+                };
+                Some(FoundIssue {
+                    severity,
+                    location: i.path,
+                    message: i.message,
+                    profile: i.profile,
+                    rule: i.rule,
+                    suppressed: false,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A default build has no engine: [`Validation::load`] never makes one.
+#[cfg(not(feature = "validation"))]
+enum Engine {}
+
+#[cfg(not(feature = "validation"))]
+impl Engine {
+    fn load(_: &[PathBuf]) -> Result<(Self, Vec<String>), ProfileError> {
+        Err(ProfileError {
+            file: "the FHIR R4 core definitions".to_owned(),
+            reason: HOW_TO_ENABLE.to_owned(),
+        })
+    }
+
+    fn validate(&self, _: &Value, _: Option<&str>) -> Vec<FoundIssue> {
+        match *self {}
+    }
+}
