@@ -353,6 +353,9 @@ fn say_finished(finished: &Finished) {
         eprint!("\n{}", report::comparison(cmp, report::CompareFormat::Text));
         eprintln!("{}", report::baseline_gate(cmp));
     }
+    if let Some(line) = report::validation_line(&ran.record) {
+        eprintln!("{line}");
+    }
     eprintln!("{}", report::verdict_line(&ran.record));
     if *interrupted {
         eprintln!("the run was interrupted: the reports cover what ran");

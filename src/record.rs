@@ -41,7 +41,7 @@ pub struct RunRecord {
 }
 
 /// The run's validation settings, as the reports show them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationInfo {
     /// `off`, `warn` or `error` (`off` in a build without validation).
     pub mode: String,
@@ -53,6 +53,18 @@ pub struct ValidationInfo {
     /// How many `validation.ignore` rules the target has.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub ignore_rules: usize,
+}
+
+impl Default for ValidationInfo {
+    /// A record written before validation existed: nothing was validated.
+    fn default() -> Self {
+        ValidationInfo {
+            mode: "off".to_owned(),
+            built_in: false,
+            profiles: Vec::new(),
+            ignore_rules: 0,
+        }
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -98,7 +110,71 @@ pub struct FoundIssue {
     pub suppressed: bool,
 }
 
+/// Validation issues counted by severity (suppressed ones apart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IssueCounts {
+    pub errors: usize,
+    pub warnings: usize,
+    pub suppressed: usize,
+    /// Steps whose response had at least one issue.
+    pub responses: usize,
+}
+
+impl IssueCounts {
+    pub fn add(&mut self, issues: &[FoundIssue]) {
+        if issues.is_empty() {
+            return;
+        }
+        self.responses += 1;
+        for i in issues {
+            match (i.suppressed, i.severity) {
+                (true, _) => self.suppressed += 1,
+                (false, IssueSeverity::Error) => self.errors += 1,
+                (false, IssueSeverity::Warning) => self.warnings += 1,
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.responses == 0
+    }
+}
+
+impl std::fmt::Display for IssueCounts {
+    /// `2 errors, 1 warning, 3 suppressed`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |count: usize, word: &str| {
+            format!("{count} {word}{}", if count == 1 { "" } else { "s" })
+        };
+        write!(
+            f,
+            "{}, {}",
+            n(self.errors, "error"),
+            n(self.warnings, "warning")
+        )?;
+        if self.suppressed > 0 {
+            write!(f, ", {} suppressed", self.suppressed)?;
+        }
+        Ok(())
+    }
+}
+
 impl FoundIssue {
+    /// One line with its severity and profile: `error Practitioner.gender: ... (profile X)`.
+    pub fn line(&self) -> String {
+        let mut text = format!("{} {}", self.severity.as_str(), self.summary());
+        if let Some(rule) = &self.rule {
+            text.push_str(&format!(" [{rule}]"));
+        }
+        if let Some(p) = &self.profile {
+            text.push_str(&format!(" (profile {p})"));
+        }
+        if self.suppressed {
+            text.push_str(" (suppressed)");
+        }
+        text
+    }
+
     /// `Practitioner.gender: "M" is not in the required value set ...`
     pub fn summary(&self) -> String {
         if self.location.is_empty() {
@@ -331,6 +407,42 @@ impl<'de> Deserialize<'de> for Captures {
 pub use crate::spill::Transcript;
 
 impl RunRecord {
+    /// Validation issues by scenario file, in file order; files without any are left
+    /// out.
+    pub fn issues_by_file(&self) -> Vec<(&str, IssueCounts)> {
+        let mut out: Vec<(&str, IssueCounts)> = Vec::new();
+        for s in &self.scenarios {
+            let mut counts = IssueCounts::default();
+            for step in &s.steps {
+                counts.add(&step.validation);
+            }
+            if counts.is_empty() {
+                continue;
+            }
+            match out.iter_mut().find(|(f, _)| *f == s.file) {
+                Some((_, c)) => {
+                    c.errors += counts.errors;
+                    c.warnings += counts.warnings;
+                    c.suppressed += counts.suppressed;
+                    c.responses += counts.responses;
+                }
+                None => out.push((&s.file, counts)),
+            }
+        }
+        out
+    }
+
+    /// Every validation issue of the run, counted.
+    pub fn issue_totals(&self) -> IssueCounts {
+        let mut total = IssueCounts::default();
+        for s in &self.scenarios {
+            for step in &s.steps {
+                total.add(&step.validation);
+            }
+        }
+        total
+    }
+
     pub fn count(&self, verdict: Verdict) -> usize {
         self.scenarios
             .iter()

@@ -283,6 +283,65 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn found(severity: IssueSeverity, suppressed: bool) -> FoundIssue {
+        FoundIssue {
+            severity,
+            location: "Practitioner.gender".to_owned(),
+            message: "\"M\" is not in the required value set".to_owned(),
+            profile: None,
+            rule: None,
+            suppressed,
+        }
+    }
+
+    #[test]
+    fn valid_fails_on_an_error_and_never_passes_unvalidated() {
+        let spec = ValidExpect::default();
+        let clean = Validated::default();
+        assert!(valid_check(&spec, Some(&clean)).passed);
+        let bad = Validated {
+            not_validated: None,
+            issues: vec![found(IssueSeverity::Error, false)],
+        };
+        let c = valid_check(&spec, Some(&bad));
+        assert!(!c.passed);
+        assert!(
+            c.actual.contains("1 issue: error Practitioner.gender"),
+            "{c:?}"
+        );
+        assert!(!valid_check(&spec, None).passed);
+        let no_body = Validated {
+            not_validated: Some("no body".to_owned()),
+            issues: Vec::new(),
+        };
+        let c = valid_check(&spec, Some(&no_body));
+        assert!(!c.passed && c.actual == "not validated: no body", "{c:?}");
+    }
+
+    #[test]
+    fn valid_counts_warnings_only_when_asked_and_never_suppressed_issues() {
+        let warned = Validated {
+            not_validated: None,
+            issues: vec![
+                found(IssueSeverity::Warning, false),
+                found(IssueSeverity::Error, true),
+            ],
+        };
+        let c = valid_check(&ValidExpect::default(), Some(&warned));
+        assert!(c.passed, "{c:?}");
+        assert!(
+            c.actual.contains("1 warning") && c.actual.contains("1 suppressed"),
+            "{c:?}"
+        );
+        let strict = ValidExpect {
+            profile: Some("http://x/p".to_owned()),
+            fails_at: IssueSeverity::Warning,
+        };
+        let c = valid_check(&strict, Some(&warned));
+        assert!(!c.passed);
+        assert_eq!(c.what, "valid against http://x/p");
+    }
+
     fn id(v: &Value) -> Result<Value, crate::template::TemplateError> {
         Ok(v.clone())
     }

@@ -55,7 +55,19 @@ struct StepView {
     duration_ms: String,
     message: Option<String>,
     checks: Vec<CheckView>,
+    /// FHIR validation issues of the response (a table under the step).
+    issues: Vec<IssueView>,
     transcript: Option<String>,
+}
+
+#[derive(Serialize)]
+struct IssueView {
+    severity: &'static str,
+    location: String,
+    message: String,
+    profile: Option<String>,
+    rule: Option<String>,
+    suppressed: bool,
 }
 
 #[derive(Serialize)]
@@ -97,6 +109,8 @@ struct Page {
     scenarios: Vec<ScenarioView>,
     tags: Vec<String>,
     rules: Vec<RuleView>,
+    /// The validation line of the terminal, when responses were validated.
+    validation: Option<String>,
 }
 
 fn ms(secs: f64) -> String {
@@ -143,6 +157,18 @@ fn step_view(step: &StepRecord) -> StepView {
                 expected: c.expected.clone(),
                 actual: c.actual.clone(),
                 diff: c.diff.as_deref().map(diff_lines).unwrap_or_default(),
+            })
+            .collect(),
+        issues: step
+            .validation
+            .iter()
+            .map(|i| IssueView {
+                severity: i.severity.as_str(),
+                location: i.location.clone(),
+                message: i.message.clone(),
+                profile: i.profile.clone(),
+                rule: i.rule.clone(),
+                suppressed: i.suppressed,
             })
             .collect(),
         transcript: if judged {
@@ -266,6 +292,7 @@ fn page(record: &RunRecord) -> Page {
         scenarios,
         tags,
         rules,
+        validation: super::text::validation_line(record),
     }
 }
 

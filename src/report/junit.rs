@@ -91,6 +91,7 @@ fn step_log(s: &ScenarioRecord) -> String {
         {
             let _ = writeln!(out, "    {m}");
         }
+        super::text::validation_lines(&mut out, step);
     }
     out
 }

@@ -144,6 +144,58 @@ fn requirements_section(out: &mut String, record: &RunRecord) {
     );
 }
 
+/// Validation issues by scenario file and severity, when responses were validated.
+fn validation_section(out: &mut String, record: &RunRecord) {
+    let v = &record.validation;
+    let by_file = record.issues_by_file();
+    if v.mode == "off" && by_file.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## FHIR validation
+"
+    );
+    let what = match v.mode.as_str() {
+        "error" => "an error issue fails its step",
+        "warn" => "issues are shown, nothing fails for them",
+        _ => "only the steps' own `valid` checks",
+    };
+    let _ = write!(out, "Mode `{}`: {what}.", v.mode);
+    if !v.profiles.is_empty() {
+        let list: Vec<String> = v
+            .profiles
+            .iter()
+            .map(|p| format!("`{}`", cell(p)))
+            .collect();
+        let _ = write!(out, " Profiles: {}.", list.join(", "));
+    }
+    if v.ignore_rules > 0 {
+        let _ = write!(out, " {} ignore rule(s) in the target.", v.ignore_rules);
+    }
+    out.push_str("\n\n");
+    if by_file.is_empty() {
+        let _ = writeln!(out, "No issue in any response.\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "| scenario file | errors | warnings | suppressed | responses with issues |\n|---|---|---|---|---|"
+    );
+    for (file, c) in by_file {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            cell(file),
+            c.errors,
+            c.warnings,
+            c.suppressed,
+            c.responses
+        );
+    }
+    out.push('\n');
+}
+
 fn skipped_section(out: &mut String, record: &RunRecord) {
     let skipped: Vec<_> = record
         .scenarios
@@ -187,6 +239,7 @@ pub fn render(record: &RunRecord) -> String {
     baseline_section(&mut out, record);
     failures_section(&mut out, record);
     requirements_section(&mut out, record);
+    validation_section(&mut out, record);
     skipped_section(&mut out, record);
     out
 }
@@ -194,6 +247,43 @@ pub fn render(record: &RunRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_validation_issues_by_file_and_severity() {
+        use crate::record::{FoundIssue, IssueSeverity};
+        let mut record = crate::report::fixtures::record();
+        record.validation.mode = "warn".to_owned();
+        let issue = |severity, suppressed| FoundIssue {
+            severity,
+            location: "Practitioner.gender".into(),
+            message: "bad".into(),
+            profile: None,
+            rule: None,
+            suppressed,
+        };
+        record.scenarios[0].steps[0].validation = vec![
+            issue(IssueSeverity::Error, false),
+            issue(IssueSeverity::Warning, false),
+            issue(IssueSeverity::Error, true),
+        ];
+        let md = render(&record);
+        assert!(
+            md.contains("Mode `warn`: issues are shown, nothing fails for them."),
+            "{md}"
+        );
+        let file = &record.scenarios[0].file;
+        assert!(
+            md.contains(&format!("| `{file}` | 1 | 1 | 1 | 1 |")),
+            "{md}"
+        );
+        record.validation.mode = "off".to_owned();
+        for s in &mut record.scenarios {
+            for st in &mut s.steps {
+                st.validation.clear();
+            }
+        }
+        assert!(!render(&record).contains("FHIR validation"));
+    }
 
     #[test]
     fn lists_totals_failures_and_skips() {

@@ -17,7 +17,7 @@ pub use junit::render as junit;
 pub use markdown::render as markdown;
 pub use text::{
     InputSources, SHOWN_TRANSCRIPT_BYTES, details, inputs, sandbox_switches, scenario_list,
-    shown_transcript, verdict_line, verification,
+    shown_transcript, validation_line, verdict_line, verification,
 };
 
 use crate::record::RunRecord;

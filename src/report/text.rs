@@ -99,9 +99,61 @@ fn step_details(out: &mut String, file: &str, step: &StepRecord) {
             let _ = writeln!(out, "{diff}");
         }
     }
+    validation_lines(out, step);
     if let Some(t) = step.transcript.as_ref().and_then(|t| t.as_text()) {
         let _ = writeln!(out, "{}", shown_transcript(t));
     }
+}
+
+/// How many validation issues of one step the text reports list (run.json and the
+/// HTML report have them all).
+const ISSUES_LISTED: usize = 20;
+
+/// A step's validation issues, one per line, under the step.
+pub(super) fn validation_lines(out: &mut String, step: &StepRecord) {
+    if step.validation.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  FHIR validation of the response:");
+    for issue in step.validation.iter().take(ISSUES_LISTED) {
+        let _ = writeln!(out, "    {}", issue.line());
+    }
+    if step.validation.len() > ISSUES_LISTED {
+        let _ = writeln!(
+            out,
+            "    (and {} more in run.json)",
+            step.validation.len() - ISSUES_LISTED
+        );
+    }
+}
+
+/// The line after the reports when responses were validated: the mode and what it
+/// found, or nothing when validation was off and found nothing.
+///
+/// ```text
+/// validation (--validate warn): 3 errors, 1 warning in 2 responses; warn fails nothing (see summary.md)
+/// ```
+pub fn validation_line(record: &RunRecord) -> Option<String> {
+    let totals = record.issue_totals();
+    let mode = record.validation.mode.as_str();
+    if mode == "off" && totals.is_empty() {
+        return None;
+    }
+    let mut out = format!("validation (--validate {mode}): ");
+    if totals.is_empty() {
+        out.push_str("no issue in any response");
+    } else {
+        let _ = write!(
+            out,
+            "{totals} in {} response{}",
+            totals.responses,
+            if totals.responses == 1 { "" } else { "s" }
+        );
+        if mode == "warn" && totals.errors > 0 {
+            out.push_str("; warn fails nothing (--validate error would)");
+        }
+    }
+    Some(out)
 }
 
 /// `fhirconf list`: one block per scenario with its id, source, tags and requirements.

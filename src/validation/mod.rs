@@ -10,7 +10,7 @@ pub mod command;
 mod profiles;
 
 use std::path::PathBuf;
-#[cfg(feature = "validation")]
+#[cfg(any(test, feature = "validation"))]
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -340,5 +340,89 @@ impl Engine {
 
     fn validate(&self, _: &Value, _: Option<&str>) -> Vec<FoundIssue> {
         match *self {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(severity: IssueSeverity, location: &str, message: &str) -> FoundIssue {
+        FoundIssue {
+            severity,
+            location: location.to_owned(),
+            message: message.to_owned(),
+            profile: None,
+            rule: None,
+            suppressed: false,
+        }
+    }
+
+    fn pattern(text: &str) -> Option<Pattern> {
+        Some(Pattern(Arc::new(regex::Regex::new(text).unwrap())))
+    }
+
+    #[test]
+    fn an_ignore_rule_needs_every_field_it_gives_to_match() {
+        let mut i = issue(
+            IssueSeverity::Error,
+            "Practitioner.gender",
+            "\"M\" is not in",
+        );
+        i.profile = Some("http://x/p|1.0".to_owned());
+        let rule = |message, path, profile: Option<&str>| IgnoreRule {
+            message: pattern_opt(message),
+            path: pattern_opt(path),
+            profile: profile.map(str::to_owned),
+        };
+        fn pattern_opt(t: Option<&str>) -> Option<Pattern> {
+            t.and_then(pattern)
+        }
+        assert!(rule(Some("not in"), None, None).matches(&i));
+        assert!(rule(None, Some(r"\.gender$"), Some("http://x/p")).matches(&i));
+        assert!(!rule(Some("not in"), Some("name"), None).matches(&i));
+        assert!(!rule(None, None, Some("http://x/other")).matches(&i));
+        // A profile rule never matches an issue of the base specification.
+        i.profile = None;
+        assert!(!rule(None, None, Some("http://x/p")).matches(&i));
+    }
+
+    #[test]
+    fn suppressed_issues_and_milder_ones_do_not_fail() {
+        let mut suppressed = issue(IssueSeverity::Error, "A.b", "bad");
+        suppressed.suppressed = true;
+        let v = Validated {
+            not_validated: None,
+            issues: vec![suppressed, issue(IssueSeverity::Warning, "A.c", "meh")],
+        };
+        assert_eq!(v.failing(IssueSeverity::Error).count(), 0);
+        assert_eq!(v.failing(IssueSeverity::Warning).count(), 1);
+    }
+
+    #[test]
+    fn the_error_mode_check_leaves_the_named_profile_to_the_steps_own_check() {
+        let validation = Validation {
+            mode: Mode::Error,
+            ..Validation::off()
+        };
+        let mut profiled = issue(IssueSeverity::Error, "Practitioner.identifier", "min 1");
+        profiled.profile = Some("http://x/p".to_owned());
+        let v = Validated {
+            not_validated: None,
+            issues: vec![profiled],
+        };
+        let named = validation.mode_check(&v, Some("http://x/p|3.1.1")).unwrap();
+        assert!(named.passed, "{named:?}");
+        let unnamed = validation.mode_check(&v, None).unwrap();
+        assert!(!unnamed.passed);
+        assert!(
+            unnamed.actual.contains("Practitioner.identifier: min 1"),
+            "{unnamed:?}"
+        );
+        let warn = Validation {
+            mode: Mode::Warn,
+            ..Validation::off()
+        };
+        assert!(warn.mode_check(&v, None).is_none());
     }
 }

@@ -23,3 +23,4 @@ mod schema;
 mod standalone;
 mod targets;
 mod validate;
+mod validation_run;

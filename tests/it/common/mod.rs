@@ -21,7 +21,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 pub const FHIR: &str = "application/fhir+json";
@@ -193,6 +193,13 @@ pub fn app(hits: Hits) -> Router {
         .route("/Patient", get(search_patient).post(create_patient))
         .route("/Patient/{id}", get(read_patient))
         .route("/echo", any(echo))
+        // The request body back as the response, as FHIR JSON (for validation).
+        .route(
+            "/mirror",
+            post(|body: Bytes| async move {
+                (StatusCode::OK, [(header::CONTENT_TYPE, FHIR)], body).into_response()
+            }),
+        )
         .route("/hit/{key}", any(hit))
         .route("/hang/{key}", any(hang))
         .route("/busy/{key}/{status}/{n}/{retry_after}", any(busy))
