@@ -124,11 +124,36 @@ mod with_validation {
     #[test]
     fn a_profile_that_is_not_loaded_is_exit_2() {
         Fhirconf::new()
-            .args(["validate", "--profile", US_CORE_URL])
+            .args([
+                "validate",
+                "--profile",
+                "http://example.org/StructureDefinition/nope",
+            ])
             .arg(format!("{CORPUS}/valid/practitioner.json"))
             .run()
             .expect_code(2)
             .stderr_contains("is not loaded");
+    }
+
+    #[test]
+    fn us_core_practitioner_is_built_in() {
+        Fhirconf::new()
+            .args(["validate", "--profile", US_CORE_URL])
+            .arg(format!("{CORPUS}/valid/practitioner.json"))
+            .run()
+            .expect_code(0);
+        let dir = scratch("validate-built-in-us-core");
+        let bare = write_file(
+            &dir,
+            "bare.json",
+            r#"{"resourceType": "Practitioner", "id": "p1", "name": [{"family": "Doe"}]}"#,
+        );
+        Fhirconf::new()
+            .args(["validate", "--profile", US_CORE_URL, &bare])
+            .run()
+            .expect_code(1)
+            .stdout_contains("identifier is required")
+            .stdout_contains(&format!("   = profile: {US_CORE_URL}"));
     }
 
     #[test]

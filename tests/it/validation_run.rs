@@ -321,3 +321,33 @@ mod with_the_feature {
         assert!(reason.contains("identifier"), "{reason}");
     }
 }
+
+/// Every response of the built-in sandbox is valid R4: the whole built-in suite under
+/// `--validate error` passes (CORE-VALID-RESOURCE and PRAC-USCORE-PROFILE hold for
+/// the sandbox itself, not only for the scenarios that check them).
+#[cfg(feature = "validation")]
+#[test]
+fn the_built_in_suites_pass_against_the_sandbox_under_validate_error() {
+    let dir = scratch("sandbox-validate-error");
+    let ran = Fhirconf::new()
+        .args(["run", "--validate", "error"])
+        .reports(&dir)
+        .run();
+    let record = run_record(&dir);
+    let failed: Vec<String> = record["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] != "passed" && s["verdict"] != "skipped")
+        .map(|s| format!("{}: {}", s["id"], s["reason"]))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{}\n{}",
+        failed.join("\n"),
+        ran.transcript()
+    );
+    assert_eq!(record["validation"]["mode"], "error");
+    ran.expect_code(0)
+        .stderr_contains("validation (--validate error): no issue in any response");
+}
