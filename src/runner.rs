@@ -555,6 +555,11 @@ impl Runner {
                 .checks
                 .extend(validation.mode_check(&validated, named.flatten()));
             record.validation = validated.issues;
+            // Messages quote the response ("\"M\" is not in ..."), which may echo a secret.
+            for issue in &mut record.validation {
+                issue.message = redactor.text(&issue.message);
+                issue.location = redactor.text(&issue.location);
+            }
         }
         let failed: Vec<String> = record
             .checks

@@ -141,6 +141,41 @@ mod with_the_feature {
     }
 
     #[test]
+    fn a_secret_an_issue_quotes_is_masked_in_every_output() {
+        let server = start_server();
+        let dir = scratch("validate-secret");
+        let secret = "Sup3rSecretGenderValue";
+        let suite = mirror_suite(
+            &dir,
+            r#"{ resourceType: Practitioner, id: p1, gender: "{{ code }}" }"#,
+            "",
+        );
+        let t = target(&dir, &server, "validate: error\n");
+        let out = run_with_reports(
+            &dir,
+            &[
+                "--target",
+                &t,
+                "--secret-var",
+                &format!("code={secret}"),
+                &suite,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let record = run_record(&dir);
+        let message = record["scenarios"][0]["steps"][0]["validation"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.contains("is not in the required value set"),
+            "{message}"
+        );
+        for (name, content) in every_output(&out, &dir) {
+            assert!(!content.contains(secret), "{name} shows the secret");
+        }
+    }
+
+    #[test]
     fn ignored_issues_are_suppressed_and_counted_not_dropped() {
         let server = start_server();
         let dir = scratch("validate-ignore");
