@@ -237,3 +237,60 @@ fn contained_resources_do_not_break_dom_3() {
     );
     assert!(errors(&found).is_empty(), "{found:#?}");
 }
+
+/// ele-1 and ext-1 are checked on the JSON (not by the FHIRPath evaluator, where each
+/// instance costs the whole resource): same verdicts, one issue each, rule named.
+#[test]
+fn ele_1_and_ext_1_are_checked_on_the_json() {
+    let found = validator().validate(
+        &json!({
+            "resourceType": "Patient",
+            "id": "p1",
+            "name": [{"id": "n1"}],
+            "extension": [
+                {"url": "http://x/both", "valueString": "a",
+                 "extension": [{"url": "inner", "valueBoolean": true}]},
+                {"url": "http://x/neither"},
+                {"url": "http://x/fine", "valueCode": "ok"}
+            ],
+            "_birthDate": {"extension": [{"url": "http://x/ok", "valueString": "b"}]}
+        }),
+        None,
+    );
+    let rule = |r: &str| -> Vec<&str> {
+        found
+            .iter()
+            .filter(|i| i.rule.as_deref() == Some(r))
+            .map(|i| i.path.as_str())
+            .collect()
+    };
+    assert_eq!(rule("ele-1"), ["Patient.name[0]"], "{found:#?}");
+    assert_eq!(
+        rule("ext-1"),
+        ["Patient.extension[0]", "Patient.extension[1]"],
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .filter(|i| matches!(i.rule.as_deref(), Some("ele-1" | "ext-1")))
+            .all(Issue::is_error)
+    );
+}
+
+/// An element whose only member is an empty array gets the empty-array error, its
+/// cause, and not ele-1 as well.
+#[test]
+fn an_element_emptied_by_an_empty_array_is_one_error() {
+    let found = validator().validate(
+        &json!({
+            "resourceType": "Appointment", "id": "a1", "status": "proposed",
+            "participant": [{"status": "accepted", "actor": {"display": "x"}}],
+            "appointmentType": {"coding": []}
+        }),
+        None,
+    );
+    let errors = errors(&found);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].path, "Appointment.appointmentType.coding");
+}
