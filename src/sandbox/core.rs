@@ -604,15 +604,19 @@ pub(crate) fn searchset(
     } else {
         "searchset"
     };
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
         "meta": { "lastUpdated": instant(Timestamp::now()) },
         "type": kind,
         "total": page.total,
         "link": links,
-        "entry": page.entries,
-    })
+    });
+    // FHIR JSON leaves out empty arrays: an empty page has no `entry` at all.
+    if !page.entries.is_empty() {
+        bundle["entry"] = Value::Array(page.entries);
+    }
+    bundle
 }
 
 /// The slice of `items` that the page shows.

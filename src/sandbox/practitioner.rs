@@ -216,11 +216,13 @@ fn signature_payload(ext: &Value) -> SignaturePayload {
     url.map_or(SignaturePayload::Nothing, SignaturePayload::Url)
 }
 
-/// The signature as Canvas reads it back: a link to the stored file.
+/// The signature as it is read back: a link to the stored file, in the flat form of the
+/// create example. Not in the nested form of the update example: its inner extension has
+/// no `url`, which FHIR R4 requires of every extension (Extension.url 1..1).
 fn signature_extension(link: &str) -> Value {
     json!({
-        "extension": [{ "valueAttachment": { "url": link } }],
         "url": format!("{EXT}{SIGNATURE}"),
+        "valueAttachment": { "url": link },
     })
 }
 
