@@ -965,7 +965,7 @@ pub(crate) fn search(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         let total = found.len();
         let entries = page_of(found, paging)
             .iter()
-            .map(|r| entry(&ctx.base, r.resource(), Some("match")))
+            .map(|r| entry(ctx, r.resource(), Some("match")))
             .collect();
         searchset(ctx, TY, &params, paging, Page { total, entries })
     });

@@ -649,14 +649,14 @@ pub(crate) fn search(ctx: &Ctx<'_>, via_post: bool) -> Result<Response, ApiError
         };
         let mut entries: Vec<Value> = shown
             .iter()
-            .map(|r| entry(&ctx.base, r.resource(), mode))
+            .map(|r| entry(ctx, r.resource(), mode))
             .collect();
         if !ctx.defect("PPR-INCLUDE") {
             let ids: Vec<&str> = shown.iter().map(|r| r.id.as_str()).collect();
             entries.extend(
                 registry::related(state, &ids)
                     .into_iter()
-                    .map(|r| entry(&ctx.base, r, Some("include"))),
+                    .map(|r| entry(ctx, r, Some("include"))),
             );
         }
         if total == 0 && !ctx.defect("PPR-NO-MATCH") {
@@ -665,7 +665,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, via_post: bool) -> Result<Response, ApiError
                 "not-found",
                 "No Practitioner resources match the search criteria",
             );
-            entries.push(entry(&ctx.base, &oo, Some("outcome")));
+            entries.push(entry(ctx, &oo, Some("outcome")));
         }
         searchset(ctx, TY, &params, paging, Page { total, entries })
     });
