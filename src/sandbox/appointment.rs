@@ -50,6 +50,11 @@ const FREE_STATUSES: &[&str] = &["cancelled", "noshow", "entered-in-error"];
 const MEETING: &str = "appointment-meeting-endpoint";
 /// The id the meeting Endpoint is read back with, as in the seed's read example.
 const MEETING_STORED: &str = "appointment-meeting-endpoint-0";
+/// The meeting Endpoint's connectionType when the client sends none. FHIR R4's
+/// endpoint-connection-type codes (an extensible binding) have none for a plain web
+/// link, so the code is the sandbox's own.
+const MEETING_CONNECTION_SYSTEM: &str =
+    "https://sandbox.invalid/fhir/CodeSystem/endpoint-connection-type";
 
 const ORDER: &[&str] = &[
     "resourceType",
@@ -436,7 +441,32 @@ fn apply_meeting(ctx: &Ctx<'_>, target: &mut Json, sent: &Json) -> Result<(), Ap
         }
         let mut e = endpoint.as_object().cloned().unwrap_or_default();
         e.insert("id".into(), Value::String(MEETING_STORED.into()));
-        kept.push(Value::Object(ordered(e, &["resourceType", "id"])));
+        // "All other fields are automatically populated by Canvas and are not required":
+        // what FHIR R4 requires of an Endpoint besides its address (status,
+        // connectionType, payloadType) is filled in when the client leaves it out.
+        e.entry("status")
+            .or_insert_with(|| Value::String("active".into()));
+        e.entry("connectionType").or_insert_with(|| {
+            json!({ "system": MEETING_CONNECTION_SYSTEM, "code": "https", "display": "HTTPS web link" })
+        });
+        e.entry("payloadType").or_insert_with(|| {
+            json!([{ "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
+                "code": "none",
+                "display": "None"
+            }] }])
+        });
+        kept.push(Value::Object(ordered(
+            e,
+            &[
+                "resourceType",
+                "id",
+                "status",
+                "connectionType",
+                "payloadType",
+                "address",
+            ],
+        )));
     }
     for (name, list) in [("contained", kept), ("supportingInformation", refs)] {
         if list.is_empty() {
@@ -935,7 +965,7 @@ pub(crate) fn search(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         let total = found.len();
         let entries = page_of(found, paging)
             .iter()
-            .map(|r| entry(&ctx.base, r.resource(), Some("match")))
+            .map(|r| entry(ctx, r.resource(), Some("match")))
             .collect();
         searchset(ctx, TY, &params, paging, Page { total, entries })
     });

@@ -1,6 +1,8 @@
 //! What every FHIR interaction shares: OperationOutcome errors, resource responses,
 //! searchset Bundles and paging, query and body parsing, content negotiation.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +10,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::sandbox::app::App;
+use crate::sandbox::resources::{self, Handler};
 use crate::sandbox::store::{Json, Record};
 
 pub(crate) const FHIR_JSON: &str = "application/fhir+json";
@@ -171,6 +174,52 @@ pub(crate) fn fhir(status: StatusCode, body: &Value) -> Response {
 // ---------------------------------------------------------------------------------------
 // Resource responses
 
+/// HL7 v2 administrative sex codes, which the CORE-VALID-RESOURCE defect serves in
+/// place of FHIR's AdministrativeGender (a required binding).
+const V2_GENDER: &[(&str, &str)] = &[
+    ("male", "M"),
+    ("female", "F"),
+    ("other", "O"),
+    ("unknown", "U"),
+];
+
+/// A resource as every answer serves it (read, vread, search entry, create or update
+/// echo): as stored, unless a defect about served resources is on.
+/// - CORE-VALID-RESOURCE: resources of the generic types (all but Practitioner and
+///   Appointment) carry their `gender` as an HL7 v2 code (`F`, `M`, `O`, `U`), which is
+///   not R4.
+/// - PRAC-USCORE-PROFILE: a Practitioner comes without its `identifier`: still R4, but
+///   not US Core Practitioner (identifier 1..*).
+pub(crate) fn served<'v>(ctx: &Ctx<'_>, resource: &'v Value) -> Cow<'v, Value> {
+    let ty = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if ty == "Practitioner"
+        && ctx.defect("PRAC-USCORE-PROFILE")
+        && resource.get("identifier").is_some()
+    {
+        let mut out = resource.clone();
+        if let Some(map) = out.as_object_mut() {
+            map.shift_remove("identifier");
+        }
+        return Cow::Owned(out);
+    }
+    if resources::handler(ty) == Some(Handler::Generic) && ctx.defect("CORE-VALID-RESOURCE") {
+        let v2 = resource
+            .get("gender")
+            .and_then(Value::as_str)
+            .and_then(|g| V2_GENDER.iter().find(|(fhir, _)| *fhir == g))
+            .map(|(_, v2)| *v2);
+        if let Some(v2) = v2 {
+            let mut out = resource.clone();
+            out["gender"] = Value::String(v2.to_owned());
+            return Cow::Owned(out);
+        }
+    }
+    Cow::Borrowed(resource)
+}
+
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
@@ -180,7 +229,7 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 /// `200` with the current version of a resource, its ETag and Last-Modified.
 pub(crate) fn read_response(ctx: &Ctx<'_>, record: &Record) -> Response {
     let version = record.current();
-    let mut response = fhir(StatusCode::OK, &version.resource);
+    let mut response = fhir(StatusCode::OK, &served(ctx, &version.resource));
     version_headers(
         ctx,
         response.headers_mut(),
@@ -248,7 +297,7 @@ pub(crate) fn write_response_returning(
 ) -> Response {
     let version = record.current();
     let mut response = if wants_body(ctx, default) {
-        fhir(status, &version.resource)
+        fhir(status, &served(ctx, &version.resource))
     } else {
         status.into_response()
     };
@@ -538,8 +587,8 @@ pub(crate) fn check_known(
     Ok(())
 }
 
-/// A searchset entry.
-pub(crate) fn entry(base: &str, resource: &Value, mode: Option<&str>) -> Value {
+/// A searchset entry, its resource as [`served`].
+pub(crate) fn entry(ctx: &Ctx<'_>, resource: &Value, mode: Option<&str>) -> Value {
     let ty = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -547,9 +596,12 @@ pub(crate) fn entry(base: &str, resource: &Value, mode: Option<&str>) -> Value {
     let id = resource.get("id").and_then(Value::as_str);
     let mut e = Json::new();
     if let Some(id) = id {
-        e.insert("fullUrl".into(), Value::String(format!("{base}/{ty}/{id}")));
+        e.insert(
+            "fullUrl".into(),
+            Value::String(format!("{}/{ty}/{id}", ctx.base)),
+        );
     }
-    e.insert("resource".into(), resource.clone());
+    e.insert("resource".into(), served(ctx, resource).into_owned());
     if let Some(mode) = mode {
         e.insert("search".into(), json!({ "mode": mode }));
     }
@@ -604,15 +656,19 @@ pub(crate) fn searchset(
     } else {
         "searchset"
     };
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
         "meta": { "lastUpdated": instant(Timestamp::now()) },
         "type": kind,
         "total": page.total,
         "link": links,
-        "entry": page.entries,
-    })
+    });
+    // FHIR JSON leaves out empty arrays: an empty page has no `entry` at all.
+    if !page.entries.is_empty() {
+        bundle["entry"] = Value::Array(page.entries);
+    }
+    bundle
 }
 
 /// The slice of `items` that the page shows.

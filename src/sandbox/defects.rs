@@ -249,4 +249,13 @@ pub const DEFECTS: &[Defect] = &[
         "CORE-CONTENT-TYPE",
         "FHIR responses are labelled Content-Type: text/plain",
     ),
+    // Validity of what a server returns (FHIR R4, US Core)
+    d(
+        "CORE-VALID-RESOURCE",
+        "resources of every type but Practitioner and Appointment are served (read, vread, search entries, create/update echo) with gender as an HL7 v2 code (F, M, O, U), not R4's female, male, other, unknown",
+    ),
+    d(
+        "PRAC-USCORE-PROFILE",
+        "Practitioners are served (read, vread, search entries, create/update echo) without their identifier: valid R4, not US Core Practitioner",
+    ),
 ];

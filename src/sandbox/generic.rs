@@ -344,7 +344,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, ty: &str) -> Result<Response, ApiError> {
         let total = found.len();
         let entries = page_of(found, paging)
             .iter()
-            .map(|r| entry(&ctx.base, r.resource(), Some("match")))
+            .map(|r| entry(ctx, r.resource(), Some("match")))
             .collect();
         searchset(ctx, ty, &params, paging, Page { total, entries })
     });

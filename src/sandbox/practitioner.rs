@@ -216,11 +216,13 @@ fn signature_payload(ext: &Value) -> SignaturePayload {
     url.map_or(SignaturePayload::Nothing, SignaturePayload::Url)
 }
 
-/// The signature as Canvas reads it back: a link to the stored file.
+/// The signature as it is read back: a link to the stored file, in the flat form of the
+/// create example. Not in the nested form of the update example: its inner extension has
+/// no `url`, which FHIR R4 requires of every extension (Extension.url 1..1).
 fn signature_extension(link: &str) -> Value {
     json!({
-        "extension": [{ "valueAttachment": { "url": link } }],
         "url": format!("{EXT}{SIGNATURE}"),
+        "valueAttachment": { "url": link },
     })
 }
 
@@ -647,14 +649,14 @@ pub(crate) fn search(ctx: &Ctx<'_>, via_post: bool) -> Result<Response, ApiError
         };
         let mut entries: Vec<Value> = shown
             .iter()
-            .map(|r| entry(&ctx.base, r.resource(), mode))
+            .map(|r| entry(ctx, r.resource(), mode))
             .collect();
         if !ctx.defect("PPR-INCLUDE") {
             let ids: Vec<&str> = shown.iter().map(|r| r.id.as_str()).collect();
             entries.extend(
                 registry::related(state, &ids)
                     .into_iter()
-                    .map(|r| entry(&ctx.base, r, Some("include"))),
+                    .map(|r| entry(ctx, r, Some("include"))),
             );
         }
         if total == 0 && !ctx.defect("PPR-NO-MATCH") {
@@ -663,7 +665,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, via_post: bool) -> Result<Response, ApiError
                 "not-found",
                 "No Practitioner resources match the search criteria",
             );
-            entries.push(entry(&ctx.base, &oo, Some("outcome")));
+            entries.push(entry(ctx, &oo, Some("outcome")));
         }
         searchset(ctx, TY, &params, paging, Page { total, entries })
     });

@@ -28,6 +28,8 @@ pub(crate) const PPR_FAMILY: &str = "Tremblay";
 pub(crate) const SNOMED: &str = "http://snomed.info/sct";
 pub(crate) const INTERNAL: &str = "INTERNAL";
 pub(crate) const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
+/// The sandbox's own staff identifiers (for the one seeded practitioner without an NPI).
+pub(crate) const STAFF_ID_SYSTEM: &str = "https://sandbox.invalid/fhir/sid/staff-id";
 
 /// A configured appointment (note) type.
 #[derive(Debug, Clone, Copy)]
@@ -338,8 +340,11 @@ pub(crate) fn load(state: &mut State) {
     put(
         "Practitioner",
         CANVAS_BOT,
+        // No NPI (it is no person), but an identifier all the same: US Core Practitioner
+        // requires one of every Practitioner (PRAC-USCORE-PROFILE).
         obj(json!({
             "resourceType": "Practitioner",
+            "identifier": [{ "system": STAFF_ID_SYSTEM, "value": CANVAS_BOT }],
             "active": true,
             "name": [{ "use": "usual", "text": "Canvas Bot", "family": "Bot", "given": ["Canvas"] }]
         })),

@@ -20,7 +20,7 @@ use crate::sandbox::auth::{self, Access, Tokens};
 use crate::sandbox::config::{SandboxConfig, Settings};
 use crate::sandbox::core::{
     ApiError, Ctx, DEFAULT_COUNT, FHIR_JSON, Page, Paging, base_url, fhir, parse_query,
-    read_response, searchset, unacceptable,
+    read_response, searchset, served, unacceptable,
 };
 use crate::sandbox::resources::{self, Handler, TYPE_METHODS};
 use crate::sandbox::store::{State as StoreState, Store};
@@ -389,7 +389,7 @@ fn read(ctx: &Ctx<'_>, ty: &str, id: &str, vid: Option<u64>) -> Result<Response,
         let version = record
             .version(vid)
             .ok_or_else(|| ApiError::not_found(format!("Unknown version '{vid}' of {ty}/{id}")))?;
-        let mut response = fhir(StatusCode::OK, &version.resource);
+        let mut response = fhir(StatusCode::OK, &served(ctx, &version.resource));
         if ctx.app.settings.versioning
             && let Ok(etag) = HeaderValue::from_str(&format!("W/\"{vid}\""))
         {

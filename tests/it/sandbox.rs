@@ -1720,6 +1720,95 @@ async fn core_content_type(s: &Sbx) -> Check {
 }
 
 // ---------------------------------------------------------------------------------------
+// Validity of what the sandbox returns. Offline validation needs the `validation`
+// feature; these probes check, without it, the part of each rule the defect breaks.
+
+/// R4's AdministrativeGender codes (a required binding).
+const R4_GENDERS: &[&str] = &["male", "female", "other", "unknown"];
+
+fn r4_gender(what: &str, resource: &Value) -> Check {
+    let gender = &resource["gender"];
+    ensure!(
+        gender.as_str().is_some_and(|g| R4_GENDERS.contains(&g)),
+        "{what}: gender {gender} is not an R4 AdministrativeGender code"
+    );
+    Ok(())
+}
+
+async fn core_valid_resource(s: &Sbx) -> Check {
+    let id = s.var("patient_id");
+    r4_gender("read", &s.read("Patient", &id).await?)?;
+    let r = s.get(&format!("/Patient/{id}/_history/1")).await;
+    r.expect(200, "vread")?;
+    r4_gender("vread", &r.body)?;
+    let r = s.get(&format!("/Patient?_id={id}")).await;
+    r.expect_searchset("search")?;
+    ensure!(!r.entries().is_empty(), "search: no entry");
+    for e in r.entries() {
+        r4_gender("search entry", &e["resource"])?;
+    }
+    let body =
+        json!({ "resourceType": "Patient", "name": [{ "family": "Valid" }], "gender": "other" });
+    let r = s.post("/Patient", &body).await;
+    r.expect(201, "create")?;
+    r4_gender("create echo", &r.body)?;
+    Ok(())
+}
+
+/// What US Core Practitioner (STU3.1.1) adds to R4: identifier 1..* with system and
+/// value, name 1..* with family.
+fn us_core_practitioner(what: &str, p: &Value) -> Check {
+    let identified = p["identifier"].as_array().is_some_and(|ids| {
+        !ids.is_empty()
+            && ids
+                .iter()
+                .all(|i| i["system"].is_string() && i["value"].is_string())
+    });
+    ensure!(identified, "{what}: no identifier with system and value");
+    let named = p["name"]
+        .as_array()
+        .is_some_and(|n| !n.is_empty() && n.iter().all(|n| n["family"].is_string()));
+    ensure!(named, "{what}: no name with a family name");
+    Ok(())
+}
+
+async fn prac_uscore_profile(s: &Sbx) -> Check {
+    for var in [
+        "practitioner_id",
+        "practitioner_inactive_id",
+        "ppr_practitioner_id",
+    ] {
+        let id = s.var(var);
+        us_core_practitioner(&format!("read {id}"), &s.read("Practitioner", &id).await?)?;
+    }
+    let r = s
+        .get("/Practitioner?include-non-scheduleable-practitioners=true&_count=100")
+        .await;
+    r.expect_searchset("search")?;
+    let practitioners: Vec<&Value> = r
+        .entries()
+        .into_iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Practitioner")
+        .collect();
+    ensure!(!practitioners.is_empty(), "search: no Practitioner");
+    for p in practitioners {
+        us_core_practitioner(&format!("search entry {}", p["id"]), p)?;
+    }
+    let r = s
+        .write(
+            Method::POST,
+            "/Practitioner",
+            &practitioner("uscore@example.com"),
+            &[("prefer", "return=representation")],
+        )
+        .await;
+    r.expect(201, "create")?;
+    us_core_practitioner("create echo", &r.body)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
 // One test per rule id: the probe passes on a correct sandbox and fails with the defect.
 
 type Probe = for<'a> fn(&'a Sbx) -> Pin<Box<dyn Future<Output = Check> + 'a>>;
@@ -1828,6 +1917,8 @@ rules! {
     core_searchset: "CORE-SEARCHSET", NONE => core_searchset;
     core_count: "CORE-COUNT", NONE => core_count;
     core_content_type: "CORE-CONTENT-TYPE", NONE => core_content_type;
+    core_valid_resource: "CORE-VALID-RESOURCE", NONE => core_valid_resource;
+    prac_uscore_profile: "PRAC-USCORE-PROFILE", NONE => prac_uscore_profile;
 }
 
 /// Every probe against every other defect: prints what each defect breaks besides its
