@@ -11,16 +11,16 @@
 //! validate, and such scenarios where other rows list them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use fhirconf::pipeline::{self, Connection, Offer, Selector};
 use fhirconf::record::{ScenarioRecord, Verdict};
 use fhirconf::runner::{Runner, RunnerConfig};
 use fhirconf::scenario::model::Requirement;
 use fhirconf::scenario::{LoadOptions, Scenario, load};
+use fhirconf::validation::{Mode, Settings, Validation};
 use libtest_mimic::{Arguments, Failed, Trial};
-use serde_json::Value;
 
 type Features = BTreeMap<String, String>;
 
@@ -73,50 +73,27 @@ fn features_of(s: &Scenario) -> Features {
         .collect()
 }
 
-/// Whether a scenario (as written in its file) has a step, a cleanup step or a retry
-/// condition with a `valid` expectation.
-fn uses_valid(scenario: &Value) -> bool {
-    let expects = |step: &Value| {
-        [step.get("expect"), step.pointer("/retry/until")]
-            .into_iter()
-            .flatten()
-            .any(|e| e.get("valid").is_some())
-    };
-    ["steps", "cleanup"]
+/// The ids of the scenarios that validate (a `valid` expectation in a step, a cleanup
+/// step or a `retry.until`): a build without the validation feature skips them.
+fn validating(scenarios: &[Arc<Scenario>]) -> BTreeSet<String> {
+    scenarios
         .iter()
-        .filter_map(|k| scenario.get(*k).and_then(Value::as_array))
-        .flatten()
-        .any(expects)
+        .filter(|s| s.valid_rules().next().is_some())
+        .map(|s| s.id.clone())
+        .collect()
 }
 
-/// The ids of the scenarios that validate (see [`uses_valid`]), read from their files:
-/// a build without the validation feature skips them.
-fn validating(scenarios: &[Arc<Scenario>]) -> BTreeSet<String> {
-    let mut files: BTreeMap<&str, Value> = BTreeMap::new();
-    let mut out = BTreeSet::new();
-    for s in scenarios {
-        let doc = files.entry(s.file.as_str()).or_insert_with(|| {
-            let text = std::fs::read_to_string(root().join(Path::new(&s.file)))
-                .expect("a loaded scenario file is readable");
-            serde_saphyr::from_str(&text).expect("a loaded scenario file is YAML")
-        });
-        let written: Vec<&Value> = match doc.get("scenarios").and_then(Value::as_array) {
-            Some(list) => list.iter().collect(),
-            None => vec![&*doc],
+/// The run's validation, loaded once: `--validate off`, so only `valid` expectations
+/// validate (whether every response of the sandbox is valid is a test of its own).
+fn validation() -> Arc<Validation> {
+    static LOADED: OnceLock<Arc<Validation>> = OnceLock::new();
+    Arc::clone(LOADED.get_or_init(|| {
+        let settings = Settings {
+            mode: Mode::Off,
+            ..Settings::default()
         };
-        let this = |w: &&Value| {
-            w.get("name").and_then(Value::as_str).is_some_and(|n| {
-                s.name == n
-                    || s.name
-                        .strip_prefix(n)
-                        .is_some_and(|row| row.starts_with('['))
-            })
-        };
-        if written.into_iter().filter(this).any(uses_valid) {
-            out.insert(s.id.clone());
-        }
-    }
-    out
+        Arc::new(Validation::load(&settings, true).expect("the built-in profiles load"))
+    }))
 }
 
 fn describe(features: &Features) -> String {
@@ -150,7 +127,10 @@ async fn run_against_sandbox(
         vars: &connection.vars,
     };
     let selected = pipeline::select(scenarios.to_vec(), &Selector::default(), Some(offer));
-    let runner = Arc::new(Runner::new(RunnerConfig::new(&connection)));
+    let runner = Arc::new(Runner::new(RunnerConfig {
+        validation: validation(),
+        ..RunnerConfig::new(&connection)
+    }));
     let records = pipeline::execute_quietly(&runner, &selected).await;
     connection.stop_sandbox().await;
     records

@@ -56,12 +56,13 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Every `expect.valid` of its steps and cleanup steps, with the step's line.
+    /// Every `valid` of its steps and cleanup steps (`expect` and `retry.until`), with
+    /// its line.
     pub fn valid_rules(&self) -> impl Iterator<Item = &Located<ValidSpec>> {
-        self.steps
-            .iter()
-            .chain(self.cleanup.iter())
-            .filter_map(|s| s.expect.valid.as_deref())
+        self.steps.iter().chain(self.cleanup.iter()).flat_map(|s| {
+            let until = s.retry.as_ref().and_then(|r| r.until.valid.as_deref());
+            s.expect.valid.as_deref().into_iter().chain(until)
+        })
     }
 
     /// True when any step (cleanup included) may change server state: any POST, PUT,
