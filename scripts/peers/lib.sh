@@ -97,10 +97,29 @@ seed_server() {
 # Runs every built-in suite against the server with targets/$PEER.yaml, the seeded
 # variables and, when it exists, the committed baseline (only regressions fail).
 # FHIRCONF_PEERS_BLESS=1 runs without the baseline and writes this run as the new one.
+# FHIRCONF_PEERS_VALIDATE=off|warn|error (opt-in, unset by default and in CI) builds
+# fhirconf with the `validation` feature (a cold release build of the helios crates
+# takes 15-20 minutes, docs/performance.md) and passes `--validate` with that mode, so
+# every resource the server returns is validated against FHIR R4 (docs/peers.md,
+# "FHIR validation"). Unset: the default build, no `--validate`, as before.
 run_suites() {
   local base="$1" baseline="$OUT_DIR/baseline.json" code=0
+  local -a cargo=(cargo run --release --quiet)
   local -a args=(run --color never --target "targets/$PEER.yaml" --base-url "$base"
     --junit "$OUT_DIR/junit.xml" --json "$OUT_DIR/run.json" --markdown "$OUT_DIR/summary.md")
+  local validate="${FHIRCONF_PEERS_VALIDATE:-}"
+  if [ -n "$validate" ]; then
+    case "$validate" in
+      off | warn | error) ;;
+      *) die "FHIRCONF_PEERS_VALIDATE must be off, warn or error (got '$validate')" ;;
+    esac
+    # A baseline records verdicts of the default build; keep validation out of it.
+    [ "${FHIRCONF_PEERS_BLESS:-}" = 1 ] \
+      && die "FHIRCONF_PEERS_BLESS=1 with FHIRCONF_PEERS_VALIDATE: record baselines without validation"
+    cargo+=(--features validation)
+    args+=(--validate "$validate")
+    say "FHIRCONF_PEERS_VALIDATE=$validate: fhirconf built with --features validation"
+  fi
   local line
   while IFS= read -r line; do
     [ -n "$line" ] && args+=(--var "$line")
@@ -114,7 +133,7 @@ run_suites() {
     say "no reports/peers/$PEER/baseline.json: every failure counts"
   fi
   say "fhirconf ${args[*]}"
-  (cd "$REPO_DIR" && cargo run --release --quiet -- "${args[@]}") || code=$?
+  (cd "$REPO_DIR" && "${cargo[@]}" -- "${args[@]}") || code=$?
   if [ "${FHIRCONF_PEERS_BLESS:-}" = 1 ] && [ "$code" -le 1 ] && [ -f "$OUT_DIR/run.json" ]; then
     cp "$OUT_DIR/run.json" "$baseline"
     say "wrote reports/peers/$PEER/baseline.json"
