@@ -73,11 +73,15 @@ for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
   indexSearchParameterBundle(readJson(file));
 }
 
-// FHIR R4's concrete resource types (Medplum's own, such as Project or Bot, are left out).
+// FHIR R4's concrete resource types (Medplum's own, such as Project or Bot, are left out;
+// so are the R4B/R5 types Medplum backports into its R4 file, which R4's required
+// ResourceType value set does not have: docs/peers.md, "FHIR validation").
+const NOT_R4 = new Set(['SubscriptionStatus', 'SubscriptionTopic']);
 const R4_TYPES = readJson('fhir/r4/profiles-resources.json')
   .entry.map((e) => e.resource)
   .filter((r) => r.resourceType === 'StructureDefinition' && r.kind === 'resource' && !r.abstract)
   .map((r) => r.type)
+  .filter((type) => !NOT_R4.has(type))
   .sort();
 const R4_TYPE_SET = new Set(R4_TYPES);
 
@@ -125,17 +129,21 @@ function capabilityStatement() {
       {
         mode: 'server',
         documentation: 'Every FHIR R4 resource type, in memory; the data is gone when the process ends.',
-        resource: R4_TYPES.map((type) => ({
-          type,
-          interaction: INTERACTIONS.map((code) => ({ code })),
-          versioning: 'versioned-update',
-          readHistory: true,
-          updateCreate: true,
-          searchParam: Object.values(getSearchParameters(type) ?? {})
+        resource: R4_TYPES.map((type) => {
+          const searchParam = Object.values(getSearchParameters(type) ?? {})
             .filter((p) => MATCHED_PARAM_TYPES.has(p.type))
             .map((p) => ({ name: p.code, definition: p.url, type: p.type }))
-            .sort((a, b) => a.name.localeCompare(b.name)),
-        })),
+            .sort((a, b) => a.name.localeCompare(b.name));
+          return {
+            type,
+            interaction: INTERACTIONS.map((code) => ({ code })),
+            versioning: 'versioned-update',
+            readHistory: true,
+            updateCreate: true,
+            // FHIR JSON has no empty arrays: a type without one leaves the key out.
+            ...(searchParam.length > 0 ? { searchParam } : {}),
+          };
+        }),
       },
     ],
   };
