@@ -86,7 +86,6 @@ impl PartialEq for IgnoreRule {
 
 impl IgnoreRule {
     fn matches(&self, issue: &FoundIssue) -> bool {
-        let unversioned = |u: &str| u.split('|').next().unwrap_or(u).to_owned();
         self.message
             .as_ref()
             .is_none_or(|p| p.0.is_match(&issue.message))
@@ -207,8 +206,7 @@ impl Validation {
 
     /// Whether a profile of this canonical URL is loaded.
     pub fn has_profile(&self, url: &str) -> bool {
-        let url = url.split('|').next().unwrap_or(url);
-        self.profiles.iter().any(|p| p == url)
+        self.profiles.iter().any(|p| p == unversioned(url))
     }
 
     /// Validates the response body when the mode or the step asks for it (`asked`,
@@ -252,7 +250,6 @@ impl Validation {
         if self.mode != Mode::Error || validated.not_validated.is_some() {
             return None;
         }
-        let unversioned = |u: &str| u.split('|').next().unwrap_or(u).to_owned();
         let errors: Vec<&FoundIssue> = validated
             .failing(IssueSeverity::Error)
             .filter(|i| {
@@ -283,6 +280,11 @@ impl Validation {
             actual,
         ))
     }
+}
+
+/// A canonical URL without its `|version`.
+fn unversioned(url: &str) -> &str {
+    url.split('|').next().unwrap_or(url)
 }
 
 /// Runs `f` with `block_in_place` on a multi-thread tokio runtime (its other tasks move
