@@ -648,7 +648,7 @@ impl Validator {
                     expression: selected[i].expression,
                 })
                 .collect();
-            let results = evaluator.evaluate_all(&focus, FhirVersion::R4, &refs);
+            let results = evaluate_grouped(&evaluator, &focus, &refs);
             for (&i, outcome) in members.iter().zip(results) {
                 // Over several scopes: failed, else not evaluable, else passed.
                 let worse = match (&outcomes[i], &outcome) {
@@ -813,6 +813,73 @@ fn collect_sds(
             found: format!("missing: the value is {}", json_type(&other)),
         }),
     }
+}
+
+/// Evaluates `refs` on `focus`, each instance of one invariant on one repeating path
+/// (cpb-12 on every `CapabilityStatement.rest.0.resource.N`, cpt-2 on every
+/// ContactPoint) first as a single instance on the path without its indexes: the
+/// evaluator starts every instance from the root of the whole resource, so 146
+/// instances cost 146 walks of it. The path without indexes selects every element the
+/// instances sit on, and the invariant is judged on each, so when it passes every
+/// instance passes; otherwise the group's instances are evaluated one by one, to say
+/// which element fails.
+fn evaluate_grouped(
+    evaluator: &FhirPathConstraintEvaluator,
+    focus: &Value,
+    refs: &[DeferredConstraint<'_>],
+) -> Vec<ConstraintOutcome> {
+    let mut groups: BTreeMap<(&str, &str, String), Vec<usize>> = BTreeMap::new();
+    for (k, r) in refs.iter().enumerate() {
+        let unindexed: Vec<&str> = r
+            .path
+            .split('.')
+            .filter(|segment| segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()))
+            .collect();
+        groups
+            .entry((r.id, r.expression, unindexed.join(".")))
+            .or_default()
+            .push(k);
+    }
+    let mut first: Vec<DeferredConstraint<'_>> = Vec::with_capacity(groups.len());
+    for ((id, expression, path), members) in &groups {
+        first.push(match members.as_slice() {
+            [one] => DeferredConstraint {
+                path: refs[*one].path,
+                id,
+                expression,
+            },
+            _ => DeferredConstraint {
+                path,
+                id,
+                expression,
+            },
+        });
+    }
+    let mut out = vec![ConstraintOutcome::Passed; refs.len()];
+    let mut again: Vec<usize> = Vec::new();
+    let results = evaluator.evaluate_all(focus, FhirVersion::R4, &first);
+    for (members, outcome) in groups.values().zip(results) {
+        match (members.as_slice(), outcome) {
+            ([one], outcome) => out[*one] = outcome,
+            (_, ConstraintOutcome::Passed) => {}
+            (many, _) => again.extend_from_slice(many),
+        }
+    }
+    if !again.is_empty() {
+        let each: Vec<DeferredConstraint<'_>> = again
+            .iter()
+            .map(|&k| DeferredConstraint {
+                path: refs[k].path,
+                id: refs[k].id,
+                expression: refs[k].expression,
+            })
+            .collect();
+        let results = evaluator.evaluate_all(focus, FhirVersion::R4, &each);
+        for (&k, outcome) in again.iter().zip(results) {
+            out[k] = outcome;
+        }
+    }
+    out
 }
 
 /// Checks the validator does not make (issue #15 spike): the R4 `id` pattern, and

@@ -294,3 +294,28 @@ fn an_element_emptied_by_an_empty_array_is_one_error() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].path, "Appointment.appointmentType.coding");
 }
+
+/// An invariant on a repeating element is first judged on all the elements at once;
+/// when one element breaks it, the issue still names that element.
+#[test]
+fn a_broken_invariant_on_one_of_many_repeats_names_that_repeat() {
+    let telecom: Vec<Value> = (0..12)
+        .map(|i| json!({"system": "phone", "value": format!("555-01{i:02}")}))
+        .chain([json!({"use": "work"})]) // cpt-2: a value needs a system
+        .collect();
+    let mut bad = telecom.clone();
+    bad[12] = json!({"value": "555-0199"});
+    let resource = |t: Vec<Value>| json!({"resourceType": "Patient", "id": "p1", "telecom": t});
+    let found = validator().validate(&resource(bad), None);
+    let cpt2: Vec<&str> = found
+        .iter()
+        .filter(|i| i.rule.as_deref() == Some("cpt-2"))
+        .map(|i| i.path.as_str())
+        .collect();
+    assert_eq!(cpt2, ["Patient.telecom[12]"], "{found:#?}");
+    let fine = validator().validate(&resource(telecom), None);
+    assert!(
+        fine.iter().all(|i| i.rule.as_deref() != Some("cpt-2")),
+        "{fine:#?}"
+    );
+}
