@@ -119,7 +119,13 @@ pub struct Validation {
     ignore: Vec<IgnoreRule>,
     engine: Option<Engine>,
     profiles: Vec<String>,
+    /// What bodies already validated gave, by (SHA-256 of the body, profile): a suite
+    /// reads the same CapabilityStatement, OperationOutcome or search page again.
+    seen: std::sync::Mutex<std::collections::HashMap<(String, Option<String>), Vec<FoundIssue>>>,
 }
+
+/// At most this many bodies' issues are remembered (then the memory starts over).
+const SEEN_BODIES: usize = 1024;
 
 impl std::fmt::Debug for Validation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,6 +172,7 @@ impl Validation {
             ignore: Vec::new(),
             engine: None,
             profiles: Vec::new(),
+            seen: Default::default(),
         }
     }
 
@@ -180,6 +187,7 @@ impl Validation {
                 ignore: settings.ignore.clone(),
                 engine: None,
                 profiles: Vec::new(),
+                seen: Default::default(),
             });
         }
         let (engine, profiles) = Engine::load(&settings.profiles)?;
@@ -188,6 +196,7 @@ impl Validation {
             ignore: settings.ignore.clone(),
             engine: Some(engine),
             profiles,
+            seen: Default::default(),
         })
     }
 
@@ -230,9 +239,33 @@ impl Validation {
         if !body.get("resourceType").is_some_and(Value::is_string) {
             return not("a JSON body that is not a FHIR resource (no resourceType)".to_owned());
         }
-        // Validating a large resource takes milliseconds of CPU: off the async
-        // runtime's worker, so the other scenarios' requests go on meanwhile.
-        let mut issues = off_the_runtime(|| engine.validate(body, asked.flatten()));
+        let key = (
+            crate::files::sha256_hex(&response.body),
+            asked.flatten().map(str::to_owned),
+        );
+        let known = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let mut issues = match known {
+            Some(issues) => issues,
+            None => {
+                // Validating a large resource takes milliseconds of CPU: off the async
+                // runtime's worker, so the other scenarios' requests go on meanwhile.
+                let issues = off_the_runtime(|| engine.validate(body, asked.flatten()));
+                let mut seen = self
+                    .seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.len() >= SEEN_BODIES {
+                    seen.clear();
+                }
+                seen.insert(key, issues.clone());
+                issues
+            }
+        };
         for issue in &mut issues {
             issue.suppressed = self.ignore.iter().any(|rule| rule.matches(issue));
         }
