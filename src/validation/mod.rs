@@ -121,8 +121,11 @@ pub struct Validation {
     profiles: Vec<String>,
     /// What bodies already validated gave, by (SHA-256 of the body, profile): a suite
     /// reads the same CapabilityStatement, OperationOutcome or search page again.
-    seen: std::sync::Mutex<std::collections::HashMap<(String, Option<String>), Vec<FoundIssue>>>,
+    seen: std::sync::Mutex<std::collections::HashMap<SeenKey, Vec<FoundIssue>>>,
 }
+
+/// A body's SHA-256 and the profile it was validated against.
+type SeenKey = (String, Option<String>);
 
 /// At most this many bodies' issues are remembered (then the memory starts over).
 const SEEN_BODIES: usize = 1024;
