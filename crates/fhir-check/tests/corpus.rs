@@ -253,7 +253,14 @@ fn ele_1_and_ext_1_are_checked_on_the_json() {
                 {"url": "http://x/neither"},
                 {"url": "http://x/fine", "valueCode": "ok"}
             ],
-            "_birthDate": {"extension": [{"url": "http://x/ok", "valueString": "b"}]}
+            "_birthDate": {"extension": [{"url": "http://x/ok", "valueString": "b"}]},
+            "telecom": [{"system": "phone", "value": "1", "extension": [
+                // A value with only extensions is a value: ext-1 holds (the R4
+                // examples' CodeSystem-v2-0207 has such translations).
+                {"url": "http://x/primitive-only", "_valueString": {"extension": [
+                    {"url": "http://x/t", "valueCode": "nl"}
+                ]}}
+            ]}]
         }),
         None,
     );
