@@ -27,7 +27,9 @@ if [ ! -f "$package/package.json" ]; then
   (cd "$cache" && npm pack --silent hl7.fhir.r4.examples@4.0.1 >/dev/null && tar xzf hl7.fhir.r4.examples-4.0.1.tgz)
 fi
 cargo build --release --quiet --features validation
-fhirconf="$(pwd)/${CARGO_TARGET_DIR:-target}/release/fhirconf"
+target_dir=${CARGO_TARGET_DIR:-target}
+case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
+fhirconf="$target_dir/release/fhirconf"
 cd "$package"
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
