@@ -210,28 +210,38 @@ fn load_validation(
             );
         }
     }
-    let named: Vec<(String, u64, &str)> = suites
-        .iter()
-        .flat_map(|suite| {
-            suite.scenarios.iter().flat_map(|s| {
-                s.valid_rules()
-                    .filter_map(|rule| {
-                        let profile = rule.value.profile.as_deref()?;
-                        Some((s.file.clone(), rule.line, profile))
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let needed = suites
+    // Only scenarios the run may reach count: `--list` runs none, and the name, tag,
+    // read-only and partition filters leave some out (the target's capabilities are
+    // not known yet: a scenario they would skip still counts).
+    let selector = super::Selector::from_args(args);
+    let mut shard_index = 0;
+    let reachable: Vec<&crate::scenario::Scenario> = suites
         .iter()
         .flat_map(|suite| &suite.scenarios)
-        .any(|s| s.valid_rules().next().is_some());
+        .filter(|s| super::select::out_of_run(s, &selector, &mut shard_index).is_none())
+        .filter(|_| !args.list)
+        .collect();
+    let named: Vec<(String, u64, &str)> = reachable
+        .iter()
+        .flat_map(|s| {
+            s.valid_rules()
+                .filter_map(|rule| {
+                    let profile = rule.value.profile.as_deref()?;
+                    Some((s.file.clone(), rule.line, profile))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let needed = reachable.iter().any(|s| s.valid_rules().next().is_some());
     let settings = Settings {
         mode,
         explicit,
         ignore: target.validation_ignore.clone(),
         profiles: target.profiles.iter().map(|p| p.value.clone()).collect(),
+    };
+    let settings = Settings {
+        mode: if args.list { Mode::Off } else { settings.mode },
+        ..settings
     };
     let validation = Validation::load(&settings, needed)
         .map_err(|e| PlanError::Validation(format!("a profile cannot be loaded: {e}")))?;

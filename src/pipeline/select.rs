@@ -144,7 +144,7 @@ pub fn select(
 /// Why the scenario is not part of this run, if it is not. `shard_index` counts the
 /// scenarios the partition sees (those left by tags and `--read-only`), so every
 /// scenario lands in exactly one shard whatever machine computes it.
-fn out_of_run(s: &Scenario, selector: &Selector, shard_index: &mut u64) -> Option<Out> {
+pub(crate) fn out_of_run(s: &Scenario, selector: &Selector, shard_index: &mut u64) -> Option<Out> {
     let tagged = selector.tags.is_empty() || s.tags.iter().any(|t| selector.tags.contains(t));
     if !tagged || s.tags.iter().any(|t| selector.exclude_tags.contains(t)) {
         return Some(Out::Tags);
