@@ -461,6 +461,18 @@ impl Validator {
             unknown_profile: UnknownProfilePolicy::Ignore,
             check_extension_context: false,
         };
+        // helios keeps a record per element and invariant (about 1.2 KB per JSON value
+        // measured): past a size, only the checks above run.
+        if node_count(resource, MAX_VALIDATED_NODES + 1) > MAX_VALIDATED_NODES {
+            issues.push(Issue::new(
+                Severity::Warning,
+                root.clone(),
+                format!(
+                    "not validated against R4 or profiles: the resource has more than {MAX_VALIDATED_NODES} JSON values, the most fhirconf validates in one resource (only its ids, empty arrays, ele-1 and ext-1 were checked)"
+                ),
+            ));
+            return as_fhirpath(issues, &root);
+        }
         let base = self.engine.validate_sync(resource, &opts(Vec::new()));
         let structural_errors = base
             .errors
@@ -507,20 +519,7 @@ impl Validator {
         );
         self.check_bindings(&deferred, &mut issues);
 
-        // Paths: the engine's dotted form (`Patient.name.0`) as FHIRPath; duplicates out.
-        let mut seen = HashSet::new();
-        issues
-            .into_iter()
-            .map(|mut i| {
-                if i.path.is_empty() {
-                    i.path = root.clone();
-                } else {
-                    i.path = dotted_to_fhirpath(&i.path);
-                }
-                i
-            })
-            .filter(|i| seen.insert((i.severity, i.path.clone(), i.message.clone())))
-            .collect()
+        as_fhirpath(issues, &root)
     }
 
     fn check_invariants(
@@ -582,6 +581,21 @@ impl Validator {
             });
         }
         if selected.is_empty() {
+            return;
+        }
+        // The evaluator holds the resource as helios' typed model and converts what it
+        // walks into FHIRPath values: its time and memory grow with the resource (a
+        // 2.4 MB Patient took 700 MB). Past a size, invariants are not evaluated.
+        let nodes = node_count(resource, MAX_INVARIANT_NODES + 1);
+        if nodes > MAX_INVARIANT_NODES {
+            issues.push(Issue::new(
+                Severity::Warning,
+                root,
+                format!(
+                    "{} invariants not evaluated: the resource has more than {MAX_INVARIANT_NODES} JSON values, the most the invariant evaluator is given; its structure, cardinality, types, bindings and profiles were checked",
+                    selected.len()
+                ),
+            ));
             return;
         }
         let evaluator = Arc::clone(
@@ -651,7 +665,30 @@ impl Validator {
                     expression: selected[i].expression,
                 })
                 .collect();
-            let results = evaluate_grouped(&evaluator, &focus, &refs);
+            let (results, unjudged) = evaluate_grouped(&evaluator, &focus, &refs);
+            for rest in unjudged {
+                let first = &selected[members[rest.first]];
+                let mut path: Vec<&str> = first
+                    .path
+                    .split('.')
+                    .filter(|segment| !segment.bytes().all(|b| b.is_ascii_digit()))
+                    .collect();
+                path.dedup();
+                let text = first.human.map_or_else(
+                    || format!("invariant not satisfied: {}", first.expression),
+                    str::to_owned,
+                );
+                issues.push(Issue {
+                    severity: first.severity,
+                    path: path.join("."),
+                    message: format!(
+                        "{text} (on at least one of {} elements: the first {EACH_AT_MOST} were judged one by one and are reported on their own, the other {} together)",
+                        rest.of, rest.count
+                    ),
+                    profile: first.profile.clone(),
+                    rule: Some(first.id.to_owned()),
+                });
+            }
             for (&i, outcome) in members.iter().zip(results) {
                 // Over several scopes: failed, else not evaluable, else passed.
                 let worse = match (&outcomes[i], &outcome) {
@@ -826,11 +863,17 @@ fn collect_sds(
 /// instances sit on, and the invariant is judged on each, so when it passes every
 /// instance passes; otherwise the group's instances are evaluated one by one, to say
 /// which element fails.
+///
+/// At most [`EACH_AT_MOST`] instances of a group are evaluated one by one (each walks
+/// the whole resource, so all of them would be quadratic: a hostile body with 100,000
+/// ContactPoints would take hours); when the group is larger, the others are judged
+/// together, returned as [`Unjudged`] (their outcomes say passed) and reported as one
+/// issue on the path without indexes.
 fn evaluate_grouped(
     evaluator: &FhirPathConstraintEvaluator,
     focus: &Value,
     refs: &[DeferredConstraint<'_>],
-) -> Vec<ConstraintOutcome> {
+) -> (Vec<ConstraintOutcome>, Vec<Unjudged>) {
     let mut groups: BTreeMap<(&str, &str, String), Vec<usize>> = BTreeMap::new();
     for (k, r) in refs.iter().enumerate() {
         let unindexed: Vec<&str> = r
@@ -860,12 +903,22 @@ fn evaluate_grouped(
     }
     let mut out = vec![ConstraintOutcome::Passed; refs.len()];
     let mut again: Vec<usize> = Vec::new();
+    let mut unjudged = Vec::new();
     let results = evaluator.evaluate_all(focus, FhirVersion::R4, &first);
     for (members, outcome) in groups.values().zip(results) {
         match (members.as_slice(), outcome) {
             ([one], outcome) => out[*one] = outcome,
             (_, ConstraintOutcome::Passed) => {}
-            (many, _) => again.extend_from_slice(many),
+            (many, _) => {
+                again.extend_from_slice(&many[..many.len().min(EACH_AT_MOST)]);
+                if many.len() > EACH_AT_MOST {
+                    unjudged.push(Unjudged {
+                        first: many[0],
+                        count: many.len() - EACH_AT_MOST,
+                        of: many.len(),
+                    });
+                }
+            }
         }
     }
     if !again.is_empty() {
@@ -882,7 +935,21 @@ fn evaluate_grouped(
             out[k] = outcome;
         }
     }
-    out
+    (out, unjudged)
+}
+
+/// At most this many instances of one invariant on one repeating path are evaluated
+/// one by one (see [`evaluate_grouped`]).
+const EACH_AT_MOST: usize = 20;
+
+/// Instances of a failing group past the first [`EACH_AT_MOST`]: judged together.
+struct Unjudged {
+    /// The group's first instance, an index into the evaluated constraints.
+    first: usize,
+    /// How many were not judged one by one.
+    count: usize,
+    /// The group's size.
+    of: usize,
 }
 
 /// Checks the validator does not make (issue #15 spike): the R4 `id` pattern, and
@@ -1101,6 +1168,49 @@ fn short_json(value: &Value) -> String {
 }
 
 /// Nesting depth, without recursion (so no input can overflow the stack here).
+/// Paths: the engine's dotted form (`Patient.name.0`) as FHIRPath; duplicates out.
+fn as_fhirpath(issues: Vec<Issue>, root: &str) -> Vec<Issue> {
+    let mut seen = HashSet::new();
+    issues
+        .into_iter()
+        .map(|mut i| {
+            if i.path.is_empty() {
+                i.path = root.to_owned();
+            } else {
+                i.path = dotted_to_fhirpath(&i.path);
+            }
+            i
+        })
+        .filter(|i| seen.insert((i.severity, i.path.clone(), i.message.clone())))
+        .collect()
+}
+
+/// Resources with more JSON values than this get no invariant evaluation (see
+/// `check_invariants`); a Bundle's entries are counted one by one.
+pub const MAX_INVARIANT_NODES: usize = 50_000;
+
+/// Resources with more JSON values than this are not given to helios at all (about
+/// 120 MB of its memory at the limit); a Bundle's entries are counted one by one.
+pub const MAX_VALIDATED_NODES: usize = 100_000;
+
+/// The JSON values in `value`, counting stopped past `stop`.
+fn node_count(value: &Value, stop: usize) -> usize {
+    let mut count = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        if count > stop {
+            break;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
+}
+
 fn depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 1usize)];

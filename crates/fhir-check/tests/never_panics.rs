@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
-use fhir_check::Validator;
+use fhir_check::{Issue, Severity, Validator};
 use proptest::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 fn validator() -> &'static Validator {
     static V: OnceLock<Validator> = OnceLock::new();
@@ -119,4 +119,58 @@ proptest! {
         });
         check(&bundle);
     }
+}
+
+/// A hostile resource (many repeats, each breaking an invariant) costs time and memory
+/// in proportion to its size, not its square, and still gets its issues: the first
+/// repeats one by one, the others together.
+#[test]
+fn many_repeats_breaking_an_invariant_are_judged_in_linear_time() {
+    let validator = Validator::new().unwrap();
+    let telecom: Vec<Value> = (0..3000).map(|i| json!({"value": i.to_string()})).collect();
+    let issues = validator.validate(
+        &json!({"resourceType": "Patient", "id": "p1", "telecom": telecom}),
+        None,
+    );
+    let cpt2: Vec<&Issue> = issues
+        .iter()
+        .filter(|i| i.rule.as_deref() == Some("cpt-2"))
+        .collect();
+    assert_eq!(cpt2.len(), 21, "{issues:#?}");
+    assert!(
+        cpt2.iter().any(|i| i.path == "Patient.telecom[19]"),
+        "{cpt2:#?}"
+    );
+    let together = cpt2.iter().find(|i| i.path == "Patient.telecom").unwrap();
+    assert!(
+        together.message.contains("at least one of 3000 elements"),
+        "{together:?}"
+    );
+}
+
+/// Past the size limits, a resource gets the JSON checks and one warning saying what
+/// was not checked.
+#[test]
+fn a_resource_too_large_for_the_validator_says_what_was_not_checked() {
+    let validator = Validator::new().unwrap();
+    let telecom: Vec<Value> = (0..fhir_check::MAX_VALIDATED_NODES / 2)
+        .map(|i| json!({"system": "phone", "value": i.to_string()}))
+        .chain([json!({"id": "only-an-id"})])
+        .collect();
+    let issues = validator.validate(
+        &json!({"resourceType": "Patient", "id": "p1", "telecom": telecom}),
+        None,
+    );
+    assert!(
+        issues.iter().any(|i| i.severity == Severity::Warning
+            && i.message.contains("not validated against R4 or profiles")),
+        "{issues:#?}"
+    );
+    let last = format!("Patient.telecom[{}]", fhir_check::MAX_VALIDATED_NODES / 2);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.rule.as_deref() == Some("ele-1") && i.path == last),
+        "{issues:#?}"
+    );
 }
