@@ -241,6 +241,15 @@ pub enum ClientError {
 }
 
 impl HttpClient {
+    /// A client of the same settings with a connection pool of its own, sharing this
+    /// one's rate limit: for a thread with its own runtime, since a pooled
+    /// connection's task lives on the runtime that opened it.
+    pub fn with_own_pool(&self) -> Result<Self, ClientError> {
+        let mut fresh = HttpClient::new(self.settings.clone())?;
+        fresh.next_slot.clone_from(&self.next_slot);
+        Ok(fresh)
+    }
+
     pub fn new(settings: HttpSettings) -> Result<Self, ClientError> {
         // rustls explicitly: the `validation` feature's helios crates turn on reqwest's
         // native-tls too, which would otherwise become the default backend.

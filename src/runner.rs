@@ -41,6 +41,10 @@ pub struct RunnerConfig {
     pub spill: Option<Arc<Spill>>,
     /// FHIR validation of responses (`--validate`, `expect.valid`), loaded once per run.
     pub validation: Arc<Validation>,
+    /// For a runner on a thread's own runtime: the run's shared runtime, where token
+    /// requests go (the token endpoint's pooled connections are shared by every
+    /// thread, so their tasks must live on a runtime that is always driven).
+    pub shared_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl RunnerConfig {
@@ -59,6 +63,7 @@ impl RunnerConfig {
             cleanup_budget: Duration::from_secs(10),
             spill: None,
             validation: Arc::new(Validation::off()),
+            shared_runtime: None,
         }
     }
 }
@@ -77,6 +82,35 @@ impl Runner {
             config,
             run_id: uuid::Uuid::new_v4().to_string(),
         }
+    }
+
+    /// The same runner with an HTTP connection pool of its own, for a thread that runs
+    /// scenarios on a runtime of its own (same run id, credentials, variables, spill
+    /// file and validation).
+    pub fn with_own_pool(
+        &self,
+        shared: tokio::runtime::Handle,
+    ) -> Result<Self, crate::http::ClientError> {
+        let c = &self.config;
+        Ok(Runner {
+            config: RunnerConfig {
+                client: c.client.with_own_pool()?,
+                base_url: c.base_url.clone(),
+                vars: c.vars.clone(),
+                auth: Arc::clone(&c.auth),
+                redactor: c.redactor.clone(),
+                templates: c.templates.clone(),
+                passed_body_limit: c.passed_body_limit,
+                retry_budget: c.retry_budget,
+                interrupt: c.interrupt.clone(),
+                cleanup_budget: c.cleanup_budget,
+                spill: c.spill.clone(),
+                validation: Arc::clone(&c.validation),
+                shared_runtime: Some(shared),
+            },
+            target_origin: self.target_origin.clone(),
+            run_id: self.run_id.clone(),
+        })
     }
 
     /// The interruption flag the runner watches.
@@ -350,15 +384,30 @@ impl Runner {
         if !step.auth || has_own || self.config.auth.is_none() || !self.on_target(&request.url) {
             return Ok(None);
         }
-        self.config.auth.header().await
+        self.auth_header().await
+    }
+
+    /// The credential, fetched on the shared runtime when this runner has its own.
+    async fn auth_header(&self) -> Result<Option<String>, AuthError> {
+        let Some(shared) = &self.config.shared_runtime else {
+            return self.config.auth.header().await;
+        };
+        let auth = Arc::clone(&self.config.auth);
+        shared
+            .spawn(async move { auth.header().await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(AuthError::TokenEndpoint {
+                    kind: crate::auth::TokenFailure::Other,
+                    message: format!("the token request's task failed: {e}"),
+                })
+            })
     }
 
     /// After a 401: a fresh token in place of the rejected one.
     async fn renew(&self, request: &mut PreparedRequest) -> Result<String, AuthError> {
         let fresh = self
-            .config
-            .auth
-            .header()
+            .auth_header()
             .await?
             .ok_or(AuthError::NoTokenEndpoint)?;
         for (name, value) in &mut request.headers {

@@ -1,5 +1,6 @@
 //! The fourth stage: the selected scenarios run, each as a libtest-mimic trial (which
-//! prints the terminal lines) whose work is a task on the tokio runtime.
+//! prints the terminal lines) whose work runs on that thread's own single-thread tokio
+//! runtime (or, where there cannot be one, as a task on the shared runtime).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -157,9 +158,10 @@ pub fn execute(
         .collect()
 }
 
-/// One scenario as a task on the runtime, beside its connection tasks: a request then
-/// needs no hand-over between threads (see docs/performance.md). The calling thread
-/// only waits for the result.
+/// One scenario, on this thread's own runtime with its own connection pool: the
+/// scenario and its connections share the thread, so a request needs no hand-over
+/// between threads (docs/performance.md, "Speed, round two"). Without one (inside a
+/// runtime already), as a task on the shared runtime beside its connection tasks.
 fn run_one(
     runner: &Arc<Runner>,
     scenario: Arc<Scenario>,
@@ -172,6 +174,9 @@ fn run_one(
             "not run: the run was interrupted".to_owned(),
         );
     }
+    if let Some(record) = on_own_runtime(runner, &scenario, handle) {
+        return record;
+    }
     let task = {
         let (runner, scenario) = (Arc::clone(runner), Arc::clone(&scenario));
         handle.spawn(async move { runner.run(&scenario).await })
@@ -182,6 +187,54 @@ fn run_one(
             Verdict::Error,
             format!("the scenario's task failed: {e}"),
         )
+    })
+}
+
+thread_local! {
+    /// This libtest-mimic thread's own single-thread runtime and runner (with its own
+    /// connection pool): a scenario and its connection then share one thread, with no
+    /// wake-up across threads per step.
+    static OWN: std::cell::RefCell<Option<(tokio::runtime::Runtime, Runner)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs the scenario on this thread's own runtime; `None` when there cannot be one
+/// (the caller then uses the shared runtime).
+fn on_own_runtime(
+    runner: &Arc<Runner>,
+    scenario: &Arc<Scenario>,
+    shared: &tokio::runtime::Handle,
+) -> Option<ScenarioRecord> {
+    // Inside a runtime already (a caller's `block_on`), another cannot start here.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return None;
+    }
+    OWN.with(|own| {
+        let mut own = own.try_borrow_mut().ok()?;
+        if own.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let local = runner.with_own_pool(shared.clone()).ok()?;
+            *own = Some((rt, local));
+        }
+        let (rt, local) = own.as_ref()?;
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(local.run(scenario))
+        }));
+        Some(ran.unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            Runner::not_run(
+                scenario,
+                Verdict::Error,
+                format!("the scenario's task failed: {why}"),
+            )
+        }))
     })
 }
 
