@@ -174,14 +174,13 @@ fn run_one(
             "not run: the run was interrupted".to_owned(),
         );
     }
-    if let Some(record) = on_own_runtime(runner, &scenario, handle) {
-        return record;
-    }
-    let task = {
+    let work = |runner: &Arc<Runner>| {
         let (runner, scenario) = (Arc::clone(runner), Arc::clone(&scenario));
-        handle.spawn(async move { runner.run(&scenario).await })
+        async move { runner.run(&scenario).await }
     };
-    handle.block_on(task).unwrap_or_else(|e| {
+    let joined = on_own_runtime(runner, handle, |rt, own| rt.block_on(rt.spawn(work(own))))
+        .unwrap_or_else(|| handle.block_on(handle.spawn(work(runner))));
+    joined.unwrap_or_else(|e| {
         Runner::not_run(
             &scenario,
             Verdict::Error,
@@ -194,17 +193,17 @@ thread_local! {
     /// This libtest-mimic thread's own single-thread runtime and runner (with its own
     /// connection pool): a scenario and its connection then share one thread, with no
     /// wake-up across threads per step.
-    static OWN: std::cell::RefCell<Option<(tokio::runtime::Runtime, Runner)>> =
+    static OWN: std::cell::RefCell<Option<(tokio::runtime::Runtime, Arc<Runner>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Runs the scenario on this thread's own runtime; `None` when there cannot be one
-/// (the caller then uses the shared runtime).
-fn on_own_runtime(
-    runner: &Arc<Runner>,
-    scenario: &Arc<Scenario>,
+/// `run` with this thread's own runtime and runner, made on first use; `None` when
+/// there cannot be one (the caller then uses the shared runtime).
+fn on_own_runtime<T>(
+    runner: &Runner,
     shared: &tokio::runtime::Handle,
-) -> Option<ScenarioRecord> {
+    run: impl FnOnce(&tokio::runtime::Runtime, &Arc<Runner>) -> T,
+) -> Option<T> {
     // Inside a runtime already (a caller's `block_on`), another cannot start here.
     if tokio::runtime::Handle::try_current().is_ok() {
         return None;
@@ -216,25 +215,11 @@ fn on_own_runtime(
                 .enable_all()
                 .build()
                 .ok()?;
-            let local = runner.with_own_pool(shared.clone()).ok()?;
+            let local = Arc::new(runner.with_own_pool(shared.clone()).ok()?);
             *own = Some((rt, local));
         }
         let (rt, local) = own.as_ref()?;
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(local.run(scenario))
-        }));
-        Some(ran.unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            Runner::not_run(
-                scenario,
-                Verdict::Error,
-                format!("the scenario's task failed: {why}"),
-            )
-        }))
+        Some(run(rt, local))
     })
 }
 

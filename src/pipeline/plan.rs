@@ -210,16 +210,18 @@ fn load_validation(
             );
         }
     }
-    // Only scenarios the run may reach count: `--list` runs none, and the name, tag,
-    // read-only and partition filters leave some out (the target's capabilities are
-    // not known yet: a scenario they would skip still counts).
+    // `--list` runs nothing. Otherwise only scenarios the run may reach count: the
+    // name, tag, read-only and partition filters leave some out (the target's
+    // capabilities are not known yet: a scenario they would skip still counts).
+    if args.list {
+        return Ok(Validation::off());
+    }
     let selector = super::Selector::from_args(args);
     let mut shard_index = 0;
     let reachable: Vec<&crate::scenario::Scenario> = suites
         .iter()
         .flat_map(|suite| &suite.scenarios)
         .filter(|s| super::select::out_of_run(s, &selector, &mut shard_index).is_none())
-        .filter(|_| !args.list)
         .collect();
     let named: Vec<(String, u64, &str)> = reachable
         .iter()
@@ -238,10 +240,6 @@ fn load_validation(
         explicit,
         ignore: target.validation_ignore.clone(),
         profiles: target.profiles.iter().map(|p| p.value.clone()).collect(),
-    };
-    let settings = Settings {
-        mode: if args.list { Mode::Off } else { settings.mode },
-        ..settings
     };
     let validation = Validation::load(&settings, needed)
         .map_err(|e| PlanError::Validation(format!("a profile cannot be loaded: {e}")))?;
