@@ -160,6 +160,25 @@ impl std::fmt::Display for IssueCounts {
 }
 
 impl FoundIssue {
+    /// How many issues a check's one-line `actual` names (the step's `validation` list
+    /// has them all).
+    pub const IN_ONE_LINE: usize = 3;
+
+    /// The first [`Self::IN_ONE_LINE`] issues, each as `show` writes it, on one line:
+    /// `a; b; c (and 4 more)`.
+    pub fn in_one_line(issues: &[&FoundIssue], show: impl Fn(&FoundIssue) -> String) -> String {
+        let shown: Vec<String> = issues
+            .iter()
+            .take(Self::IN_ONE_LINE)
+            .map(|i| show(i))
+            .collect();
+        let mut text = shown.join("; ");
+        if issues.len() > Self::IN_ONE_LINE {
+            text.push_str(&format!(" (and {} more)", issues.len() - Self::IN_ONE_LINE));
+        }
+        text
+    }
+
     /// One line with its severity and profile: `error Practitioner.gender: ... (profile X)`.
     pub fn line(&self) -> String {
         let mut text = format!("{} {}", self.severity.as_str(), self.summary());

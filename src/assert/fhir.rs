@@ -205,10 +205,6 @@ fn entry_values(entries: &[Value], pointer: &str) -> Vec<String> {
         .collect()
 }
 
-/// How many issues a failed `valid` check names in its one line (all of them are in
-/// the step's `validation` list).
-const ISSUES_SHOWN: usize = 3;
-
 /// `valid`: passes when validation found no issue at `fails_at` or worse that the
 /// target does not suppress. Without a validation (a build without it, which skips
 /// such scenarios before they run) it fails, never passes vacuously.
@@ -251,16 +247,10 @@ pub(crate) fn valid_check(spec: &ValidExpect, validated: Option<&Validated>) -> 
         }
         parts.join(", ")
     } else {
-        let shown: Vec<String> = failing
-            .iter()
-            .take(ISSUES_SHOWN)
-            .map(|i| format!("{} {}", i.severity.as_str(), i.summary()))
-            .collect();
-        let mut text = format!("{}: {}", plural(failing.len(), "issue"), shown.join("; "));
-        if failing.len() > ISSUES_SHOWN {
-            text.push_str(&format!(" (and {} more)", failing.len() - ISSUES_SHOWN));
-        }
-        text
+        let listed = FoundIssue::in_one_line(&failing, |i| {
+            format!("{} {}", i.severity.as_str(), i.summary())
+        });
+        format!("{}: {listed}", plural(failing.len(), "issue"))
     };
     if suppressed > 0 {
         actual.push_str(&format!(

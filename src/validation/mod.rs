@@ -295,18 +295,11 @@ impl Validation {
         let actual = if errors.is_empty() {
             "no error".to_owned()
         } else {
-            let shown: Vec<String> = errors.iter().take(3).map(|i| i.summary()).collect();
-            let more = errors.len().saturating_sub(3);
             format!(
-                "{} error{}: {}{}",
+                "{} error{}: {}",
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" },
-                shown.join("; "),
-                if more > 0 {
-                    format!(" (and {more} more)")
-                } else {
-                    String::new()
-                }
+                FoundIssue::in_one_line(&errors, FoundIssue::summary)
             )
         };
         Some(Check::new(

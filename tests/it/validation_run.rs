@@ -24,6 +24,13 @@ fn target(dir: &std::path::Path, server: &TestServer, extra: &str) -> String {
     )
 }
 
+/// `run --target TARGET SUITE` with every report in `dir`.
+fn run_suite(target: &str, suite: &str, dir: &std::path::Path) -> Fhirconf {
+    Fhirconf::new()
+        .args(["run", "--target", target, suite])
+        .reports(dir)
+}
+
 const GENDER_M: &str = r#"{ resourceType: Practitioner, id: p1, gender: M }"#;
 
 #[cfg(not(feature = "validation"))]
@@ -36,11 +43,7 @@ mod without_the_feature {
         let dir = scratch("valid-without-feature");
         let suite = mirror_suite(&dir, GENDER_M, "          valid: true\n");
         let t = target(&dir, &server, "");
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
-            .run()
-            .expect_code(0);
+        run_suite(&t, &suite, &dir).run().expect_code(0);
         let record = run_record(&dir);
         assert_eq!(verdicts(&record), ["skipped"]);
         let reason = record["scenarios"][0]["reason"].as_str().unwrap();
@@ -64,10 +67,8 @@ mod without_the_feature {
                 ""
             };
             let t = target(&dir, &server, extra);
-            Fhirconf::new()
-                .args(["run", "--target", &t, &suite])
+            run_suite(&t, &suite, &dir)
                 .args(args)
-                .reports(&dir)
                 .run()
                 .expect_code(2)
                 .stderr_contains(from)
@@ -90,9 +91,7 @@ mod with_the_feature {
         let dir = scratch("validate-warn");
         let suite = mirror_suite(&dir, GENDER_M, "");
         let t = target(&dir, &server, "");
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
+        run_suite(&t, &suite, &dir)
             .run()
             .expect_code(0)
             .stderr_contains("validation (--validate warn): 1 error, 0 warnings in 1 response");
@@ -116,11 +115,7 @@ mod with_the_feature {
         let dir = scratch("validate-error");
         let suite = mirror_suite(&dir, GENDER_M, "");
         let t = target(&dir, &server, "validate: error\n");
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
-            .run()
-            .expect_code(1);
+        run_suite(&t, &suite, &dir).run().expect_code(1);
         let record = run_record(&dir);
         assert_eq!(verdicts(&record), ["failed"]);
         let reason = record["scenarios"][0]["reason"].as_str().unwrap();
@@ -131,9 +126,8 @@ mod with_the_feature {
         );
         assert_schema_valid(&dir.join("junit.xml"));
         // --validate off wins over the target.
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite, "--validate", "off"])
-            .reports(&dir)
+        run_suite(&t, &suite, &dir)
+            .args(["--validate", "off"])
             .run()
             .expect_code(0);
         let record = run_record(&dir);
@@ -185,9 +179,7 @@ mod with_the_feature {
             &server,
             "validate: error\nvalidation:\n  ignore:\n    - { path: 'gender$', message: required value set }\n",
         );
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
+        run_suite(&t, &suite, &dir)
             .run()
             .expect_code(0)
             .stderr_contains("0 errors, 0 warnings, 1 suppressed in 1 response");
@@ -205,9 +197,7 @@ mod with_the_feature {
         let dir = scratch("validate-ignore-empty");
         let suite = mirror_suite(&dir, GENDER_M, "");
         let t = target(&dir, &server, "validation:\n  ignore:\n    - {}\n");
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
+        run_suite(&t, &suite, &dir)
             .run()
             .expect_code(2)
             .stderr_contains("target.yaml:4:7")
@@ -222,18 +212,10 @@ mod with_the_feature {
         let expect = format!("          valid: {{ profile: \"{US_CORE_URL}\" }}\n");
         let complete = r#"{ resourceType: Practitioner, id: p1, identifier: [{ system: "http://hl7.org/fhir/sid/us-npi", value: "1234567893" }], name: [{ family: Kildare }] }"#;
         let suite = mirror_suite(&dir, complete, &expect);
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
-            .run()
-            .expect_code(0);
+        run_suite(&t, &suite, &dir).run().expect_code(0);
         let bare = r#"{ resourceType: Practitioner, id: p1, name: [{ given: [James] }] }"#;
         let suite = mirror_suite(&dir, bare, &expect);
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
-            .run()
-            .expect_code(1);
+        run_suite(&t, &suite, &dir).run().expect_code(1);
         let record = run_record(&dir);
         let check = &record["scenarios"][0]["steps"][0]["checks"][1];
         assert_eq!(check["what"], format!("valid against {US_CORE_URL}"));
@@ -250,11 +232,7 @@ mod with_the_feature {
         let dir = scratch("valid-not-fhir");
         let t = target(&dir, &server, "");
         let suite = mirror_suite(&dir, "{ hello: world }", "          valid: true\n");
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
-            .run()
-            .expect_code(1);
+        run_suite(&t, &suite, &dir).run().expect_code(1);
         let record = run_record(&dir);
         let reason = record["scenarios"][0]["reason"].as_str().unwrap();
         assert!(
@@ -273,9 +251,7 @@ mod with_the_feature {
             GENDER_M,
             "          valid: { profile: \"http://example.org/StructureDefinition/nope\" }\n",
         );
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
+        run_suite(&t, &suite, &dir)
             .run()
             .expect_code(2)
             .stderr_contains("suite.yaml:7: `valid.profile` names http://example.org/StructureDefinition/nope, which no loaded profile defines")
@@ -290,9 +266,7 @@ mod with_the_feature {
         let suite = mirror_suite(&dir, GENDER_M, "");
         write_file(&dir, "not-a-profile.json", r#"{"resourceType": "Patient"}"#);
         let t = target(&dir, &server, "profiles: [not-a-profile.json]\n");
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
+        run_suite(&t, &suite, &dir)
             .run()
             .expect_code(2)
             .stderr_contains("a profile cannot be loaded: ")
@@ -337,11 +311,7 @@ mod with_the_feature {
             r#"{ resourceType: Practitioner, id: p1 }"#,
             "          valid: { profile: \"http://example.org/StructureDefinition/my-practitioner\" }\n",
         );
-        Fhirconf::new()
-            .args(["run", "--target", &t, &suite])
-            .reports(&dir)
-            .run()
-            .expect_code(1);
+        run_suite(&t, &suite, &dir).run().expect_code(1);
         let record = run_record(&dir);
         assert!(
             record["validation"]["profiles"]

@@ -668,19 +668,13 @@ impl Validator {
             let (results, unjudged) = evaluate_grouped(&evaluator, &focus, &refs);
             for rest in unjudged {
                 let first = &selected[members[rest.first]];
-                let mut path: Vec<&str> = first
-                    .path
-                    .split('.')
-                    .filter(|segment| !segment.bytes().all(|b| b.is_ascii_digit()))
-                    .collect();
-                path.dedup();
                 let text = first.human.map_or_else(
                     || format!("invariant not satisfied: {}", first.expression),
                     str::to_owned,
                 );
                 issues.push(Issue {
                     severity: first.severity,
-                    path: path.join("."),
+                    path: unindexed(first.path),
                     message: format!(
                         "{text} (on at least one of {} elements: the first {EACH_AT_MOST} were judged one by one and are reported on their own, the other {} together)",
                         rest.of, rest.count
@@ -876,13 +870,8 @@ fn evaluate_grouped(
 ) -> (Vec<ConstraintOutcome>, Vec<Unjudged>) {
     let mut groups: BTreeMap<(&str, &str, String), Vec<usize>> = BTreeMap::new();
     for (k, r) in refs.iter().enumerate() {
-        let unindexed: Vec<&str> = r
-            .path
-            .split('.')
-            .filter(|segment| segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()))
-            .collect();
         groups
-            .entry((r.id, r.expression, unindexed.join(".")))
+            .entry((r.id, r.expression, unindexed(r.path)))
             .or_default()
             .push(k);
     }
@@ -936,6 +925,15 @@ fn evaluate_grouped(
         }
     }
     (out, unjudged)
+}
+
+/// A dotted path without its index segments: `Patient.telecom.3.period` →
+/// `Patient.telecom.period`.
+fn unindexed(path: &str) -> String {
+    path.split('.')
+        .filter(|segment| segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// At most this many instances of one invariant on one repeating path are evaluated
