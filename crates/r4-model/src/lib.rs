@@ -1,0 +1,315 @@
+//! The FHIR R4 type model, as data: which types exist, what they derive from, which
+//! elements each has, with their cardinality and types, and which are choice
+//! elements (`value[x]`).
+//!
+//! It is what a reader of FHIR JSON or XML needs to know that the generated model
+//! of a full FHIR library would otherwise give: whether `name` is a list, that
+//! `valueQuantity` is the `Quantity` choice of `value`, that `birthDate` is a
+//! `date`. The table is `data/elements.txt`, generated from the R4
+//! StructureDefinitions by `scripts/gen-r4-model.py`, parsed once on first use.
+//!
+//! Backbone elements are types named by their path (`Patient.contact`), and an
+//! element defined by reference (`Questionnaire.item.item`) has the referenced path
+//! as its type, so navigation never needs to know the difference.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const ELEMENTS: &str = include_str!("../data/elements.txt");
+
+/// What kind of type a [`TypeDef`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `boolean`, `string`, `date`...: a JSON primitive with an optional `_name` twin.
+    Primitive,
+    /// A datatype with elements: `HumanName`, `Quantity`...
+    Complex,
+    /// A resource: `Patient`, `Bundle`, and the abstract `Resource`/`DomainResource`.
+    Resource,
+    /// An element with children of its own inside a type: `Patient.contact`.
+    Backbone,
+}
+
+/// One type of the model.
+#[derive(Debug)]
+pub struct TypeDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The type it derives from (`DomainResource` for `Patient`, `Quantity` for
+    /// `Age`); `None` for `Element` and `Resource`.
+    pub base: Option<&'static str>,
+    pub is_abstract: bool,
+    pub elements: Vec<ElementDef>,
+}
+
+/// One element of a type.
+#[derive(Debug)]
+pub struct ElementDef {
+    /// Its name without `[x]`: `value` for `value[x]`.
+    pub name: &'static str,
+    /// A choice element: in JSON its name is followed by the type (`valueQuantity`).
+    pub choice: bool,
+    /// Whether it may repeat (`max` is not 0 or 1): a JSON array.
+    pub many: bool,
+    /// Its types: FHIR type names (`Quantity`, `date`), `System.String` and friends
+    /// for the value of a primitive, and a backbone path (`Patient.contact`).
+    pub types: Vec<ElementType>,
+}
+
+/// One type an element may have.
+#[derive(Debug)]
+pub struct ElementType {
+    /// The type's name, as in [`Model::type_def`].
+    pub code: &'static str,
+    /// For `Reference` and `canonical`: the resource types it may point to, if the
+    /// definition says (empty means any).
+    pub targets: Vec<&'static str>,
+}
+
+/// The model: every type by name.
+#[derive(Debug)]
+pub struct Model {
+    types: HashMap<&'static str, TypeDef>,
+}
+
+/// The R4 model, parsed on first use (about 8,000 lines; a millisecond or two).
+pub fn r4() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| Model::parse(ELEMENTS))
+}
+
+impl Model {
+    fn parse(text: &'static str) -> Model {
+        let mut types: HashMap<&'static str, TypeDef> = HashMap::new();
+        let mut current: Option<TypeDef> = None;
+        for line in text.lines() {
+            let mut fields = line.split(' ');
+            match fields.next() {
+                Some("T") => {
+                    if let Some(done) = current.take() {
+                        types.insert(done.name, done);
+                    }
+                    let name = fields.next().unwrap_or_default();
+                    let kind = match fields.next() {
+                        Some("primitive") => Kind::Primitive,
+                        Some("resource") => Kind::Resource,
+                        Some("backbone") => Kind::Backbone,
+                        _ => Kind::Complex,
+                    };
+                    let base = fields.next().filter(|b| *b != "-");
+                    let is_abstract = fields.next() == Some("abstract");
+                    current = Some(TypeDef {
+                        name,
+                        kind,
+                        base,
+                        is_abstract,
+                        elements: Vec::new(),
+                    });
+                }
+                Some("E") => {
+                    let (Some(name), Some(max), Some(list)) =
+                        (fields.next(), fields.next(), fields.next())
+                    else {
+                        continue;
+                    };
+                    let (name, choice) = match name.strip_suffix("[x]") {
+                        Some(stem) => (stem, true),
+                        None => (name, false),
+                    };
+                    let types = list.split(',').map(ElementType::parse).collect();
+                    if let Some(def) = current.as_mut() {
+                        def.elements.push(ElementDef {
+                            name,
+                            choice,
+                            many: max == "*",
+                            types,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(done) = current.take() {
+            types.insert(done.name, done);
+        }
+        Model { types }
+    }
+
+    /// A type by name: `Patient`, `HumanName`, `date`, `Patient.contact`.
+    pub fn type_def(&self, name: &str) -> Option<&TypeDef> {
+        self.types.get(name)
+    }
+
+    /// Whether `name` is a resource type that can have instances (`Patient`, not
+    /// `DomainResource`).
+    pub fn is_resource(&self, name: &str) -> bool {
+        self.type_def(name)
+            .is_some_and(|t| t.kind == Kind::Resource && !t.is_abstract)
+    }
+
+    /// Whether `name` is a FHIR primitive type (`boolean`, `code`, `dateTime`...).
+    pub fn is_primitive(&self, name: &str) -> bool {
+        self.type_def(name)
+            .is_some_and(|t| t.kind == Kind::Primitive)
+    }
+
+    /// Whether `name` is `base` or derives from it (`Age` is a `Quantity`, `code` a
+    /// `string`, `Patient` a `Resource`).
+    pub fn is_a(&self, name: &str, base: &str) -> bool {
+        let mut at = Some(name);
+        // The chain is at most five deep in R4; the bound guards a malformed table.
+        for _ in 0..16 {
+            match at {
+                Some(n) if n == base => return true,
+                Some(n) => at = self.type_def(n).and_then(|t| t.base),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// The element `name` of `type_name`, looked up by its name without `[x]`.
+    pub fn element(&self, type_name: &str, name: &str) -> Option<&ElementDef> {
+        self.type_def(type_name)?
+            .elements
+            .iter()
+            .find(|e| e.name == name)
+    }
+
+    /// What a JSON property of an instance of `type_name` is: the element and, for a
+    /// choice element, the type its suffix names (`valueQuantity` is `value` with
+    /// type `Quantity`). The `_name` twin of a primitive is not resolved here.
+    pub fn property(&self, type_name: &str, json_name: &str) -> Option<Property<'_>> {
+        let def = self.type_def(type_name)?;
+        if let Some(e) = def
+            .elements
+            .iter()
+            .find(|e| e.name == json_name && !e.choice)
+        {
+            return Some(Property {
+                element: e,
+                type_code: e.types.first().map(|t| t.code).unwrap_or_default(),
+            });
+        }
+        def.elements.iter().filter(|e| e.choice).find_map(|e| {
+            let suffix = json_name.strip_prefix(e.name)?;
+            let t = e
+                .types
+                .iter()
+                .find(|t| choice_suffix_matches(t.code, suffix))?;
+            Some(Property {
+                element: e,
+                type_code: t.code,
+            })
+        })
+    }
+
+    /// Every type, in no particular order.
+    pub fn types(&self) -> impl Iterator<Item = &TypeDef> {
+        self.types.values()
+    }
+}
+
+/// A JSON property resolved against the model.
+#[derive(Debug, Clone, Copy)]
+pub struct Property<'m> {
+    pub element: &'m ElementDef,
+    /// The property's type: the element's single type, or the choice's type.
+    pub type_code: &'static str,
+}
+
+/// A choice element's JSON name carries its type with the first letter upper-cased:
+/// `valueDateTime` for `dateTime`, `valueQuantity` for `Quantity`.
+fn choice_suffix_matches(code: &str, suffix: &str) -> bool {
+    let mut c = code.chars();
+    let mut s = suffix.chars();
+    match (c.next(), s.next()) {
+        (Some(a), Some(b)) if a.to_ascii_uppercase() == b => c.as_str() == s.as_str(),
+        _ => false,
+    }
+}
+
+impl ElementType {
+    fn parse(text: &'static str) -> ElementType {
+        match text.split_once('(') {
+            Some((code, rest)) => ElementType {
+                code,
+                targets: rest.trim_end_matches(')').split('|').collect(),
+            },
+            None => ElementType {
+                code: text,
+                targets: Vec::new(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_datatypes_and_backbones_are_all_there() {
+        let m = r4();
+        assert!(m.is_resource("Patient"));
+        assert!(m.is_resource("Bundle"));
+        assert!(!m.is_resource("DomainResource"));
+        assert!(!m.is_resource("HumanName"));
+        assert!(m.is_primitive("dateTime"));
+        assert_eq!(m.type_def("Patient.contact").unwrap().kind, Kind::Backbone);
+        // The R4 StructureDefinitions define 147 resource types that can have instances.
+        let resources = m.types().filter(|t| m.is_resource(t.name)).count();
+        assert_eq!(resources, 147);
+    }
+
+    #[test]
+    fn cardinality_and_types_come_from_the_definitions() {
+        let m = r4();
+        let name = m.element("Patient", "name").unwrap();
+        assert!(name.many);
+        assert_eq!(name.types[0].code, "HumanName");
+        let birth = m.element("Patient", "birthDate").unwrap();
+        assert!(!birth.many);
+        assert_eq!(birth.types[0].code, "date");
+        assert!(
+            m.element("Patient", "birth").is_none(),
+            "no prefix matching"
+        );
+        let org = m.element("Patient", "managingOrganization").unwrap();
+        assert_eq!(org.types[0].targets, ["Organization"]);
+        // A recursive element refers to its definition by path.
+        let nested = m.element("Questionnaire.item", "item").unwrap();
+        assert_eq!(nested.types[0].code, "Questionnaire.item");
+        // The value of a primitive is a System type.
+        assert_eq!(
+            m.element("boolean", "value").unwrap().types[0].code,
+            "System.Boolean"
+        );
+    }
+
+    #[test]
+    fn choice_properties_resolve_by_their_type_suffix() {
+        let m = r4();
+        let p = m.property("Observation", "valueQuantity").unwrap();
+        assert_eq!(p.element.name, "value");
+        assert_eq!(p.type_code, "Quantity");
+        let p = m.property("Observation", "effectiveDateTime").unwrap();
+        assert_eq!(p.type_code, "dateTime");
+        assert!(m.property("Observation", "valueFoo").is_none());
+        assert!(m.property("Observation", "value").is_none());
+        assert!(m.property("Patient", "birth").is_none());
+        let p = m.property("Patient", "birthDate").unwrap();
+        assert_eq!((p.element.name, p.type_code), ("birthDate", "date"));
+    }
+
+    #[test]
+    fn derivation_chains() {
+        let m = r4();
+        assert!(m.is_a("Age", "Quantity"));
+        assert!(m.is_a("code", "string"));
+        assert!(m.is_a("Patient", "Resource"));
+        assert!(m.is_a("Patient", "DomainResource"));
+        assert!(!m.is_a("Bundle", "DomainResource"));
+        assert!(!m.is_a("Quantity", "Age"));
+    }
+}
