@@ -1,5 +1,5 @@
 //! The command line: `run`, `check`, `list`, `serve`, `compare`, `verify`, `inputs`,
-//! `init`, `schema`. Thin: it parses flags and calls the library.
+//! `init`, `schema`, `validate`, `import`. Thin: it parses flags and calls the library.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +44,31 @@ pub enum Command {
     /// Validate local FHIR JSON resources or Bundles offline against FHIR R4 and
     /// profiles (needs a build with `--features validation`).
     Validate(ValidateArgs),
+    /// Turn HL7 TestScript resources (JSON or XML) into editable YAML scenario files,
+    /// one per script, with their fixtures as JSON files beside them.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// What the files are.
+    #[arg(value_enum)]
+    pub kind: ImportKind,
+    /// TestScript files (`.json` or `.xml`).
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// The folder to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportKind {
+    /// HL7 FHIR R4 TestScript resources.
+    Testscript,
 }
 
 #[derive(Debug, Args)]

@@ -180,6 +180,14 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
     }
 }
 
+/// Whether a `.json` or `.xml` file found in a folder is a TestScript.
+fn is_testscript_file(path: &Path) -> bool {
+    let Some(xml) = crate::testscript::format_of(path) else {
+        return false;
+    };
+    std::fs::read_to_string(path).is_ok_and(|text| crate::testscript::is_testscript(&text, xml))
+}
+
 fn walk(
     dir: &Path,
     seen: &mut HashSet<PathBuf>,
@@ -227,6 +235,11 @@ fn walk(
                     Some("yaml" | "yml")
                 ) =>
             {
+                files.push(path)
+            }
+            // A TestScript beside scenarios runs too; other JSON and XML (fixtures)
+            // stays out.
+            Ok(meta) if meta.len() <= MAX_INPUT_BYTES && is_testscript_file(&path) => {
                 files.push(path)
             }
             Ok(_) => {}

@@ -15,6 +15,7 @@ pub(crate) mod compare;
 pub mod diag;
 pub(crate) mod evidence;
 pub mod exit;
+pub(crate) mod fhirpath_expr;
 pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod init;
@@ -34,6 +35,7 @@ pub mod scenario;
 pub(crate) mod spill;
 pub mod target;
 pub mod template;
+pub mod testscript;
 pub mod validation;
 
 /// Unit tests count allocations as the binary does, so bounded work is tested bounded.

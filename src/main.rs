@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Init(args) => fhirconf::app::init(args),
         Command::Schema(args) => fhirconf::app::schema(args),
         Command::Validate(args) => fhirconf::app::validate(args),
+        Command::Import(args) => fhirconf::testscript::import(args),
     })
 }
 

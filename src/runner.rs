@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::assert::{Check, evaluate};
+use crate::assert::{Check, Judging, evaluate};
 use crate::auth::{Auth, AuthError};
+use crate::fhirpath_expr::Evaluation;
 use crate::http::{BaseUrl, Exchange, HttpClient, NoAnswer, PreparedRequest, Response, transcript};
 use crate::interrupt::{Cut, Interrupt};
 use crate::prepare::prepare;
@@ -491,12 +492,14 @@ impl Runner {
                 (self.config.validation)
                     .inspect(&exchange.response, Some(v.value.profile.as_deref()))
             });
-            let unmet: Vec<Check> = evaluate(
-                &retry.until,
-                &exchange.response,
-                &render,
-                validated.as_ref(),
-            )
+            let unmet: Vec<Check> = {
+                let with = Judging {
+                    render: &render,
+                    vars,
+                    validated: validated.as_ref(),
+                };
+                evaluate(&retry.until, &exchange.response, &with)
+            }
             .into_iter()
             .filter(|c| !c.passed)
             .collect();
@@ -593,12 +596,19 @@ impl Runner {
             .map(|v| v.value.profile.as_deref());
         let validation = &self.config.validation;
         let validated = validation.inspect(&exchange.response, named);
-        record.checks = evaluate(
-            &step.expect,
-            &exchange.response,
-            &render,
-            validated.as_ref(),
-        );
+        let with = Judging {
+            render: &render,
+            vars,
+            validated: validated.as_ref(),
+        };
+        record.checks = evaluate(&step.expect, &exchange.response, &with);
+        if let Some(warn) = &step.warn {
+            let mut warnings = evaluate(warn, &exchange.response, &with);
+            for w in &mut warnings {
+                w.warning = true;
+            }
+            record.checks.append(&mut warnings);
+        }
         if let Some(validated) = validated {
             record
                 .checks
@@ -613,7 +623,7 @@ impl Runner {
         let failed: Vec<String> = record
             .checks
             .iter()
-            .filter(|c| !c.passed)
+            .filter(|c| c.fails())
             .map(Check::summary)
             .collect();
         if !failed.is_empty() {
@@ -622,6 +632,16 @@ impl Runner {
         } else if let Err(why) = self.take_captures(step, &exchange.response, vars, record) {
             record.verdict = Verdict::Failed;
             record.message = Some(redactor.text(&why));
+        } else {
+            let warnings: Vec<String> = record
+                .checks
+                .iter()
+                .filter(|c| c.warning && !c.passed)
+                .map(Check::summary)
+                .collect();
+            if !warnings.is_empty() {
+                record.message = Some(redactor.text(&format!("warning: {}", warnings.join("; "))));
+            }
         }
         for check in &mut record.checks {
             check.expected = redactor.text(&check.expected);
@@ -640,7 +660,7 @@ impl Runner {
     ) -> Result<(), String> {
         let redactor = &self.config.redactor;
         for (name, capture) in &step.capture {
-            let value = capture_value(capture, response)
+            let value = capture_value(capture, response, vars)
                 .map_err(|why| format!("capture `{name}`: {why}"))?;
             if capture.secret {
                 let text = value_to_text(&value);
@@ -782,7 +802,11 @@ fn no_answer_message(why: &NoAnswer) -> String {
     format!("no answer: {why}")
 }
 
-fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String> {
+fn capture_value(
+    capture: &Capture,
+    response: &Response,
+    vars: &Map<String, Value>,
+) -> Result<Value, String> {
     let raw = match &capture.source {
         CaptureSource::Header(header) => Value::String(
             response
@@ -797,6 +821,16 @@ fn capture_value(capture: &Capture, response: &Response) -> Result<Value, String
             match nodes.first() {
                 Some(v) => (*v).clone(),
                 None => return Err(format!("{} selects nothing", path.0)),
+            }
+        }
+        CaptureSource::FhirPath(expr) => {
+            let body = response
+                .json()
+                .map_err(|_| "the response body is not JSON".to_owned())?;
+            let items = expr.evaluate(&Evaluation::new(body, vars))?;
+            match items.values.into_iter().next() {
+                Some(v) => v,
+                None => return Err(format!("{} yields nothing", expr.text())),
             }
         }
     };

@@ -20,9 +20,17 @@ pub struct Check {
     /// The line of the expectation in the scenario file, where a failure points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// From the step's `warn:`: a failure is a warning and does not fail the step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 impl Check {
+    /// Whether this check fails its step: it did not hold and is not a warning.
+    pub fn fails(&self) -> bool {
+        !self.passed && !self.warning
+    }
+
     pub(crate) fn new(
         what: impl Into<String>,
         passed: bool,
@@ -36,6 +44,7 @@ impl Check {
             actual: actual.into(),
             diff: None,
             line: None,
+            warning: false,
         }
     }
 

@@ -1,12 +1,13 @@
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::check::{Check, Render, json_eq};
 use super::diff::{pretty, unified_diff};
 use super::fhir;
 use super::json::{is_subset, project, remove_paths};
+use crate::fhirpath_expr::{Evaluation, type_is};
 use crate::http::Response;
 use crate::scenario::model::{
-    Expect, HeaderOp, HeaderRule, JsonOp, JsonPathExpr, JsonRule, JsonType,
+    Expect, FhirPathRule, HeaderOp, HeaderRule, JsonOp, JsonPathExpr, JsonRule, JsonType,
 };
 use crate::template::TemplateError;
 use crate::template::value_to_text;
@@ -36,19 +37,25 @@ fn at(line: u64, mut check: Check) -> Check {
     check
 }
 
+/// What a step's expectations are judged with besides the response.
+pub struct Judging<'a> {
+    /// Renders `{{ }}` templates in expected values.
+    pub render: Render<'a>,
+    /// The scenario's variables: `%name` in FHIRPath.
+    pub vars: &'a Map<String, Value>,
+    /// What FHIR validation found in this response (the runner validates once per
+    /// response).
+    pub validated: Option<&'a Validated>,
+}
+
 /// Judges `response` against every expectation of `expect`, in a fixed order:
-/// status, headers, JSON assertions, subset, OperationOutcome, Bundle, validity. Each
-/// check carries the line of its expectation. `validated` is what FHIR validation
-/// found in this response (the runner validates once per response).
-pub fn evaluate(
-    expect: &Expect,
-    response: &Response,
-    render: Render<'_>,
-    validated: Option<&Validated>,
-) -> Vec<Check> {
+/// status, headers, JSON assertions, FHIRPath assertions, subset, OperationOutcome,
+/// Bundle, validity. Each check carries the line of its expectation.
+pub fn evaluate(expect: &Expect, response: &Response, with: &Judging<'_>) -> Vec<Check> {
+    let (render, validated) = (with.render, with.validated);
     let mut checks = Vec::new();
     head_checks(expect, response, render, &mut checks);
-    body_checks(expect, response, render, &mut checks);
+    body_checks(expect, response, with, &mut checks);
     if let Some(valid) = &expect.valid {
         checks.push(at(valid.line, fhir::valid_check(&valid.value, validated)));
     }
@@ -75,8 +82,10 @@ fn head_checks(expect: &Expect, response: &Response, render: Render<'_>, checks:
     }
 }
 
-fn body_checks(expect: &Expect, response: &Response, render: Render<'_>, checks: &mut Vec<Check>) {
+fn body_checks(expect: &Expect, response: &Response, with: &Judging<'_>, checks: &mut Vec<Check>) {
+    let render = with.render;
     let needs_body = !expect.json.is_empty()
+        || !expect.fhirpath.is_empty()
         || expect.json_subset.is_some()
         || expect.operation_outcome.is_some()
         || expect.bundle.is_some();
@@ -96,6 +105,13 @@ fn body_checks(expect: &Expect, response: &Response, render: Render<'_>, checks:
     };
     for a in &expect.json {
         checks.push(at(a.line, json_check(&a.value, body, render)));
+    }
+    if !expect.fhirpath.is_empty() {
+        // The body is prepared once for every expression of the step.
+        let input = Evaluation::new(body, with.vars);
+        for a in &expect.fhirpath {
+            checks.push(at(a.line, fhirpath_check(&a.value, &input, render)));
+        }
     }
     if let Some(sub) = &expect.json_subset {
         let check = subset_check(&sub.value.value, &sub.value.ignore, body, render);
@@ -118,6 +134,7 @@ fn body_checks(expect: &Expect, response: &Response, render: Render<'_>, checks:
 fn first_body_line(expect: &Expect) -> u64 {
     let lines = [
         expect.json.first().map(|j| j.line),
+        expect.fhirpath.first().map(|j| j.line),
         expect.json_subset.as_ref().map(|s| s.line),
         expect.operation_outcome.as_ref().map(|o| o.line),
         expect.bundle.as_ref().map(|b| b.line),
@@ -176,15 +193,40 @@ fn header_check(rule: &HeaderRule, response: &Response, render: Render<'_>) -> C
 
 fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
     let path = rule.path.0.as_str();
-    let nodes = match rule.path.select(body) {
-        Ok(n) => n,
-        Err(e) => return Check::new(path, false, "a query that runs", format!("an error: {e}")),
-    };
+    match rule.path.select(body) {
+        Ok(nodes) => op_check(path, &rule.op, &nodes, &[], render),
+        Err(e) => Check::new(path, false, "a query that runs", format!("an error: {e}")),
+    }
+}
+
+/// A FHIRPath assertion: the expression's items judged like a JSONPath's nodes. An
+/// expression that does not evaluate fails with the reason, whatever the operation
+/// (`absent` included): it never passes vacuously.
+fn fhirpath_check(rule: &FhirPathRule, input: &Evaluation<'_>, render: Render<'_>) -> Check {
+    let expr = rule.expr.text();
+    match rule.expr.evaluate(input) {
+        Ok(items) => {
+            let nodes: Vec<&Value> = items.values.iter().collect();
+            op_check(expr, &rule.op, &nodes, &items.types, render)
+        }
+        Err(e) => Check::new(expr, false, "an expression that evaluates", e),
+    }
+}
+
+/// One operation on the values a query selected (`types`: their FHIRPath types,
+/// for FHIRPath's `type`).
+fn op_check(
+    path: &str,
+    op: &JsonOp,
+    nodes: &[&Value],
+    types: &[String],
+    render: Render<'_>,
+) -> Check {
     let found = || {
         if nodes.is_empty() {
             "nothing".to_owned()
         } else {
-            show(&nodes_value(&nodes))
+            show(&nodes_value(nodes))
         }
     };
     let template_error = |what: String, e: TemplateError| {
@@ -195,7 +237,7 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
             found(),
         )
     };
-    match &rule.op {
+    match op {
         JsonOp::Exists => Check::new(
             format!("{path} exists"),
             !nodes.is_empty(),
@@ -215,7 +257,7 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
             nodes.len().to_string(),
         ),
         JsonOp::Equals(expected) => match render(expected) {
-            Ok(expected) => equals_check(path, &expected, &nodes, found()),
+            Ok(expected) => equals_check(path, &expected, nodes, found()),
             Err(e) => template_error(format!("{path} equals"), e),
         },
         JsonOp::Matches(re) => {
@@ -232,9 +274,20 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
                 found(),
             )
         }
-        JsonOp::Type(t) => type_check(path, *t, &nodes),
+        JsonOp::Type(t) => type_check(path, *t, nodes),
+        JsonOp::FhirType(t) => {
+            let ok = !types.is_empty() && types.iter().all(|actual| type_is(actual, t));
+            let mut kinds = types.to_vec();
+            kinds.dedup();
+            let actual = if kinds.is_empty() {
+                "nothing".to_owned()
+            } else {
+                kinds.join(", ")
+            };
+            Check::new(format!("{path} type"), ok, t.as_str(), actual)
+        }
         JsonOp::OneOf(options) => match render(&Value::Array(options.clone())) {
-            Ok(Value::Array(options)) => one_of_check(path, &options, &nodes, found()),
+            Ok(Value::Array(options)) => one_of_check(path, &options, nodes, found()),
             Ok(_) | Err(_) => Check::new(
                 format!("{path} one of"),
                 false,
@@ -243,7 +296,7 @@ fn json_check(rule: &JsonRule, body: &Value, render: Render<'_>) -> Check {
             ),
         },
         JsonOp::Contains(expected) => match render(expected) {
-            Ok(expected) => contains_check(path, &expected, &nodes, found()),
+            Ok(expected) => contains_check(path, &expected, nodes, found()),
             Err(e) => template_error(format!("{path} contains"), e),
         },
     }
@@ -397,7 +450,12 @@ mod tests {
     }
 
     fn run(yaml: &str, status: u16, body: &str) -> Vec<Check> {
-        evaluate(&expect(yaml), &response(status, body), &identity, None)
+        let with = Judging {
+            render: &identity,
+            vars: &Map::new(),
+            validated: None,
+        };
+        evaluate(&expect(yaml), &response(status, body), &with)
     }
 
     fn verdicts(checks: &[Check]) -> Vec<bool> {
@@ -533,7 +591,12 @@ mod tests {
             })
         };
         let e = expect("json:\n  - { path: '$.id', equals: '{{ id }}' }\n");
-        let c = evaluate(&e, &response(200, r#"{"id":"p1"}"#), &render, None);
+        let with = Judging {
+            render: &render,
+            vars: &Map::new(),
+            validated: None,
+        };
+        let c = evaluate(&e, &response(200, r#"{"id":"p1"}"#), &with);
         assert!(c[0].passed, "{:?}", c[0]);
     }
 }

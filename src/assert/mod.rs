@@ -8,4 +8,4 @@ mod fhir;
 mod json;
 
 pub use check::Check;
-pub use eval::evaluate;
+pub use eval::{Judging, evaluate};

@@ -298,6 +298,7 @@ pub(crate) mod fixtures {
             actual: "\"booked\"".into(),
             diff: Some("--- expected\n+++ actual\n-a ]]> \u{1}\n+b\n".into()),
             line: Some(12),
+            warning: false,
         }];
         failing.transcript = Some(
             "> GET http://127.0.0.1:1/Appointment/a1\n< 200\n< \n< {\"status\": \"booked\"}".into(),

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
 
 use super::model::{
-    BodySpec, Capture, CaptureSource, Expect, FixtureFile, HeaderOp, HeaderRule, JsonOp, JsonRule,
-    Located, Requirement, Retry, Scenario, Step, SubsetRule, SuiteFile, Target,
+    BodySpec, Capture, CaptureSource, Expect, FhirPathRule, FixtureFile, HeaderOp, HeaderRule,
+    JsonOp, JsonRule, Located, Requirement, Retry, Scenario, Step, SubsetRule, SuiteFile, Target,
 };
 use super::schema::{self, FileDoc, ScenarioDoc, SpannedMap};
 use crate::diag::{Diagnostic, did_you_mean};
@@ -114,7 +114,50 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagn
     let display = display_path(path);
     let text = read_text(path, &display, MAX_FILE_BYTES).map_err(|d| vec![d])?;
     let base = path.parent().unwrap_or(Path::new("."));
+    if let Some(xml) = crate::testscript::format_of(path) {
+        return load_testscript(&display, &text, xml, base, opts);
+    }
     load_str(&display, &text, base, opts)
+}
+
+/// A TestScript (JSON or XML), run as the scenario file it translates to; the file's
+/// digest is its own.
+fn load_testscript(
+    display: &str,
+    text: &str,
+    xml: bool,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<SuiteFile, Vec<Diagnostic>> {
+    use crate::testscript;
+    no_nul_byte(display, text, "TestScript")?;
+    if !testscript::is_testscript(text, xml) {
+        return Err(vec![Diagnostic::whole_file(
+            display,
+            "neither a scenario file (.yaml) nor a TestScript resource",
+        )]);
+    }
+    let script = testscript::read(display, text, xml).map_err(|d| vec![d])?;
+    let translated = testscript::translate(display, &script, base, testscript::Fixtures::Inline)?;
+    let mut suite = load_str(display, &translated.yaml, base, opts).map_err(|errors| {
+        // The translation is ours: a problem in it is a fhirconf bug, shown with the
+        // generated text's line so it can be reported.
+        errors
+            .into_iter()
+            .map(|mut d| {
+                d.message = format!(
+                    "in the scenario this TestScript translates to (line {}): {}",
+                    d.line, d.message
+                );
+                d.line = 1;
+                d.column = 1;
+                d.source_line = None;
+                d
+            })
+            .collect::<Vec<_>>()
+    })?;
+    suite.sha256 = sha256_hex(text.as_bytes());
+    Ok(suite)
 }
 
 /// Parses and validates one file's text. `base` is where fixture paths start from.
@@ -751,6 +794,9 @@ impl Builder<'_> {
         };
         let body = self.body(parts, at, known, &mut reads);
         let expect = self.expect(step.expect, known, &mut reads);
+        let warn = step
+            .warn
+            .map(|w| Box::new(self.expect(*w, known, &mut reads)));
         let retry = step
             .retry
             .and_then(|r| self.retry(*r, method, known, &mut reads));
@@ -784,6 +830,7 @@ impl Builder<'_> {
                 content_type: content_type.map(|c| c.value),
             },
             expect,
+            warn,
             capture,
             reads,
             auth: step.auth.unwrap_or(true),
@@ -988,16 +1035,20 @@ impl Builder<'_> {
             let schema::Capture {
                 header,
                 json,
+                fhirpath,
                 regex,
                 secret,
             } = cap.value;
-            let source = match (header, json) {
-                (Some(h), None) => CaptureSource::Header(h),
-                (None, Some(j)) => CaptureSource::Json(j),
+            let source = match (header, json, fhirpath) {
+                (Some(h), None, None) => CaptureSource::Header(h),
+                (None, Some(j), None) => CaptureSource::Json(j),
+                (None, None, Some(f)) => CaptureSource::FhirPath(f),
                 _ => {
                     self.err_at(
                         cap.referenced,
-                        format!("capture `{name}` takes exactly one of `header` or `json`"),
+                        format!(
+                            "capture `{name}` takes exactly one of `header`, `json` or `fhirpath`"
+                        ),
                     );
                     continue;
                 }
@@ -1048,6 +1099,12 @@ impl Builder<'_> {
                 json.push(located(a.referenced, rule));
             }
         }
+        let mut fhirpath = Vec::with_capacity(expect.fhirpath.len());
+        for a in expect.fhirpath {
+            if let Some(rule) = self.fhirpath_rule(a.value, a.referenced, known, reads) {
+                fhirpath.push(located(a.referenced, rule));
+            }
+        }
         let json_subset = expect.json_subset.map(|sub| {
             reads.extend(self.check_refs(sub.referenced, &sub.value.value, known, "`json_subset`"));
             let schema::JsonSubset { value, ignore } = sub.value;
@@ -1065,6 +1122,7 @@ impl Builder<'_> {
             status: expect.status.map(|s| located(s.referenced, s.value)),
             headers,
             json,
+            fhirpath,
             json_subset,
             operation_outcome: expect
                 .operation_outcome
@@ -1097,17 +1155,81 @@ impl Builder<'_> {
             type_,
             one_of,
         } = a;
+        let ops = AssertOps {
+            equals,
+            exists,
+            absent,
+            matches,
+            contains,
+            count,
+            type_: type_.map(JsonOp::Type),
+            one_of,
+        };
+        let op = self.one_op(ops, "a JSON", &path.0, at, known, reads)?;
+        Some(JsonRule { path, op })
+    }
+
+    /// One FHIRPath assertion as a rule, read like a JSON assertion.
+    fn fhirpath_rule(
+        &mut self,
+        a: schema::FhirPathAssert,
+        at: Location,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Option<FhirPathRule> {
+        let schema::FhirPathAssert {
+            expr,
+            equals,
+            exists,
+            absent,
+            matches,
+            contains,
+            count,
+            type_,
+            one_of,
+        } = a;
+        let ops = AssertOps {
+            equals,
+            exists,
+            absent,
+            matches,
+            contains,
+            count,
+            type_: type_.map(JsonOp::FhirType),
+            one_of,
+        };
+        let op = self.one_op(ops, "a FHIRPath", expr.text(), at, known, reads)?;
+        Some(FhirPathRule { expr, op })
+    }
+
+    /// The single operation of an assertion (with the variables its values read),
+    /// or an error at its line.
+    fn one_op(
+        &mut self,
+        a: AssertOps,
+        kind: &str,
+        subject: &str,
+        at: Location,
+        known: &BTreeSet<String>,
+        reads: &mut Vec<String>,
+    ) -> Option<JsonOp> {
         let mut ops: Vec<JsonOp> = Vec::with_capacity(1);
-        ops.extend(equals.map(JsonOp::Equals));
-        ops.extend(exists.map(|e| if e { JsonOp::Exists } else { JsonOp::Absent }));
-        ops.extend(absent.map(|a| if a { JsonOp::Absent } else { JsonOp::Exists }));
-        ops.extend(matches.map(JsonOp::Matches));
-        ops.extend(contains.map(JsonOp::Contains));
-        ops.extend(count.map(JsonOp::Count));
-        ops.extend(type_.map(JsonOp::Type));
-        ops.extend(one_of.map(JsonOp::OneOf));
+        ops.extend(a.equals.map(JsonOp::Equals));
+        ops.extend(
+            a.exists
+                .map(|e| if e { JsonOp::Exists } else { JsonOp::Absent }),
+        );
+        ops.extend(
+            a.absent
+                .map(|a| if a { JsonOp::Absent } else { JsonOp::Exists }),
+        );
+        ops.extend(a.matches.map(JsonOp::Matches));
+        ops.extend(a.contains.map(JsonOp::Contains));
+        ops.extend(a.count.map(JsonOp::Count));
+        ops.extend(a.type_);
+        ops.extend(a.one_of.map(JsonOp::OneOf));
         if ops.len() != 1 {
-            self.err_at(at, format!("a JSON assertion on `{}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of ({} given)", path.0, ops.len()))
+            self.err_at(at, format!("{kind} assertion on `{subject}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of ({} given)", ops.len()))
                 .help = Some("write one list item per check".to_owned());
             return None;
         }
@@ -1117,14 +1239,14 @@ impl Builder<'_> {
                 at,
                 v,
                 known,
-                &format!("the assertion on `{}`", path.0),
+                &format!("the assertion on `{subject}`"),
             )),
             JsonOp::OneOf(list) => {
                 reads.extend(self.check_refs(at, &Value::Array(list.clone()), known, "`one_of`"))
             }
             _ => {}
         }
-        Some(JsonRule { path, op })
+        Some(op)
     }
 
     fn check_outcome(
@@ -1211,6 +1333,19 @@ fn located<T>(loc: Location, value: T) -> Located<T> {
 }
 
 /// A header expectation as its one operation (the schema lets through exactly one).
+/// The operations an assertion was given (at most one is allowed), whichever
+/// language selects the values.
+struct AssertOps {
+    equals: Option<Value>,
+    exists: Option<bool>,
+    absent: Option<bool>,
+    matches: Option<schema::Pattern>,
+    contains: Option<Value>,
+    count: Option<usize>,
+    type_: Option<JsonOp>,
+    one_of: Option<Vec<Value>>,
+}
+
 fn header_op(rule: schema::HeaderExpect) -> HeaderOp {
     let schema::HeaderExpect {
         equals,

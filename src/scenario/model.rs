@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use super::schema::{
-    BundleExpect as BundleSpec, JsonPathExpr, JsonType, Method, OutcomeExpect as OutcomeSpec,
-    Pattern, StatusExpect as StatusOp, ValidExpect as ValidSpec,
+    BundleExpect as BundleSpec, FhirPathExpr, JsonPathExpr, JsonType, Method,
+    OutcomeExpect as OutcomeSpec, Pattern, StatusExpect as StatusOp, ValidExpect as ValidSpec,
 };
 
 /// One scenario file (one JUnit `<testsuite>`).
@@ -61,7 +61,13 @@ impl Scenario {
     pub fn valid_rules(&self) -> impl Iterator<Item = &Located<ValidSpec>> {
         self.steps.iter().chain(self.cleanup.iter()).flat_map(|s| {
             let until = s.retry.as_ref().and_then(|r| r.until.valid.as_deref());
-            s.expect.valid.as_deref().into_iter().chain(until)
+            let warn = s.warn.as_ref().and_then(|w| w.valid.as_deref());
+            s.expect
+                .valid
+                .as_deref()
+                .into_iter()
+                .chain(until)
+                .chain(warn)
         })
     }
 
@@ -118,6 +124,7 @@ pub struct Expect {
     /// One rule per header name (names case-insensitive), sorted.
     pub headers: Vec<Located<HeaderRule>>,
     pub json: Vec<Located<JsonRule>>,
+    pub fhirpath: Vec<Located<FhirPathRule>>,
     // Boxed: most steps have none of these, and a step's size is paid once per step
     // of a suite for as long as it runs.
     pub json_subset: Option<Box<Located<SubsetRule>>>,
@@ -149,7 +156,16 @@ pub struct JsonRule {
     pub op: JsonOp,
 }
 
-/// One check of the nodes a JSONPath selects in the body.
+/// One check of the items a FHIRPath expression yields on the body: the operations
+/// of [`JsonOp`], with `type` naming a FHIR or System type ([`JsonOp::FhirType`]).
+#[derive(Debug)]
+pub struct FhirPathRule {
+    pub expr: FhirPathExpr,
+    pub op: JsonOp,
+}
+
+/// One check of the nodes a JSONPath selects in the body (or of the items a
+/// FHIRPath expression yields).
 #[derive(Debug)]
 pub enum JsonOp {
     Equals(Value),
@@ -159,6 +175,8 @@ pub enum JsonOp {
     Contains(Value),
     Count(usize),
     Type(JsonType),
+    /// FHIRPath only: every item has this type (`HumanName`, `FHIR.date`).
+    FhirType(String),
     OneOf(Vec<Value>),
 }
 
@@ -175,6 +193,8 @@ pub struct SubsetRule {
 pub enum CaptureSource {
     Header(String),
     Json(JsonPathExpr),
+    /// The first item the expression yields.
+    FhirPath(FhirPathExpr),
 }
 
 #[derive(Debug)]
@@ -192,6 +212,8 @@ pub struct Step {
     pub line: u64,
     pub request: Request,
     pub expect: Expect,
+    /// `warn:`: judged like `expect`, its failures reported as warnings only.
+    pub warn: Option<Box<Expect>>,
     pub capture: Vec<(String, Capture)>,
     /// Variables the step reads (checked at load; used to skip a cleanup step whose
     /// captures never happened).

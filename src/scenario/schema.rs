@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use jsonpath_rust::parser::model::JpQuery;
 
+pub use crate::fhirpath_expr::FhirPathExpr;
 pub use crate::jsonpath::JsonPathExpr;
 
 use schemars::JsonSchema;
@@ -131,6 +132,8 @@ pub struct Step {
     /// what the response must be; every expectation is checked
     #[serde(default)]
     pub expect: Expect,
+    /// expectations like `expect`, whose failures are reported as warnings and never fail the step (TestScript's `warningOnly`)
+    pub warn: Option<Box<Expect>>,
     // By name, sorted.
     /// values from the response, by variable name, for later steps
     #[serde(default, deserialize_with = "sorted_pairs")]
@@ -286,6 +289,10 @@ pub struct Expect {
     #[serde(default, deserialize_with = "exact_vec")]
     #[schemars(with = "Vec<JsonAssert>")]
     pub json: Vec<Spanned<JsonAssert>>,
+    /// FHIRPath assertions, one operation each (as for `json`; `type` names a FHIR or System type)
+    #[serde(default, deserialize_with = "exact_vec")]
+    #[schemars(with = "Vec<FhirPathAssert>")]
+    pub fhirpath: Vec<Spanned<FhirPathAssert>>,
     // Boxed: most steps have none of these, and a step's size is paid once per step
     // of a suite for as long as it runs.
     /// Subset: the expected document must be contained in the response (extra members and extra array items are allowed; array order is kept). `ignore` removes paths from both sides first. A mismatch shows a unified diff.
@@ -596,6 +603,34 @@ pub struct JsonAssert {
     pub one_of: Option<Vec<Value>>,
 }
 
+/// A FHIRPath assertion with one operation, read like a [`JsonAssert`]: `equals`,
+/// `matches`, `type` and `one_of` must hold for every item the expression yields
+/// (and at least one must be yielded).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = json_assert_rules)]
+pub struct FhirPathAssert {
+    /// the FHIRPath expression, evaluated on the response body, e.g. `name.where(use = 'official').family`
+    pub expr: FhirPathExpr,
+    /// every item equals this value (dates, times and codes as their JSON strings)
+    pub equals: Option<Value>,
+    /// `true`: the expression yields at least one item
+    pub exists: Option<bool>,
+    /// `true`: the expression yields nothing
+    pub absent: Option<bool>,
+    /// every item is a primitive whose text matches this regex
+    pub matches: Option<Pattern>,
+    /// an element of the yielded list, a substring of the single yielded string, or an item equal to the value
+    pub contains: Option<Value>,
+    /// counts the items
+    pub count: Option<usize>,
+    /// every item has this FHIR or System type: `HumanName`, `date`, `FHIR.Patient`, `System.Boolean`
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// every item equals one of these values
+    pub one_of: Option<Vec<Value>>,
+}
+
 /// A JSON type (`integer` is a number without a fraction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -697,6 +732,8 @@ pub struct Capture {
     pub header: Option<String>,
     /// the JSONPath query whose node to capture
     pub json: Option<JsonPathExpr>,
+    /// the FHIRPath expression whose first item to capture
+    pub fhirpath: Option<FhirPathExpr>,
     /// applied to the value; group 1 is taken when there is one
     pub regex: Option<Pattern>,
     /// masked in every output from now on (e.g. a token)
@@ -845,7 +882,10 @@ fn outcome_rules(schema: &mut schemars::Schema) {
 }
 
 fn capture_rules(schema: &mut schemars::Schema) {
-    crate::jschema::add_rule(schema, crate::jschema::exactly_one_of(&["header", "json"]));
+    crate::jschema::add_rule(
+        schema,
+        crate::jschema::exactly_one_of(&["header", "json", "fhirpath"]),
+    );
 }
 
 /// Implements `JsonSchema` for a type whose schema is `$body`, under `$name`.
@@ -934,6 +974,23 @@ schema_of!(JsonPathExpr, "JsonPath", |_generator| {
     schemars::json_schema!({
         "type": "string",
         "description": "an RFC 9535 JSONPath query, e.g. `$.entry[*].resource.id`"
+    })
+});
+
+impl<'de> Deserialize<'de> for FhirPathExpr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        static EXPRESSIONS: Cache<FhirPathExpr> = std::sync::OnceLock::new();
+        interned(&EXPRESSIONS, &text, FhirPathExpr::parse)
+            .map(|e| (*e).clone())
+            .map_err(de::Error::custom)
+    }
+}
+
+schema_of!(FhirPathExpr, "FhirPath", |_generator| {
+    schemars::json_schema!({
+        "type": "string",
+        "description": "a FHIRPath expression evaluated on the response body, e.g. `name.where(use = 'official').family`; `%name` reads a variable"
     })
 });
 

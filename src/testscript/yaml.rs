@@ -1,0 +1,169 @@
+//! The scenario file a translation writes: YAML with a comment on every step naming
+//! the TestScript element it came from.
+
+use serde_json::{Map, Value};
+
+/// A step being built: the request and expectations as the YAML will say them.
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    /// The element the step came from (`TestScript.test[0].action[1].operation`).
+    pub comment: String,
+    /// One line per assert folded into it.
+    pub comments: Vec<String>,
+    pub name: String,
+    pub request: Value,
+    pub expect: Expectations,
+    /// From `warningOnly` asserts.
+    pub warn: Expectations,
+    pub capture: Vec<(String, Value)>,
+    /// The operation's `responseId`, which an assert's `sourceId` may name.
+    pub response_id: Option<String>,
+}
+
+/// An `expect:` (or `warn:`) block being built.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    /// `status`, `valid`, `json_subset`.
+    pub single: Map<String, Value>,
+    pub headers: Map<String, Value>,
+    pub json: Vec<Value>,
+    pub fhirpath: Vec<Value>,
+}
+
+impl Expectations {
+    fn to_value(&self) -> Option<Value> {
+        let mut expect = Map::new();
+        if let Some(s) = self.single.get("status") {
+            expect.insert("status".into(), s.clone());
+        }
+        if !self.headers.is_empty() {
+            expect.insert("headers".into(), Value::Object(self.headers.clone()));
+        }
+        if !self.json.is_empty() {
+            expect.insert("json".into(), Value::Array(self.json.clone()));
+        }
+        if !self.fhirpath.is_empty() {
+            expect.insert("fhirpath".into(), Value::Array(self.fhirpath.clone()));
+        }
+        for key in ["json_subset", "valid"] {
+            if let Some(v) = self.single.get(key) {
+                expect.insert(key.into(), v.clone());
+            }
+        }
+        (!expect.is_empty()).then_some(Value::Object(expect))
+    }
+}
+
+impl Step {
+    pub fn new(comment: String, name: String) -> Step {
+        Step {
+            comment,
+            name,
+            ..Step::default()
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        let mut step = Map::new();
+        step.insert("name".into(), Value::String(self.name.clone()));
+        step.insert("request".into(), self.request.clone());
+        if let Some(expect) = self.expect.to_value() {
+            step.insert("expect".into(), expect);
+        }
+        if let Some(warn) = self.warn.to_value() {
+            step.insert("warn".into(), warn);
+        }
+        if !self.capture.is_empty() {
+            let capture: Map<String, Value> = self.capture.iter().cloned().collect();
+            step.insert("capture".into(), Value::Object(capture));
+        }
+        Value::Object(step)
+    }
+}
+
+/// One test of the script.
+#[derive(Debug)]
+pub struct Scenario {
+    pub comment: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub steps: Vec<Step>,
+    pub cleanup: Vec<Step>,
+}
+
+/// The whole file.
+pub fn write(
+    header: &[String],
+    source: Option<&str>,
+    requires: &[String],
+    inputs: &[String],
+    vars: &Map<String, Value>,
+    scenarios: &[Scenario],
+) -> String {
+    let mut out = String::new();
+    for line in header {
+        comment(&mut out, "", line);
+    }
+    let mut top = Map::new();
+    top.insert("tags".into(), serde_json::json!(["testscript"]));
+    if !requires.is_empty() {
+        top.insert("requires".into(), serde_json::json!(requires));
+    }
+    if !inputs.is_empty() {
+        top.insert("inputs".into(), serde_json::json!(inputs));
+    }
+    if !vars.is_empty() {
+        top.insert("vars".into(), Value::Object(vars.clone()));
+    }
+    out.push_str(&yaml(&Value::Object(top)));
+    out.push_str("scenarios:\n");
+    for s in scenarios {
+        comment(&mut out, "  ", &s.comment);
+        let mut head = Map::new();
+        head.insert("name".into(), Value::String(s.name.clone()));
+        if let Some(d) = &s.description {
+            head.insert("description".into(), Value::String(d.clone()));
+        }
+        if let Some(src) = source {
+            head.insert("source".into(), Value::String(src.to_owned()));
+        }
+        push_indented(&mut out, "  - ", "    ", &yaml(&Value::Object(head)));
+        for (key, steps) in [("steps", &s.steps), ("cleanup", &s.cleanup)] {
+            if steps.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("    {key}:\n"));
+            for step in steps {
+                comment(&mut out, "      ", &step.comment);
+                for c in &step.comments {
+                    comment(&mut out, "      ", c);
+                }
+                push_indented(&mut out, "      - ", "        ", &yaml(&step.to_value()));
+            }
+        }
+    }
+    out
+}
+
+fn yaml(value: &Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_default()
+}
+
+/// `text` as comment lines (a description may span several).
+fn comment(out: &mut String, indent: &str, text: &str) {
+    for line in text.lines() {
+        out.push_str(indent);
+        out.push_str("# ");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// A YAML block as a list item: its first line after `first`, the rest after `rest`.
+fn push_indented(out: &mut String, first: &str, rest: &str, block: &str) {
+    for (i, line) in block.lines().enumerate() {
+        out.push_str(if i == 0 { first } else { rest });
+        out.push_str(line);
+        out.push('\n');
+    }
+}
