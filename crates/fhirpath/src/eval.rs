@@ -356,7 +356,7 @@ pub(crate) fn distinct<'a>(c: Items<'a>) -> Items<'a> {
     out
 }
 
-fn compare_items(a: &Item<'_>, b: &Item<'_>, op: &str) -> Res<Option<Ordering>> {
+pub(crate) fn compare_items(a: &Item<'_>, b: &Item<'_>, op: &str) -> Res<Option<Ordering>> {
     let (a, b) = (quantity_item(a.sys()), quantity_item(b.sys()));
     Ok(match (&a, &b) {
         (Item::Int(_) | Item::Dec(_), Item::Int(_) | Item::Dec(_)) => {

@@ -336,6 +336,20 @@ impl<'a> Env<'a> {
                 }
                 Ok(out)
             }
+            "join" => {
+                let sep = string_arg(&arg(0)?, name)?.unwrap_or_default();
+                let mut parts = Vec::with_capacity(input.len());
+                for i in &input {
+                    match i.sys() {
+                        Item::Str(s) => parts.push(s.to_string()),
+                        other => {
+                            return fail(format!("join() needs Strings, not {}", other.type_name()));
+                        }
+                    }
+                }
+                Ok(vec![Item::string(parts.join(&sep))])
+            }
+            "sort" => self.sort(input, args, scope),
             "htmlChecks" => Ok(match singleton(&input, &what)? {
                 None => Vec::new(),
                 Some(i) => match i.sys() {
@@ -344,6 +358,54 @@ impl<'a> Env<'a> {
                 },
             }),
             _ => self.scalar_function(name, input, &arg),
+        }
+    }
+
+    /// `sort(keys...)`: by the items themselves, or by each key in turn; a key
+    /// written `-expr` sorts descending.
+    fn sort(&self, input: Items<'a>, args: &[Expr], scope: &Scope<'a>) -> Res<Items<'a>> {
+        let mut keyed = Vec::with_capacity(input.len());
+        for (i, item) in input.into_iter().enumerate() {
+            let mut keys = Vec::with_capacity(args.len().max(1));
+            if args.is_empty() {
+                keys.push((Some(item.sys()), false));
+            }
+            for a in args {
+                let (e, desc) = match a {
+                    Expr::Negate(inner) => (&**inner, true),
+                    other => (other, false),
+                };
+                let k = self.lambda(e, &item, i, scope)?;
+                keys.push((singleton(&k, "a key of sort()")?.map(Item::sys), desc));
+            }
+            keyed.push((keys, item));
+        }
+        let mut error = None;
+        keyed.sort_by(|(a, _), (b, _)| {
+            for ((x, desc), (y, _)) in a.iter().zip(b) {
+                let o = match (x, y) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    // Empty keys sort after all values.
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) => match crate::eval::compare_items(x, y, "sort()") {
+                        Ok(o) => o.unwrap_or(std::cmp::Ordering::Equal),
+                        Err(e) => {
+                            error.get_or_insert(e);
+                            std::cmp::Ordering::Equal
+                        }
+                    },
+                };
+                let o = if *desc { o.reverse() } else { o };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(keyed.into_iter().map(|(_, i)| i).collect()),
         }
     }
 
@@ -418,6 +480,53 @@ impl<'a> Env<'a> {
                 } else {
                     one(Item::Bool(q.is_some()))
                 };
+            }
+            _ => {}
+        }
+        match (name, &v) {
+            ("precision", Item::Dec(d)) => return one(Item::Int(i64::from(d.s))),
+            ("precision", Item::Int(_)) => return one(Item::Int(0)),
+            ("precision", Item::Date(d) | Item::DateTime(d)) => {
+                let digits = match d.prec {
+                    Prec::Year => 4,
+                    Prec::Month => 6,
+                    Prec::Day => 8,
+                    Prec::Hour => 10,
+                    Prec::Minute => 12,
+                    Prec::Second => 14,
+                    Prec::Milli => 17,
+                };
+                return one(Item::Int(digits));
+            }
+            ("precision", Item::Time(d)) => {
+                let digits = match d.prec {
+                    Prec::Minute => 4,
+                    Prec::Second => 6,
+                    Prec::Milli => 9,
+                    _ => 2,
+                };
+                return one(Item::Int(digits));
+            }
+            ("precision", other) => {
+                return fail(format!("precision() is not defined for {}", other.type_name()));
+            }
+            ("comparable", Item::Quantity(_, u)) => {
+                let o = arg(0)?;
+                let Some(o) = singleton(&o, "the argument of comparable()")? else {
+                    return Ok(Vec::new());
+                };
+                let Item::Quantity(_, w) = quantity_item(o.sys()) else {
+                    return fail("comparable() needs a Quantity argument");
+                };
+                let base = |u: &str| crate::value::ucum_factor(u).map(|(b, _)| b.to_string());
+                let same = u == &w || base(u).is_some_and(|b| Some(b) == base(&w));
+                return one(Item::Bool(same));
+            }
+            ("encode" | "decode" | "escape" | "unescape", Item::Str(s)) => {
+                let Some(format) = string_arg(&arg(0)?, name)? else {
+                    return Ok(Vec::new());
+                };
+                return opt(crate::codec::apply(name, &format, s)?.map(Item::string));
             }
             _ => {}
         }

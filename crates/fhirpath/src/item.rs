@@ -88,7 +88,7 @@ impl<'a> Node<'a> {
     pub fn member(&self, name: &str, out: &mut Vec<Item<'a>>) {
         if self.is_primitive() {
             // A primitive's id and extension live in its twin.
-            if let (Some(twin), Ty::Fhir(_)) | (Some(twin), Ty::Untyped) = (self.twin, self.ty) {
+            if let Some(twin) = self.twin {
                 let code = match name {
                     "extension" => "Extension",
                     "id" => "System.String",
@@ -136,7 +136,12 @@ impl<'a> Node<'a> {
                 }
             }
             Some(e) => {
-                let code = e.types.first().map_or("", |t| t.code);
+                let mut code = e.types.first().map_or("", |t| t.code);
+                // A resource's id is an `id` (the definitions say System.String with
+                // the FHIR type `id` as an extension).
+                if name == "id" && m.type_def(t).is_some_and(|d| d.kind == Kind::Resource) {
+                    code = "id";
+                }
                 let twin = obj.get(&format!("_{name}"));
                 push_values(obj.get(name), twin, Some(code), out);
             }

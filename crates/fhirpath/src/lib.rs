@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 mod ast;
+mod codec;
 mod eval;
 mod functions;
 mod html;

@@ -97,6 +97,13 @@ const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("getValue", 0, 0),
     ("resolve", 0, 0),
     ("htmlChecks", 0, 0),
+    ("sort", 0, 8),
+    ("comparable", 1, 1),
+    ("precision", 0, 0),
+    ("encode", 1, 1),
+    ("decode", 1, 1),
+    ("escape", 1, 1),
+    ("unescape", 1, 1),
 ];
 
 /// Functions FHIRPath or FHIR define that fhirconf does not evaluate, and why.
@@ -109,15 +116,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("slice", "it needs the profiles' StructureDefinitions"),
     ("checkModifiers", "it needs the StructureDefinitions"),
     ("type", "type reflection is not implemented"),
-    ("sort", "it is not part of FHIRPath N1 (R4)"),
     ("lowBoundary", "it is not part of FHIRPath N1 (R4)"),
     ("highBoundary", "it is not part of FHIRPath N1 (R4)"),
-    ("comparable", "it is not part of FHIRPath N1 (R4)"),
-    ("precision", "it is not part of FHIRPath N1 (R4)"),
-    ("encode", "it is not part of FHIRPath N1 (R4)"),
-    ("decode", "it is not part of FHIRPath N1 (R4)"),
-    ("escape", "it is not part of FHIRPath N1 (R4)"),
-    ("unescape", "it is not part of FHIRPath N1 (R4)"),
     ("defineVariable", "it is not part of FHIRPath N1 (R4)"),
     ("yearOf", "it is not part of FHIRPath N1 (R4)"),
     ("monthOf", "it is not part of FHIRPath N1 (R4)"),
@@ -273,7 +273,9 @@ impl Parser {
                     break;
                 }
                 self.next();
+                let spec_at = self.peek().offset;
                 let spec = self.type_spec()?;
+                check_type(&spec, spec_at)?;
                 d += 1;
                 check_depth(d, t.offset)?;
                 lhs = if name == "is" {
@@ -449,9 +451,11 @@ impl Parser {
             ));
         }
         let type_arg = if matches!(fname, "is" | "as" | "ofType") {
-            Some(type_of_arg(&args[0]).ok_or_else(|| {
+            let spec = type_of_arg(&args[0]).ok_or_else(|| {
                 err(offset, format!("expected a type name as the argument of {name}()"))
-            })?)
+            })?;
+            check_type(&spec, offset)?;
+            Some(spec)
         } else {
             None
         };
@@ -583,5 +587,31 @@ fn type_of_arg(e: &Expr) -> Option<TypeSpec> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// The System types of FHIRPath.
+const SYSTEM_TYPES: &[&str] = &[
+    "Any", "Boolean", "String", "Integer", "Decimal", "Date", "DateTime", "Time", "Quantity",
+];
+
+/// A type name must name a System type or a type of the R4 model.
+fn check_type(spec: &TypeSpec, offset: usize) -> Result<(), ParseError> {
+    let system = SYSTEM_TYPES.contains(&spec.name.as_str());
+    let fhir = r4_model::r4().type_def(&spec.name).is_some() || spec.name == "Base";
+    let ok = match spec.namespace.as_deref() {
+        Some("System") => system,
+        Some("FHIR") => fhir,
+        None => system || fhir,
+        Some(_) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let full = match &spec.namespace {
+            Some(ns) => format!("{ns}.{}", spec.name),
+            None => spec.name.clone(),
+        };
+        Err(err(offset, format!("unknown type `{full}`")))
     }
 }

@@ -530,6 +530,10 @@ impl DateTime {
     /// Compares two values of the same kind (`with_date` false for times): `None`
     /// when they are equal up to the coarser precision but the precisions differ.
     pub fn compare(&self, o: &DateTime, with_date: bool) -> Option<Ordering> {
+        // One with a time zone and one without: not comparable.
+        if self.prec >= Prec::Hour && o.prec >= Prec::Hour && self.tz.is_some() != o.tz.is_some() {
+            return None;
+        }
         let (a, b) = if self.tz.is_some() && o.tz.is_some() && self.prec >= Prec::Hour && o.prec >= Prec::Hour {
             let mut a = *self;
             let mut b = *o;
@@ -576,13 +580,8 @@ impl DateTime {
     pub fn add(&self, amount: Dec, unit: &str, with_date: bool) -> Option<DateTime> {
         let mut d = *self;
         let unit = calendar_base(unit)?;
-        // Whole units only, except seconds, which keep their milliseconds.
-        let (count, unit) = if unit == "second" {
-            let ms = amount.mul(Dec::from_int(1000))?.truncate();
-            (i64::try_from(ms.m).ok()?, "millisecond")
-        } else {
-            (i64::try_from(amount.truncate().m).ok()?, unit)
-        };
+        // Whole units only (the fraction of a unit is dropped).
+        let count = i64::try_from(amount.truncate().m).ok()?;
         match unit {
             "year" | "month" => {
                 if !with_date {
@@ -605,6 +604,7 @@ impl DateTime {
                     "day" => 86_400_000,
                     "hour" => 3_600_000,
                     "minute" => 60_000,
+                    "second" => 1000,
                     _ => 1,
                 };
                 // A value less precise than the unit: whole values of its precision.
@@ -648,11 +648,12 @@ pub(crate) fn is_calendar_unit(s: &str) -> bool {
 }
 
 /// The calendar unit a quantity unit stands for in date arithmetic: keywords and
-/// the UCUM codes of the same durations.
+/// the UCUM codes of definite durations (`'a'` and `'mo'` are not definite, so
+/// they are not allowed).
 pub(crate) fn calendar_base(unit: &str) -> Option<&'static str> {
     Some(match unit {
-        "year" | "years" | "a" => "year",
-        "month" | "months" | "mo" => "month",
+        "year" | "years" => "year",
+        "month" | "months" => "month",
         "week" | "weeks" | "wk" => "week",
         "day" | "days" | "d" => "day",
         "hour" | "hours" | "h" => "hour",
@@ -676,6 +677,14 @@ pub(crate) fn ucum_factor(unit: &str) -> Option<(&'static str, Dec)> {
         "h" | "hour" | "hours" => return time("3600"),
         "d" | "day" | "days" => return time("86400"),
         "wk" | "week" | "weeks" => return time("604800"),
+        _ => {}
+    }
+    match unit {
+        "[lb_av]" => return Some(("g", d("453.59237")?)),
+        "[oz_av]" => return Some(("g", d("28.349523125")?)),
+        "[in_i]" => return Some(("m", d("0.0254")?)),
+        "[ft_i]" => return Some(("m", d("0.3048")?)),
+        "[mi_i]" => return Some(("m", d("1609.344")?)),
         _ => {}
     }
     for base in ["g", "m", "L", "l"] {
