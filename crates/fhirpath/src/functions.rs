@@ -104,7 +104,7 @@ impl<'a> Env<'a> {
                     let mut next = Vec::new();
                     for (i, item) in queue.iter().enumerate() {
                         for r in self.lambda(&args[0], item, i, scope)? {
-                            if !contains_item(&out, &r) {
+                            if !out.iter().any(|o| same_item(o, &r)) {
                                 out.push(r.clone());
                                 next.push(r);
                             }
@@ -742,6 +742,23 @@ impl<'a> Env<'a> {
             }
             _ => None,
         })
+    }
+}
+
+/// The same node of the input (by identity), or equal System values: what
+/// `repeat()` has seen already.
+fn same_item(a: &Item<'_>, b: &Item<'_>) -> bool {
+    match (a, b) {
+        (Item::Node(x), Item::Node(y)) => {
+            let same = |p: Option<&Value>, q: Option<&Value>| match (p, q) {
+                (Some(p), Some(q)) => std::ptr::eq(p, q),
+                (None, None) => true,
+                _ => false,
+            };
+            same(x.value, y.value) && same(x.twin, y.twin)
+        }
+        (Item::Node(_), _) | (_, Item::Node(_)) => false,
+        _ => crate::item::equals(a, b) == Some(true),
     }
 }
 

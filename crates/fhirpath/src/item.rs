@@ -421,7 +421,12 @@ pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
 }
 
 fn node_eq(x: &Node<'_>, y: &Node<'_>) -> bool {
-    x.value == y.value && x.twin == y.twin
+    let same = |p: Option<&Value>, q: Option<&Value>| match (p, q) {
+        (Some(p), Some(q)) => std::ptr::eq(p, q) || p == q,
+        (None, None) => true,
+        _ => false,
+    };
+    same(x.value, y.value) && same(x.twin, y.twin)
 }
 
 /// A Quantity node as a System Quantity; other items unchanged.
