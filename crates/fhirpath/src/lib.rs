@@ -15,14 +15,26 @@
 //! assert_eq!(out.to_json(), vec![serde_json::json!("Peter")]);
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
+
+mod ast;
+mod codec;
+mod eval;
+mod functions;
+mod html;
+mod item;
+mod lexer;
+mod parser;
+mod value;
 
 /// A parsed expression. Parsing checks the syntax and that every function exists
 /// and is supported, so `fhirconf check` reports a typo before anything is sent.
 #[derive(Debug, Clone)]
 pub struct Expression {
     source: String,
+    tree: Arc<ast::Expr>,
 }
 
 /// Why an expression did not parse: where (a byte offset into the source) and what
@@ -47,6 +59,8 @@ pub struct EvalError {
 /// resources by `#id`).
 pub struct Input<'a> {
     root: &'a serde_json::Value,
+    /// Bundle entries by `fullUrl` and by `Type/id`.
+    index: HashMap<String, &'a serde_json::Value>,
 }
 
 /// `%name` variables: scenario variables and captures, as JSON values (a string is
@@ -61,12 +75,17 @@ pub struct Variables {
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     items: Vec<serde_json::Value>,
+    types: Vec<String>,
 }
 
 impl Expression {
+    /// Parses `source`; unknown or unsupported functions and wrong argument counts
+    /// are errors here, not at evaluation.
     pub fn parse(source: &str) -> Result<Expression, ParseError> {
+        let tree = parser::parse(source)?;
         Ok(Expression {
             source: source.to_string(),
+            tree: Arc::new(tree),
         })
     }
 
@@ -74,17 +93,69 @@ impl Expression {
         &self.source
     }
 
+    /// Evaluates the expression with the input's resource as the context (and
+    /// `%resource`, `%context`, `%rootResource`).
     pub fn evaluate(&self, input: &Input<'_>, vars: &Variables) -> Result<Collection, EvalError> {
-        let _ = (input.root, vars);
-        Err(EvalError {
-            message: "FHIRPath evaluation is not implemented yet".into(),
+        let env = eval::Env::new(input, vars);
+        let focus = [env.root.clone()];
+        let items = env.eval(&self.tree, &focus, &eval::Scope::default())?;
+        Ok(Collection {
+            types: items.iter().map(item::Item::type_name).collect(),
+            items: items.iter().map(item::Item::to_json).collect(),
         })
     }
 }
 
 impl<'a> Input<'a> {
     pub fn new(root: &'a serde_json::Value) -> Input<'a> {
-        Input { root }
+        let mut index = HashMap::new();
+        if root.get("resourceType").and_then(serde_json::Value::as_str) == Some("Bundle")
+            && let Some(entries) = root.get("entry").and_then(serde_json::Value::as_array)
+        {
+            for e in entries {
+                let Some(res) = e.get("resource") else {
+                    continue;
+                };
+                if let Some(url) = e.get("fullUrl").and_then(serde_json::Value::as_str) {
+                    index.entry(url.to_string()).or_insert(res);
+                }
+                if let (Some(t), Some(id)) = (
+                    res.get("resourceType").and_then(serde_json::Value::as_str),
+                    res.get("id").and_then(serde_json::Value::as_str),
+                ) {
+                    index.entry(format!("{t}/{id}")).or_insert(res);
+                }
+            }
+        }
+        Input { root, index }
+    }
+
+    /// The resource a reference points to within this input: a Bundle entry by
+    /// `fullUrl` or `Type/id` (a version suffix `/_history/n` ignored), a contained
+    /// resource by `#id`, or the root itself by `Type/id`.
+    fn resolve(&self, reference: &str) -> Option<&'a serde_json::Value> {
+        if let Some(id) = reference.strip_prefix('#') {
+            let mut containers = vec![self.root];
+            containers.extend(self.index.values().copied());
+            return containers.into_iter().find_map(|r| {
+                r.get("contained")?
+                    .as_array()?
+                    .iter()
+                    .find(|c| c.get("id").and_then(serde_json::Value::as_str) == Some(id))
+            });
+        }
+        if let Some(v) = self.index.get(reference) {
+            return Some(v);
+        }
+        let plain = reference.split("/_history/").next().unwrap_or(reference);
+        if let Some(v) = self.index.get(plain) {
+            return Some(v);
+        }
+        let (t, id) = plain.split_once('/')?;
+        let root = self.root;
+        (root.get("resourceType").and_then(serde_json::Value::as_str) == Some(t)
+            && root.get("id").and_then(serde_json::Value::as_str) == Some(id))
+        .then_some(root)
     }
 }
 
@@ -96,8 +167,27 @@ impl Collection {
     }
 
     /// Each item's FHIRPath type: `FHIR.HumanName`, `FHIR.date`, `System.Boolean`...
+    ///
+    /// Backbone elements are named by their path (`FHIR.Patient.contact`), elements
+    /// the model does not know are `Untyped`.
     pub fn type_names(&self) -> Vec<String> {
-        Vec::new()
+        self.types.clone()
+    }
+
+    /// The result as a Boolean by FHIRPath's singleton rule: `Ok(None)` when empty,
+    /// the value of a single Boolean, an error otherwise (several items, or one
+    /// item that is not a Boolean).
+    pub fn as_boolean(&self) -> Result<Option<bool>, EvalError> {
+        match self.items.as_slice() {
+            [] => Ok(None),
+            [serde_json::Value::Bool(b)] => Ok(Some(*b)),
+            [_] => Err(EvalError {
+                message: format!("expected a Boolean, got {}", self.types[0]),
+            }),
+            many => Err(EvalError {
+                message: format!("expected a single Boolean, got {} items", many.len()),
+            }),
+        }
     }
 
     pub fn len(&self) -> usize {
