@@ -51,8 +51,11 @@ struct Tx<'a> {
     mode: Fixtures,
     errors: Vec<String>,
     fixtures: BTreeMap<String, Fixture>,
-    /// `responseId`s some later element reads, by the variable that keeps them.
+    /// `responseId`s some later element reads, by the variable that keeps the body
+    /// (captured only for those a `targetId` names).
     responses: BTreeMap<String, String>,
+    /// `responseId`s a `targetId` names: their whole body is kept.
+    targeted: BTreeSet<String>,
     profiles: BTreeMap<String, String>,
     vars: Map<String, Value>,
     inputs: Vec<String>,
@@ -81,6 +84,7 @@ pub fn translate(
         errors: Vec::new(),
         fixtures: BTreeMap::new(),
         responses: BTreeMap::new(),
+        targeted: BTreeSet::new(),
         profiles: BTreeMap::new(),
         vars: Map::new(),
         inputs: Vec::new(),
@@ -426,6 +430,8 @@ impl Tx<'_> {
                             .filter_map(|k| text(op, k))
                             .map(str::to_owned),
                     );
+                    self.targeted
+                        .extend(text(op, "targetId").map(str::to_owned));
                 }
                 if let Some(asrt) = a.get("assert") {
                     read.extend(
@@ -873,7 +879,9 @@ impl Tx<'_> {
         }
         // What later elements read of the response.
         if let Some(r) = text(op, "responseId") {
-            if let Some(var) = self.responses.get(r).cloned() {
+            if let Some(var) = self.responses.get(r).cloned()
+                && self.targeted.contains(r)
+            {
                 step.capture.push((var, json!({ "json": "$" })));
             }
             for (var, capture) in self.response_captures.get(r).cloned().unwrap_or_default() {

@@ -22,5 +22,6 @@ mod sandbox_generic;
 mod schema;
 mod standalone;
 mod targets;
+mod testscript;
 mod validate;
 mod validation_run;

@@ -94,7 +94,11 @@ impl<'a> Node<'a> {
                     "id" => "System.String",
                     _ => return,
                 };
-                let ty = if self.ty == Ty::Untyped { None } else { Some(code) };
+                let ty = if self.ty == Ty::Untyped {
+                    None
+                } else {
+                    Some(code)
+                };
                 push_values(twin.get(name), None, ty, out);
             }
             return;
@@ -318,7 +322,9 @@ impl<'a> Item<'a> {
             Item::Date(d) => Value::String(d.fmt_date_only()),
             Item::DateTime(d) => Value::String(d.fmt_date_time()),
             Item::Time(d) => Value::String(d.fmt_time()),
-            Item::Quantity(v, u) => serde_json::json!({"value": dec_json(*v), "unit": u.to_string()}),
+            Item::Quantity(v, u) => {
+                serde_json::json!({"value": dec_json(*v), "unit": u.to_string()})
+            }
         }
     }
 
@@ -508,7 +514,10 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
 }
 
 fn norm_ws(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 fn json_equivalent(a: &Value, b: &Value) -> bool {

@@ -1,0 +1,232 @@
+//! HL7 TestScript: run as it is (`fhirconf run SCRIPT.json`), imported to YAML
+//! (`fhirconf import testscript`), and refused element by element when it uses what
+//! fhirconf does not support. The scripts run against the built-in sandbox.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const CRUD: &str = "tests/cases/testscript/patient-crud.json";
+
+/// `CRUD` with `edit` applied, written into `dir` beside a copy of its fixture.
+fn edited_crud(dir: &std::path::Path, edit: impl FnOnce(&mut Value)) -> String {
+    let mut script: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join(CRUD)).unwrap()).unwrap();
+    edit(&mut script);
+    std::fs::copy(
+        root().join("tests/cases/testscript/Patient-chalmers.json"),
+        dir.join("Patient-chalmers.json"),
+    )
+    .unwrap();
+    write_file(dir, "script.json", &script.to_string())
+}
+
+/// Each scenario's name and verdict in a run record.
+fn named_verdicts(record: &Value) -> Vec<(String, String)> {
+    record["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `script` natively and as imported YAML; both verdict lists.
+fn native_and_imported(dir: &std::path::Path, script: &str) -> (Value, Value) {
+    let native = dir.join("native");
+    let imported = dir.join("imported");
+    let yaml_dir = dir.join("yaml");
+    for d in [&native, &imported] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    Fhirconf::new().args(["run", script]).reports(&native).run();
+    Fhirconf::new()
+        .args(["import", "testscript", script, "--out"])
+        .arg(&yaml_dir)
+        .run()
+        .expect_code(0);
+    let stem = std::path::Path::new(script)
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let yaml = yaml_dir.join(format!("{stem}.yaml"));
+    Fhirconf::new()
+        .arg("run")
+        .arg(&yaml)
+        .reports(&imported)
+        .run();
+    (run_record(&native), run_record(&imported))
+}
+
+#[test]
+fn a_testscript_runs_natively_against_the_sandbox_and_passes() {
+    let dir = scratch("testscript-native");
+    Fhirconf::new()
+        .args(["run", CRUD])
+        .reports(&dir)
+        .run()
+        .expect_code(0);
+    let record = run_record(&dir);
+    assert_eq!(
+        named_verdicts(&record),
+        [
+            ("read it back".to_owned(), "passed".to_owned()),
+            ("search it by _id".to_owned(), "passed".to_owned())
+        ]
+    );
+    // The file's digest is the TestScript's own bytes.
+    let bytes = std::fs::read(root().join(CRUD)).unwrap();
+    let sha = record["files"][0]["sha256"].as_str().unwrap_or_default();
+    assert_eq!(sha.len(), 64, "{}", record["files"]);
+    use sha2::Digest;
+    let expected: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sha, expected);
+}
+
+#[test]
+fn the_imported_yaml_gives_the_verdicts_the_script_gives_passing_or_failing() {
+    let dir = scratch("testscript-same-verdicts");
+    let passing = edited_crud(&dir, |_| {});
+    let (native, imported) = native_and_imported(&dir.join("pass"), &passing);
+    assert_eq!(named_verdicts(&native), named_verdicts(&imported));
+    assert!(
+        named_verdicts(&native).iter().all(|(_, v)| v == "passed"),
+        "{native}"
+    );
+
+    // The read's family name expected wrong: that test fails, the search still passes.
+    let failing_dir = dir.join("fail");
+    std::fs::create_dir_all(&failing_dir).unwrap();
+    let failing = edited_crud(&failing_dir, |s| {
+        s["test"][0]["action"][4]["assert"]["value"] = Value::from("Smith");
+    });
+    let (native, imported) = native_and_imported(&failing_dir, &failing);
+    assert_eq!(named_verdicts(&native), named_verdicts(&imported));
+    assert_eq!(
+        named_verdicts(&native),
+        [
+            ("read it back".to_owned(), "failed".to_owned()),
+            ("search it by _id".to_owned(), "passed".to_owned())
+        ]
+    );
+    let read = &native["scenarios"][0]["steps"][1];
+    let message = read["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Smith"), "{read}");
+}
+
+#[test]
+fn a_failed_warning_only_assert_is_reported_and_fails_nothing() {
+    let dir = scratch("testscript-warning-only");
+    let script = edited_crud(&dir, |s| {
+        s["test"][0]["action"][10]["assert"]["headerField"] = Value::from("X-Not-Sent");
+    });
+    Fhirconf::new()
+        .args(["run", &script])
+        .reports(&dir)
+        .run()
+        .expect_code(0);
+    let record = run_record(&dir);
+    let read = &record["scenarios"][0]["steps"][1];
+    assert_eq!(read["verdict"], "passed", "{read}");
+    let message = read["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("warning: header x-not-sent"),
+        "{message}"
+    );
+    let warned = read["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["warning"] == true && c["passed"] == false);
+    assert!(warned, "{read}");
+}
+
+#[test]
+fn what_is_not_supported_is_refused_by_check_element_by_element() {
+    let dir = scratch("testscript-refused");
+    let script = edited_crud(&dir, |s| {
+        s["destination"] = serde_json::json!([{ "index": 1 }, { "index": 2 }]);
+        s["test"][0]["action"][0]["operation"]["accept"] = Value::from("xml");
+        s["test"][0]["action"][1]["assert"]["direction"] = Value::from("request");
+        s["test"][1]["action"][0]["operation"]["type"]["code"] = Value::from("$everything");
+        s["test"][1]["action"][4]["assert"]["operator"] = Value::from("greaterThan");
+    });
+    let ran = Fhirconf::new()
+        .args(["check", &script])
+        .run()
+        .expect_code(2);
+    let stderr = ran.stderr();
+    for element in [
+        "TestScript.destination: more than one destination",
+        "TestScript.test[0].action[0].operation.accept: `xml`",
+        "TestScript.test[0].action[1].assert.direction",
+        "TestScript.test[1].action[0].operation.type: operation type `$everything`",
+        "TestScript.test[1].action[4].assert.operator: `greaterThan`",
+    ] {
+        assert!(stderr.contains(element), "no `{element}` in:\n{stderr}");
+    }
+    assert!(stderr.contains("5 problems"), "{stderr}");
+}
+
+#[test]
+fn a_folder_runs_its_testscripts_and_leaves_other_json_alone() {
+    let dir = scratch("testscript-folder");
+    edited_crud(&dir, |_| {});
+    // The fixture (Patient-chalmers.json) is JSON beside the script: not a scenario.
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    Fhirconf::new()
+        .arg("run")
+        .arg(&dir)
+        .reports(&reports)
+        .run()
+        .expect_code(0);
+    assert_eq!(verdicts(&run_record(&reports)), ["passed", "passed"]);
+    // Named explicitly, a JSON file that is not a TestScript is an error.
+    let fixture = dir.join("Patient-chalmers.json");
+    Fhirconf::new()
+        .arg("check")
+        .arg(&fixture)
+        .run()
+        .expect_code(2)
+        .stderr_contains("neither a scenario file (.yaml) nor a TestScript resource");
+}
+
+#[test]
+fn import_refuses_to_overwrite_unless_forced() {
+    let dir = scratch("testscript-import-force");
+    let out = dir.join("out");
+    let import = |force: bool| {
+        let mut f = Fhirconf::new()
+            .args(["import", "testscript", CRUD, "--out"])
+            .arg(&out);
+        if force {
+            f = f.arg("--force");
+        }
+        f.run()
+    };
+    import(false).expect_code(0);
+    let yaml = std::fs::read_to_string(out.join("patient-crud.yaml")).unwrap();
+    assert!(
+        yaml.contains("# TestScript.test[0].action[4].assert"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("source: TestScript http://fhirconf.example/TestScript/patient-crud"),
+        "{yaml}"
+    );
+    assert!(out.join("patient-crud.fixtures/patient.json").is_file());
+    import(false)
+        .expect_code(2)
+        .stderr_contains("already exists (--force overwrites)");
+    import(true).expect_code(0);
+}
