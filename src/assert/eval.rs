@@ -599,4 +599,89 @@ mod tests {
         let c = evaluate(&e, &response(200, r#"{"id":"p1"}"#), &with);
         assert!(c[0].passed, "{:?}", c[0]);
     }
+
+    const PATIENT: &str = r#"{"resourceType": "Patient", "id": "p1", "active": "yes", "birthDate": "1974-12-25",
+        "name": [{"use": "official", "family": "Chalmers", "given": ["Peter", "James"]}]}"#;
+
+    fn fhirpath(rule: &str, body: &str) -> Check {
+        run(&format!("fhirpath:\n  - {rule}\n"), 200, body).remove(0)
+    }
+
+    #[test]
+    fn fhirpath_assertions_take_the_json_operations() {
+        for (rule, passes) in [
+            ("{ expr: \"name.where(use = 'official').family\", equals: Chalmers }", true),
+            ("{ expr: \"name.where(use = 'official').family\", equals: Smith }", false),
+            ("{ expr: name.given, count: 2 }", true),
+            ("{ expr: name.given, contains: James }", true),
+            ("{ expr: name.given, one_of: [Peter, James] }", true),
+            ("{ expr: name.given, matches: '^[PJ]' }", true),
+            ("{ expr: birthDate, type: date }", true),
+            ("{ expr: birthDate, type: FHIR.date }", true),
+            ("{ expr: name, type: HumanName }", true),
+            ("{ expr: birthDate, type: string }", false),
+            ("{ expr: photo, absent: true }", true),
+            ("{ expr: birth, absent: true }", true),
+            ("{ expr: birth, exists: true }", false),
+            ("{ expr: \"name.given.count() = 2\", equals: true }", true),
+            // Not valid R4 and still judged: the value as sent, never a boolean.
+            ("{ expr: active, equals: 'yes' }", true),
+            ("{ expr: 'active = true', equals: true }", false),
+        ] {
+            let c = fhirpath(rule, PATIENT);
+            assert_eq!(c.passed, passes, "{rule}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_fhirpath_that_does_not_evaluate_fails_whatever_the_operation() {
+        // matches() on two strings is an error, so even `absent` fails, with the reason.
+        let c = fhirpath("{ expr: \"name.given.matches('P')\", absent: true }", PATIENT);
+        assert!(!c.passed, "{c:?}");
+        assert_eq!(c.expected, "an expression that evaluates");
+        assert!(c.actual.contains("did not evaluate"), "{c:?}");
+        let c = fhirpath("{ expr: name.family, exists: true }", "not json");
+        assert!(!c.passed, "{c:?}");
+    }
+
+    #[test]
+    fn fhirpath_reads_the_scenario_variables() {
+        let e = expect("fhirpath:\n  - { expr: \"id = %id\", equals: true }\n");
+        let vars: Map<String, Value> = [("id".to_owned(), Value::from("p1"))].into_iter().collect();
+        let with = Judging {
+            render: &identity,
+            vars: &vars,
+            validated: None,
+        };
+        let c = evaluate(&e, &response(200, PATIENT), &with);
+        assert!(c[0].passed, "{:?}", c[0]);
+        let vars: Map<String, Value> = [("id".to_owned(), Value::from("p2"))].into_iter().collect();
+        let with = Judging { vars: &vars, ..with };
+        assert!(!evaluate(&e, &response(200, PATIENT), &with)[0].passed);
+    }
+
+    #[test]
+    fn a_fhirpath_syntax_error_is_the_file_s_error_at_its_line() {
+        let doc = "name: t\nsteps:\n  - request: { method: GET, path: /x }\n    expect:\n      fhirpath:\n        - { expr: \"name.where(use = \", exists: true }\n";
+        let errors = crate::scenario::load::load_str(
+            "t.yaml",
+            doc,
+            std::path::Path::new("."),
+            &Default::default(),
+        )
+        .err()
+        .expect("a syntax error");
+        assert_eq!(errors[0].line, 6, "{errors:?}");
+        assert!(errors[0].message.contains("invalid FHIRPath"), "{errors:?}");
+        let doc = doc.replace("name.where(use = ", "name.wher(use = 'x')");
+        let errors = crate::scenario::load::load_str(
+            "t.yaml",
+            &doc,
+            std::path::Path::new("."),
+            &Default::default(),
+        )
+        .err()
+        .expect("an unknown function");
+        assert!(errors[0].message.contains("wher"), "{errors:?}");
+    }
 }
