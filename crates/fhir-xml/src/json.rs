@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn compact_and_pretty() {
         let v = Json::Object(vec![
-            ("a".into(), Json::Array(vec![Json::Number("1.50".into()), Json::Null])),
+            (
+                "a".into(),
+                Json::Array(vec![Json::Number("1.50".into()), Json::Null]),
+            ),
             ("b".into(), Json::Object(vec![])),
             ("c".into(), Json::Bool(true)),
         ]);

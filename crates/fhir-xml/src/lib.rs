@@ -17,7 +17,8 @@
 //! - a resource inside `contained`, `Bundle.entry.resource`, `Parameters.parameter.resource`...
 //!   is an object with `resourceType` first;
 //! - `Narrative.div` is the XHTML element serialised again as a string (markup kept,
-//!   references decoded then re-escaped, comments dropped);
+//!   references decoded then re-escaped; its comments are kept, as the FHIR reference
+//!   serialisers keep them);
 //! - references are decoded everywhere; comments, processing instructions and
 //!   whitespace-only text outside the narrative are ignored.
 //!
@@ -181,7 +182,14 @@ impl Props {
         self.0.iter().any(|p| p.element == element)
     }
 
-    fn add(&mut self, key: &str, element: &'static str, many: bool, value: Json, twin: Option<Json>) {
+    fn add(
+        &mut self,
+        key: &str,
+        element: &'static str,
+        many: bool,
+        value: Json,
+        twin: Option<Json>,
+    ) {
         let primitive = twin.is_some();
         if many && let Some(p) = self.0.iter_mut().find(|p| p.key == key) {
             p.values.push(value);
@@ -204,7 +212,14 @@ impl Props {
     }
 
     /// A primitive: its value and twin, each `Json::Null` when absent.
-    fn add_primitive(&mut self, key: &str, element: &'static str, many: bool, value: Json, twin: Json) {
+    fn add_primitive(
+        &mut self,
+        key: &str,
+        element: &'static str,
+        many: bool,
+        value: Json,
+        twin: Json,
+    ) {
         self.add(key, element, many, value, Some(twin));
     }
 
@@ -238,7 +253,52 @@ struct Parser<'i> {
     src: &'i str,
     reader: NsReader<&'i [u8]>,
     model: &'static Model,
+    /// How deeply the element being read is nested.
     depth: usize,
+}
+
+/// An element being read, on the parser's stack: what it collects, its name and
+/// position for messages, and where its value goes once its end tag is read.
+struct Frame {
+    kind: FrameKind,
+    /// The element's name as written, and without its prefix.
+    qname: String,
+    local: String,
+    offset: usize,
+    slot: Slot,
+}
+
+enum FrameKind {
+    /// A resource, datatype or backbone element, collecting its properties.
+    Object {
+        type_name: &'static str,
+        props: Props,
+    },
+    /// A primitive: its typed value (or `Json::Null`), and the parts of its twin.
+    Primitive {
+        type_code: &'static str,
+        value: Json,
+        id: Option<String>,
+        extensions: Vec<Json>,
+    },
+    /// An element holding a resource (`contained`, `Bundle.entry.resource`...).
+    Holder { resource: Option<Json> },
+}
+
+/// Where a finished element's value goes.
+enum Slot {
+    /// It is the document's resource.
+    Root,
+    /// A property of the object below it on the stack.
+    Property {
+        key: String,
+        element: &'static str,
+        many: bool,
+    },
+    /// An extension of the primitive below it.
+    Extension,
+    /// The resource of the holder below it.
+    Resource,
 }
 
 fn utf8(bytes: &[u8], offset: usize) -> Result<&str, Fail> {
@@ -250,7 +310,9 @@ fn leading_space(bytes: &[u8]) -> usize {
 }
 
 fn is_whitespace(bytes: &[u8]) -> bool {
-    bytes.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 impl<'i> Parser<'i> {
@@ -288,76 +350,191 @@ impl<'i> Parser<'i> {
     fn enter(&mut self, offset: usize) -> Result<(), Fail> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return fail(offset, format!("elements nested more than {MAX_DEPTH} deep"));
+            return fail(
+                offset,
+                format!("elements nested more than {MAX_DEPTH} deep"),
+            );
         }
         Ok(())
     }
 
+    /// The document: one resource, read with an explicit stack of open elements
+    /// (no recursion, so deep nesting costs heap, not thread stack).
     fn document(&mut self) -> Result<Json, Fail> {
-        let mut root = None;
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut root: Option<Json> = None;
         loop {
             let (offset, ns, event) = self.next()?;
-            match event {
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-                Event::Text(t) if is_whitespace(&t) => {}
+            let (start, empty) = match event {
+                Event::Start(start) => (start, false),
+                Event::Empty(start) => (start, true),
+                Event::End(_) => {
+                    // quick-xml checks that end tags match their start tags.
+                    let Some(frame) = stack.pop() else {
+                        return fail(offset, "an end tag without its start tag");
+                    };
+                    self.close(frame, &mut stack, &mut root)?;
+                    continue;
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => continue,
+                Event::Text(t) if is_whitespace(&t) => continue,
+                Event::CData(t) if is_whitespace(&t) => continue,
+                Event::Text(t) => {
+                    return self.text_not_allowed(offset + leading_space(&t), stack.last());
+                }
+                Event::CData(_) | Event::GeneralRef(_) => {
+                    return self.text_not_allowed(offset, stack.last());
+                }
                 Event::DocType(_) => return fail(offset, "a DOCTYPE is not allowed in FHIR XML"),
-                Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                    let name = utf8(start.name().as_ref(), offset)?.to_owned();
-                    return fail(offset, format!("a second root element <{name}>: a document holds one resource"));
-                }
-                Event::Start(start) => {
-                    root = Some(self.root(Tag { offset, ns, start, empty: false })?);
-                }
-                Event::Empty(start) => {
-                    root = Some(self.root(Tag { offset, ns, start, empty: true })?);
-                }
                 Event::Eof => {
+                    if let Some(frame) = stack.last() {
+                        return fail(
+                            offset,
+                            format!("the document ends before </{}>", frame.qname),
+                        );
+                    }
                     return match root {
                         Some(root) => Ok(root),
                         None => fail(offset, "no root element: expected a FHIR resource"),
                     };
                 }
-                Event::End(_) => return fail(offset, "an end tag without its start tag"),
-                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
-                    return fail(offset, "text outside the root element");
+            };
+            let tag = Tag {
+                offset,
+                ns,
+                start,
+                empty,
+            };
+            self.depth = stack.len();
+            let frame = match stack.last_mut() {
+                None if root.is_some() => {
+                    return fail(
+                        offset,
+                        format!(
+                            "a second root element <{}>: a document holds one resource",
+                            tag.qname()
+                        ),
+                    );
                 }
+                None => Some(self.open_root(&tag)?),
+                Some(parent) => self.open_child(parent, &tag)?,
+            };
+            let Some(frame) = frame else { continue };
+            if empty {
+                self.close(frame, &mut stack, &mut root)?;
+            } else {
+                self.enter(offset)?;
+                stack.push(frame);
             }
         }
     }
 
-    fn root(&mut self, tag: Tag<'i>) -> Result<Json, Fail> {
+    fn open_root(&mut self, tag: &Tag<'i>) -> Result<Frame, Fail> {
         let name = tag.local();
         if tag.ns != Ns::Fhir {
-            let qname = tag.qname();
             return fail(
                 tag.offset,
                 format!(
-                    "the root element <{qname}> is not in the FHIR namespace {FHIR_NS} ({})",
+                    "the root element <{}> is not in the FHIR namespace {FHIR_NS} ({})",
+                    tag.qname(),
                     tag.ns.describe()
                 ),
             );
         }
-        if !self.model.is_resource(&name) {
-            return fail(tag.offset, format!("<{name}> is not a FHIR R4 resource type"));
-        }
-        self.resource(&name, tag)
+        self.open_resource(tag, &name, Slot::Root)
     }
 
-    /// A resource: `resourceType` then its elements.
-    fn resource(&mut self, type_name: &str, tag: Tag<'i>) -> Result<Json, Fail> {
-        self.attributes(&tag, type_name, &mut |_, _, _| Ok(false))?;
+    /// A resource element: `resourceType` first, then its elements.
+    fn open_resource(&mut self, tag: &Tag<'i>, name: &str, slot: Slot) -> Result<Frame, Fail> {
+        let type_name = match self.model.type_def(name) {
+            Some(t) if self.model.is_resource(name) => t.name,
+            _ => {
+                return fail(
+                    tag.offset,
+                    format!("<{name}> is not a FHIR R4 resource type"),
+                );
+            }
+        };
+        self.attributes(tag, type_name, &mut |_, _, _| Ok(false))?;
         let mut props = Props::default();
-        props.add_value("resourceType", "resourceType", false, Json::String(type_name.into()));
-        self.children(type_name, &tag, &mut props)?;
-        Ok(props.finish())
+        props.add_value(
+            "resourceType",
+            "resourceType",
+            false,
+            Json::String(type_name.into()),
+        );
+        Ok(self.frame(tag, FrameKind::Object { type_name, props }, slot))
+    }
+
+    fn frame(&self, tag: &Tag<'i>, kind: FrameKind, slot: Slot) -> Frame {
+        Frame {
+            kind,
+            qname: tag.qname(),
+            local: tag.local(),
+            offset: tag.offset,
+            slot,
+        }
+    }
+
+    /// The start of a child element of `parent`: the frame that will collect it,
+    /// or None when it has been read whole (the narrative div).
+    fn open_child(&mut self, parent: &mut Frame, tag: &Tag<'i>) -> Result<Option<Frame>, Fail> {
+        match &mut parent.kind {
+            FrameKind::Object { type_name, props } => {
+                let type_name: &'static str = type_name;
+                self.open_element(type_name, props, tag)
+            }
+            FrameKind::Primitive { type_code, .. } => {
+                if tag.ns != Ns::Fhir || tag.start.local_name().as_ref() != b"extension" {
+                    return fail(
+                        tag.offset,
+                        format!(
+                            "<{}> is a primitive ({type_code}): <{}> is not allowed in it, only <extension>",
+                            parent.local,
+                            tag.qname()
+                        ),
+                    );
+                }
+                self.open_complex("Extension", tag, Slot::Extension)
+                    .map(Some)
+            }
+            FrameKind::Holder { resource } => {
+                let name = tag.local();
+                if resource.is_some() {
+                    return fail(
+                        tag.offset,
+                        format!(
+                            "<{}> holds one resource, <{name}> is a second",
+                            parent.local
+                        ),
+                    );
+                }
+                if tag.ns != Ns::Fhir || !self.model.is_resource(&name) {
+                    return fail(
+                        tag.offset,
+                        format!(
+                            "<{}> must contain a FHIR resource, not <{name}> ({})",
+                            parent.local,
+                            tag.ns.describe()
+                        ),
+                    );
+                }
+                self.open_resource(tag, &name, Slot::Resource).map(Some)
+            }
+        }
     }
 
     /// A datatype or backbone element: its `id` (and an extension's `url`)
-    /// attributes, then its elements.
-    fn complex(&mut self, type_name: &'static str, tag: Tag<'i>) -> Result<Json, Fail> {
+    /// attributes now, its elements as they come.
+    fn open_complex(
+        &mut self,
+        type_name: &'static str,
+        tag: &Tag<'i>,
+        slot: Slot,
+    ) -> Result<Frame, Fail> {
         let mut props = Props::default();
         let is_extension = type_name == "Extension";
-        self.attributes(&tag, type_name, &mut |name, value, _| match name {
+        self.attributes(tag, type_name, &mut |name, value, _| match name {
             "id" => {
                 props.add_value("id", "id", false, Json::String(value.into()));
                 Ok(true)
@@ -368,8 +545,197 @@ impl<'i> Parser<'i> {
             }
             _ => Ok(false),
         })?;
-        self.children(type_name, &tag, &mut props)?;
-        Ok(props.finish())
+        Ok(self.frame(tag, FrameKind::Object { type_name, props }, slot))
+    }
+
+    /// A primitive element: its `value` (typed) and `id` attributes now, its
+    /// extensions as they come.
+    fn open_primitive(
+        &mut self,
+        type_code: &'static str,
+        tag: &Tag<'i>,
+        slot: Slot,
+    ) -> Result<Frame, Fail> {
+        let mut value = Json::Null;
+        let mut id = None;
+        self.attributes(tag, type_code, &mut |name, text, at| match name {
+            "value" => {
+                value = typed(type_code, text).or_else(|m| fail(at, m))?;
+                Ok(true)
+            }
+            "id" => {
+                id = Some(text.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        })?;
+        let kind = FrameKind::Primitive {
+            type_code,
+            value,
+            id,
+            extensions: Vec::new(),
+        };
+        Ok(self.frame(tag, kind, slot))
+    }
+
+    /// A child element of an object of type `type_name`, resolved by the model.
+    fn open_element(
+        &mut self,
+        type_name: &'static str,
+        props: &mut Props,
+        tag: &Tag<'i>,
+    ) -> Result<Option<Frame>, Fail> {
+        let name = tag.local();
+        if tag.ns == Ns::Xhtml && name == "div" {
+            let is_narrative = self
+                .model
+                .element(type_name, "div")
+                .is_some_and(|e| e.types.iter().any(|t| t.code == "xhtml"));
+            if !is_narrative {
+                return fail(
+                    tag.offset,
+                    format!("{type_name} has no element 'div' (XHTML)"),
+                );
+            }
+            if props.has_element("div") {
+                return fail(
+                    tag.offset,
+                    format!("{type_name}.div does not repeat but is given twice"),
+                );
+            }
+            let div = self.xhtml(tag)?;
+            props.add_primitive("div", "div", false, Json::String(div), Json::Null);
+            return Ok(None);
+        }
+        if tag.ns != Ns::Fhir {
+            return fail(
+                tag.offset,
+                format!(
+                    "<{}> is not in the FHIR namespace {FHIR_NS} ({})",
+                    tag.qname(),
+                    tag.ns.describe()
+                ),
+            );
+        }
+        let Some(property) = self.model.property(type_name, &name) else {
+            return fail(tag.offset, format!("{type_name} has no element '{name}'"));
+        };
+        let element = property.element;
+        let type_code = property.type_code;
+        if !element.many && props.has_element(element.name) {
+            let shown = if element.choice {
+                format!("{}[x]", element.name)
+            } else {
+                element.name.to_owned()
+            };
+            return fail(
+                tag.offset,
+                format!("{type_name}.{shown} does not repeat but is given twice"),
+            );
+        }
+        if type_code == "xhtml" {
+            return fail(
+                tag.offset,
+                format!("<{name}> must be an XHTML div (xmlns=\"{XHTML_NS}\")"),
+            );
+        }
+        let slot = Slot::Property {
+            key: name,
+            element: element.name,
+            many: element.many,
+        };
+        let frame = if type_code.starts_with("System.") {
+            // Resource.id is an element; Element.id and Extension.url are attributes.
+            let is_resource = self
+                .model
+                .type_def(type_name)
+                .is_some_and(|t| t.kind == Kind::Resource);
+            if !(is_resource && element.name == "id") {
+                return fail(
+                    tag.offset,
+                    format!(
+                        "'{}' is an attribute in FHIR XML, not an element ({type_name})",
+                        element.name
+                    ),
+                );
+            }
+            self.open_primitive("id", tag, slot)?
+        } else if self.model.is_primitive(type_code) {
+            self.open_primitive(type_code, tag, slot)?
+        } else if self.model.is_a(type_code, "Resource") {
+            self.attributes(tag, "Resource", &mut |_, _, _| Ok(false))?;
+            self.frame(tag, FrameKind::Holder { resource: None }, slot)
+        } else {
+            self.open_complex(type_code, tag, slot)?
+        };
+        Ok(Some(frame))
+    }
+
+    /// The end of `frame`'s element: its value, checked, put where it belongs.
+    fn close(
+        &mut self,
+        frame: Frame,
+        stack: &mut [Frame],
+        root: &mut Option<Json>,
+    ) -> Result<(), Fail> {
+        let (value, twin) = match frame.kind {
+            FrameKind::Object { props, .. } => (props.finish(), None),
+            FrameKind::Primitive {
+                type_code,
+                value,
+                id,
+                extensions,
+            } => {
+                let mut parts = Vec::new();
+                if let Some(id) = id {
+                    parts.push(("id".to_owned(), Json::String(id)));
+                }
+                if !extensions.is_empty() {
+                    parts.push(("extension".to_owned(), Json::Array(extensions)));
+                }
+                if value == Json::Null && parts.is_empty() {
+                    return fail(
+                        frame.offset,
+                        format!(
+                            "<{}> ({type_code}) has no value attribute, id or extension",
+                            frame.local
+                        ),
+                    );
+                }
+                let twin = if parts.is_empty() {
+                    Json::Null
+                } else {
+                    Json::Object(parts)
+                };
+                (value, Some(twin))
+            }
+            FrameKind::Holder { resource } => match resource {
+                Some(resource) => (resource, None),
+                None => {
+                    return fail(
+                        frame.offset,
+                        format!("<{}> must contain a resource", frame.local),
+                    );
+                }
+            },
+        };
+        let parent = stack.last_mut().map(|p| &mut p.kind);
+        match (frame.slot, parent) {
+            (Slot::Root, _) => *root = Some(value),
+            (Slot::Property { key, element, many }, Some(FrameKind::Object { props, .. })) => {
+                match twin {
+                    Some(twin) => props.add_primitive(&key, element, many, value, twin),
+                    None => props.add_value(&key, element, many, value),
+                }
+            }
+            (Slot::Extension, Some(FrameKind::Primitive { extensions, .. })) => {
+                extensions.push(value)
+            }
+            (Slot::Resource, Some(FrameKind::Holder { resource })) => *resource = Some(value),
+            // A slot always matches the frame it was opened under.
+            _ => return fail(frame.offset, "internal error: element closed out of place"),
+        }
+        Ok(())
     }
 
     /// Calls `known` with each attribute's local name, decoded value and offset; an
@@ -398,266 +764,65 @@ impl<'i> Parser<'i> {
             let raw = utf8(&attr.value, at)?;
             let value = text::attribute_value(raw).or_else(|(i, m)| fail(at + i, m))?;
             if !known(key, &value, at)? {
-                let element = tag.local();
                 return fail(
                     tag.offset,
-                    format!("unexpected attribute '{key}' on <{element}> ({owner})"),
+                    format!(
+                        "unexpected attribute '{key}' on <{}> ({owner})",
+                        tag.local()
+                    ),
                 );
             }
         }
         Ok(())
     }
 
-    /// The child elements of `tag` (an element of type `type_name`) into `props`,
-    /// up to its end tag.
-    fn children(&mut self, type_name: &str, tag: &Tag<'i>, props: &mut Props) -> Result<(), Fail> {
-        if tag.empty {
-            return Ok(());
-        }
-        self.enter(tag.offset)?;
-        loop {
-            let (offset, ns, event) = self.next()?;
-            match event {
-                Event::Start(start) => self.child(type_name, props, Tag { offset, ns, start, empty: false })?,
-                Event::Empty(start) => self.child(type_name, props, Tag { offset, ns, start, empty: true })?,
-                Event::End(_) => break,
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(t) if is_whitespace(&t) => {}
-                Event::CData(t) if is_whitespace(&t) => {}
-                Event::Text(t) => return self.text_not_allowed(offset + leading_space(&t), tag),
-                Event::CData(_) => return self.text_not_allowed(offset, tag),
-                Event::GeneralRef(_) => return self.text_not_allowed(offset, tag),
-                Event::Eof => return self.not_closed(offset, tag),
-                Event::Decl(_) | Event::DocType(_) => {
-                    return fail(offset, "an XML or DOCTYPE declaration inside an element");
-                }
-            }
-        }
-        self.depth -= 1;
-        Ok(())
-    }
-
-    fn text_not_allowed<T>(&self, offset: usize, tag: &Tag<'i>) -> Result<T, Fail> {
-        let name = tag.local();
-        fail(
-            offset,
-            format!("text is not allowed in <{name}>: FHIR XML has values in value attributes"),
-        )
-    }
-
-    fn not_closed<T>(&self, offset: usize, tag: &Tag<'i>) -> Result<T, Fail> {
-        let name = tag.qname();
-        fail(offset, format!("the document ends before </{name}>"))
-    }
-
-    /// One child element of an element of type `type_name`.
-    fn child(&mut self, type_name: &str, props: &mut Props, tag: Tag<'i>) -> Result<(), Fail> {
-        let name = tag.local();
-        if tag.ns == Ns::Xhtml && name == "div" {
-            let is_narrative = self
-                .model
-                .element(type_name, "div")
-                .is_some_and(|e| e.types.iter().any(|t| t.code == "xhtml"));
-            if !is_narrative {
-                return fail(tag.offset, format!("{type_name} has no element 'div' (XHTML)"));
-            }
-            if props.has_element("div") {
-                return fail(tag.offset, format!("{type_name}.div does not repeat but is given twice"));
-            }
-            let div = self.xhtml(tag)?;
-            props.add_primitive("div", "div", false, Json::String(div), Json::Null);
-            return Ok(());
-        }
-        if tag.ns != Ns::Fhir {
-            let qname = tag.qname();
-            return fail(
-                tag.offset,
+    fn text_not_allowed<T>(&self, offset: usize, inside: Option<&Frame>) -> Result<T, Fail> {
+        match inside {
+            Some(frame) => fail(
+                offset,
                 format!(
-                    "<{qname}> is not in the FHIR namespace {FHIR_NS} ({})",
-                    tag.ns.describe()
+                    "text is not allowed in <{}>: FHIR XML has values in value attributes",
+                    frame.local
                 ),
-            );
-        }
-        let Some(property) = self.model.property(type_name, &name) else {
-            return fail(tag.offset, format!("{type_name} has no element '{name}'"));
-        };
-        let element = property.element;
-        let type_code = property.type_code;
-        if !element.many && props.has_element(element.name) {
-            let shown = if element.choice {
-                format!("{}[x]", element.name)
-            } else {
-                element.name.to_owned()
-            };
-            return fail(
-                tag.offset,
-                format!("{type_name}.{shown} does not repeat but is given twice"),
-            );
-        }
-        let is_resource_type = self
-            .model
-            .type_def(type_name)
-            .is_some_and(|t| t.kind == Kind::Resource);
-        if type_code == "xhtml" {
-            return fail(tag.offset, format!("<{name}> must be an XHTML div (xmlns=\"{XHTML_NS}\")"));
-        }
-        if type_code.starts_with("System.") {
-            // Resource.id is an element; Element.id and Extension.url are attributes.
-            if !(is_resource_type && name == "id") {
-                return fail(
-                    tag.offset,
-                    format!("'{name}' is an attribute in FHIR XML, not an element ({type_name})"),
-                );
-            }
-            let (value, twin) = self.primitive("id", tag)?;
-            props.add_primitive(&name, element.name, element.many, value, twin);
-        } else if self.model.is_primitive(type_code) {
-            let (value, twin) = self.primitive(type_code, tag)?;
-            props.add_primitive(&name, element.name, element.many, value, twin);
-        } else if self.model.is_a(type_code, "Resource") {
-            let value = self.resource_holder(tag)?;
-            props.add_value(&name, element.name, element.many, value);
-        } else {
-            let value = self.complex(type_code, tag)?;
-            props.add_value(&name, element.name, element.many, value);
-        }
-        Ok(())
-    }
-
-    /// A primitive element: its value (typed) and its `_name` twin (`id`,
-    /// `extension`), each `Json::Null` when absent.
-    fn primitive(&mut self, type_code: &'static str, tag: Tag<'i>) -> Result<(Json, Json), Fail> {
-        let mut value = Json::Null;
-        let mut twin = Vec::new();
-        self.attributes(&tag, type_code, &mut |name, text, at| match name {
-            "value" => {
-                value = typed(type_code, text).or_else(|m| fail(at, m))?;
-                Ok(true)
-            }
-            "id" => {
-                twin.push(("id".to_owned(), Json::String(text.into())));
-                Ok(true)
-            }
-            _ => Ok(false),
-        })?;
-        let mut extensions = Vec::new();
-        if !tag.empty {
-            self.enter(tag.offset)?;
-            loop {
-                let (offset, ns, event) = self.next()?;
-                let (start, empty) = match event {
-                    Event::Start(start) => (start, false),
-                    Event::Empty(start) => (start, true),
-                    Event::End(_) => break,
-                    Event::Comment(_) | Event::PI(_) => continue,
-                    Event::Text(t) if is_whitespace(&t) => continue,
-                    Event::CData(t) if is_whitespace(&t) => continue,
-                    Event::Text(t) => return self.text_not_allowed(offset + leading_space(&t), &tag),
-                    Event::CData(_) => return self.text_not_allowed(offset, &tag),
-                    Event::GeneralRef(_) => return self.text_not_allowed(offset, &tag),
-                    Event::Eof => return self.not_closed(offset, &tag),
-                    Event::Decl(_) | Event::DocType(_) => {
-                        return fail(offset, "an XML or DOCTYPE declaration inside an element");
-                    }
-                };
-                let child = Tag { offset, ns, start, empty };
-                if child.ns != Ns::Fhir || child.start.local_name().as_ref() != b"extension" {
-                    let element = tag.local();
-                    let qname = child.qname();
-                    return fail(
-                        offset,
-                        format!("<{element}> is a primitive ({type_code}): <{qname}> is not allowed in it, only <extension>"),
-                    );
-                }
-                extensions.push(self.complex("Extension", child)?);
-            }
-            self.depth -= 1;
-        }
-        if !extensions.is_empty() {
-            twin.push(("extension".to_owned(), Json::Array(extensions)));
-        }
-        let twin = if twin.is_empty() { Json::Null } else { Json::Object(twin) };
-        if value == Json::Null && twin == Json::Null {
-            let element = tag.local();
-            return fail(
-                tag.offset,
-                format!("<{element}> ({type_code}) has no value attribute, id or extension"),
-            );
-        }
-        Ok((value, twin))
-    }
-
-    /// An element holding a resource (`contained`, `Bundle.entry.resource`...): the
-    /// one resource inside it.
-    fn resource_holder(&mut self, tag: Tag<'i>) -> Result<Json, Fail> {
-        let holder = tag.local();
-        self.attributes(&tag, "Resource", &mut |_, _, _| Ok(false))?;
-        if tag.empty {
-            return fail(tag.offset, format!("<{holder}> must contain a resource"));
-        }
-        self.enter(tag.offset)?;
-        let mut resource = None;
-        loop {
-            let (offset, ns, event) = self.next()?;
-            let (start, empty) = match event {
-                Event::Start(start) => (start, false),
-                Event::Empty(start) => (start, true),
-                Event::End(_) => break,
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Text(t) if is_whitespace(&t) => continue,
-                Event::CData(t) if is_whitespace(&t) => continue,
-                Event::Text(t) => return self.text_not_allowed(offset + leading_space(&t), &tag),
-                Event::CData(_) => return self.text_not_allowed(offset, &tag),
-                Event::GeneralRef(_) => return self.text_not_allowed(offset, &tag),
-                Event::Eof => return self.not_closed(offset, &tag),
-                Event::Decl(_) | Event::DocType(_) => {
-                    return fail(offset, "an XML or DOCTYPE declaration inside an element");
-                }
-            };
-            let child = Tag { offset, ns, start, empty };
-            let name = child.local();
-            if resource.is_some() {
-                return fail(offset, format!("<{holder}> holds one resource, <{name}> is a second"));
-            }
-            if child.ns != Ns::Fhir || !self.model.is_resource(&name) {
-                return fail(
-                    offset,
-                    format!("<{holder}> must contain a FHIR resource, not <{name}> ({})", child.ns.describe()),
-                );
-            }
-            resource = Some(self.resource(&name, child)?);
-        }
-        self.depth -= 1;
-        match resource {
-            Some(resource) => Ok(resource),
-            None => fail(tag.offset, format!("<{holder}> must contain a resource")),
+            ),
+            None => fail(offset, "text outside the root element"),
         }
     }
 
     /// The narrative `div`, serialised again: XHTML elements under their local name,
     /// the div with its namespace declaration first, attributes double-quoted, text
-    /// and attribute values re-escaped; comments and processing instructions dropped.
-    fn xhtml(&mut self, tag: Tag<'i>) -> Result<String, Fail> {
+    /// and attribute values re-escaped, comments kept, processing instructions dropped.
+    fn xhtml(&mut self, tag: &Tag<'i>) -> Result<String, Fail> {
         let mut out = String::new();
-        self.open_tag(&mut out, &tag, true)?;
+        self.open_tag(&mut out, tag, true)?;
         if tag.empty {
             return Ok(out);
         }
         let base_depth = self.depth;
         self.enter(tag.offset)?;
-        let mut open = vec![self.output_name(&tag)?];
+        let mut open = vec![self.output_name(tag)?];
         let mut chars = String::new();
         while let Some(name) = open.last().cloned() {
             let (offset, ns, event) = self.next()?;
             match event {
                 Event::Start(start) => {
                     self.enter(offset)?;
-                    let child = Tag { offset, ns, start, empty: false };
+                    let child = Tag {
+                        offset,
+                        ns,
+                        start,
+                        empty: false,
+                    };
                     self.open_tag(&mut out, &child, false)?;
                     open.push(self.output_name(&child)?);
                 }
                 Event::Empty(start) => {
-                    let child = Tag { offset, ns, start, empty: true };
+                    let child = Tag {
+                        offset,
+                        ns,
+                        start,
+                        empty: true,
+                    };
                     self.open_tag(&mut out, &child, false)?;
                 }
                 Event::End(_) => {
@@ -678,10 +843,17 @@ impl<'i> Parser<'i> {
                     text::escape_text(&mut out, &chars);
                 }
                 Event::GeneralRef(r) => {
-                    let c = text::resolve_reference(utf8(&r, offset)?).or_else(|m| fail(offset, m))?;
+                    let c =
+                        text::resolve_reference(utf8(&r, offset)?).or_else(|m| fail(offset, m))?;
                     text::escape_text(&mut out, c.encode_utf8(&mut [0; 4]));
                 }
-                Event::Comment(_) | Event::PI(_) => {}
+                // Kept, as the FHIR reference serialisers keep them in the narrative.
+                Event::Comment(c) => {
+                    out.push_str("<!--");
+                    text::push_text(&mut out, utf8(&c, offset)?);
+                    out.push_str("-->");
+                }
+                Event::PI(_) => {}
                 Event::Eof => return fail(offset, format!("the document ends before </{name}>")),
                 Event::Decl(_) | Event::DocType(_) => {
                     return fail(offset, "an XML or DOCTYPE declaration inside an element");
@@ -724,7 +896,8 @@ impl<'i> Parser<'i> {
                 Cow::Borrowed(raw) => self.offset_of(raw).unwrap_or(tag.offset),
                 Cow::Owned(_) => tag.offset,
             };
-            let value = text::attribute_value(utf8(&attr.value, at)?).or_else(|(i, m)| fail(at + i, m))?;
+            let value =
+                text::attribute_value(utf8(&attr.value, at)?).or_else(|(i, m)| fail(at + i, m))?;
             out.push(' ');
             out.push_str(key);
             out.push_str("=\"");
@@ -763,10 +936,14 @@ fn typed(type_code: &str, text: &str) -> Result<Json, String> {
     let number = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let in_range = json::is_json_number(number)
         && !number.contains(['.', 'e', 'E'])
-        && number.parse::<i64>().is_ok_and(|n| (min..=max).contains(&n));
+        && number
+            .parse::<i64>()
+            .is_ok_and(|n| (min..=max).contains(&n));
     if in_range {
         Ok(Json::Number(number.into()))
     } else {
-        Err(format!("invalid {type_code} '{text}': expected a whole number from {min} to {max}"))
+        Err(format!(
+            "invalid {type_code} '{text}': expected a whole number from {min} to {max}"
+        ))
     }
 }

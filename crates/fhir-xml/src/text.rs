@@ -147,10 +147,19 @@ mod tests {
 
     #[test]
     fn references_decode() {
-        assert_eq!(attribute_value("a &amp; b &gt; c &lt;&quot;&apos;").unwrap(), "a & b > c <\"'");
-        assert_eq!(attribute_value("&#233;&#xE9;&#x1F600;").unwrap(), "éé\u{1F600}");
+        assert_eq!(
+            attribute_value("a &amp; b &gt; c &lt;&quot;&apos;").unwrap(),
+            "a & b > c <\"'"
+        );
+        assert_eq!(
+            attribute_value("&#233;&#xE9;&#x1F600;").unwrap(),
+            "éé\u{1F600}"
+        );
         assert_eq!(attribute_value("plain").unwrap(), "plain");
-        assert!(matches!(attribute_value("plain").unwrap(), Cow::Borrowed(_)));
+        assert!(matches!(
+            attribute_value("plain").unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
