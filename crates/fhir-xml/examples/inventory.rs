@@ -53,10 +53,7 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             files(&path, out);
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "json" || e == "xml")
-        {
+        } else if path.extension().is_some_and(|e| e == "json" || e == "xml") {
             out.push(path);
         }
     }
@@ -158,7 +155,9 @@ fn main() {
                 continue;
             }
         };
-        let kind = value["resourceType"].as_str().unwrap_or("(no resourceType)");
+        let kind = value["resourceType"]
+            .as_str()
+            .unwrap_or("(no resourceType)");
         if kind != "TestScript" {
             *other.entry(kind.to_owned()).or_default() += 1;
             continue;
@@ -227,7 +226,11 @@ fn main() {
         writeln!(out).unwrap();
     }
     if !unreadable.is_empty() {
-        writeln!(out, "Files that are not FHIR JSON (kept: the engine's own tests use them):\n").unwrap();
+        writeln!(
+            out,
+            "Files that are not FHIR JSON (kept: the engine's own tests use them):\n"
+        )
+        .unwrap();
         for f in &unreadable {
             writeln!(out, "- {f}").unwrap();
         }

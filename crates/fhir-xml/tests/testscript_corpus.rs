@@ -48,23 +48,42 @@ fn every_xml_file_of_the_corpus_converts() {
         match fhir_xml::to_json(&xml) {
             Ok(json) => {
                 let value: Value = serde_json::from_str(&json).unwrap();
-                assert_eq!(value["resourceType"], root_element(&xml), "{}", path.display());
+                assert_eq!(
+                    value["resourceType"],
+                    root_element(&xml),
+                    "{}",
+                    path.display()
+                );
                 scripts += usize::from(value["resourceType"] == "TestScript");
             }
             Err(e) => failures.push(format!("{}: {e}", path.display())),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(scripts >= 8, "only {scripts} XML TestScripts under {}", corpus().display());
+    assert!(
+        scripts >= 8,
+        "only {scripts} XML TestScripts under {}",
+        corpus().display()
+    );
 }
 
 #[test]
 fn the_r4_specification_scripts_in_xml_equal_their_json_form() {
     let dir = corpus().join("r4-spec");
     let mut compared = 0;
-    for name in ["", "-history", "-multisystem", "-readtest", "-search", "-update"] {
-        let xml = std::fs::read_to_string(dir.join(format!("xml/testscript-example{name}.xml"))).unwrap();
-        let json = std::fs::read_to_string(dir.join(format!("TestScript-testscript-example{name}.json"))).unwrap();
+    for name in [
+        "",
+        "-history",
+        "-multisystem",
+        "-readtest",
+        "-search",
+        "-update",
+    ] {
+        let xml =
+            std::fs::read_to_string(dir.join(format!("xml/testscript-example{name}.xml"))).unwrap();
+        let json =
+            std::fs::read_to_string(dir.join(format!("TestScript-testscript-example{name}.json")))
+                .unwrap();
         let mut ours: Value = serde_json::from_str(&fhir_xml::to_json(&xml).unwrap()).unwrap();
         let mut twin: Value = serde_json::from_str(&json).unwrap();
         for v in [&mut ours, &mut twin] {
