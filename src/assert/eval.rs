@@ -206,6 +206,21 @@ fn fhirpath_check(rule: &FhirPathRule, input: &Evaluation<'_>, render: Render<'_
     let expr = rule.expr.text();
     match rule.expr.evaluate(input) {
         Ok(items) => {
+            // A FHIRPath item is never a list, so a list expected is the whole
+            // collection, in order.
+            if let JsonOp::Equals(expected) = &rule.op
+                && let Ok(Value::Array(expected)) = render(expected)
+            {
+                let actual = Value::Array(items.values);
+                let ok = json_eq(&Value::Array(expected.clone()), &actual);
+                let expected = Value::Array(expected);
+                return Check::new(
+                    format!("{expr} equals {}", show(&expected)),
+                    ok,
+                    show(&expected),
+                    show(&actual),
+                );
+            }
             let nodes: Vec<&Value> = items.values.iter().collect();
             op_check(expr, &rule.op, &nodes, &items.types, render)
         }
@@ -610,13 +625,22 @@ mod tests {
     #[test]
     fn fhirpath_assertions_take_the_json_operations() {
         for (rule, passes) in [
-            ("{ expr: \"name.where(use = 'official').family\", equals: Chalmers }", true),
-            ("{ expr: \"name.where(use = 'official').family\", equals: Smith }", false),
+            (
+                "{ expr: \"name.where(use = 'official').family\", equals: Chalmers }",
+                true,
+            ),
+            (
+                "{ expr: \"name.where(use = 'official').family\", equals: Smith }",
+                false,
+            ),
             ("{ expr: name.given, count: 2 }", true),
             ("{ expr: name.given, contains: James }", true),
             ("{ expr: name.given, one_of: [Peter, James] }", true),
             ("{ expr: name.given, matches: '^[PJ]' }", true),
             ("{ expr: birthDate, type: date }", true),
+            ("{ expr: name.given, equals: [Peter, James] }", true),
+            ("{ expr: name.given, equals: [James, Peter] }", false),
+            ("{ expr: name.given, equals: [Peter] }", false),
             ("{ expr: birthDate, type: FHIR.date }", true),
             ("{ expr: name, type: HumanName }", true),
             ("{ expr: birthDate, type: string }", false),
@@ -636,7 +660,10 @@ mod tests {
     #[test]
     fn a_fhirpath_that_does_not_evaluate_fails_whatever_the_operation() {
         // matches() on two strings is an error, so even `absent` fails, with the reason.
-        let c = fhirpath("{ expr: \"name.given.matches('P')\", absent: true }", PATIENT);
+        let c = fhirpath(
+            "{ expr: \"name.given.matches('P')\", absent: true }",
+            PATIENT,
+        );
         assert!(!c.passed, "{c:?}");
         assert_eq!(c.expected, "an expression that evaluates");
         assert!(c.actual.contains("did not evaluate"), "{c:?}");
@@ -656,7 +683,10 @@ mod tests {
         let c = evaluate(&e, &response(200, PATIENT), &with);
         assert!(c[0].passed, "{:?}", c[0]);
         let vars: Map<String, Value> = [("id".to_owned(), Value::from("p2"))].into_iter().collect();
-        let with = Judging { vars: &vars, ..with };
+        let with = Judging {
+            vars: &vars,
+            ..with
+        };
         assert!(!evaluate(&e, &response(200, PATIENT), &with)[0].passed);
     }
 

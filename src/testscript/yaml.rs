@@ -145,8 +145,95 @@ pub fn write(
     out
 }
 
+/// A value as block YAML: mappings and sequences as blocks, every scalar as its JSON
+/// text (JSON strings are YAML double-quoted scalars). Written here rather than by a
+/// YAML serializer so that numbers are written as numbers whatever serde_json's
+/// features (`arbitrary_precision`, which the validation feature's crates turn on,
+/// makes a number a map to a generic serializer).
 fn yaml(value: &Value) -> String {
-    serde_saphyr::to_string(value).unwrap_or_default()
+    let mut out = String::new();
+    block(&mut out, value, 0);
+    out
+}
+
+fn block(out: &mut String, value: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, v) in map {
+                out.push_str(&pad);
+                out.push_str(&scalar(&Value::String(key.clone())));
+                out.push(':');
+                nested(out, v, indent);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for v in items {
+                out.push_str(&pad);
+                out.push('-');
+                nested(out, v, indent);
+            }
+        }
+        other => {
+            out.push_str(&pad);
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+/// What follows `key:` or `-`: a scalar on the same line, a collection below it.
+fn nested(out: &mut String, v: &Value, indent: usize) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            block(out, v, indent + 2);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            block(out, v, indent + 2);
+        }
+        _ => {
+            out.push(' ');
+            out.push_str(&scalar(v));
+            out.push('\n');
+        }
+    }
+}
+
+/// A scalar (or an empty collection) as YAML: plain when that reads back the same,
+/// else JSON.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) if plain_is_safe(s) => s.clone(),
+        Value::Object(_) => "{}".to_owned(),
+        Value::Array(_) => "[]".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a string can be written plain (unquoted) and read back as the same string.
+fn plain_is_safe(s: &str) -> bool {
+    let first_ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '_');
+    let reserved = matches!(
+        s.to_ascii_lowercase().as_str(),
+        "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
+    );
+    first_ok
+        && !reserved
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '/' | '_' | '-' | '.' | '$' | ' ' | '(' | ')' | ',' | '=' | '?' | '&' | '+'
+                )
+        })
+        && !s.ends_with(' ')
+        && !s.contains(" #")
+        && !s.contains(": ")
 }
 
 /// `text` as comment lines (a description may span several).

@@ -221,7 +221,7 @@ fn import_refuses_to_overwrite_unless_forced() {
         "{yaml}"
     );
     assert!(
-        yaml.contains("source: TestScript http://fhirconf.example/TestScript/patient-crud"),
+        yaml.contains("source: \"TestScript http://fhirconf.example/TestScript/patient-crud\""),
         "{yaml}"
     );
     assert!(out.join("patient-crud.fixtures/patient.json").is_file());
