@@ -1320,3 +1320,120 @@ fn static_value(expr: &str, fixture: &Value) -> Result<Option<Value>, String> {
         _ => Some(Value::Array(items.values)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_xpaths_become_fhirpath_and_the_rest_is_refused() {
+        assert_eq!(
+            xpath_to_fhirpath("fhir:Patient/fhir:name/fhir:family/@value").as_deref(),
+            Some("Patient.name.family")
+        );
+        assert_eq!(
+            xpath_to_fhirpath("Patient/id").as_deref(),
+            Some("Patient.id")
+        );
+        assert_eq!(xpath_to_fhirpath("/f:Patient/f:name[1]"), None);
+        assert_eq!(xpath_to_fhirpath("count(fhir:entry)"), None);
+        assert_eq!(xpath_to_fhirpath(""), None);
+    }
+
+    #[test]
+    fn testscript_values_read_as_the_json_they_compare_with() {
+        assert_eq!(scalar("2"), json!(2));
+        assert_eq!(scalar("1.5"), json!(1.5));
+        assert_eq!(scalar("true"), json!(true));
+        assert_eq!(scalar("2024-01-01"), json!("2024-01-01"));
+        assert_eq!(scalar("{{ id }}"), json!("{{ id }}"));
+        assert_eq!(scalar("NaN"), json!("NaN"));
+    }
+
+    /// JSON shaped like a TestScript: its element names as keys, any values.
+    fn testscript_like() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("action"),
+            Just("operation"),
+            Just("assert"),
+            Just("type"),
+            Just("code"),
+            Just("resource"),
+            Just("params"),
+            Just("url"),
+            Just("sourceId"),
+            Just("targetId"),
+            Just("responseId"),
+            Just("expression"),
+            Just("path"),
+            Just("value"),
+            Just("operator"),
+            Just("fixture"),
+            Just("id"),
+            Just("reference"),
+            Just("variable"),
+            Just("name"),
+            Just("setup"),
+            Just("test"),
+            Just("teardown"),
+            Just("headerField"),
+            Just("responseCode"),
+            Just("response"),
+            Just("minimumId"),
+            Just("compareToSourceId"),
+            Just("compareToSourceExpression"),
+            Just("warningOnly"),
+            Just("autocreate"),
+            Just("autodelete"),
+            Just("defaultValue"),
+            Just("requestHeader"),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-3i64..300).prop_map(Value::from),
+            prop_oneof![
+                Just("read"),
+                Just("create"),
+                Just("Patient"),
+                Just("f1"),
+                Just("r1"),
+                Just("${v}"),
+                Just("/${v}"),
+                Just("name.family"),
+                Just("equals"),
+                Just("in"),
+                Just("200,201"),
+                Just("okay"),
+                Just("#c"),
+                Just("("),
+                Just("$"),
+                Just(""),
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 120, 5, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..5).prop_map(|m| {
+                    Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any input is translated or refused; nothing panics, and what is
+        /// translated loads or is reported (never a crash in the loader either).
+        #[test]
+        fn any_testscript_shaped_json_is_translated_or_refused(mut doc in testscript_like()) {
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("resourceType".into(), json!("TestScript"));
+            }
+            if let Ok(t) = translate("t.json", &doc, Path::new("."), Fixtures::Inline) {
+                let _ = crate::scenario::load::load_str("t.json", &t.yaml, Path::new("."), &Default::default());
+            }
+        }
+    }
+}

@@ -230,3 +230,61 @@ fn import_refuses_to_overwrite_unless_forced() {
         .stderr_contains("already exists (--force overwrites)");
     import(true).expect_code(0);
 }
+
+/// Every TestScript of the corpus (tests/fixtures/testscript: the R4 specification's
+/// and fhir-crucible's) loads, or `check` refuses it with each problem at a
+/// TestScript element (or the file itself); the scripts that load are listed in
+/// `LOADS.txt`, so a change in what loads is seen.
+#[test]
+fn the_corpus_loads_or_is_refused_element_by_element() {
+    let corpus = root().join("tests/fixtures/testscript");
+    let mut scripts = Vec::new();
+    let mut stack = vec![corpus.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let json = path.extension().is_some_and(|e| e == "json")
+                && text.contains("\"resourceType\"")
+                && text.contains("\"TestScript\"");
+            let xml = path.extension().is_some_and(|e| e == "xml") && text.contains("<TestScript");
+            if json || xml {
+                scripts.push(path);
+            }
+        }
+    }
+    scripts.sort();
+    assert!(scripts.len() >= 60, "{} scripts", scripts.len());
+    let mut loads = Vec::new();
+    for script in &scripts {
+        let ran = Fhirconf::new().arg("check").arg(script).run();
+        let name = script.strip_prefix(&corpus).unwrap().display().to_string();
+        match ran.code() {
+            Some(0) => loads.push(name),
+            Some(2) => {
+                let stderr = ran.stderr();
+                for line in stderr.lines().filter(|l| l.starts_with("error: ")) {
+                    let located = line.starts_with("error: TestScript")
+                        || line.contains("problem")
+                        || line.contains("not JSON")
+                        || line.contains("neither a scenario file");
+                    assert!(located, "{name}: an error not at an element: {line}");
+                }
+            }
+            other => panic!("{name}: exit {other:?}\n{}", ran.stderr()),
+        }
+    }
+    let listed = std::fs::read_to_string(corpus.join("LOADS.txt")).unwrap();
+    let listed: Vec<&str> = listed
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        loads, listed,
+        "tests/fixtures/testscript/LOADS.txt is out of date"
+    );
+}
