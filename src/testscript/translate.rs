@@ -369,7 +369,7 @@ impl Tx<'_> {
         let text = match crate::files::read_text(&path, &display, crate::files::MAX_INPUT_BYTES) {
             Ok(t) => t,
             Err(d) => {
-                self.refuse(at, d.message);
+                self.refuse(at, format!("`{reference}`: {}", d.message));
                 return None;
             }
         };
@@ -836,7 +836,17 @@ impl Tx<'_> {
                 }
             }
         } else {
-            self.refuse(at, format!("a {code} needs params, url or targetId"));
+            self.refuse(
+                at,
+                format!(
+                    "{} needs params, url or targetId",
+                    if code.is_empty() {
+                        "an operation"
+                    } else {
+                        code
+                    }
+                ),
+            );
             None
         };
         let path = path.unwrap_or_else(|| "/".to_owned());
