@@ -330,7 +330,10 @@ pub(crate) fn is_type(i: &Item<'_>, spec: &TypeSpec) -> bool {
 /// `as` (operator or function): the item if it is of the type, else empty; an
 /// error on more than one item, as the specification says.
 pub(crate) fn as_type<'a>(c: &[Item<'a>], spec: &TypeSpec, what: &str) -> Res<Items<'a>> {
-    match singleton(c, &format!("the input of '{what}' (use ofType() to filter a collection)"))? {
+    match singleton(
+        c,
+        &format!("the input of '{what}' (use ofType() to filter a collection)"),
+    )? {
         None => Ok(Vec::new()),
         Some(i) => Ok(if is_type(i, spec) {
             vec![i.clone()]
@@ -359,12 +362,10 @@ pub(crate) fn distinct<'a>(c: Items<'a>) -> Items<'a> {
 pub(crate) fn compare_items(a: &Item<'_>, b: &Item<'_>, op: &str) -> Res<Option<Ordering>> {
     let (a, b) = (quantity_item(a.sys()), quantity_item(b.sys()));
     Ok(match (&a, &b) {
-        (Item::Int(_) | Item::Dec(_), Item::Int(_) | Item::Dec(_)) => {
-            match (num(&a), num(&b)) {
-                (Some(x), Some(y)) => Some(x.cmp_to(y)),
-                _ => None,
-            }
-        }
+        (Item::Int(_) | Item::Dec(_), Item::Int(_) | Item::Dec(_)) => match (num(&a), num(&b)) {
+            (Some(x), Some(y)) => Some(x.cmp_to(y)),
+            _ => None,
+        },
         (Item::Str(x), Item::Str(y)) => Some(x.cmp(y)),
         (Item::Date(x) | Item::DateTime(x), Item::Date(y) | Item::DateTime(y)) => {
             x.compare(y, true)
@@ -509,8 +510,16 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
                 _ => None,
             })
         }
-        (BinOp::Add | BinOp::Sub, Item::Date(d) | Item::DateTime(d) | Item::Time(d), Item::Quantity(v, u)) => {
-            let v = if op == BinOp::Sub { Dec { m: -v.m, s: v.s } } else { *v };
+        (
+            BinOp::Add | BinOp::Sub,
+            Item::Date(d) | Item::DateTime(d) | Item::Time(d),
+            Item::Quantity(v, u),
+        ) => {
+            let v = if op == BinOp::Sub {
+                Dec { m: -v.m, s: v.s }
+            } else {
+                *v
+            };
             if crate::value::calendar_base(u).is_none() {
                 return fail(format!(
                     "'{name}' on a date/time needs a duration, not a quantity in '{u}'"
@@ -531,7 +540,11 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             if ua != ub {
                 return Ok(Vec::new());
             }
-            let r = if op == BinOp::Add { a.add(*b) } else { a.sub(*b) };
+            let r = if op == BinOp::Add {
+                a.add(*b)
+            } else {
+                a.sub(*b)
+            };
             some(r.map(|r| Item::Quantity(r, ua.clone())))
         }
         (BinOp::Mul | BinOp::Div, Item::Quantity(a, u), Item::Int(_) | Item::Dec(_)) => {
@@ -548,7 +561,11 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             some(a.mul(*b).map(|r| Item::Quantity(r, u.clone())))
         }
         (BinOp::Mul | BinOp::Div, Item::Quantity(a, ua), Item::Quantity(b, ub)) => {
-            let r = if op == BinOp::Mul { a.mul(*b) } else { a.div(*b) };
+            let r = if op == BinOp::Mul {
+                a.mul(*b)
+            } else {
+                a.div(*b)
+            };
             let unit = if op == BinOp::Div && ua == ub {
                 "1".to_string()
             } else if ua.as_ref() == "1" {

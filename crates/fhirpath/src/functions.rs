@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -83,7 +83,9 @@ impl<'a> Env<'a> {
                 let other = arg(0)?;
                 b(other.iter().all(|i| contains_item(&input, i)))
             }
-            "count" => Ok(vec![Item::Int(i64::try_from(input.len()).unwrap_or(i64::MAX))]),
+            "count" => Ok(vec![Item::Int(
+                i64::try_from(input.len()).unwrap_or(i64::MAX),
+            )]),
             "distinct" => Ok(distinct(input)),
             "isDistinct" => {
                 let n = input.len();
@@ -293,11 +295,10 @@ impl<'a> Env<'a> {
                 Ok(exts
                     .into_iter()
                     .filter(|e| match (e, &url) {
-                        (Item::Node(n), Some(u)) => n
-                            .value
-                            .and_then(|v| v.get("url"))
-                            .and_then(Value::as_str)
-                            == Some(u.as_str()),
+                        (Item::Node(n), Some(u)) => {
+                            n.value.and_then(|v| v.get("url")).and_then(Value::as_str)
+                                == Some(u.as_str())
+                        }
                         _ => false,
                     })
                     .collect())
@@ -343,7 +344,10 @@ impl<'a> Env<'a> {
                     match i.sys() {
                         Item::Str(s) => parts.push(s.to_string()),
                         other => {
-                            return fail(format!("join() needs Strings, not {}", other.type_name()));
+                            return fail(format!(
+                                "join() needs Strings, not {}",
+                                other.type_name()
+                            ));
                         }
                     }
                 }
@@ -508,7 +512,10 @@ impl<'a> Env<'a> {
                 return one(Item::Int(digits));
             }
             ("precision", other) => {
-                return fail(format!("precision() is not defined for {}", other.type_name()));
+                return fail(format!(
+                    "precision() is not defined for {}",
+                    other.type_name()
+                ));
             }
             ("comparable", Item::Quantity(_, u)) => {
                 let o = arg(0)?;
@@ -540,8 +547,17 @@ impl<'a> Env<'a> {
         let f64_out = |f: f64| dec_out(Dec::from_f64(f));
         match (name, &v) {
             ("abs", Item::Int(i)) => opt(i.checked_abs().map(Item::Int)),
-            ("abs", Item::Dec(d)) => one(Item::Dec(Dec { m: d.m.abs(), s: d.s })),
-            ("abs", Item::Quantity(d, u)) => one(Item::Quantity(Dec { m: d.m.abs(), s: d.s }, u.clone())),
+            ("abs", Item::Dec(d)) => one(Item::Dec(Dec {
+                m: d.m.abs(),
+                s: d.s,
+            })),
+            ("abs", Item::Quantity(d, u)) => one(Item::Quantity(
+                Dec {
+                    m: d.m.abs(),
+                    s: d.s,
+                },
+                u.clone(),
+            )),
             ("ceiling" | "floor" | "truncate", _) if num.is_some() => {
                 let d = num.unwrap_or(Dec::from_int(0));
                 let r = match name {
@@ -562,11 +578,19 @@ impl<'a> Env<'a> {
             ("exp", _) if num.is_some() => f64_out(num.map_or(0.0, Dec::to_f64).exp()),
             ("ln", _) if num.is_some() => {
                 let x = num.map_or(0.0, Dec::to_f64);
-                if x <= 0.0 { Ok(Vec::new()) } else { f64_out(x.ln()) }
+                if x <= 0.0 {
+                    Ok(Vec::new())
+                } else {
+                    f64_out(x.ln())
+                }
             }
             ("sqrt", _) if num.is_some() => {
                 let x = num.map_or(0.0, Dec::to_f64);
-                if x < 0.0 { Ok(Vec::new()) } else { f64_out(x.sqrt()) }
+                if x < 0.0 {
+                    Ok(Vec::new())
+                } else {
+                    f64_out(x.sqrt())
+                }
             }
             ("log", _) if num.is_some() => {
                 let base = arg(0)?;
@@ -588,25 +612,32 @@ impl<'a> Env<'a> {
                     return Ok(Vec::new());
                 };
                 let e = e.sys();
-                if let (Item::Int(base), Item::Int(exp)) = (&v, &e) {
-                    if *exp >= 0 {
-                        return opt(u32::try_from(*exp)
-                            .ok()
-                            .and_then(|x| base.checked_pow(x))
-                            .map(Item::Int));
-                    }
+                if let (Item::Int(base), Item::Int(exp)) = (&v, &e)
+                    && *exp >= 0
+                {
+                    return opt(u32::try_from(*exp)
+                        .ok()
+                        .and_then(|x| base.checked_pow(x))
+                        .map(Item::Int));
                 }
                 let Some(ed) = crate::item::num(&e) else {
                     return fail("power() needs a number as its exponent");
                 };
                 let r = num.map_or(0.0, Dec::to_f64).powf(ed.to_f64());
-                if r.is_finite() { f64_out(r) } else { Ok(Vec::new()) }
+                if r.is_finite() {
+                    f64_out(r)
+                } else {
+                    Ok(Vec::new())
+                }
             }
             (
                 "abs" | "ceiling" | "floor" | "truncate" | "round" | "exp" | "ln" | "sqrt" | "log"
                 | "power",
                 other,
-            ) => fail(format!("{name}() needs a number, not {}", other.type_name())),
+            ) => fail(format!(
+                "{name}() needs a number, not {}",
+                other.type_name()
+            )),
             _ => fail(format!("{name}() is not implemented")),
         }
     }
@@ -679,7 +710,9 @@ impl<'a> Env<'a> {
                 };
                 let start = usize::try_from(start).unwrap_or(0);
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
-                return one(Item::string(s.chars().skip(start).take(len).collect::<String>()));
+                return one(Item::string(
+                    s.chars().skip(start).take(len).collect::<String>(),
+                ));
             }
             "startsWith" | "endsWith" | "contains" => {
                 let Some(x) = sarg(0)? else {
@@ -769,7 +802,11 @@ fn has_value(i: &Item<'_>) -> bool {
                 Ty::Fhir(t) => t.starts_with("System.") || crate::item::model().is_primitive(t),
                 Ty::Untyped => true,
             };
-            primitive && matches!(n.value, Some(Value::Bool(_) | Value::Number(_) | Value::String(_)))
+            primitive
+                && matches!(
+                    n.value,
+                    Some(Value::Bool(_) | Value::Number(_) | Value::String(_))
+                )
         }
         _ => true,
     }
@@ -804,8 +841,8 @@ fn string_arg(c: &[Item<'_>], name: &str) -> Res<Option<String>> {
 }
 
 /// Compiled regular expressions, shared by all evaluations (bounded).
-fn regex(pattern: &str) -> Res<regex::Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+fn regex(pattern: &str) -> Res<Arc<regex::Regex>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Ok(c) = cache.lock()
         && let Some(r) = c.get(pattern)
@@ -819,6 +856,7 @@ fn regex(pattern: &str) -> Res<regex::Regex> {
         .map_err(|e| crate::EvalError {
             message: format!("invalid regular expression '{pattern}': {e}"),
         })?;
+    let re = Arc::new(re);
     if let Ok(mut c) = cache.lock() {
         if c.len() >= 512 {
             c.clear();
@@ -917,7 +955,8 @@ fn to_date(v: &Item<'_>) -> Option<DateTime> {
             d.tz = None;
             Some(d)
         }
-        Item::Str(s) => DateTime::parse_date(s).or_else(|| to_date(&Item::DateTime(DateTime::parse_date_time(s)?))),
+        Item::Str(s) => DateTime::parse_date(s)
+            .or_else(|| to_date(&Item::DateTime(DateTime::parse_date_time(s)?))),
         _ => None,
     }
 }
@@ -950,7 +989,8 @@ fn to_quantity(v: &Item<'_>) -> Option<(Dec, Rc<str>)> {
                 Some(i) => (&s[..i], s[i..].trim()),
                 None => (s, ""),
             };
-            let d = to_decimal(&Item::string(n)).or_else(|| to_integer(&Item::string(n)).map(Dec::from_int))?;
+            let d = to_decimal(&Item::string(n))
+                .or_else(|| to_integer(&Item::string(n)).map(Dec::from_int))?;
             if unit.is_empty() {
                 return Some((d, Rc::from("1")));
             }

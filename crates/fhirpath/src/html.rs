@@ -5,27 +5,133 @@
 
 /// Elements FHIR narrative allows (HTML 4 chapters 7-11 and 15, links, images).
 const ELEMENTS: &[&str] = &[
-    "a", "abbr", "acronym", "address", "b", "bdo", "big", "blockquote", "br", "caption", "cite",
-    "code", "col", "colgroup", "dd", "del", "dfn", "div", "dl", "dt", "em", "h1", "h2", "h3",
-    "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "samp",
-    "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
-    "tr", "tt", "u", "ul", "var",
+    "a",
+    "abbr",
+    "acronym",
+    "address",
+    "b",
+    "bdo",
+    "big",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "samp",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "tt",
+    "u",
+    "ul",
+    "var",
 ];
 
 /// Attributes allowed on any element.
 const COMMON_ATTRS: &[&str] = &[
-    "id", "class", "style", "title", "lang", "xml:lang", "dir", "xmlns", "accesskey", "tabindex",
+    "id",
+    "class",
+    "style",
+    "title",
+    "lang",
+    "xml:lang",
+    "dir",
+    "xmlns",
+    "accesskey",
+    "tabindex",
 ];
 
 /// Attributes allowed on specific elements.
 fn element_attr_ok(el: &str, attr: &str) -> bool {
     match el {
-        "a" => matches!(attr, "href" | "name" | "rel" | "rev" | "charset" | "hreflang" | "type" | "shape" | "coords"),
-        "img" => matches!(attr, "src" | "alt" | "width" | "height" | "longdesc" | "border" | "hspace" | "vspace" | "align" | "usemap" | "ismap"),
-        "table" => matches!(attr, "summary" | "width" | "border" | "frame" | "rules" | "cellspacing" | "cellpadding" | "align" | "bgcolor"),
-        "td" | "th" => matches!(attr, "abbr" | "axis" | "headers" | "scope" | "rowspan" | "colspan" | "align" | "char" | "charoff" | "valign" | "nowrap" | "bgcolor" | "width" | "height"),
-        "tr" | "tbody" | "thead" | "tfoot" => matches!(attr, "align" | "char" | "charoff" | "valign" | "bgcolor"),
-        "col" | "colgroup" => matches!(attr, "span" | "width" | "align" | "char" | "charoff" | "valign"),
+        "a" => matches!(
+            attr,
+            "href" | "name" | "rel" | "rev" | "charset" | "hreflang" | "type" | "shape" | "coords"
+        ),
+        "img" => matches!(
+            attr,
+            "src"
+                | "alt"
+                | "width"
+                | "height"
+                | "longdesc"
+                | "border"
+                | "hspace"
+                | "vspace"
+                | "align"
+                | "usemap"
+                | "ismap"
+        ),
+        "table" => matches!(
+            attr,
+            "summary"
+                | "width"
+                | "border"
+                | "frame"
+                | "rules"
+                | "cellspacing"
+                | "cellpadding"
+                | "align"
+                | "bgcolor"
+        ),
+        "td" | "th" => matches!(
+            attr,
+            "abbr"
+                | "axis"
+                | "headers"
+                | "scope"
+                | "rowspan"
+                | "colspan"
+                | "align"
+                | "char"
+                | "charoff"
+                | "valign"
+                | "nowrap"
+                | "bgcolor"
+                | "width"
+                | "height"
+        ),
+        "tr" | "tbody" | "thead" | "tfoot" => {
+            matches!(attr, "align" | "char" | "charoff" | "valign" | "bgcolor")
+        }
+        "col" | "colgroup" => matches!(
+            attr,
+            "span" | "width" | "align" | "char" | "charoff" | "valign"
+        ),
         "ol" => matches!(attr, "start" | "type" | "compact"),
         "ul" => matches!(attr, "type" | "compact"),
         "li" => matches!(attr, "value" | "type"),
@@ -133,7 +239,10 @@ pub(crate) fn check(xhtml: &str) -> Result<(), String> {
         rest = &rest[end..];
     }
     if seen_root {
-        Err(format!("<{}> is not closed", stack.last().map_or("div", String::as_str)))
+        Err(format!(
+            "<{}> is not closed",
+            stack.last().map_or("div", String::as_str)
+        ))
     } else {
         Err("no div element".into())
     }
@@ -148,7 +257,11 @@ fn start_tag(s: &str) -> Result<(String, Attrs, bool, &str), String> {
         .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
         .ok_or("unterminated start tag")?;
     let name = &s[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == ':' || c == '-' || c == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ':' || c == '-' || c == '_')
+    {
         return Err(format!("invalid element name '{name}'"));
     }
     let mut rest = &s[name_end..];

@@ -65,10 +65,10 @@ impl<'a> Node<'a> {
     }
 
     fn typed(value: Option<&'a Value>, twin: Option<&'a Value>, code: &'static str) -> Node<'a> {
-        if code == "Resource" || code == "DomainResource" {
-            if let Some(v) = value {
-                return Node::resource(v);
-            }
+        if (code == "Resource" || code == "DomainResource")
+            && let Some(v) = value
+        {
+            return Node::resource(v);
         }
         Node {
             value,
@@ -94,7 +94,11 @@ impl<'a> Node<'a> {
                     "id" => "System.String",
                     _ => return,
                 };
-                let ty = if self.ty == Ty::Untyped { None } else { Some(code) };
+                let ty = if self.ty == Ty::Untyped {
+                    None
+                } else {
+                    Some(code)
+                };
                 push_values(twin.get(name), None, ty, out);
             }
             return;
@@ -318,7 +322,9 @@ impl<'a> Item<'a> {
             Item::Date(d) => Value::String(d.fmt_date_only()),
             Item::DateTime(d) => Value::String(d.fmt_date_time()),
             Item::Time(d) => Value::String(d.fmt_time()),
-            Item::Quantity(v, u) => serde_json::json!({"value": dec_json(*v), "unit": u.to_string()}),
+            Item::Quantity(v, u) => {
+                serde_json::json!({"value": dec_json(*v), "unit": u.to_string()})
+            }
         }
     }
 
@@ -396,6 +402,10 @@ pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Rc<str>)> {
 /// Equality (`=`): `Some(bool)`, or `None` where FHIRPath says empty (dates of
 /// different precision, quantities of incomparable units).
 pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    // Fast path without allocating: string-valued primitives that are not dates.
+    if let (Some(x), Some(y)) = (plain_str(a), plain_str(b)) {
+        return Some(x == y);
+    }
     let (a, b) = (a.sys(), b.sys());
     let a = quantity_item(a);
     let b = quantity_item(b);
@@ -417,6 +427,33 @@ pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
             quantity_cmp(&a, &b).map(|o| o == Ordering::Equal)
         }
         _ => Some(false),
+    }
+}
+
+/// The text of a String item or of a string-valued primitive node whose type is
+/// not a date or time (whose equality is not textual).
+fn plain_str<'i>(i: &'i Item<'_>) -> Option<&'i str> {
+    match i {
+        Item::Str(s) => Some(s),
+        Item::Node(n) => {
+            let textual = match n.ty {
+                Ty::Untyped => true,
+                Ty::Fhir(t) => {
+                    !matches!(
+                        t,
+                        "date"
+                            | "dateTime"
+                            | "instant"
+                            | "time"
+                            | "System.Date"
+                            | "System.DateTime"
+                            | "System.Time"
+                    ) && (t.starts_with("System.") || model().is_primitive(t))
+                }
+            };
+            if textual { n.value?.as_str() } else { None }
+        }
+        _ => None,
     }
 }
 
@@ -508,7 +545,10 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
 }
 
 fn norm_ws(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 fn json_equivalent(a: &Value, b: &Value) -> bool {

@@ -7,7 +7,10 @@ use crate::ParseError;
 pub(crate) enum Tok {
     /// An identifier or keyword (`name`, `and`, `true`); `delimited` when it was
     /// written in backticks, so it is never a keyword.
-    Ident { name: String, delimited: bool },
+    Ident {
+        name: String,
+        delimited: bool,
+    },
     /// A string literal, escapes resolved.
     Str(String),
     /// A number as written (`12`, `1.50`).
@@ -31,8 +34,8 @@ pub(crate) struct Token {
 }
 
 const PUNCT: [&str; 22] = [
-    "<=", ">=", "!=", "!~", ".", "(", ")", "[", "]", "{", "}", ",", "+", "-", "*", "/", "&",
-    "|", "<", ">", "=", "~",
+    "<=", ">=", "!=", "!~", ".", "(", ")", "[", "]", "{", "}", ",", "+", "-", "*", "/", "&", "|",
+    "<", ">", "=", "~",
 ];
 
 fn err(offset: usize, message: impl Into<String>) -> ParseError {
@@ -116,7 +119,8 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
                 }
                 Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {
                     let s = i;
-                    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_')
+                    {
                         i += 1;
                     }
                     Tok::Var(src[s..i].to_string())
@@ -188,11 +192,7 @@ fn quoted(src: &str, start: usize, q: char) -> Result<(String, usize), ParseErro
             None => break,
         }
     }
-    let what = if q == '`' {
-        "identifier"
-    } else {
-        "string"
-    };
+    let what = if q == '`' { "identifier" } else { "string" };
     Err(err(start, format!("expected {q} to close the {what}")))
 }
 
@@ -250,7 +250,9 @@ fn time_end(b: &[u8], mut i: usize) -> Option<usize> {
 fn tz_end(b: &[u8], i: usize) -> usize {
     match b.get(i) {
         Some(b'Z') => i + 1,
-        Some(b'+' | b'-') if digits(b, i + 1, 2) && b.get(i + 3) == Some(&b':') && digits(b, i + 4, 2) => {
+        Some(b'+' | b'-')
+            if digits(b, i + 1, 2) && b.get(i + 3) == Some(&b':') && digits(b, i + 4, 2) =>
+        {
             i + 6
         }
         _ => i,

@@ -5,7 +5,7 @@
 use crate::ParseError;
 use crate::ast::{BinOp, Expr, Literal, TypeSpec};
 use crate::lexer::{Tok, Token, tokenize};
-use crate::value::{Dec, DateTime};
+use crate::value::{DateTime, Dec};
 
 /// The deepest expression tree accepted (nesting of parentheses, operators and
 /// invocation chains together).
@@ -154,7 +154,10 @@ pub(crate) fn parse(src: &str) -> Result<Expr, ParseError> {
     if t.tok != Tok::Eof {
         return Err(err(
             t.offset,
-            format!("expected an operator or the end of the expression, found {}", describe(&t.tok)),
+            format!(
+                "expected an operator or the end of the expression, found {}",
+                describe(&t.tok)
+            ),
         ));
     }
     Ok(e)
@@ -374,7 +377,10 @@ impl Parser {
                     other => {
                         return Err(err(
                             t.offset,
-                            format!("expected a name or function call after '.', found {}", describe(&other)),
+                            format!(
+                                "expected a name or function call after '.', found {}",
+                                describe(&other)
+                            ),
                         ));
                     }
                 }
@@ -452,7 +458,10 @@ impl Parser {
         }
         let type_arg = if matches!(fname, "is" | "as" | "ofType") {
             let spec = type_of_arg(&args[0]).ok_or_else(|| {
-                err(offset, format!("expected a type name as the argument of {name}()"))
+                err(
+                    offset,
+                    format!("expected a type name as the argument of {name}()"),
+                )
             })?;
             check_type(&spec, offset)?;
             Some(spec)

@@ -89,13 +89,20 @@ impl Dec {
         };
         let q = self.m / p;
         let r = self.m % p;
-        let q = if r.abs() * 2 >= p { q + self.m.signum() } else { q };
+        let q = if r.abs() * 2 >= p {
+            q + self.m.signum()
+        } else {
+            q
+        };
         Dec { m: q, s: places }
     }
 
     pub fn truncate(self) -> Dec {
         match pow10(self.s) {
-            Some(p) => Dec { m: self.m / p, s: 0 },
+            Some(p) => Dec {
+                m: self.m / p,
+                s: 0,
+            },
             None => Dec { m: 0, s: 0 },
         }
     }
@@ -160,7 +167,11 @@ impl Dec {
             m: self.m.checked_mul(o.m)?,
             s: self.s + o.s,
         };
-        Some(if d.s > MAX_SCALE { d.round(MAX_SCALE) } else { d })
+        Some(if d.s > MAX_SCALE {
+            d.round(MAX_SCALE)
+        } else {
+            d
+        })
     }
 
     /// Division, to at most 8 significant decimal places beyond the operands', with
@@ -174,10 +185,7 @@ impl Dec {
         // numerator scaled: a.m * 10^(target + o.s - a.s)
         let shift = i64::from(target) + i64::from(o.s) - i64::from(self.s);
         let (num, den) = if shift >= 0 {
-            (
-                self.m.checked_mul(pow10(u32::try_from(shift).ok()?)?)?,
-                o.m,
-            )
+            (self.m.checked_mul(pow10(u32::try_from(shift).ok()?)?)?, o.m)
         } else {
             (
                 self.m,
@@ -233,7 +241,10 @@ impl fmt::Display for Dec {
             let (i, fr) = digits.split_at(digits.len() - s);
             (i.to_string(), fr.to_string())
         } else {
-            ("0".to_string(), format!("{}{}", "0".repeat(s - digits.len()), digits))
+            (
+                "0".to_string(),
+                format!("{}{}", "0".repeat(s - digits.len()), digits),
+            )
         };
         if neg {
             f.write_str("-")?;
@@ -389,8 +400,7 @@ impl DateTime {
             return None;
         }
         if let Some(f) = frac {
-            if self.prec != Prec::Second || f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit())
-            {
+            if self.prec != Prec::Second || f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             let mut ms = 0;
@@ -534,7 +544,11 @@ impl DateTime {
         if self.prec >= Prec::Hour && o.prec >= Prec::Hour && self.tz.is_some() != o.tz.is_some() {
             return None;
         }
-        let (a, b) = if self.tz.is_some() && o.tz.is_some() && self.prec >= Prec::Hour && o.prec >= Prec::Hour {
+        let (a, b) = if self.tz.is_some()
+            && o.tz.is_some()
+            && self.prec >= Prec::Hour
+            && o.prec >= Prec::Hour
+        {
             let mut a = *self;
             let mut b = *o;
             let (ma, mb) = (a.epoch_ms(with_date), b.epoch_ms(with_date));
@@ -553,7 +567,10 @@ impl DateTime {
                 (Prec::Day, i64::from(d.day)),
                 (Prec::Hour, i64::from(d.hour)),
                 (Prec::Minute, i64::from(d.minute)),
-                (Prec::Second, i64::from(d.second) * 1000 + i64::from(d.milli)),
+                (
+                    Prec::Second,
+                    i64::from(d.second) * 1000 + i64::from(d.milli),
+                ),
             ]
         };
         // Seconds and milliseconds are one precision.
@@ -572,7 +589,11 @@ impl DateTime {
                 other => return Some(other),
             }
         }
-        if pa == pb { Some(Ordering::Equal) } else { None }
+        if pa == pb {
+            Some(Ordering::Equal)
+        } else {
+            None
+        }
     }
 
     /// Adds `amount` of a calendar unit (`year`, `month`, `week`, `day`, `hour`,
@@ -587,8 +608,16 @@ impl DateTime {
                 if !with_date {
                     return None;
                 }
-                let months = if unit == "year" { count.checked_mul(12)? } else { count };
-                let months = if d.prec == Prec::Year { months / 12 * 12 } else { months };
+                let months = if unit == "year" {
+                    count.checked_mul(12)?
+                } else {
+                    count
+                };
+                let months = if d.prec == Prec::Year {
+                    months / 12 * 12
+                } else {
+                    months
+                };
                 let total = i64::from(d.year) * 12 + i64::from(d.month) - 1 + months;
                 d.year = i32::try_from(total.div_euclid(12)).ok()?;
                 d.month = u32::try_from(total.rem_euclid(12) + 1).ok()?;
@@ -638,11 +667,25 @@ impl DateTime {
 
 /// Calendar duration keywords of quantity literals (`4 days`).
 pub(crate) fn is_calendar_unit(s: &str) -> bool {
-    calendar_base(s).is_some() && !s.starts_with('\'')
+    calendar_base(s).is_some()
+        && !s.starts_with('\'')
         && matches!(
             s,
-            "year" | "years" | "month" | "months" | "week" | "weeks" | "day" | "days" | "hour"
-                | "hours" | "minute" | "minutes" | "second" | "seconds" | "millisecond"
+            "year"
+                | "years"
+                | "month"
+                | "months"
+                | "week"
+                | "weeks"
+                | "day"
+                | "days"
+                | "hour"
+                | "hours"
+                | "minute"
+                | "minutes"
+                | "second"
+                | "seconds"
+                | "millisecond"
                 | "milliseconds"
         )
 }

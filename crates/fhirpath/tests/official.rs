@@ -99,7 +99,10 @@ fn parse_suite(xml: &str) -> Vec<Case> {
         if let Some(e) = body.find("<expression") {
             let open_end = e + body[e..].find('>').expect("expression tag ends") + 1;
             let etag = &body[e..open_end];
-            let close = open_end + body[open_end..].find("</expression>").expect("expression ends");
+            let close = open_end
+                + body[open_end..]
+                    .find("</expression>")
+                    .expect("expression ends");
             c.expression = unescape(&body[open_end..close]);
             if let Some(inv) = attr(etag, "invalid") {
                 c.invalid = Some(inv);
@@ -116,7 +119,8 @@ fn parse_suite(xml: &str) -> Vec<Case> {
                 continue;
             }
             let close = open_end + orest[open_end..].find("</output>").expect("output ends");
-            c.outputs.push((ty, Some(unescape(&orest[open_end..close]))));
+            c.outputs
+                .push((ty, Some(unescape(&orest[open_end..close]))));
             orest = &orest[close..];
         }
         cases.push(c);
@@ -141,7 +145,10 @@ fn render(v: &serde_json::Value, ty: &str) -> String {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Object(o) if ty.ends_with("Quantity") => {
             let unit = o.get("unit").and_then(|u| u.as_str()).unwrap_or("");
-            format!("{} '{unit}'", o.get("value").map(|v| v.to_string()).unwrap_or_default())
+            format!(
+                "{} '{unit}'",
+                o.get("value").map(|v| v.to_string()).unwrap_or_default()
+            )
         }
         other => other.to_string(),
     }
@@ -149,14 +156,17 @@ fn render(v: &serde_json::Value, ty: &str) -> String {
 
 fn same_value(expected: &str, actual: &str, ty: &str) -> bool {
     let e = expected.trim();
-    let e = e.strip_prefix("@T").or_else(|| e.strip_prefix('@')).unwrap_or(e);
+    let e = e
+        .strip_prefix("@T")
+        .or_else(|| e.strip_prefix('@'))
+        .unwrap_or(e);
     if e == actual {
         return true;
     }
-    if ty.eq_ignore_ascii_case("decimal") || ty.eq_ignore_ascii_case("integer") {
-        if let (Ok(a), Ok(b)) = (e.parse::<f64>(), actual.parse::<f64>()) {
-            return (a - b).abs() < 1e-9;
-        }
+    if (ty.eq_ignore_ascii_case("decimal") || ty.eq_ignore_ascii_case("integer"))
+        && let (Ok(a), Ok(b)) = (e.parse::<f64>(), actual.parse::<f64>())
+    {
+        return (a - b).abs() < 1e-9;
     }
     if ty.eq_ignore_ascii_case("quantity") {
         // `4 'g'` against `4 'g'`, numbers compared as numbers.
@@ -194,15 +204,14 @@ fn run(c: &Case, inputs: &mut BTreeMap<String, serde_json::Value>) -> Result<(),
                 let _ = e;
                 Ok(())
             }
-            (_, Err(e)) => Err(format!("expected an execution error, got the parse error {e}")),
+            (_, Err(e)) => Err(format!(
+                "expected an execution error, got the parse error {e}"
+            )),
             (_, Ok(expr)) => {
                 let input = Input::new(&root);
                 match expr.evaluate(&input, &Variables::default()) {
                     Err(_) => Ok(()),
-                    Ok(out) => Err(format!(
-                        "expected a {kind} error, got {:?}",
-                        out.to_json()
-                    )),
+                    Ok(out) => Err(format!("expected a {kind} error, got {:?}", out.to_json())),
                 }
             }
         };
@@ -259,13 +268,17 @@ fn official_fhirpath_r4_suite() {
     let mut failed_names = BTreeSet::new();
     let mut passed = 0;
     for c in &cases {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(c, &mut inputs)))
-            .unwrap_or_else(|_| Err("panicked".into()));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(c, &mut inputs)))
+                .unwrap_or_else(|_| Err("panicked".into()));
         match outcome {
             Ok(()) => {
                 passed += 1;
                 if known.contains_key(c.name.as_str()) {
-                    unexpected.push(format!("{}: passes but is listed as a known failure", c.name));
+                    unexpected.push(format!(
+                        "{}: passes but is listed as a known failure",
+                        c.name
+                    ));
                 }
             }
             Err(why) => {

@@ -91,13 +91,19 @@ fn response_is_not_response_code() {
         [json!(false)]
     );
     let with = json!({"action": [{"assert": {"response": "okay"}}]});
-    assert_eq!(values("action.assert.response.exists()", &with), [json!(true)]);
+    assert_eq!(
+        values("action.assert.response.exists()", &with),
+        [json!(true)]
+    );
 }
 
 #[test]
 fn set_operations_compare_complex_values_deeply() {
     let p = patient();
-    assert_eq!(values("name.intersect(name).count() = 2", &p), [json!(true)]);
+    assert_eq!(
+        values("name.intersect(name).count() = 2", &p),
+        [json!(true)]
+    );
     assert_eq!(values("name.intersect(name).count()", &p), [json!(2)]);
     assert_eq!(values("(name | name).count()", &p), [json!(2)]);
     assert_eq!(values("name.union(name).count()", &p), [json!(2)]);
@@ -118,14 +124,18 @@ fn as_on_a_collection_follows_the_specification() {
     assert!(err.message.contains("2 items"), "{}", err.message);
     assert!(eval("name as HumanName", &p).is_err());
     assert_eq!(values("name.ofType(HumanName).count()", &p), [json!(2)]);
-    assert_eq!(values("name.first().as(HumanName).family", &p), [json!("Chalmers")]);
+    assert_eq!(
+        values("name.first().as(HumanName).family", &p),
+        [json!("Chalmers")]
+    );
     assert!(values("name.first().as(Quantity)", &p).is_empty());
     assert!(eval("name is HumanName", &p).is_err());
 }
 
 #[test]
 fn html_checks_are_real() {
-    let with_div = |div: &str| json!({"resourceType": "Patient", "text": {"status": "generated", "div": div}});
+    let with_div =
+        |div: &str| json!({"resourceType": "Patient", "text": {"status": "generated", "div": div}});
     let clean = with_div(
         "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Peter <b>Chalmers</b> &amp; co</p>\
          <table><tr><td colspan=\"2\">x</td></tr></table><a href=\"http://x\">link</a><br/></div>",
@@ -196,18 +206,24 @@ fn primitives_are_typed_and_carry_their_extensions() {
     assert_eq!(types("name", &p), ["FHIR.HumanName", "FHIR.HumanName"]);
     assert_eq!(types("Patient", &p), ["FHIR.Patient"]);
     assert_eq!(types("id", &p), ["FHIR.id"]);
-    assert_eq!(types("1 | 'a' | 1.5 | true", &p), [
-        "System.Integer",
-        "System.String",
-        "System.Decimal",
-        "System.Boolean"
-    ]);
+    assert_eq!(
+        types("1 | 'a' | 1.5 | true", &p),
+        [
+            "System.Integer",
+            "System.String",
+            "System.Decimal",
+            "System.Boolean"
+        ]
+    );
     assert_eq!(
         values("birthDate.extension.value", &p),
         [json!("1974-12-25T14:35:45-05:00")]
     );
     assert_eq!(
-        values("birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime').value.is(dateTime)", &p),
+        values(
+            "birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime').value.is(dateTime)",
+            &p
+        ),
         [json!(true)]
     );
     // `_given: [null, {...}]`: the second given has the extension.
@@ -250,23 +266,41 @@ fn resolve_within_the_input() {
         ]
     });
     assert_eq!(
-        values("Bundle.entry.resource.managingOrganization.resolve().name", &bundle),
+        values(
+            "Bundle.entry.resource.managingOrganization.resolve().name",
+            &bundle
+        ),
         [json!("Acme")]
     );
     assert_eq!(
-        types("Bundle.entry.resource.managingOrganization.resolve()", &bundle),
+        types(
+            "Bundle.entry.resource.managingOrganization.resolve()",
+            &bundle
+        ),
         ["FHIR.Organization"]
     );
     assert_eq!(
-        values("entry.resource.ofType(Patient).generalPractitioner.resolve().active", &bundle),
+        values(
+            "entry.resource.ofType(Patient).generalPractitioner.resolve().active",
+            &bundle
+        ),
         [json!(true)]
     );
     assert_eq!(
-        values("entry.resource.ofType(Patient).link.other.resolve().name", &bundle),
+        values(
+            "entry.resource.ofType(Patient).link.other.resolve().name",
+            &bundle
+        ),
         [json!("Inside")]
     );
-    assert_eq!(values("entry.resource.ofType(Patient).contained.name", &bundle), [json!("Inside")]);
-    assert_eq!(types("entry.resource", &bundle), ["FHIR.Patient", "FHIR.Organization", "FHIR.Practitioner"]);
+    assert_eq!(
+        values("entry.resource.ofType(Patient).contained.name", &bundle),
+        [json!("Inside")]
+    );
+    assert_eq!(
+        types("entry.resource", &bundle),
+        ["FHIR.Patient", "FHIR.Organization", "FHIR.Practitioner"]
+    );
     assert!(values("Patient.managingOrganization.resolve()", &patient()).is_empty());
 }
 
@@ -295,7 +329,10 @@ fn several_items_where_one_is_expected_is_an_error() {
     assert!(eval("name.given.single()", &p).is_err());
     assert!(eval("name.given + 'x'", &p).is_err());
     assert!(eval("name.given < 'x'", &p).is_err());
-    assert_eq!(values("name.given.first().matches('^P')", &p), [json!(true)]);
+    assert_eq!(
+        values("name.given.first().matches('^P')", &p),
+        [json!(true)]
+    );
     assert!(values("{}.matches('x')", &p).is_empty());
 }
 
@@ -323,7 +360,11 @@ fn three_valued_logic() {
 fn syntax_errors_say_where_and_what() {
     let e = parse_err("name.where(given = 'x'");
     assert_eq!(e.offset, 22);
-    assert!(e.message.contains("')'") && e.message.contains("where()"), "{}", e.message);
+    assert!(
+        e.message.contains("')'") && e.message.contains("where()"),
+        "{}",
+        e.message
+    );
     let e = parse_err("name.given.");
     assert_eq!(e.offset, 11);
     let e = parse_err("1 + ");
@@ -333,9 +374,18 @@ fn syntax_errors_say_where_and_what() {
     assert!(e.message.contains("unknown function"), "{}", e.message);
     let e = parse_err("code.memberOf('http://x')");
     assert_eq!(e.offset, 5);
-    assert!(e.message.contains("`memberOf()` is not supported by fhirconf"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("`memberOf()` is not supported by fhirconf"),
+        "{}",
+        e.message
+    );
     let e = parse_err("name.where()");
-    assert!(e.message.contains("where() takes 1 argument"), "{}", e.message);
+    assert!(
+        e.message.contains("where() takes 1 argument"),
+        "{}",
+        e.message
+    );
     let e = parse_err("'unterminated");
     assert_eq!(e.offset, 0);
     let e = parse_err("name.ofType(Foo)");

@@ -7,15 +7,89 @@ use serde_json::{Value, json};
 
 /// Pieces of FHIRPath text, glued together at random.
 const TOKENS: &[&str] = &[
-    "name", "given", "Patient", "value", "(", ")", "[", "]", "{", "}", ".", ",", "+", "-", "*",
-    "/", "&", "|", "<", ">", "<=", ">=", "=", "~", "!=", "!~", " and ", " or ", " xor ",
-    " implies ", " in ", " contains ", " is ", " as ", " div ", " mod ", "where(", "select(",
-    "exists(", "first()", "count()", "iif(", "substring(", "matches(", "'a'", "'\\u00e9'", "1",
-    "1.5", "0", "@2012-04-15", "@2012-04-15T10:00:00Z", "@T12:00", "4 'mg'", "1 year", "$this",
-    "$index", "$total", "%resource", "%'x'", "`a b`", "//c\n", "/*", "*/", "true", "false",
-    "ofType(Quantity)", "as(HumanName)", "resolve()", "extension('u')", "descendants()",
-    "repeat(item)", "aggregate($total + 1, 0)", "toString()", "toInteger()", "round(2)", "@",
-    "%", "$", "'", "`", "\\", "é", "\u{0}",
+    "name",
+    "given",
+    "Patient",
+    "value",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ".",
+    ",",
+    "+",
+    "-",
+    "*",
+    "/",
+    "&",
+    "|",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "=",
+    "~",
+    "!=",
+    "!~",
+    " and ",
+    " or ",
+    " xor ",
+    " implies ",
+    " in ",
+    " contains ",
+    " is ",
+    " as ",
+    " div ",
+    " mod ",
+    "where(",
+    "select(",
+    "exists(",
+    "first()",
+    "count()",
+    "iif(",
+    "substring(",
+    "matches(",
+    "'a'",
+    "'\\u00e9'",
+    "1",
+    "1.5",
+    "0",
+    "@2012-04-15",
+    "@2012-04-15T10:00:00Z",
+    "@T12:00",
+    "4 'mg'",
+    "1 year",
+    "$this",
+    "$index",
+    "$total",
+    "%resource",
+    "%'x'",
+    "`a b`",
+    "//c\n",
+    "/*",
+    "*/",
+    "true",
+    "false",
+    "ofType(Quantity)",
+    "as(HumanName)",
+    "resolve()",
+    "extension('u')",
+    "descendants()",
+    "repeat(item)",
+    "aggregate($total + 1, 0)",
+    "toString()",
+    "toInteger()",
+    "round(2)",
+    "@",
+    "%",
+    "$",
+    "'",
+    "`",
+    "\\",
+    "é",
+    "\u{0}",
 ];
 
 /// Expressions evaluated on arbitrary JSON.
@@ -56,7 +130,8 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,12}".prop_map(Value::String),
         prop_oneof![
             Just("1974-12-25"),
@@ -101,13 +176,15 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec((keys.clone(), inner.clone()), 0..6)
                 .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-            (resource_types.clone(), prop::collection::vec((keys.clone(), inner), 0..6)).prop_map(
-                |(rt, kv)| {
+            (
+                resource_types.clone(),
+                prop::collection::vec((keys.clone(), inner), 0..6)
+            )
+                .prop_map(|(rt, kv)| {
                     let mut m: serde_json::Map<String, Value> = kv.into_iter().collect();
                     m.insert("resourceType".into(), json!(rt));
                     Value::Object(m)
-                }
-            ),
+                }),
         ]
     })
 }
@@ -168,7 +245,11 @@ fn deep_json_is_fine() {
                 v = json!({"item": [v]});
             }
             let input = Input::new(&v);
-            for src in ["descendants().count()", "repeat(item).count()", "children().count()"] {
+            for src in [
+                "descendants().count()",
+                "repeat(item).count()",
+                "children().count()",
+            ] {
                 let e = Expression::parse(src).unwrap();
                 let out = e.evaluate(&input, &Variables::default()).unwrap();
                 assert_eq!(out.len(), 1);
