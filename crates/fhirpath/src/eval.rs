@@ -79,8 +79,14 @@ impl<'a> Env<'a> {
                 let items = self.eval(base, focus, scope)?;
                 let mut out = Vec::new();
                 for item in &items {
-                    if let Item::Node(n) = item {
-                        n.member(name, &mut out);
+                    match item {
+                        Item::Node(n) => n.member(name, &mut out),
+                        Item::TypeInfo(ns, t) => match name.as_str() {
+                            "namespace" => out.push(Item::string(*ns)),
+                            "name" => out.push(Item::Str(t.clone())),
+                            _ => {}
+                        },
+                        _ => {}
                     }
                 }
                 Ok(out)

@@ -354,6 +354,7 @@ impl<'a> Env<'a> {
                 Ok(vec![Item::string(parts.join(&sep))])
             }
             "sort" => self.sort(input, args, scope),
+            "type" => Ok(input.iter().filter_map(Item::type_info).collect()),
             "htmlChecks" => Ok(match singleton(&input, &what)? {
                 None => Vec::new(),
                 Some(i) => match i.sys() {
@@ -942,7 +943,7 @@ fn to_string(v: &Item<'_>) -> Option<String> {
         Item::DateTime(d) => d.fmt_date_time(),
         Item::Time(d) => d.fmt_time(),
         Item::Quantity(d, u) => format!("{d} {}", quote_unit(u)),
-        Item::Node(_) => return None,
+        Item::Node(_) | Item::TypeInfo(..) => return None,
     })
 }
 

@@ -40,6 +40,9 @@ pub(crate) enum Item<'a> {
     DateTime(DateTime),
     Time(DateTime),
     Quantity(Dec, Rc<str>),
+    /// What `type()` returns: a namespace (`System`, `FHIR`) and a type name, with
+    /// the elements `namespace` and `name`.
+    TypeInfo(&'static str, Rc<str>),
 }
 
 pub(crate) fn model() -> &'static Model {
@@ -308,6 +311,7 @@ impl<'a> Item<'a> {
             Item::DateTime(_) => "System.DateTime".into(),
             Item::Time(_) => "System.Time".into(),
             Item::Quantity(..) => "System.Quantity".into(),
+            Item::TypeInfo(..) => "System.SimpleTypeInfo".into(),
         }
     }
 
@@ -322,10 +326,23 @@ impl<'a> Item<'a> {
             Item::Date(d) => Value::String(d.fmt_date_only()),
             Item::DateTime(d) => Value::String(d.fmt_date_time()),
             Item::Time(d) => Value::String(d.fmt_time()),
+            Item::TypeInfo(ns, name) => {
+                serde_json::json!({"namespace": ns, "name": name.to_string()})
+            }
             Item::Quantity(v, u) => {
                 serde_json::json!({"value": dec_json(*v), "unit": u.to_string()})
             }
         }
+    }
+
+    /// The item's type as `type()` gives it; `None` for an untyped node.
+    pub fn type_info(&self) -> Option<Item<'a>> {
+        let name = self.type_name();
+        if let Some(t) = name.strip_prefix("FHIR.") {
+            return Some(Item::TypeInfo("FHIR", Rc::from(t)));
+        }
+        let t = name.strip_prefix("System.")?;
+        Some(Item::TypeInfo("System", Rc::from(t)))
     }
 
     /// Whether the item is of the named type (`is`), by the model's derivation

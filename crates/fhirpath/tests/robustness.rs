@@ -259,3 +259,32 @@ fn deep_json_is_fine() {
         .join()
         .unwrap();
 }
+
+/// The deepest expressions the parser accepts evaluate without exhausting the
+/// stack of a test thread (2 MiB, unoptimised build).
+#[test]
+fn deepest_accepted_expressions_evaluate() {
+    let p = json!({"resourceType": "Patient", "name": [{"given": ["a"]}], "active": true});
+    let input = Input::new(&p);
+    let shapes: [(&str, &str, &str); 6] = [
+        ("name.where(", "true", ")"),
+        ("iif(true, ", "1", ", 0)"),
+        ("-(", "1", ")"),
+        ("(1 + ", "1", ")"),
+        ("name.select(", "given", ")"),
+        ("children().exists(", "true", ")"),
+    ];
+    for (open, inner, close) in shapes {
+        let mut accepted = None;
+        for n in (1..400).rev() {
+            let src = format!("{}{inner}{}", open.repeat(n), close.repeat(n));
+            if let Ok(e) = Expression::parse(&src) {
+                accepted = Some((n, e));
+                break;
+            }
+        }
+        let (n, e) = accepted.expect("some depth parses");
+        assert!(n >= 30, "{open}: only {n} levels accepted");
+        let _ = e.evaluate(&input, &Variables::default());
+    }
+}
