@@ -1,7 +1,7 @@
 //! Evaluation of an expression tree over the input.
 
 use std::cmp::Ordering;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -33,7 +33,7 @@ pub(crate) struct Env<'a> {
 pub(crate) struct Scope<'a> {
     pub this: Option<Item<'a>>,
     pub index: Option<usize>,
-    pub total: Option<Rc<Items<'a>>>,
+    pub total: Option<Arc<Items<'a>>>,
 }
 
 impl<'a> Env<'a> {
@@ -109,7 +109,7 @@ impl<'a> Env<'a> {
             Expr::Indexer(base, idx) => {
                 let items = self.eval(base, focus, scope)?;
                 let i = self.eval(idx, focus, scope)?;
-                let i = match singleton(&i, "the index of []")? {
+                let i = match singleton(&i, &"the index of []")? {
                     None => return Ok(Vec::new()),
                     Some(Item::Int(i)) => *i,
                     Some(other) => {
@@ -127,7 +127,7 @@ impl<'a> Env<'a> {
             }
             Expr::Negate(inner) => {
                 let v = self.eval(inner, focus, scope)?;
-                let Some(v) = singleton(&v, "the operand of unary '-'")? else {
+                let Some(v) = singleton(&v, &"the operand of unary '-'")? else {
                     return Ok(Vec::new());
                 };
                 Ok(match quantity_item(v.sys()) {
@@ -141,7 +141,7 @@ impl<'a> Env<'a> {
             }
             Expr::Is(inner, spec) => {
                 let v = self.eval(inner, focus, scope)?;
-                Ok(match singleton(&v, "the left operand of 'is'")? {
+                Ok(match singleton(&v, &"the left operand of 'is'")? {
                     None => Vec::new(),
                     Some(i) => vec![Item::Bool(is_type(i, spec))],
                 })
@@ -240,6 +240,15 @@ fn is_type_start(n: &Node<'_>, name: &str) -> bool {
             .is_some_and(|o| o.contains_key(name))
 }
 
+/// "an operand of '+'", formatted only for an error message.
+struct OperandOf(BinOp);
+
+impl std::fmt::Display for OperandOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an operand of '{}'", op_name(self.0))
+    }
+}
+
 fn op_name(op: BinOp) -> &'static str {
     match op {
         BinOp::Mul => "*",
@@ -294,19 +303,22 @@ fn literal<'a>(l: &Literal) -> Items<'a> {
     vec![match l {
         Literal::Empty => return Vec::new(),
         Literal::Bool(b) => Item::Bool(*b),
-        Literal::Str(s) => Item::string(s.as_str()),
+        Literal::Str(s) => Item::Str(s.clone()),
         Literal::Int(i) => Item::Int(*i),
         Literal::Dec(d) => Item::Dec(*d),
         Literal::Date(d) => Item::Date(*d),
         Literal::DateTime(d) => Item::DateTime(*d),
         Literal::Time(d) => Item::Time(*d),
-        Literal::Quantity(v, u) => Item::Quantity(*v, Rc::from(u.as_str())),
+        Literal::Quantity(v, u) => Item::Quantity(*v, u.clone()),
     }]
 }
 
 /// The single item of a collection where one is expected: `None` when empty, an
 /// error naming `what` when there are several.
-pub(crate) fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Res<Option<&'c Item<'a>>> {
+pub(crate) fn singleton<'c, 'a>(
+    c: &'c [Item<'a>],
+    what: &dyn std::fmt::Display,
+) -> Res<Option<&'c Item<'a>>> {
     match c {
         [] => Ok(None),
         [one] => Ok(Some(one)),
@@ -320,7 +332,7 @@ pub(crate) fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Res<Option<&'c
 /// A collection as a Boolean (singleton evaluation): empty is empty, one Boolean
 /// is itself, one other item is `true`, several items are an error.
 pub(crate) fn to_bool(c: &[Item<'_>], what: &str) -> Res<Option<bool>> {
-    match singleton(c, &format!("the operand of '{what}'"))? {
+    match singleton(c, &format_args!("the operand of '{what}'"))? {
         None => Ok(None),
         Some(i) => match i.sys() {
             Item::Bool(b) => Ok(Some(b)),
@@ -338,7 +350,7 @@ pub(crate) fn is_type(i: &Item<'_>, spec: &TypeSpec) -> bool {
 pub(crate) fn as_type<'a>(c: &[Item<'a>], spec: &TypeSpec, what: &str) -> Res<Items<'a>> {
     match singleton(
         c,
-        &format!("the input of '{what}' (use ofType() to filter a collection)"),
+        &format_args!("the input of '{what}' (use ofType() to filter a collection)"),
     )? {
         None => Ok(Vec::new()),
         Some(i) => Ok(if is_type(i, spec) {
@@ -433,13 +445,16 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
         }
         BinOp::In | BinOp::Contains => {
             let (needle, hay) = if op == BinOp::In { (&a, &b) } else { (&b, &a) };
-            match singleton(needle, &format!("the single side of '{}'", op_name(op)))? {
+            match singleton(
+                needle,
+                &format_args!("the single side of '{}'", op_name(op)),
+            )? {
                 None => Ok(Vec::new()),
                 Some(x) => one(Some(contains_item(hay, x))),
             }
         }
         BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => {
-            let what = format!("an operand of '{}'", op_name(op));
+            let what = OperandOf(op);
             let (Some(x), Some(y)) = (singleton(&a, &what)?, singleton(&b, &what)?) else {
                 return Ok(Vec::new());
             };
@@ -452,7 +467,7 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
             }))
         }
         BinOp::Concat => {
-            let what = "an operand of '&'";
+            let what = &OperandOf(BinOp::Concat);
             let s = |c: &Items<'a>| -> Res<String> {
                 Ok(match singleton(c, what)? {
                     None => String::new(),
@@ -467,7 +482,7 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
             Ok(vec![Item::string(s(&a)? + &s(&b)?)])
         }
         _ => {
-            let what = format!("an operand of '{}'", op_name(op));
+            let what = OperandOf(op);
             let (Some(x), Some(y)) = (singleton(&a, &what)?, singleton(&b, &what)?) else {
                 return Ok(Vec::new());
             };
@@ -582,7 +597,7 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
                 let sep = if op == BinOp::Mul { "." } else { "/" };
                 format!("{ua}{sep}{ub}")
             };
-            some(r.map(|r| Item::Quantity(r, Rc::from(unit.as_str()))))
+            some(r.map(|r| Item::Quantity(r, Arc::from(unit.as_str()))))
         }
         _ => fail(format!(
             "'{name}' is not defined for {} and {}",

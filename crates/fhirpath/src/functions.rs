@@ -2,7 +2,6 @@
 //! (iteration functions evaluate them per item with `$this` and `$index`).
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
@@ -36,7 +35,7 @@ impl<'a> Env<'a> {
             }
         };
         let b = |x: bool| Ok(vec![Item::Bool(x)]);
-        let what = format!("the input of {name}()");
+        let what = format_args!("the input of {name}()");
         match name {
             "empty" => b(input.is_empty()),
             "exists" => {
@@ -199,7 +198,7 @@ impl<'a> Env<'a> {
                     total: scope.total.clone(),
                 };
                 let c = self.eval(&args[0], &ifocus, &s)?;
-                let cond = match singleton(&c, "the criterion of iif()")? {
+                let cond = match singleton(&c, &"the criterion of iif()")? {
                     None => false,
                     Some(i) => match i.sys() {
                         Item::Bool(x) => x,
@@ -233,7 +232,7 @@ impl<'a> Env<'a> {
                     let s = Scope {
                         this: Some(item.clone()),
                         index: Some(i),
-                        total: Some(Rc::new(total)),
+                        total: Some(Arc::new(total)),
                     };
                     total = self.eval(&args[0], std::slice::from_ref(item), &s)?;
                 }
@@ -381,7 +380,7 @@ impl<'a> Env<'a> {
                     other => (other, false),
                 };
                 let k = self.lambda(e, &item, i, scope)?;
-                keys.push((singleton(&k, "a key of sort()")?.map(Item::sys), desc));
+                keys.push((singleton(&k, &"a key of sort()")?.map(Item::sys), desc));
             }
             keyed.push((keys, item));
         }
@@ -428,8 +427,7 @@ impl<'a> Env<'a> {
         let mut out = Vec::new();
         for (i, item) in input.into_iter().enumerate() {
             let r = self.lambda(e, &item, i, scope)?;
-            let what = format!("{name}()");
-            if to_bool(&r, &what)? == Some(true) {
+            if to_bool(&r, name)? == Some(true) {
                 out.push(item);
             }
         }
@@ -443,8 +441,7 @@ impl<'a> Env<'a> {
         input: Items<'a>,
         arg: &dyn Fn(usize) -> Res<Items<'a>>,
     ) -> Res<Items<'a>> {
-        let what = format!("the input of {name}()");
-        let Some(item) = singleton(&input, &what)? else {
+        let Some(item) = singleton(&input, &format_args!("the input of {name}()"))? else {
             return Ok(Vec::new());
         };
         let v = quantity_item(item.sys());
@@ -477,7 +474,7 @@ impl<'a> Env<'a> {
                         if a.0 != b.0 {
                             return None;
                         }
-                        Some((val.mul(a.1)?.div(b.1)?, Rc::from(want.as_str())))
+                        Some((val.mul(a.1)?.div(b.1)?, Arc::from(want.as_str())))
                     }
                 });
                 return if name == "toQuantity" {
@@ -520,7 +517,7 @@ impl<'a> Env<'a> {
             }
             ("comparable", Item::Quantity(_, u)) => {
                 let o = arg(0)?;
-                let Some(o) = singleton(&o, "the argument of comparable()")? else {
+                let Some(o) = singleton(&o, &"the argument of comparable()")? else {
                     return Ok(Vec::new());
                 };
                 let Item::Quantity(_, w) = quantity_item(o.sys()) else {
@@ -595,7 +592,7 @@ impl<'a> Env<'a> {
             }
             ("log", _) if num.is_some() => {
                 let base = arg(0)?;
-                let Some(base) = singleton(&base, "the base of log()")? else {
+                let Some(base) = singleton(&base, &"the base of log()")? else {
                     return Ok(Vec::new());
                 };
                 let Some(base) = crate::item::num(&base.sys()) else {
@@ -609,7 +606,7 @@ impl<'a> Env<'a> {
             }
             ("power", _) if num.is_some() => {
                 let e = arg(0)?;
-                let Some(e) = singleton(&e, "the exponent of power()")? else {
+                let Some(e) = singleton(&e, &"the exponent of power()")? else {
                     return Ok(Vec::new());
                 };
                 let e = e.sys();
@@ -815,7 +812,7 @@ fn has_value(i: &Item<'_>) -> bool {
 
 /// A single Integer argument (`None` when empty).
 fn int_arg(c: &[Item<'_>], name: &str) -> Res<Option<i64>> {
-    match singleton(c, &format!("the argument of {name}()"))? {
+    match singleton(c, &format_args!("the argument of {name}()"))? {
         None => Ok(None),
         Some(i) => match i.sys() {
             Item::Int(n) => Ok(Some(n)),
@@ -829,7 +826,7 @@ fn int_arg(c: &[Item<'_>], name: &str) -> Res<Option<i64>> {
 
 /// A single String argument (`None` when empty).
 fn string_arg(c: &[Item<'_>], name: &str) -> Res<Option<String>> {
-    match singleton(c, &format!("the argument of {name}()"))? {
+    match singleton(c, &format_args!("the argument of {name}()"))? {
         None => Ok(None),
         Some(i) => match i.sys() {
             Item::Str(s) => Ok(Some(s.to_string())),
@@ -978,12 +975,12 @@ fn to_time(v: &Item<'_>) -> Option<DateTime> {
     }
 }
 
-fn to_quantity(v: &Item<'_>) -> Option<(Dec, Rc<str>)> {
+fn to_quantity(v: &Item<'_>) -> Option<(Dec, Arc<str>)> {
     match v {
         Item::Quantity(d, u) => Some((*d, u.clone())),
-        Item::Int(i) => Some((Dec::from_int(*i), Rc::from("1"))),
-        Item::Dec(d) => Some((*d, Rc::from("1"))),
-        Item::Bool(b) => Some((Dec::from_int(i64::from(*b)), Rc::from("1"))),
+        Item::Int(i) => Some((Dec::from_int(*i), Arc::from("1"))),
+        Item::Dec(d) => Some((*d, Arc::from("1"))),
+        Item::Bool(b) => Some((Dec::from_int(i64::from(*b)), Arc::from("1"))),
         Item::Str(s) => {
             let s = s.trim();
             let (n, unit) = match s.find(' ') {
@@ -993,12 +990,12 @@ fn to_quantity(v: &Item<'_>) -> Option<(Dec, Rc<str>)> {
             let d = to_decimal(&Item::string(n))
                 .or_else(|| to_integer(&Item::string(n)).map(Dec::from_int))?;
             if unit.is_empty() {
-                return Some((d, Rc::from("1")));
+                return Some((d, Arc::from("1")));
             }
             if let Some(u) = unit.strip_prefix('\'').and_then(|u| u.strip_suffix('\'')) {
-                return Some((d, Rc::from(u)));
+                return Some((d, Arc::from(u)));
             }
-            crate::value::is_calendar_unit(unit).then(|| (d, Rc::from(unit)))
+            crate::value::is_calendar_unit(unit).then(|| (d, Arc::from(unit)))
         }
         _ => None,
     }

@@ -3,7 +3,7 @@
 //! and System values computed by the expression.
 
 use std::cmp::Ordering;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use r4_model::{Kind, Model};
 use serde_json::Value;
@@ -35,14 +35,14 @@ pub(crate) enum Item<'a> {
     Bool(bool),
     Int(i64),
     Dec(Dec),
-    Str(Rc<str>),
+    Str(Arc<str>),
     Date(DateTime),
     DateTime(DateTime),
     Time(DateTime),
-    Quantity(Dec, Rc<str>),
+    Quantity(Dec, Arc<str>),
     /// What `type()` returns: a namespace (`System`, `FHIR`) and a type name, with
     /// the elements `namespace` and `name`.
-    TypeInfo(&'static str, Rc<str>),
+    TypeInfo(&'static str, Arc<str>),
 }
 
 pub(crate) fn model() -> &'static Model {
@@ -113,7 +113,7 @@ impl<'a> Node<'a> {
             return;
         }
         let Ty::Fhir(t) = self.ty else {
-            let twin = obj.get(&format!("_{name}"));
+            let twin = twin_of(obj, name);
             push_values(obj.get(name), twin, None, out);
             return;
         };
@@ -126,7 +126,7 @@ impl<'a> Node<'a> {
                         && let Some(p) = m.property(t, key)
                         && p.element.name == name
                     {
-                        let twin = obj.get(&format!("_{key}"));
+                        let twin = twin_of(obj, key);
                         push_values(Some(v), twin, Some(p.type_code), out);
                     }
                 }
@@ -149,18 +149,18 @@ impl<'a> Node<'a> {
                 if name == "id" && m.type_def(t).is_some_and(|d| d.kind == Kind::Resource) {
                     code = "id";
                 }
-                let twin = obj.get(&format!("_{name}"));
+                let twin = twin_of(obj, name);
                 push_values(obj.get(name), twin, Some(code), out);
             }
             None => {
                 // `valueQuantity`: a choice element by its JSON name.
                 if let Some(p) = m.property(t, name) {
-                    let twin = obj.get(&format!("_{name}"));
+                    let twin = twin_of(obj, name);
                     push_values(obj.get(name), twin, Some(p.type_code), out);
                     return;
                 }
                 // An element the model does not know: navigable, untyped.
-                let twin = obj.get(&format!("_{name}"));
+                let twin = twin_of(obj, name);
                 push_values(obj.get(name), twin, None, out);
             }
         }
@@ -189,7 +189,7 @@ impl<'a> Node<'a> {
             if key.starts_with('_') && obj.contains_key(k) {
                 continue;
             }
-            let twin = obj.get(&format!("_{k}"));
+            let twin = twin_of(obj, k);
             let value = obj.get(k);
             let code = match self.ty {
                 Ty::Fhir(t) => model().property(t, k).map(|p| p.type_code),
@@ -198,6 +198,18 @@ impl<'a> Node<'a> {
             push_values(value, twin, code, out);
         }
     }
+}
+
+/// The `_name` twin of a property, looked up without allocating.
+fn twin_of<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+    let mut buf = [0u8; 64];
+    let n = name.len();
+    if n >= buf.len() {
+        return obj.get(&format!("_{name}"));
+    }
+    buf[0] = b'_';
+    buf[1..=n].copy_from_slice(name.as_bytes());
+    obj.get(std::str::from_utf8(&buf[..=n]).ok()?)
 }
 
 /// Pushes a JSON property (flattening arrays, pairing `_name` twin entries).
@@ -242,11 +254,11 @@ fn push_values<'a>(
 }
 
 fn str_item<'a>(s: &str) -> Item<'a> {
-    Item::Str(Rc::from(s))
+    Item::Str(Arc::from(s))
 }
 
 impl<'a> Item<'a> {
-    pub fn string(s: impl Into<Rc<str>>) -> Item<'a> {
+    pub fn string(s: impl Into<Arc<str>>) -> Item<'a> {
         Item::Str(s.into())
     }
 
@@ -339,10 +351,10 @@ impl<'a> Item<'a> {
     pub fn type_info(&self) -> Option<Item<'a>> {
         let name = self.type_name();
         if let Some(t) = name.strip_prefix("FHIR.") {
-            return Some(Item::TypeInfo("FHIR", Rc::from(t)));
+            return Some(Item::TypeInfo("FHIR", Arc::from(t)));
         }
         let t = name.strip_prefix("System.")?;
-        Some(Item::TypeInfo("System", Rc::from(t)))
+        Some(Item::TypeInfo("System", Arc::from(t)))
     }
 
     /// Whether the item is of the named type (`is`), by the model's derivation
@@ -399,7 +411,7 @@ fn dec_json(d: Dec) -> Value {
 }
 
 /// A Quantity node's value and unit as a System Quantity (code preferred over unit).
-pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Rc<str>)> {
+pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Arc<str>)> {
     let Ty::Fhir(t) = n.ty else {
         return None;
     };
@@ -413,7 +425,7 @@ pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Rc<str>)> {
         .or_else(|| obj.get("unit"))
         .and_then(Value::as_str)
         .unwrap_or("1");
-    Some((v, Rc::from(unit)))
+    Some((v, Arc::from(unit)))
 }
 
 /// Equality (`=`): `Some(bool)`, or `None` where FHIRPath says empty (dates of

@@ -488,7 +488,7 @@ impl Parser {
                 let unit = self.quantity_unit();
                 if let Some(unit) = unit {
                     let v = Dec::parse(&n).ok_or_else(|| err(t.offset, "invalid number"))?;
-                    return lit(Literal::Quantity(v, unit));
+                    return lit(Literal::Quantity(v, unit.into()));
                 }
                 if n.contains('.') {
                     let v = Dec::parse(&n).ok_or_else(|| err(t.offset, "invalid number"))?;
@@ -500,7 +500,7 @@ impl Parser {
                     }
                 }
             }
-            Tok::Str(s) => lit(Literal::Str(s)),
+            Tok::Str(s) => lit(Literal::Str(s.into())),
             Tok::DateTime(s) => {
                 if let Some(time) = s.strip_prefix('T') {
                     let v = DateTime::parse_time(time)
