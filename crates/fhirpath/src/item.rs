@@ -556,8 +556,10 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
         }
         (Item::Time(x), Item::Time(y)) => x.compare(y, false) == Some(Ordering::Equal),
         (Item::Quantity(va, ua), Item::Quantity(vb, ub)) => {
-            let cal = |u: &str| crate::value::calendar_base(u).map(str::to_string);
-            if cal(ua).is_some() && cal(ua) == cal(ub) {
+            // Calendar durations are equivalent to their UCUM counterparts (`1 year ~
+            // 1 'a'`), though `=` keeps years and months apart.
+            let (ua, ub) = (ucum_of_calendar(ua), ucum_of_calendar(ub));
+            if ua == ub {
                 return va.equivalent(*vb);
             }
             match (canonical(*va, ua), canonical(*vb, ub)) {
@@ -570,6 +572,20 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
             _ => node_eq(x, y),
         },
         _ => equals(&a, &b).unwrap_or(false),
+    }
+}
+
+fn ucum_of_calendar(u: &str) -> &str {
+    match u {
+        "year" | "years" => "a",
+        "month" | "months" => "mo",
+        "week" | "weeks" => "wk",
+        "day" | "days" => "d",
+        "hour" | "hours" => "h",
+        "minute" | "minutes" => "min",
+        "second" | "seconds" => "s",
+        "millisecond" | "milliseconds" => "ms",
+        other => other,
     }
 }
 

@@ -757,3 +757,134 @@ pub(crate) fn ucum_factor(unit: &str) -> Option<(&'static str, Dec)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Dec {
+        Dec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(d("0.1").add(d("0.2")).unwrap().to_string(), "0.3");
+        assert_eq!(d("1.50").to_string(), "1.50");
+        assert_eq!(d("-0.05").to_string(), "-0.05");
+        assert_eq!(d("1e-3").to_string(), "0.001");
+        assert_eq!(d("2.5E2").to_string(), "250");
+        assert_eq!(
+            d("1").div(d("3")).unwrap().to_string(),
+            "0.3333333333333333"
+        );
+        assert_eq!(d("1").div(d("4")).unwrap().to_string(), "0.25");
+        assert!(d("1").div(d("0")).is_none());
+        assert_eq!(d("2.5").round(0).to_string(), "3");
+        assert_eq!(d("-2.5").round(0).to_string(), "-3");
+        assert_eq!(d("-2.5").floor().to_string(), "-3");
+        assert_eq!(d("-2.5").ceiling().to_string(), "-2");
+        assert_eq!(d("-2.5").truncate().to_string(), "-2");
+        assert!(d("1.0").equivalent(d("1.04")));
+        assert!(!d("1.0").equivalent(d("1.1")));
+        assert_eq!(d("1.0").cmp_to(d("1")), Ordering::Equal);
+        assert!(Dec::parse("1.2.3").is_none());
+        assert!(Dec::parse("").is_none());
+        assert!(Dec::parse("-").is_none());
+        assert!(Dec::parse("99999999999999999999999999999999999999999").is_none());
+        let big = Dec { m: i128::MAX, s: 0 };
+        assert!(big.add(d("1")).is_none());
+        assert!(big.mul(d("2")).is_none());
+    }
+
+    #[test]
+    fn dates_parse_with_their_precision() {
+        let x = DateTime::parse_date_time("2012-04-15T10:00:00.123+10:00").unwrap();
+        assert_eq!(x.prec, Prec::Milli);
+        assert_eq!(x.tz, Some(600));
+        assert_eq!(x.fmt_date_time(), "2012-04-15T10:00:00.123+10:00");
+        assert_eq!(DateTime::parse_date("2012-04").unwrap().prec, Prec::Month);
+        assert!(DateTime::parse_date("2012-02-30").is_none());
+        assert!(DateTime::parse_date("2012-13").is_none());
+        assert!(DateTime::parse_date("12-01-01").is_none());
+        assert!(DateTime::parse_time("24:00").is_none());
+        assert_eq!(DateTime::parse_date_time("2012T").unwrap().prec, Prec::Year);
+        assert!(DateTime::parse_date_time("2012-04T10:00").is_none());
+    }
+
+    #[test]
+    fn comparisons_respect_precision_and_zones() {
+        let dt = |s| DateTime::parse_date_time(s).unwrap();
+        assert_eq!(
+            dt("2012-04-15T10:00:00Z").compare(&dt("2012-04-15T20:00:00+10:00"), true),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(dt("2012-04-15").compare(&dt("2012-04"), true), None);
+        assert_eq!(
+            dt("2012-05-15").compare(&dt("2012-04"), true),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            dt("2012-04-15T10:00:00Z").compare(&dt("2012-04-15T10:00:00"), true),
+            None
+        );
+        assert_eq!(
+            dt("2012-04-15T10:00:00").compare(&dt("2012-04-15T10:00:00.000"), true),
+            Some(Ordering::Equal)
+        );
+    }
+
+    #[test]
+    fn calendar_arithmetic() {
+        let date = |s| DateTime::parse_date(s).unwrap();
+        let one = Dec::from_int(1);
+        assert_eq!(
+            date("2012-01-31")
+                .add(one, "month", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2012-02-29"
+        );
+        assert_eq!(
+            date("2012-02-29")
+                .add(one, "year", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2013-02-28"
+        );
+        assert_eq!(
+            date("2012-12-31")
+                .add(one, "day", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2013-01-01"
+        );
+        assert_eq!(
+            date("2012-01-01")
+                .add(Dec::from_int(-1), "week", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2011-12-25"
+        );
+        // Less precise than the unit: whole units of its own precision.
+        assert_eq!(
+            date("2012")
+                .add(Dec::from_int(400), "day", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2013"
+        );
+        assert!(date("2012-01-01").add(one, "a", true).is_none());
+        assert!(date("9999-12-31").add(one, "day", true).is_none());
+        let t = DateTime::parse_time("23:30").unwrap();
+        assert_eq!(t.add(one, "hour", false).unwrap().fmt_time(), "00:30");
+    }
+
+    #[test]
+    fn unit_conversions() {
+        assert_eq!(ucum_factor("mg").unwrap().0, "g");
+        assert_eq!(ucum_factor("kg").unwrap().1.to_string(), "1000");
+        assert_eq!(ucum_factor("min").unwrap().1.to_string(), "60");
+        assert!(ucum_factor("a").is_none());
+        assert!(ucum_factor("xg").is_none());
+    }
+}
