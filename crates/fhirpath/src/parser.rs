@@ -129,6 +129,21 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("timezoneOffsetOf", "it is not part of FHIRPath N1 (R4)"),
     ("dateOf", "it is not part of FHIRPath N1 (R4)"),
     ("timeOf", "it is not part of FHIRPath N1 (R4)"),
+    ("lastIndexOf", "it is not part of FHIRPath N1 (R4)"),
+    ("coalesce", "it is not part of FHIRPath N1 (R4)"),
+    ("repeatAll", "it is not part of FHIRPath N1 (R4)"),
+    ("sum", "it is not part of FHIRPath N1 (R4)"),
+    ("min", "it is not part of FHIRPath N1 (R4)"),
+    ("max", "it is not part of FHIRPath N1 (R4)"),
+    ("avg", "it is not part of FHIRPath N1 (R4)"),
+    ("duration", "it is not part of FHIRPath N1 (R4)"),
+    ("difference", "it is not part of FHIRPath N1 (R4)"),
+    ("toLong", "it is not part of FHIRPath N1 (R4)"),
+    ("convertsToLong", "it is not part of FHIRPath N1 (R4)"),
+    ("pathname", "it is not part of FHIRPath N1 (R4)"),
+    ("hasTemplateIdOf", "it is for CDA documents, not FHIR R4"),
+    ("getReferenceKey", "it is not part of FHIR R4"),
+    ("getResourceKey", "it is not part of FHIR R4"),
 ];
 
 struct Parser {
