@@ -132,8 +132,10 @@ impl<'a> Env<'a> {
                 };
                 Ok(match quantity_item(v.sys()) {
                     Item::Int(i) => i.checked_neg().map(Item::Int).into_iter().collect(),
-                    Item::Dec(d) => vec![Item::Dec(Dec { m: -d.m, s: d.s })],
-                    Item::Quantity(d, u) => vec![Item::Quantity(Dec { m: -d.m, s: d.s }, u)],
+                    Item::Dec(d) => d.neg().map(Item::Dec).into_iter().collect(),
+                    Item::Quantity(d, u) => {
+                        d.neg().map(|d| Item::Quantity(d, u)).into_iter().collect()
+                    }
                     other => {
                         return fail(format!("cannot negate a {}", other.type_name()));
                     }
@@ -536,10 +538,8 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             Item::Date(d) | Item::DateTime(d) | Item::Time(d),
             Item::Quantity(v, u),
         ) => {
-            let v = if op == BinOp::Sub {
-                Dec { m: -v.m, s: v.s }
-            } else {
-                *v
+            let Some(v) = (if op == BinOp::Sub { v.neg() } else { Some(*v) }) else {
+                return Ok(Vec::new());
             };
             if crate::value::calendar_base(u).is_none() {
                 return fail(format!(

@@ -545,17 +545,8 @@ impl<'a> Env<'a> {
         let f64_out = |f: f64| dec_out(Dec::from_f64(f));
         match (name, &v) {
             ("abs", Item::Int(i)) => opt(i.checked_abs().map(Item::Int)),
-            ("abs", Item::Dec(d)) => one(Item::Dec(Dec {
-                m: d.m.abs(),
-                s: d.s,
-            })),
-            ("abs", Item::Quantity(d, u)) => one(Item::Quantity(
-                Dec {
-                    m: d.m.abs(),
-                    s: d.s,
-                },
-                u.clone(),
-            )),
+            ("abs", Item::Dec(d)) => opt(d.abs().map(Item::Dec)),
+            ("abs", Item::Quantity(d, u)) => opt(d.abs().map(|d| Item::Quantity(d, u.clone()))),
             ("ceiling" | "floor" | "truncate", _) if num.is_some() => {
                 let d = num.unwrap_or(Dec::from_int(0));
                 let r = match name {

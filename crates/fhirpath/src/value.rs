@@ -88,12 +88,10 @@ impl Dec {
             return Dec { m: 0, s: places };
         };
         let q = self.m / p;
-        let r = self.m % p;
-        let q = if r.abs() * 2 >= p {
-            q + self.m.signum()
-        } else {
-            q
-        };
+        let r = (self.m % p).unsigned_abs();
+        let p = p.unsigned_abs();
+        // r >= p / 2, without overflowing.
+        let q = if r >= p - r { q + self.m.signum() } else { q };
         Dec { m: q, s: places }
     }
 
@@ -159,7 +157,21 @@ impl Dec {
     }
 
     pub fn sub(self, o: Dec) -> Option<Dec> {
-        self.add(Dec { m: -o.m, s: o.s })
+        self.add(o.neg()?)
+    }
+
+    pub fn neg(self) -> Option<Dec> {
+        Some(Dec {
+            m: self.m.checked_neg()?,
+            s: self.s,
+        })
+    }
+
+    pub fn abs(self) -> Option<Dec> {
+        Some(Dec {
+            m: self.m.checked_abs()?,
+            s: self.s,
+        })
     }
 
     pub fn mul(self, o: Dec) -> Option<Dec> {
@@ -192,9 +204,9 @@ impl Dec {
                 o.m.checked_mul(pow10(u32::try_from(-shift).ok()?)?)?,
             )
         };
-        let q = num / den;
-        let r = num % den;
-        let q = if r.abs() * 2 >= den.abs() {
+        let q = num.checked_div(den)?;
+        let r = num.checked_rem(den)?.unsigned_abs();
+        let q = if r >= den.unsigned_abs() - r {
             q + if (num < 0) == (den < 0) { 1 } else { -1 }
         } else {
             q
@@ -618,7 +630,8 @@ impl DateTime {
                 } else {
                     months
                 };
-                let total = i64::from(d.year) * 12 + i64::from(d.month) - 1 + months;
+                let total =
+                    (i64::from(d.year) * 12 + i64::from(d.month) - 1).checked_add(months)?;
                 d.year = i32::try_from(total.div_euclid(12)).ok()?;
                 d.month = u32::try_from(total.rem_euclid(12) + 1).ok()?;
                 if !(1..=9999).contains(&d.year) {

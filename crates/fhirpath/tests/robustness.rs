@@ -207,6 +207,31 @@ proptest! {
     }
 
     #[test]
+    fn arithmetic_never_panics(
+        a in prop_oneof![any::<i64>().prop_map(|i| i.to_string()), "[0-9]{1,38}(\\.[0-9]{1,30})?", Just("9223372036854775807".to_string())],
+        b in prop_oneof![any::<i64>().prop_map(|i| i.to_string()), "[0-9]{1,38}(\\.[0-9]{1,30})?", Just("0".to_string())],
+        op in prop::sample::select(&["+", "-", "*", "/", "div", "mod", "<", "=", "~"][..]),
+        unit in prop::sample::select(&["", " 'mg'", " 'g'", " days", " 'wk'"][..]),
+        f in prop::sample::select(&["abs()", "round(3)", "sqrt()", "ln()", "exp()", "power(3)", "floor()", "ceiling()", "truncate()", "toString()", "log(10)"][..]),
+    ) {
+        let p = json!({"resourceType": "Patient"});
+        let input = Input::new(&p);
+        for src in [
+            format!("{a}{unit} {op} {b}{unit}"),
+            format!("-({a}) {op} -({b})"),
+            format!("({a}).{f}"),
+            format!("@2012-01-01 + {a} days"),
+            format!("@2012-01-01T10:00:00Z - {b} 'ms'"),
+            format!("@T10:00 + {a} hours"),
+            format!("@2012 + {b} months"),
+        ] {
+            if let Ok(e) = Expression::parse(&src) {
+                let _ = e.evaluate(&input, &Variables::default());
+            }
+        }
+    }
+
+    #[test]
     fn evaluation_never_panics_on_json(v in arbitrary_json()) {
         let input = Input::new(&v);
         for src in EXPRESSIONS {
