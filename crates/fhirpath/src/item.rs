@@ -144,10 +144,19 @@ impl<'a> Node<'a> {
             }
             Some(e) => {
                 let mut code = e.types.first().map_or("", |t| t.code);
-                // A resource's id is an `id` (the definitions say System.String with
-                // the FHIR type `id` as an extension).
-                if name == "id" && m.type_def(t).is_some_and(|d| d.kind == Kind::Resource) {
-                    code = "id";
+                // The definitions type these System.String, with their FHIR type in
+                // an extension: a resource's id is an `id`, an element's id a
+                // `string`, an extension's url a `uri`.
+                if code == "System.String" {
+                    if name == "id" {
+                        code = if m.type_def(t).is_some_and(|d| d.kind == Kind::Resource) {
+                            "id"
+                        } else {
+                            "string"
+                        };
+                    } else if name == "url" && t == "Extension" {
+                        code = "uri";
+                    }
                 }
                 let twin = twin_of(obj, name);
                 push_values(obj.get(name), twin, Some(code), out);

@@ -64,14 +64,20 @@ pub struct Input<'a> {
 }
 
 /// `%name` variables: scenario variables and captures, as JSON values (a string is
-/// a FHIRPath String, a number a Decimal or Integer, an array a collection, an
-/// object an untyped element).
+/// a FHIRPath String — never parsed as a date —, an integer number an Integer,
+/// another number a Decimal, a boolean a Boolean, an array a collection, an object
+/// with `resourceType` a resource typed by it, another object an untyped element,
+/// `null` empty). A name used by the expression but missing here is an
+/// [`EvalError`] ("unknown variable %x"); `resource`, `context`, `rootResource`,
+/// `ucum`, `sct`, `loinc`, `vs-*` and `ext-*` are built in (a value given here for
+/// `vs-*`/`ext-*` wins).
 #[derive(Debug, Clone, Default)]
 pub struct Variables {
     pub values: BTreeMap<String, serde_json::Value>,
 }
 
-/// The result of an evaluation: an ordered collection.
+/// The result of an evaluation: an ordered collection of items, each kept as JSON
+/// with its FHIRPath type name (owned: it does not borrow the input).
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     items: Vec<serde_json::Value>,
@@ -162,6 +168,8 @@ impl<'a> Input<'a> {
 impl Collection {
     /// Each item as JSON: primitives as their JSON value (dates and times as their
     /// string, a Quantity as `{value, unit}`), elements and resources as they are.
+    /// A primitive that has only its `_name` twin (an extension and no value) is
+    /// `null`; `type()` results are `{namespace, name}`.
     pub fn to_json(&self) -> Vec<serde_json::Value> {
         self.items.clone()
     }
