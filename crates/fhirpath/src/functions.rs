@@ -515,6 +515,35 @@ impl<'a> Env<'a> {
                     other.type_name()
                 ));
             }
+            ("lowBoundary" | "highBoundary", _) => {
+                let high = name == "highBoundary";
+                let digits = int_arg(&arg(0)?, name)?;
+                return opt(match &v {
+                    Item::Int(_) | Item::Dec(_) | Item::Quantity(..) => {
+                        let (n, unit) = match &v {
+                            Item::Quantity(n, u) => (*n, Some(u.clone())),
+                            other => (crate::item::num(other).unwrap_or(Dec::from_int(0)), None),
+                        };
+                        let places = digits.unwrap_or(8);
+                        if !(0..=28).contains(&places) {
+                            return Ok(Vec::new());
+                        }
+                        let places = u32::try_from(places).unwrap_or(8);
+                        n.boundary(places, high).map(|b| match unit {
+                            Some(u) => Item::Quantity(b, u),
+                            None => Item::Dec(b),
+                        })
+                    }
+                    Item::Date(d) => d.boundary(digits.unwrap_or(8), high, 'D').map(Item::Date),
+                    Item::DateTime(d) => d
+                        .boundary(digits.unwrap_or(17), high, 'T')
+                        .map(Item::DateTime),
+                    Item::Time(d) => d.boundary(digits.unwrap_or(9), high, 't').map(Item::Time),
+                    other => {
+                        return fail(format!("{name}() is not defined for {}", other.type_name()));
+                    }
+                });
+            }
             ("comparable", Item::Quantity(_, u)) => {
                 let o = arg(0)?;
                 let Some(o) = singleton(&o, &"the argument of comparable()")? else {

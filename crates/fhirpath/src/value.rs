@@ -239,6 +239,31 @@ impl Dec {
         self.round(p).cmp_to(o.round(p)) == Ordering::Equal
     }
 
+    /// The bounds of the interval the value stands for (`1.587` is anything in
+    /// [1.5865, 1.5875]), floored (`high` false) or ceiled to `places`.
+    pub fn boundary(self, places: u32, high: bool) -> Option<Dec> {
+        let half = Dec {
+            m: 5,
+            s: self.s + 1,
+        };
+        let bound = if high {
+            self.add(half)?
+        } else {
+            self.sub(half)?
+        };
+        if bound.s <= places {
+            return bound.rescale(places);
+        }
+        let p = pow10(bound.s - places)?;
+        let q = bound.m.div_euclid(p);
+        let q = if high && bound.m.rem_euclid(p) != 0 {
+            q + 1
+        } else {
+            q
+        };
+        Some(Dec { m: q, s: places })
+    }
+
     pub fn is_zero(self) -> bool {
         self.m == 0
     }
@@ -306,7 +331,7 @@ fn num(s: &str, len: usize) -> Option<u32> {
     }
 }
 
-fn days_in_month(y: i32, m: u32) -> u32 {
+pub(crate) fn days_in_month(y: i32, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -608,6 +633,61 @@ impl DateTime {
         }
     }
 
+    /// The earliest (`high` false) or latest value the date/time stands for, to a
+    /// precision given in digits (`4` year ... `17` milliseconds for dates and
+    /// date-times, `2` ... `9` for times); `None` for a precision the kind has not.
+    /// A date-time without a zone gets the widest one (+14:00 low, -12:00 high).
+    pub fn boundary(&self, digits: i64, high: bool, kind: char) -> Option<DateTime> {
+        let target = match (kind, digits) {
+            ('D' | 'T', 4) => Prec::Year,
+            ('D' | 'T', 6) => Prec::Month,
+            ('D' | 'T', 8) => Prec::Day,
+            ('T', 10) | ('t', 2) => Prec::Hour,
+            ('T', 12) | ('t', 4) => Prec::Minute,
+            ('T', 14) | ('t', 6) => Prec::Second,
+            ('T', 17) | ('t', 9) => Prec::Milli,
+            _ => return None,
+        };
+        let mut r = *self;
+        // `T08` stands for 08:00.
+        if r.prec == Prec::Hour {
+            r.minute = 0;
+            r.prec = Prec::Minute;
+        }
+        if r.prec < Prec::Month {
+            r.month = if high { 12 } else { 1 };
+        }
+        if r.prec < Prec::Day {
+            r.day = if high {
+                days_in_month(r.year, r.month)
+            } else {
+                1
+            };
+        }
+        if r.prec < Prec::Hour {
+            r.hour = if high { 23 } else { 0 };
+        }
+        if r.prec < Prec::Minute {
+            r.minute = if high { 59 } else { 0 };
+        }
+        if r.prec < Prec::Second {
+            r.second = if high { 59 } else { 0 };
+        }
+        if r.prec < Prec::Milli {
+            r.milli = if high { 999 } else { 0 };
+        }
+        r.prec = target;
+        r.frac_digits = 3;
+        if kind == 'T' {
+            if target >= Prec::Hour {
+                r.tz = r.tz.or(Some(if high { -720 } else { 840 }));
+            } else {
+                r.tz = None;
+            }
+        }
+        Some(r)
+    }
+
     /// Adds `amount` of a calendar unit (`year`, `month`, `week`, `day`, `hour`,
     /// `minute`, `second`, `millisecond`); `with_date` false for a time.
     pub fn add(&self, amount: Dec, unit: &str, with_date: bool) -> Option<DateTime> {
@@ -890,6 +970,29 @@ mod tests {
         assert!(date("9999-12-31").add(one, "day", true).is_none());
         let t = DateTime::parse_time("23:30").unwrap();
         assert_eq!(t.add(one, "hour", false).unwrap().fmt_time(), "00:30");
+    }
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(d("1.587").boundary(2, false).unwrap().to_string(), "1.58");
+        assert_eq!(d("1.587").boundary(2, true).unwrap().to_string(), "1.59");
+        assert_eq!(d("-1.587").boundary(2, false).unwrap().to_string(), "-1.59");
+        assert_eq!(
+            d("1.587").boundary(8, false).unwrap().to_string(),
+            "1.58650000"
+        );
+        assert_eq!(d("1").boundary(0, true).unwrap().to_string(), "2");
+        let dt = DateTime::parse_date_time("2014-01-01T08").unwrap();
+        assert_eq!(
+            dt.boundary(17, true, 'T').unwrap().fmt_date_time(),
+            "2014-01-01T08:00:59.999-12:00"
+        );
+        let date = DateTime::parse_date("2014-02").unwrap();
+        assert_eq!(
+            date.boundary(8, true, 'D').unwrap().fmt_date_only(),
+            "2014-02-28"
+        );
+        assert!(date.boundary(10, true, 'D').is_none());
     }
 
     #[test]
