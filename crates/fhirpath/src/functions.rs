@@ -100,12 +100,25 @@ impl<'a> Env<'a> {
             }
             "repeat" => {
                 let mut out: Items<'a> = Vec::new();
+                // Nodes seen, by identity; System values are compared by value.
+                let mut seen = std::collections::HashSet::new();
+                let mut values: Items<'a> = Vec::new();
                 let mut queue = input;
                 while !queue.is_empty() {
                     let mut next = Vec::new();
                     for (i, item) in queue.iter().enumerate() {
                         for r in self.lambda(&args[0], item, i, scope)? {
-                            if !out.iter().any(|o| same_item(o, &r)) {
+                            let new = match &r {
+                                Item::Node(n) => seen.insert(node_key(n)),
+                                other => {
+                                    let new = !contains_item(&values, other);
+                                    if new {
+                                        values.push(other.clone());
+                                    }
+                                    new
+                                }
+                            };
+                            if new {
                                 out.push(r.clone());
                                 next.push(r);
                             }
@@ -796,21 +809,10 @@ impl<'a> Env<'a> {
     }
 }
 
-/// The same node of the input (by identity), or equal System values: what
-/// `repeat()` has seen already.
-fn same_item(a: &Item<'_>, b: &Item<'_>) -> bool {
-    match (a, b) {
-        (Item::Node(x), Item::Node(y)) => {
-            let same = |p: Option<&Value>, q: Option<&Value>| match (p, q) {
-                (Some(p), Some(q)) => std::ptr::eq(p, q),
-                (None, None) => true,
-                _ => false,
-            };
-            same(x.value, y.value) && same(x.twin, y.twin)
-        }
-        (Item::Node(_), _) | (_, Item::Node(_)) => false,
-        _ => crate::item::equals(a, b) == Some(true),
-    }
+/// A node's identity: the addresses of its value and twin in the input.
+fn node_key(n: &Node<'_>) -> (usize, usize) {
+    let addr = |v: Option<&Value>| v.map_or(0, |v| std::ptr::from_ref(v) as usize);
+    (addr(n.value), addr(n.twin))
 }
 
 fn has_value(i: &Item<'_>) -> bool {
