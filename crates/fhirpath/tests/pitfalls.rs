@@ -444,3 +444,27 @@ fn expressions_are_shareable() {
         }
     });
 }
+
+#[test]
+fn html_checks_accept_the_narratives_of_the_r4_examples() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if v.pointer("/text/div").is_none() {
+            continue;
+        }
+        assert_eq!(
+            values("text.div.htmlChecks()", &v),
+            [json!(true)],
+            "{}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
+}
