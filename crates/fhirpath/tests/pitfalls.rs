@@ -324,8 +324,13 @@ fn environment_variables() {
 #[test]
 fn several_items_where_one_is_expected_is_an_error() {
     let p = patient();
-    let err = eval("name.given.matches('^P')", &p).unwrap_err();
-    assert!(err.message.contains("matches()"), "{}", err.message);
+    // Two strings (Peter, James): an error, not "some match" or "the first matches".
+    let err = eval("name.first().given.matches('^P')", &p).unwrap_err();
+    assert_eq!(
+        err.message,
+        "the input of matches() must be a single value, but the collection has 2 items"
+    );
+    assert!(eval("name.given.matches('^P')", &p).is_err());
     assert!(eval("name.given.single()", &p).is_err());
     assert!(eval("name.given + 'x'", &p).is_err());
     assert!(eval("name.given < 'x'", &p).is_err());
@@ -467,4 +472,42 @@ fn html_checks_accept_the_narratives_of_the_r4_examples() {
         checked += 1;
     }
     assert!(checked >= 5, "{checked}");
+}
+
+#[test]
+fn nested_resources_are_typed_by_their_resource_type() {
+    let params = json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "p", "resource": {"resourceType": "Patient", "birthDate": "2000-01-01"}},
+            {"name": "n", "valueInteger": 3},
+            {"name": "s", "valueString": "x", "_valueString": {"extension": [{"url": "u", "valueCode": "c"}]}}
+        ]
+    });
+    assert_eq!(types("parameter.resource", &params), ["FHIR.Patient"]);
+    assert_eq!(
+        values("parameter.resource.birthDate is date", &params),
+        [json!(true)]
+    );
+    assert_eq!(
+        types("parameter.value", &params),
+        ["FHIR.integer", "FHIR.string"]
+    );
+    assert_eq!(
+        values("parameter.value.extension('u').value", &params),
+        [json!("c")]
+    );
+    let contained = json!({
+        "resourceType": "Patient",
+        "contained": [{"resourceType": "Practitioner", "id": "d", "active": true}, {"id": "x"}]
+    });
+    assert_eq!(
+        types("contained", &contained),
+        ["FHIR.Practitioner", "Untyped"]
+    );
+    assert_eq!(
+        values("contained.ofType(Practitioner).active", &contained),
+        [json!(true)]
+    );
+    assert_eq!(types("contained.active", &contained), ["FHIR.boolean"]);
 }
