@@ -368,8 +368,66 @@ pub(crate) fn contains_item(c: &[Item<'_>], x: &Item<'_>) -> bool {
     c.iter().any(|y| equals(y, x) == Some(true))
 }
 
+/// A hashable stand-in for items whose equality is plain: strings (not dates),
+/// Integers, Booleans.
+#[derive(Hash, PartialEq, Eq)]
+enum Key<'i> {
+    S(&'i str),
+    I(i64),
+    B(bool),
+}
+
+fn key<'i>(i: &'i Item<'_>) -> Option<Key<'i>> {
+    if let Some(s) = crate::item::plain_str(i) {
+        return Some(Key::S(s));
+    }
+    match i {
+        Item::Int(n) => Some(Key::I(*n)),
+        Item::Bool(b) => Some(Key::B(*b)),
+        _ => None,
+    }
+}
+
+/// Membership in a collection: hashed when every item has a plain key, by
+/// equality otherwise (so large collections of strings are not quadratic).
+pub(crate) struct Members<'c, 'a> {
+    items: &'c [Item<'a>],
+    keys: Option<std::collections::HashSet<Key<'c>>>,
+}
+
+impl<'c, 'a> Members<'c, 'a> {
+    pub fn new(items: &'c [Item<'a>]) -> Members<'c, 'a> {
+        let keys = if items.len() > 8 {
+            items.iter().map(key).collect::<Option<_>>()
+        } else {
+            None
+        };
+        Members { items, keys }
+    }
+
+    pub fn contains(&self, x: &Item<'_>) -> bool {
+        match (&self.keys, key(x)) {
+            (Some(keys), Some(k)) => keys.contains(&k),
+            _ => contains_item(self.items, x),
+        }
+    }
+}
+
 /// Items without repeats (by equality), first occurrence kept.
 pub(crate) fn distinct<'a>(c: Items<'a>) -> Items<'a> {
+    if c.len() > 8 && c.iter().all(|i| key(i).is_some()) {
+        let mut seen = std::collections::HashSet::with_capacity(c.len());
+        let keep: Vec<bool> = c
+            .iter()
+            .map(|i| key(i).is_some_and(|k| seen.insert(k)))
+            .collect();
+        drop(seen);
+        return c
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(i, k)| k.then_some(i))
+            .collect();
+    }
     let mut out: Items<'a> = Vec::with_capacity(c.len());
     for i in c {
         if !contains_item(&out, &i) {

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::ast::{Expr, TypeSpec};
 use crate::eval::{
-    Env, Items, Res, Scope, as_type, contains_item, distinct, fail, is_type, singleton, to_bool,
+    Env, Items, Members, Res, Scope, as_type, contains_item, distinct, fail, is_type, singleton,
+    to_bool,
 };
 use crate::item::{Item, Node, Ty, quantity_item};
 use crate::value::{DateTime, Dec, Prec};
@@ -76,11 +77,13 @@ impl<'a> Env<'a> {
             }
             "subsetOf" => {
                 let other = arg(0)?;
-                b(input.iter().all(|i| contains_item(&other, i)))
+                let m = Members::new(&other);
+                b(input.iter().all(|i| m.contains(i)))
             }
             "supersetOf" => {
                 let other = arg(0)?;
-                b(other.iter().all(|i| contains_item(&input, i)))
+                let m = Members::new(&input);
+                b(other.iter().all(|i| m.contains(i)))
             }
             "count" => Ok(vec![Item::Int(
                 i64::try_from(input.len()).unwrap_or(i64::MAX),
@@ -173,19 +176,15 @@ impl<'a> Env<'a> {
             }
             "intersect" => {
                 let other = arg(0)?;
+                let m = Members::new(&other);
                 Ok(distinct(
-                    input
-                        .into_iter()
-                        .filter(|i| contains_item(&other, i))
-                        .collect(),
+                    input.into_iter().filter(|i| m.contains(i)).collect(),
                 ))
             }
             "exclude" => {
                 let other = arg(0)?;
-                Ok(input
-                    .into_iter()
-                    .filter(|i| !contains_item(&other, i))
-                    .collect())
+                let m = Members::new(&other);
+                Ok(input.into_iter().filter(|i| !m.contains(i)).collect())
             }
             "union" => {
                 let mut all = input;

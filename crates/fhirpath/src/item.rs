@@ -470,7 +470,7 @@ pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
 
 /// The text of a String item or of a string-valued primitive node whose type is
 /// not a date or time (whose equality is not textual).
-fn plain_str<'i>(i: &'i Item<'_>) -> Option<&'i str> {
+pub(crate) fn plain_str<'i>(i: &'i Item<'_>) -> Option<&'i str> {
     match i {
         Item::Str(s) => Some(s),
         Item::Node(n) => {

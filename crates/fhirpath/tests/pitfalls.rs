@@ -113,6 +113,33 @@ fn set_operations_compare_complex_values_deeply() {
     assert_eq!(values("name.first() = name.first()", &p), [json!(true)]);
     assert_eq!(values("name.first() = name.last()", &p), [json!(false)]);
     assert_eq!(values("name.isDistinct()", &p), [json!(true)]);
+    // Larger collections take the hashed path: same answers.
+    let many = "(1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 1.0 | 2.0)";
+    assert_eq!(values(&format!("{many}.count()"), &p), [json!(10)]);
+    let strings = "('a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j')";
+    assert_eq!(
+        values(
+            &format!("{strings}.combine({strings}).distinct().count()"),
+            &p
+        ),
+        [json!(10)]
+    );
+    assert_eq!(
+        values(&format!("{strings}.intersect('c' | 'z')"), &p),
+        [json!("c")]
+    );
+    assert_eq!(
+        values(&format!("{strings}.exclude({strings}).empty()"), &p),
+        [json!(true)]
+    );
+    assert_eq!(
+        values(&format!("{many}.intersect(2.0 | 3)"), &p),
+        [json!(2), json!(3)]
+    );
+    assert_eq!(
+        values(&format!("{strings}.supersetOf('a' | 'j')"), &p),
+        [json!(true)]
+    );
 }
 
 #[test]
