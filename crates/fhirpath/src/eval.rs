@@ -616,9 +616,22 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             let (Item::Quantity(a, ua), Item::Quantity(b, ub)) = (x, y) else {
                 return Ok(Vec::new());
             };
-            if ua != ub {
-                return Ok(Vec::new());
-            }
+            // Different units: the right side in the left's unit, where they convert
+            // (`1 'kg' + 1 'g'` is 1.001 'kg'); otherwise empty.
+            let b = if ua == ub {
+                *b
+            } else {
+                match (crate::value::ucum_factor(ua), crate::value::ucum_factor(ub)) {
+                    (Some((ba, fa)), Some((bb, fb))) if ba == bb => {
+                        match b.mul(fb).and_then(|v| v.div(fa)) {
+                            Some(v) => v,
+                            None => return Ok(Vec::new()),
+                        }
+                    }
+                    _ => return Ok(Vec::new()),
+                }
+            };
+            let b = &b;
             let r = if op == BinOp::Add {
                 a.add(*b)
             } else {
