@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 mod ast;
+mod check;
 mod codec;
 mod eval;
 mod functions;
@@ -93,6 +94,16 @@ impl Expression {
             source: source.to_string(),
             tree: Arc::new(tree),
         })
+    }
+
+    /// Names in the expression's paths that no instance of the R4 types reached
+    /// there can have, for a resource of type `resource_type` (or whatever type
+    /// the path names, when `None`): "`birth` is not an element of Patient (did
+    /// you mean `birthDate`?)". Evaluation still navigates such names (they are
+    /// empty on valid R4, and JSON that is not R4 may have them), so these are
+    /// warnings: an assertion like `birth.empty()` would otherwise pass unnoticed.
+    pub fn model_warnings(&self, resource_type: Option<&str>) -> Vec<String> {
+        check::check(&self.tree, resource_type)
     }
 
     pub fn source(&self) -> &str {

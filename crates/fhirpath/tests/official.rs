@@ -308,3 +308,27 @@ fn official_fhirpath_r4_suite() {
         unexpected.join("\n")
     );
 }
+
+/// `model_warnings` on the suite's valid expressions, with each input's resource
+/// type: the only warnings are for the tests that are about wrong names.
+#[test]
+fn model_warnings_on_the_suite() {
+    let xml = std::fs::read_to_string(data("tests-fhir-r4.xml")).expect("suite");
+    let mut warned = Vec::new();
+    for c in parse_suite(&xml) {
+        let Ok(expr) = Expression::parse(&c.expression) else {
+            continue;
+        };
+        let root = input_for(&c.input);
+        let rt = root.get("resourceType").and_then(|v| v.as_str());
+        for w in expr.model_warnings(rt) {
+            warned.push(format!("{}: {w}", c.name));
+        }
+    }
+    let expected = [
+        "testSimpleFail: `given1` is not an element of HumanName (did you mean `given`?)",
+        "testSimpleWithWrongContext: `Encounter` does not match the type of the context (Patient)",
+        "testPolymorphismAsB: `unit` is not an element of Period",
+    ];
+    assert_eq!(warned, expected);
+}

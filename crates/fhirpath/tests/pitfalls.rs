@@ -541,3 +541,58 @@ fn nested_resources_are_typed_by_their_resource_type() {
     );
     assert_eq!(types("contained.active", &contained), ["FHIR.boolean"]);
 }
+
+#[test]
+fn model_warnings_catch_names_no_instance_can_have() {
+    let w = |src: &str, root: Option<&str>| Expression::parse(src).unwrap().model_warnings(root);
+    assert_eq!(
+        w("birth.empty()", Some("Patient")),
+        ["`birth` is not an element of Patient (did you mean `birthDate`?)"]
+    );
+    assert_eq!(
+        w("name.given1", Some("Patient")),
+        ["`given1` is not an element of HumanName (did you mean `given`?)"]
+    );
+    assert_eq!(
+        w("Patient.name.where(famly = 'x')", None),
+        ["`famly` is not an element of HumanName (did you mean `family`?)"]
+    );
+    assert_eq!(
+        w("Encounter.status", Some("Patient")),
+        ["`Encounter` does not match the type of the context (Patient)"]
+    );
+    assert_eq!(
+        w("setup.action.assert.respons.exists()", Some("TestScript")).len(),
+        1
+    );
+    for ok in [
+        "name.given.first()",
+        "birthDate.extension.value",
+        "value.ofType(Quantity).unit",
+        "valueQuantity.unit",
+        "contained.ofType(Organization).name",
+        "name.select(given.first() & family)",
+        "Bundle.entry.resource.ofType(Patient).birthDate",
+        "%resource.id",
+        "managingOrganization.resolve().name",
+        "contact.name.family",
+        "text.div.htmlChecks()",
+    ] {
+        let root = if ok.starts_with("value") {
+            "Observation"
+        } else {
+            "Patient"
+        };
+        let root = if ok.starts_with("Bundle") {
+            None
+        } else {
+            Some(root)
+        };
+        assert!(w(ok, root).is_empty(), "{ok}: {:?}", w(ok, root));
+    }
+    assert!(
+        w("entry.resource.foo", Some("Bundle")).is_empty(),
+        "any resource: unknown"
+    );
+    assert_eq!(w("entry.resourc", Some("Bundle")).len(), 1);
+}
