@@ -201,6 +201,8 @@ proptest! {
     fn parser_never_panics_on_token_soup(parts in prop::collection::vec(prop::sample::select(TOKENS), 0..24)) {
         let src: String = parts.concat();
         if let Ok(e) = Expression::parse(&src) {
+            let _ = e.model_warnings(Some("Patient"));
+            let _ = e.model_warnings(None);
             let p = json!({"resourceType": "Patient", "name": [{"given": ["a", "b"]}], "birthDate": "2000-01-01"});
             let _ = e.evaluate(&Input::new(&p), &Variables::default());
         }
