@@ -652,14 +652,38 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             };
             some(a.mul(*b).map(|r| Item::Quantity(r, u.clone())))
         }
+        (BinOp::Mul | BinOp::Div, Item::Quantity(a, ua), Item::Quantity(b, ub))
+            if ua != ub
+                && let (Some((ba, fa)), Some((bb, fb))) =
+                    (crate::value::ucum_factor(ua), crate::value::ucum_factor(ub))
+                && ba == bb =>
+        {
+            // The same dimension in different units (`2 'cm' * 2 'm'`): in the base
+            // unit, squared (`0.04 'm2'`) or cancelled (a ratio in '1').
+            let (Some(a), Some(b)) = (a.mul(fa), b.mul(fb)) else {
+                return Ok(Vec::new());
+            };
+            let (r, unit) = if op == BinOp::Mul {
+                (a.mul(b), format!("{ba}2"))
+            } else {
+                (a.div(b), "1".to_string())
+            };
+            some(r.map(|r| Item::Quantity(r, Arc::from(unit.as_str()))))
+        }
         (BinOp::Mul | BinOp::Div, Item::Quantity(a, ua), Item::Quantity(b, ub)) => {
             let r = if op == BinOp::Mul {
                 a.mul(*b)
             } else {
                 a.div(*b)
             };
+            let simple = |u: &str| {
+                u.chars()
+                    .all(|c| c.is_ascii_alphabetic() || c == '[' || c == ']' || c == '_')
+            };
             let unit = if op == BinOp::Div && ua == ub {
                 "1".to_string()
+            } else if op == BinOp::Mul && ua == ub && simple(ua) {
+                format!("{ua}2")
             } else if ua.as_ref() == "1" {
                 ub.to_string()
             } else if ub.as_ref() == "1" {
