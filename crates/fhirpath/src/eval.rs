@@ -295,6 +295,7 @@ pub(crate) fn json_items<'a>(v: &'a Value, out: &mut Items<'a>) {
                 value: Some(other),
                 twin: None,
                 ty: Ty::Untyped,
+                container: None,
             })
             .sys(),
         ),

@@ -325,6 +325,10 @@ impl<'a> Env<'a> {
             "resolve" => {
                 let mut out = Vec::new();
                 for i in &input {
+                    let container = match i {
+                        Item::Node(n) => n.container,
+                        _ => None,
+                    };
                     let reference = match i {
                         Item::Node(n) => match n.value {
                             Some(Value::Object(o)) => o.get("reference").and_then(Value::as_str),
@@ -342,8 +346,10 @@ impl<'a> Env<'a> {
                         }
                         _ => continue,
                     };
-                    if let Some(v) = self.input.resolve(reference) {
-                        out.push(Item::Node(Node::resource(v)));
+                    if let Some((v, container)) = self.input.resolve(reference, container) {
+                        let mut n = Node::resource(v);
+                        n.container = container;
+                        out.push(Item::Node(n));
                     }
                 }
                 Ok(out)

@@ -26,6 +26,17 @@ pub(crate) struct Node<'a> {
     pub value: Option<&'a Value>,
     pub twin: Option<&'a Value>,
     pub ty: Ty,
+    /// The resource `#id` references inside this node resolve against: the
+    /// nearest enclosing resource that is not itself contained.
+    pub container: Option<&'a Value>,
+}
+
+/// Where the children of a node are: the parent's container, and whether the
+/// property is `contained` (whose resources keep their container).
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    container: Option<&'a Value>,
+    contained: bool,
 }
 
 /// One item of a collection.
@@ -64,19 +75,30 @@ impl<'a> Node<'a> {
             value: Some(v),
             twin: None,
             ty,
+            container: Some(v),
         }
     }
 
-    fn typed(value: Option<&'a Value>, twin: Option<&'a Value>, code: &'static str) -> Node<'a> {
+    fn typed(
+        value: Option<&'a Value>,
+        twin: Option<&'a Value>,
+        code: &'static str,
+        place: Place<'a>,
+    ) -> Node<'a> {
         if (code == "Resource" || code == "DomainResource")
             && let Some(v) = value
         {
-            return Node::resource(v);
+            let mut n = Node::resource(v);
+            if place.contained {
+                n.container = place.container;
+            }
+            return n;
         }
         Node {
             value,
             twin,
             ty: Ty::Fhir(code),
+            container: place.container,
         }
     }
 
@@ -84,6 +106,13 @@ impl<'a> Node<'a> {
         match self.ty {
             Ty::Fhir(t) => t.starts_with("System.") || model().is_primitive(t),
             Ty::Untyped => !matches!(self.value, Some(Value::Object(_) | Value::Array(_))),
+        }
+    }
+
+    fn place(&self, name: &str) -> Place<'a> {
+        Place {
+            container: self.container,
+            contained: name == "contained",
         }
     }
 
@@ -102,7 +131,7 @@ impl<'a> Node<'a> {
                 } else {
                     Some(code)
                 };
-                push_values(twin.get(name), None, ty, out);
+                push_values(twin.get(name), None, ty, self.place(name), out);
             }
             return;
         }
@@ -114,7 +143,7 @@ impl<'a> Node<'a> {
         }
         let Ty::Fhir(t) = self.ty else {
             let twin = twin_of(obj, name);
-            push_values(obj.get(name), twin, None, out);
+            push_values(obj.get(name), twin, None, self.place(name), out);
             return;
         };
         let m = model();
@@ -127,7 +156,7 @@ impl<'a> Node<'a> {
                         && p.element.name == name
                     {
                         let twin = twin_of(obj, key);
-                        push_values(Some(v), twin, Some(p.type_code), out);
+                        push_values(Some(v), twin, Some(p.type_code), self.place(name), out);
                     }
                 }
                 // A choice primitive that has only its twin (`_valueString`).
@@ -138,7 +167,7 @@ impl<'a> Node<'a> {
                         && let Some(p) = m.property(t, k)
                         && p.element.name == name
                     {
-                        push_values(None, Some(v), Some(p.type_code), out);
+                        push_values(None, Some(v), Some(p.type_code), self.place(name), out);
                     }
                 }
             }
@@ -159,18 +188,24 @@ impl<'a> Node<'a> {
                     }
                 }
                 let twin = twin_of(obj, name);
-                push_values(obj.get(name), twin, Some(code), out);
+                push_values(obj.get(name), twin, Some(code), self.place(name), out);
             }
             None => {
                 // `valueQuantity`: a choice element by its JSON name.
                 if let Some(p) = m.property(t, name) {
                     let twin = twin_of(obj, name);
-                    push_values(obj.get(name), twin, Some(p.type_code), out);
+                    push_values(
+                        obj.get(name),
+                        twin,
+                        Some(p.type_code),
+                        self.place(name),
+                        out,
+                    );
                     return;
                 }
                 // An element the model does not know: navigable, untyped.
                 let twin = twin_of(obj, name);
-                push_values(obj.get(name), twin, None, out);
+                push_values(obj.get(name), twin, None, self.place(name), out);
             }
         }
     }
@@ -204,7 +239,7 @@ impl<'a> Node<'a> {
                 Ty::Fhir(t) => model().property(t, k).map(|p| p.type_code),
                 Ty::Untyped => None,
             };
-            push_values(value, twin, code, out);
+            push_values(value, twin, code, self.place(k), out);
         }
     }
 }
@@ -226,6 +261,7 @@ fn push_values<'a>(
     value: Option<&'a Value>,
     twin: Option<&'a Value>,
     code: Option<&'static str>,
+    place: Place<'a>,
     out: &mut Vec<Item<'a>>,
 ) {
     let make = |v: Option<&'a Value>, t: Option<&'a Value>| -> Option<Item<'a>> {
@@ -235,11 +271,12 @@ fn push_values<'a>(
             return None;
         }
         Some(Item::Node(match code {
-            Some(c) => Node::typed(v, t, c),
+            Some(c) => Node::typed(v, t, c, place),
             None => Node {
                 value: v,
                 twin: t,
                 ty: Ty::Untyped,
+                container: place.container,
             },
         }))
     };

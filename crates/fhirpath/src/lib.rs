@@ -57,7 +57,7 @@ pub struct EvalError {
 /// The resource (or any FHIR JSON) an expression is evaluated on, prepared once per
 /// response: `%resource`, `%context` and `%rootResource` are it, and `resolve()`
 /// looks references up in it (Bundle entries by `fullUrl` and `type/id`, contained
-/// resources by `#id`).
+/// resources by `#id` in the resource that holds the reference).
 pub struct Input<'a> {
     root: &'a serde_json::Value,
     /// Bundle entries by `fullUrl` and by `Type/id`.
@@ -147,32 +147,45 @@ impl<'a> Input<'a> {
         Input { root, index }
     }
 
-    /// The resource a reference points to within this input: a Bundle entry by
-    /// `fullUrl` or `Type/id` (a version suffix `/_history/n` ignored), a contained
-    /// resource by `#id`, or the root itself by `Type/id`.
-    fn resolve(&self, reference: &str) -> Option<&'a serde_json::Value> {
+    /// The resource a reference points to within this input, and the container
+    /// `#id` references inside it resolve against: a contained resource by `#id`
+    /// in `container` (the resource that holds the reference; the root for a
+    /// plain string), a Bundle entry by `fullUrl` or `Type/id` (a version suffix
+    /// `/_history/n` ignored), or the root itself by `Type/id`.
+    fn resolve(
+        &self,
+        reference: &str,
+        container: Option<&'a serde_json::Value>,
+    ) -> Option<(&'a serde_json::Value, Option<&'a serde_json::Value>)> {
+        use serde_json::Value;
         if let Some(id) = reference.strip_prefix('#') {
-            let mut containers = vec![self.root];
-            containers.extend(self.index.values().copied());
-            return containers.into_iter().find_map(|r| {
-                r.get("contained")?
-                    .as_array()?
-                    .iter()
-                    .find(|c| c.get("id").and_then(serde_json::Value::as_str) == Some(id))
-            });
+            let c = container.unwrap_or(self.root);
+            if id.is_empty() {
+                return Some((c, Some(c)));
+            }
+            let found = c
+                .get("contained")?
+                .as_array()?
+                .iter()
+                .find(|r| r.get("id").and_then(Value::as_str) == Some(id))?;
+            return Some((found, Some(c)));
         }
+        let own = |v: &'a Value| Some((v, Some(v)));
         if let Some(v) = self.index.get(reference) {
-            return Some(v);
+            return own(v);
         }
         let plain = reference.split("/_history/").next().unwrap_or(reference);
         if let Some(v) = self.index.get(plain) {
-            return Some(v);
+            return own(v);
         }
         let (t, id) = plain.split_once('/')?;
         let root = self.root;
-        (root.get("resourceType").and_then(serde_json::Value::as_str) == Some(t)
-            && root.get("id").and_then(serde_json::Value::as_str) == Some(id))
-        .then_some(root)
+        if root.get("resourceType").and_then(Value::as_str) == Some(t)
+            && root.get("id").and_then(Value::as_str) == Some(id)
+        {
+            return own(root);
+        }
+        None
     }
 }
 

@@ -596,3 +596,45 @@ fn model_warnings_catch_names_no_instance_can_have() {
     );
     assert_eq!(w("entry.resourc", Some("Bundle")).len(), 1);
 }
+
+#[test]
+fn contained_references_resolve_in_their_own_resource() {
+    let entry = |n: &str, med: &str| {
+        json!({"fullUrl": format!("http://x/MedicationRequest/{n}"), "resource": {
+            "resourceType": "MedicationRequest", "id": n,
+            "contained": [
+                {"resourceType": "Medication", "id": "med", "code": {"text": med},
+                 "ingredient": [{"itemReference": {"reference": "#sub"}}]},
+                {"resourceType": "Substance", "id": "sub", "code": {"text": format!("{med} substance")}}
+            ],
+            "medicationReference": {"reference": "#med"}
+        }})
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "searchset",
+        "entry": [entry("a", "Aspirin"), entry("b", "Ibuprofen")]});
+    assert_eq!(
+        values(
+            "entry.resource.medicationReference.resolve().code.text",
+            &bundle
+        ),
+        [json!("Aspirin"), json!("Ibuprofen")]
+    );
+    // A reference inside a contained resource resolves among its container's.
+    assert_eq!(
+        values(
+            "entry.resource.medicationReference.resolve().ingredient.item.resolve().code.text",
+            &bundle
+        ),
+        [json!("Aspirin substance"), json!("Ibuprofen substance")]
+    );
+    assert!(
+        values(
+            "entry.resource.contained.ingredient.item.resolve().exists()",
+            &bundle
+        ) == [json!(true)]
+    );
+    assert!(
+        values("'#med'.resolve()", &bundle).is_empty(),
+        "the Bundle has no contained"
+    );
+}
