@@ -13,6 +13,21 @@ use crate::{EvalError, Input, Variables};
 pub(crate) type Items<'a> = Vec<Item<'a>>;
 pub(crate) type Res<T> = Result<T, EvalError>;
 
+/// The longest string an expression may build (concatenation, `replace()`,
+/// `join()`): beyond it evaluation fails instead of exhausting memory.
+pub(crate) const MAX_STRING: usize = 16 << 20;
+
+/// Fails when a string of `len` bytes would be longer than [`MAX_STRING`].
+pub(crate) fn check_len(len: usize, what: &str) -> Res<()> {
+    if len > MAX_STRING {
+        fail(format!(
+            "{what} would build a string longer than {MAX_STRING} bytes"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn fail<T>(message: impl Into<String>) -> Res<T> {
     Err(EvalError {
         message: message.into(),
@@ -540,7 +555,9 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
                     },
                 })
             };
-            Ok(vec![Item::string(s(&a)? + &s(&b)?)])
+            let (x, y) = (s(&a)?, s(&b)?);
+            check_len(x.len() + y.len(), "'&'")?;
+            Ok(vec![Item::string(x + &y)])
         }
         _ => {
             let what = OperandOf(op);
@@ -556,7 +573,10 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
     let some = |i: Option<Item<'a>>| Ok(i.into_iter().collect());
     let name = op_name(op);
     match (op, x, y) {
-        (BinOp::Add, Item::Str(a), Item::Str(b)) => some(Some(Item::string(format!("{a}{b}")))),
+        (BinOp::Add, Item::Str(a), Item::Str(b)) => {
+            check_len(a.len() + b.len(), "'+'")?;
+            some(Some(Item::string(format!("{a}{b}"))))
+        }
         (_, Item::Int(a), Item::Int(b)) => some(match op {
             BinOp::Add => a.checked_add(*b).map(Item::Int),
             BinOp::Sub => a.checked_sub(*b).map(Item::Int),

@@ -368,6 +368,9 @@ impl<'a> Env<'a> {
                         }
                     }
                 }
+                let len = parts.iter().map(String::len).sum::<usize>()
+                    + sep.len().saturating_mul(parts.len());
+                crate::eval::check_len(len, "join()")?;
                 Ok(vec![Item::string(parts.join(&sep))])
             }
             "sort" => self.sort(input, args, scope),
@@ -765,6 +768,13 @@ impl<'a> Env<'a> {
                 let (Some(pat), Some(rep)) = (sarg(0)?, sarg(1)?) else {
                     return empty();
                 };
+                let matches = if pat.is_empty() {
+                    s.chars().count() + 1
+                } else {
+                    s.matches(pat.as_str()).count()
+                };
+                let len = matches.saturating_mul(rep.len()).saturating_add(s.len());
+                crate::eval::check_len(len, "replace()")?;
                 let r = if pat.is_empty() {
                     let mut out = rep.clone();
                     for c in s.chars() {
@@ -796,7 +806,9 @@ impl<'a> Env<'a> {
                     return one(Item::string(s));
                 }
                 let re = regex(&pat)?;
-                return one(Item::string(re.replace_all(s, rep.as_str()).into_owned()));
+                let out = re.replace_all(s, rep.as_str());
+                crate::eval::check_len(out.len(), "replaceMatches()")?;
+                return one(Item::string(out.into_owned()));
             }
             "split" => {
                 let Some(sep) = sarg(0)? else {

@@ -460,6 +460,7 @@ fn dates_quantities_and_numbers() {
     t("1 + 1.5 = 2.5");
     t("'abc'.substring(5).empty()");
     t("'aé'.length() = 2 and 'aéb'.substring(1, 1) = 'é'");
+    t("'abc'.replace('', '-') = '-a-b-c-'");
 }
 
 #[test]
@@ -637,4 +638,15 @@ fn contained_references_resolve_in_their_own_resource() {
         values("'#med'.resolve()", &bundle).is_empty(),
         "the Bundle has no contained"
     );
+}
+
+#[test]
+fn strings_cannot_grow_without_bound() {
+    let big = "x".repeat(1 << 20);
+    let p = json!({"resourceType": "Patient", "id": big});
+    let err = eval("id.replace('', id)", &p).unwrap_err();
+    assert!(err.message.contains("longer than"), "{}", err.message);
+    let doubled = (0..5).fold("id".to_string(), |e, _| format!("({e} + {e})"));
+    assert!(eval(&doubled, &p).is_err());
+    assert_eq!(values("(id + id).length()", &p), [json!(2 << 20)]);
 }
