@@ -699,8 +699,7 @@ mod tests {
             std::path::Path::new("."),
             &Default::default(),
         )
-        .err()
-        .expect("a syntax error");
+        .expect_err("a syntax error");
         assert_eq!(errors[0].line, 6, "{errors:?}");
         assert!(errors[0].message.contains("invalid FHIRPath"), "{errors:?}");
         let doc = doc.replace("name.where(use = ", "name.wher(use = 'x')");
@@ -710,8 +709,7 @@ mod tests {
             std::path::Path::new("."),
             &Default::default(),
         )
-        .err()
-        .expect("an unknown function");
+        .expect_err("an unknown function");
         assert!(errors[0].message.contains("wher"), "{errors:?}");
     }
 }

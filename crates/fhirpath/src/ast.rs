@@ -6,14 +6,14 @@ pub(crate) enum Literal {
     /// `{}`
     Empty,
     Bool(bool),
-    Str(String),
+    Str(std::sync::Arc<str>),
     Int(i64),
     /// A decimal as written, parsed when the expression is parsed.
     Dec(crate::value::Dec),
     Date(crate::value::DateTime),
     DateTime(crate::value::DateTime),
     Time(crate::value::DateTime),
-    Quantity(crate::value::Dec, String),
+    Quantity(crate::value::Dec, std::sync::Arc<str>),
 }
 
 /// A binary operator.

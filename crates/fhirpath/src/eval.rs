@@ -1,7 +1,7 @@
 //! Evaluation of an expression tree over the input.
 
 use std::cmp::Ordering;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -12,6 +12,21 @@ use crate::{EvalError, Input, Variables};
 
 pub(crate) type Items<'a> = Vec<Item<'a>>;
 pub(crate) type Res<T> = Result<T, EvalError>;
+
+/// The longest string an expression may build (concatenation, `replace()`,
+/// `join()`): beyond it evaluation fails instead of exhausting memory.
+pub(crate) const MAX_STRING: usize = 16 << 20;
+
+/// Fails when a string of `len` bytes would be longer than [`MAX_STRING`].
+pub(crate) fn check_len(len: usize, what: &str) -> Res<()> {
+    if len > MAX_STRING {
+        fail(format!(
+            "{what} would build a string longer than {MAX_STRING} bytes"
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 pub(crate) fn fail<T>(message: impl Into<String>) -> Res<T> {
     Err(EvalError {
@@ -33,7 +48,7 @@ pub(crate) struct Env<'a> {
 pub(crate) struct Scope<'a> {
     pub this: Option<Item<'a>>,
     pub index: Option<usize>,
-    pub total: Option<Rc<Items<'a>>>,
+    pub total: Option<Arc<Items<'a>>>,
 }
 
 impl<'a> Env<'a> {
@@ -79,8 +94,14 @@ impl<'a> Env<'a> {
                 let items = self.eval(base, focus, scope)?;
                 let mut out = Vec::new();
                 for item in &items {
-                    if let Item::Node(n) = item {
-                        n.member(name, &mut out);
+                    match item {
+                        Item::Node(n) => n.member(name, &mut out),
+                        Item::TypeInfo(ns, t) => match name.as_str() {
+                            "namespace" => out.push(Item::string(*ns)),
+                            "name" => out.push(Item::Str(t.clone())),
+                            _ => {}
+                        },
+                        _ => {}
                     }
                 }
                 Ok(out)
@@ -103,7 +124,7 @@ impl<'a> Env<'a> {
             Expr::Indexer(base, idx) => {
                 let items = self.eval(base, focus, scope)?;
                 let i = self.eval(idx, focus, scope)?;
-                let i = match singleton(&i, "the index of []")? {
+                let i = match singleton(&i, &"the index of []")? {
                     None => return Ok(Vec::new()),
                     Some(Item::Int(i)) => *i,
                     Some(other) => {
@@ -121,13 +142,15 @@ impl<'a> Env<'a> {
             }
             Expr::Negate(inner) => {
                 let v = self.eval(inner, focus, scope)?;
-                let Some(v) = singleton(&v, "the operand of unary '-'")? else {
+                let Some(v) = singleton(&v, &"the operand of unary '-'")? else {
                     return Ok(Vec::new());
                 };
                 Ok(match quantity_item(v.sys()) {
                     Item::Int(i) => i.checked_neg().map(Item::Int).into_iter().collect(),
-                    Item::Dec(d) => vec![Item::Dec(Dec { m: -d.m, s: d.s })],
-                    Item::Quantity(d, u) => vec![Item::Quantity(Dec { m: -d.m, s: d.s }, u)],
+                    Item::Dec(d) => d.neg().map(Item::Dec).into_iter().collect(),
+                    Item::Quantity(d, u) => {
+                        d.neg().map(|d| Item::Quantity(d, u)).into_iter().collect()
+                    }
                     other => {
                         return fail(format!("cannot negate a {}", other.type_name()));
                     }
@@ -135,7 +158,7 @@ impl<'a> Env<'a> {
             }
             Expr::Is(inner, spec) => {
                 let v = self.eval(inner, focus, scope)?;
-                Ok(match singleton(&v, "the left operand of 'is'")? {
+                Ok(match singleton(&v, &"the left operand of 'is'")? {
                     None => Vec::new(),
                     Some(i) => vec![Item::Bool(is_type(i, spec))],
                 })
@@ -234,6 +257,15 @@ fn is_type_start(n: &Node<'_>, name: &str) -> bool {
             .is_some_and(|o| o.contains_key(name))
 }
 
+/// "an operand of '+'", formatted only for an error message.
+struct OperandOf(BinOp);
+
+impl std::fmt::Display for OperandOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an operand of '{}'", op_name(self.0))
+    }
+}
+
 fn op_name(op: BinOp) -> &'static str {
     match op {
         BinOp::Mul => "*",
@@ -278,6 +310,7 @@ pub(crate) fn json_items<'a>(v: &'a Value, out: &mut Items<'a>) {
                 value: Some(other),
                 twin: None,
                 ty: Ty::Untyped,
+                container: None,
             })
             .sys(),
         ),
@@ -288,19 +321,22 @@ fn literal<'a>(l: &Literal) -> Items<'a> {
     vec![match l {
         Literal::Empty => return Vec::new(),
         Literal::Bool(b) => Item::Bool(*b),
-        Literal::Str(s) => Item::string(s.as_str()),
+        Literal::Str(s) => Item::Str(s.clone()),
         Literal::Int(i) => Item::Int(*i),
         Literal::Dec(d) => Item::Dec(*d),
         Literal::Date(d) => Item::Date(*d),
         Literal::DateTime(d) => Item::DateTime(*d),
         Literal::Time(d) => Item::Time(*d),
-        Literal::Quantity(v, u) => Item::Quantity(*v, Rc::from(u.as_str())),
+        Literal::Quantity(v, u) => Item::Quantity(*v, u.clone()),
     }]
 }
 
 /// The single item of a collection where one is expected: `None` when empty, an
 /// error naming `what` when there are several.
-pub(crate) fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Res<Option<&'c Item<'a>>> {
+pub(crate) fn singleton<'c, 'a>(
+    c: &'c [Item<'a>],
+    what: &dyn std::fmt::Display,
+) -> Res<Option<&'c Item<'a>>> {
     match c {
         [] => Ok(None),
         [one] => Ok(Some(one)),
@@ -314,7 +350,7 @@ pub(crate) fn singleton<'c, 'a>(c: &'c [Item<'a>], what: &str) -> Res<Option<&'c
 /// A collection as a Boolean (singleton evaluation): empty is empty, one Boolean
 /// is itself, one other item is `true`, several items are an error.
 pub(crate) fn to_bool(c: &[Item<'_>], what: &str) -> Res<Option<bool>> {
-    match singleton(c, &format!("the operand of '{what}'"))? {
+    match singleton(c, &format_args!("the operand of '{what}'"))? {
         None => Ok(None),
         Some(i) => match i.sys() {
             Item::Bool(b) => Ok(Some(b)),
@@ -332,7 +368,7 @@ pub(crate) fn is_type(i: &Item<'_>, spec: &TypeSpec) -> bool {
 pub(crate) fn as_type<'a>(c: &[Item<'a>], spec: &TypeSpec, what: &str) -> Res<Items<'a>> {
     match singleton(
         c,
-        &format!("the input of '{what}' (use ofType() to filter a collection)"),
+        &format_args!("the input of '{what}' (use ofType() to filter a collection)"),
     )? {
         None => Ok(Vec::new()),
         Some(i) => Ok(if is_type(i, spec) {
@@ -348,8 +384,66 @@ pub(crate) fn contains_item(c: &[Item<'_>], x: &Item<'_>) -> bool {
     c.iter().any(|y| equals(y, x) == Some(true))
 }
 
+/// A hashable stand-in for items whose equality is plain: strings (not dates),
+/// Integers, Booleans.
+#[derive(Hash, PartialEq, Eq)]
+enum Key<'i> {
+    S(&'i str),
+    I(i64),
+    B(bool),
+}
+
+fn key<'i>(i: &'i Item<'_>) -> Option<Key<'i>> {
+    if let Some(s) = crate::item::plain_str(i) {
+        return Some(Key::S(s));
+    }
+    match i {
+        Item::Int(n) => Some(Key::I(*n)),
+        Item::Bool(b) => Some(Key::B(*b)),
+        _ => None,
+    }
+}
+
+/// Membership in a collection: hashed when every item has a plain key, by
+/// equality otherwise (so large collections of strings are not quadratic).
+pub(crate) struct Members<'c, 'a> {
+    items: &'c [Item<'a>],
+    keys: Option<std::collections::HashSet<Key<'c>>>,
+}
+
+impl<'c, 'a> Members<'c, 'a> {
+    pub fn new(items: &'c [Item<'a>]) -> Members<'c, 'a> {
+        let keys = if items.len() > 8 {
+            items.iter().map(key).collect::<Option<_>>()
+        } else {
+            None
+        };
+        Members { items, keys }
+    }
+
+    pub fn contains(&self, x: &Item<'_>) -> bool {
+        match (&self.keys, key(x)) {
+            (Some(keys), Some(k)) => keys.contains(&k),
+            _ => contains_item(self.items, x),
+        }
+    }
+}
+
 /// Items without repeats (by equality), first occurrence kept.
 pub(crate) fn distinct<'a>(c: Items<'a>) -> Items<'a> {
+    if c.len() > 8 && c.iter().all(|i| key(i).is_some()) {
+        let mut seen = std::collections::HashSet::with_capacity(c.len());
+        let keep: Vec<bool> = c
+            .iter()
+            .map(|i| key(i).is_some_and(|k| seen.insert(k)))
+            .collect();
+        drop(seen);
+        return c
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(i, k)| k.then_some(i))
+            .collect();
+    }
     let mut out: Items<'a> = Vec::with_capacity(c.len());
     for i in c {
         if !contains_item(&out, &i) {
@@ -427,13 +521,16 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
         }
         BinOp::In | BinOp::Contains => {
             let (needle, hay) = if op == BinOp::In { (&a, &b) } else { (&b, &a) };
-            match singleton(needle, &format!("the single side of '{}'", op_name(op)))? {
+            match singleton(
+                needle,
+                &format_args!("the single side of '{}'", op_name(op)),
+            )? {
                 None => Ok(Vec::new()),
                 Some(x) => one(Some(contains_item(hay, x))),
             }
         }
         BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => {
-            let what = format!("an operand of '{}'", op_name(op));
+            let what = OperandOf(op);
             let (Some(x), Some(y)) = (singleton(&a, &what)?, singleton(&b, &what)?) else {
                 return Ok(Vec::new());
             };
@@ -446,7 +543,7 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
             }))
         }
         BinOp::Concat => {
-            let what = "an operand of '&'";
+            let what = &OperandOf(BinOp::Concat);
             let s = |c: &Items<'a>| -> Res<String> {
                 Ok(match singleton(c, what)? {
                     None => String::new(),
@@ -458,10 +555,12 @@ pub(crate) fn binary_values<'a>(op: BinOp, a: Items<'a>, b: Items<'a>) -> Res<It
                     },
                 })
             };
-            Ok(vec![Item::string(s(&a)? + &s(&b)?)])
+            let (x, y) = (s(&a)?, s(&b)?);
+            check_len(x.len() + y.len(), "'&'")?;
+            Ok(vec![Item::string(x + &y)])
         }
         _ => {
-            let what = format!("an operand of '{}'", op_name(op));
+            let what = OperandOf(op);
             let (Some(x), Some(y)) = (singleton(&a, &what)?, singleton(&b, &what)?) else {
                 return Ok(Vec::new());
             };
@@ -474,7 +573,10 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
     let some = |i: Option<Item<'a>>| Ok(i.into_iter().collect());
     let name = op_name(op);
     match (op, x, y) {
-        (BinOp::Add, Item::Str(a), Item::Str(b)) => some(Some(Item::string(format!("{a}{b}")))),
+        (BinOp::Add, Item::Str(a), Item::Str(b)) => {
+            check_len(a.len() + b.len(), "'+'")?;
+            some(Some(Item::string(format!("{a}{b}"))))
+        }
         (_, Item::Int(a), Item::Int(b)) => some(match op {
             BinOp::Add => a.checked_add(*b).map(Item::Int),
             BinOp::Sub => a.checked_sub(*b).map(Item::Int),
@@ -515,10 +617,8 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             Item::Date(d) | Item::DateTime(d) | Item::Time(d),
             Item::Quantity(v, u),
         ) => {
-            let v = if op == BinOp::Sub {
-                Dec { m: -v.m, s: v.s }
-            } else {
-                *v
+            let Some(v) = (if op == BinOp::Sub { v.neg() } else { Some(*v) }) else {
+                return Ok(Vec::new());
             };
             if crate::value::calendar_base(u).is_none() {
                 return fail(format!(
@@ -537,9 +637,22 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             let (Item::Quantity(a, ua), Item::Quantity(b, ub)) = (x, y) else {
                 return Ok(Vec::new());
             };
-            if ua != ub {
-                return Ok(Vec::new());
-            }
+            // Different units: the right side in the left's unit, where they convert
+            // (`1 'kg' + 1 'g'` is 1.001 'kg'); otherwise empty.
+            let b = if ua == ub {
+                *b
+            } else {
+                match (crate::value::ucum_factor(ua), crate::value::ucum_factor(ub)) {
+                    (Some((ba, fa)), Some((bb, fb))) if ba == bb => {
+                        match b.mul(fb).and_then(|v| v.div(fa)) {
+                            Some(v) => v,
+                            None => return Ok(Vec::new()),
+                        }
+                    }
+                    _ => return Ok(Vec::new()),
+                }
+            };
+            let b = &b;
             let r = if op == BinOp::Add {
                 a.add(*b)
             } else {
@@ -560,14 +673,38 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
             };
             some(a.mul(*b).map(|r| Item::Quantity(r, u.clone())))
         }
+        (BinOp::Mul | BinOp::Div, Item::Quantity(a, ua), Item::Quantity(b, ub))
+            if ua != ub
+                && let (Some((ba, fa)), Some((bb, fb))) =
+                    (crate::value::ucum_factor(ua), crate::value::ucum_factor(ub))
+                && ba == bb =>
+        {
+            // The same dimension in different units (`2 'cm' * 2 'm'`): in the base
+            // unit, squared (`0.04 'm2'`) or cancelled (a ratio in '1').
+            let (Some(a), Some(b)) = (a.mul(fa), b.mul(fb)) else {
+                return Ok(Vec::new());
+            };
+            let (r, unit) = if op == BinOp::Mul {
+                (a.mul(b), format!("{ba}2"))
+            } else {
+                (a.div(b), "1".to_string())
+            };
+            some(r.map(|r| Item::Quantity(r, Arc::from(unit.as_str()))))
+        }
         (BinOp::Mul | BinOp::Div, Item::Quantity(a, ua), Item::Quantity(b, ub)) => {
             let r = if op == BinOp::Mul {
                 a.mul(*b)
             } else {
                 a.div(*b)
             };
+            let simple = |u: &str| {
+                u.chars()
+                    .all(|c| c.is_ascii_alphabetic() || c == '[' || c == ']' || c == '_')
+            };
             let unit = if op == BinOp::Div && ua == ub {
                 "1".to_string()
+            } else if op == BinOp::Mul && ua == ub && simple(ua) {
+                format!("{ua}2")
             } else if ua.as_ref() == "1" {
                 ub.to_string()
             } else if ub.as_ref() == "1" {
@@ -576,7 +713,7 @@ fn arithmetic<'a>(op: BinOp, x: &Item<'a>, y: &Item<'a>) -> Res<Items<'a>> {
                 let sep = if op == BinOp::Mul { "." } else { "/" };
                 format!("{ua}{sep}{ub}")
             };
-            some(r.map(|r| Item::Quantity(r, Rc::from(unit.as_str()))))
+            some(r.map(|r| Item::Quantity(r, Arc::from(unit.as_str()))))
         }
         _ => fail(format!(
             "'{name}' is not defined for {} and {}",

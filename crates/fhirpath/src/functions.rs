@@ -2,14 +2,14 @@
 //! (iteration functions evaluate them per item with `$this` and `$index`).
 
 use std::collections::HashMap;
-use std::rc::Rc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
 use crate::ast::{Expr, TypeSpec};
 use crate::eval::{
-    Env, Items, Res, Scope, as_type, contains_item, distinct, fail, is_type, singleton, to_bool,
+    Env, Items, Members, Res, Scope, as_type, contains_item, distinct, fail, is_type, singleton,
+    to_bool,
 };
 use crate::item::{Item, Node, Ty, quantity_item};
 use crate::value::{DateTime, Dec, Prec};
@@ -36,7 +36,7 @@ impl<'a> Env<'a> {
             }
         };
         let b = |x: bool| Ok(vec![Item::Bool(x)]);
-        let what = format!("the input of {name}()");
+        let what = format_args!("the input of {name}()");
         match name {
             "empty" => b(input.is_empty()),
             "exists" => {
@@ -77,11 +77,13 @@ impl<'a> Env<'a> {
             }
             "subsetOf" => {
                 let other = arg(0)?;
-                b(input.iter().all(|i| contains_item(&other, i)))
+                let m = Members::new(&other);
+                b(input.iter().all(|i| m.contains(i)))
             }
             "supersetOf" => {
                 let other = arg(0)?;
-                b(other.iter().all(|i| contains_item(&input, i)))
+                let m = Members::new(&input);
+                b(other.iter().all(|i| m.contains(i)))
             }
             "count" => Ok(vec![Item::Int(
                 i64::try_from(input.len()).unwrap_or(i64::MAX),
@@ -101,12 +103,25 @@ impl<'a> Env<'a> {
             }
             "repeat" => {
                 let mut out: Items<'a> = Vec::new();
+                // Nodes seen, by identity; System values are compared by value.
+                let mut seen = std::collections::HashSet::new();
+                let mut values: Items<'a> = Vec::new();
                 let mut queue = input;
                 while !queue.is_empty() {
                     let mut next = Vec::new();
                     for (i, item) in queue.iter().enumerate() {
                         for r in self.lambda(&args[0], item, i, scope)? {
-                            if !out.iter().any(|o| same_item(o, &r)) {
+                            let new = match &r {
+                                Item::Node(n) => seen.insert(node_key(n)),
+                                other => {
+                                    let new = !contains_item(&values, other);
+                                    if new {
+                                        values.push(other.clone());
+                                    }
+                                    new
+                                }
+                            };
+                            if new {
                                 out.push(r.clone());
                                 next.push(r);
                             }
@@ -161,19 +176,15 @@ impl<'a> Env<'a> {
             }
             "intersect" => {
                 let other = arg(0)?;
+                let m = Members::new(&other);
                 Ok(distinct(
-                    input
-                        .into_iter()
-                        .filter(|i| contains_item(&other, i))
-                        .collect(),
+                    input.into_iter().filter(|i| m.contains(i)).collect(),
                 ))
             }
             "exclude" => {
                 let other = arg(0)?;
-                Ok(input
-                    .into_iter()
-                    .filter(|i| !contains_item(&other, i))
-                    .collect())
+                let m = Members::new(&other);
+                Ok(input.into_iter().filter(|i| !m.contains(i)).collect())
             }
             "union" => {
                 let mut all = input;
@@ -199,7 +210,7 @@ impl<'a> Env<'a> {
                     total: scope.total.clone(),
                 };
                 let c = self.eval(&args[0], &ifocus, &s)?;
-                let cond = match singleton(&c, "the criterion of iif()")? {
+                let cond = match singleton(&c, &"the criterion of iif()")? {
                     None => false,
                     Some(i) => match i.sys() {
                         Item::Bool(x) => x,
@@ -233,7 +244,7 @@ impl<'a> Env<'a> {
                     let s = Scope {
                         this: Some(item.clone()),
                         index: Some(i),
-                        total: Some(Rc::new(total)),
+                        total: Some(Arc::new(total)),
                     };
                     total = self.eval(&args[0], std::slice::from_ref(item), &s)?;
                 }
@@ -314,6 +325,10 @@ impl<'a> Env<'a> {
             "resolve" => {
                 let mut out = Vec::new();
                 for i in &input {
+                    let container = match i {
+                        Item::Node(n) => n.container,
+                        _ => None,
+                    };
                     let reference = match i {
                         Item::Node(n) => match n.value {
                             Some(Value::Object(o)) => o.get("reference").and_then(Value::as_str),
@@ -331,8 +346,10 @@ impl<'a> Env<'a> {
                         }
                         _ => continue,
                     };
-                    if let Some(v) = self.input.resolve(reference) {
-                        out.push(Item::Node(Node::resource(v)));
+                    if let Some((v, container)) = self.input.resolve(reference, container) {
+                        let mut n = Node::resource(v);
+                        n.container = container;
+                        out.push(Item::Node(n));
                     }
                 }
                 Ok(out)
@@ -351,9 +368,13 @@ impl<'a> Env<'a> {
                         }
                     }
                 }
+                let len = parts.iter().map(String::len).sum::<usize>()
+                    + sep.len().saturating_mul(parts.len());
+                crate::eval::check_len(len, "join()")?;
                 Ok(vec![Item::string(parts.join(&sep))])
             }
             "sort" => self.sort(input, args, scope),
+            "type" => Ok(input.iter().filter_map(Item::type_info).collect()),
             "htmlChecks" => Ok(match singleton(&input, &what)? {
                 None => Vec::new(),
                 Some(i) => match i.sys() {
@@ -380,7 +401,7 @@ impl<'a> Env<'a> {
                     other => (other, false),
                 };
                 let k = self.lambda(e, &item, i, scope)?;
-                keys.push((singleton(&k, "a key of sort()")?.map(Item::sys), desc));
+                keys.push((singleton(&k, &"a key of sort()")?.map(Item::sys), desc));
             }
             keyed.push((keys, item));
         }
@@ -427,8 +448,7 @@ impl<'a> Env<'a> {
         let mut out = Vec::new();
         for (i, item) in input.into_iter().enumerate() {
             let r = self.lambda(e, &item, i, scope)?;
-            let what = format!("{name}()");
-            if to_bool(&r, &what)? == Some(true) {
+            if to_bool(&r, name)? == Some(true) {
                 out.push(item);
             }
         }
@@ -442,8 +462,7 @@ impl<'a> Env<'a> {
         input: Items<'a>,
         arg: &dyn Fn(usize) -> Res<Items<'a>>,
     ) -> Res<Items<'a>> {
-        let what = format!("the input of {name}()");
-        let Some(item) = singleton(&input, &what)? else {
+        let Some(item) = singleton(&input, &format_args!("the input of {name}()"))? else {
             return Ok(Vec::new());
         };
         let v = quantity_item(item.sys());
@@ -476,7 +495,7 @@ impl<'a> Env<'a> {
                         if a.0 != b.0 {
                             return None;
                         }
-                        Some((val.mul(a.1)?.div(b.1)?, Rc::from(want.as_str())))
+                        Some((val.mul(a.1)?.div(b.1)?, Arc::from(want.as_str())))
                     }
                 });
                 return if name == "toQuantity" {
@@ -517,9 +536,38 @@ impl<'a> Env<'a> {
                     other.type_name()
                 ));
             }
+            ("lowBoundary" | "highBoundary", _) => {
+                let high = name == "highBoundary";
+                let digits = int_arg(&arg(0)?, name)?;
+                return opt(match &v {
+                    Item::Int(_) | Item::Dec(_) | Item::Quantity(..) => {
+                        let (n, unit) = match &v {
+                            Item::Quantity(n, u) => (*n, Some(u.clone())),
+                            other => (crate::item::num(other).unwrap_or(Dec::from_int(0)), None),
+                        };
+                        let places = digits.unwrap_or(8);
+                        if !(0..=28).contains(&places) {
+                            return Ok(Vec::new());
+                        }
+                        let places = u32::try_from(places).unwrap_or(8);
+                        n.boundary(places, high).map(|b| match unit {
+                            Some(u) => Item::Quantity(b, u),
+                            None => Item::Dec(b),
+                        })
+                    }
+                    Item::Date(d) => d.boundary(digits.unwrap_or(8), high, 'D').map(Item::Date),
+                    Item::DateTime(d) => d
+                        .boundary(digits.unwrap_or(17), high, 'T')
+                        .map(Item::DateTime),
+                    Item::Time(d) => d.boundary(digits.unwrap_or(9), high, 't').map(Item::Time),
+                    other => {
+                        return fail(format!("{name}() is not defined for {}", other.type_name()));
+                    }
+                });
+            }
             ("comparable", Item::Quantity(_, u)) => {
                 let o = arg(0)?;
-                let Some(o) = singleton(&o, "the argument of comparable()")? else {
+                let Some(o) = singleton(&o, &"the argument of comparable()")? else {
                     return Ok(Vec::new());
                 };
                 let Item::Quantity(_, w) = quantity_item(o.sys()) else {
@@ -547,17 +595,8 @@ impl<'a> Env<'a> {
         let f64_out = |f: f64| dec_out(Dec::from_f64(f));
         match (name, &v) {
             ("abs", Item::Int(i)) => opt(i.checked_abs().map(Item::Int)),
-            ("abs", Item::Dec(d)) => one(Item::Dec(Dec {
-                m: d.m.abs(),
-                s: d.s,
-            })),
-            ("abs", Item::Quantity(d, u)) => one(Item::Quantity(
-                Dec {
-                    m: d.m.abs(),
-                    s: d.s,
-                },
-                u.clone(),
-            )),
+            ("abs", Item::Dec(d)) => opt(d.abs().map(Item::Dec)),
+            ("abs", Item::Quantity(d, u)) => opt(d.abs().map(|d| Item::Quantity(d, u.clone()))),
             ("ceiling" | "floor" | "truncate", _) if num.is_some() => {
                 let d = num.unwrap_or(Dec::from_int(0));
                 let r = match name {
@@ -594,7 +633,7 @@ impl<'a> Env<'a> {
             }
             ("log", _) if num.is_some() => {
                 let base = arg(0)?;
-                let Some(base) = singleton(&base, "the base of log()")? else {
+                let Some(base) = singleton(&base, &"the base of log()")? else {
                     return Ok(Vec::new());
                 };
                 let Some(base) = crate::item::num(&base.sys()) else {
@@ -608,17 +647,17 @@ impl<'a> Env<'a> {
             }
             ("power", _) if num.is_some() => {
                 let e = arg(0)?;
-                let Some(e) = singleton(&e, "the exponent of power()")? else {
+                let Some(e) = singleton(&e, &"the exponent of power()")? else {
                     return Ok(Vec::new());
                 };
                 let e = e.sys();
-                if let (Item::Int(base), Item::Int(exp)) = (&v, &e) {
-                    if *exp >= 0 {
-                        return opt(u32::try_from(*exp)
-                            .ok()
-                            .and_then(|x| base.checked_pow(x))
-                            .map(Item::Int));
-                    }
+                if let (Item::Int(base), Item::Int(exp)) = (&v, &e)
+                    && *exp >= 0
+                {
+                    return opt(u32::try_from(*exp)
+                        .ok()
+                        .and_then(|x| base.checked_pow(x))
+                        .map(Item::Int));
                 }
                 let Some(ed) = crate::item::num(&e) else {
                     return fail("power() needs a number as its exponent");
@@ -729,6 +768,13 @@ impl<'a> Env<'a> {
                 let (Some(pat), Some(rep)) = (sarg(0)?, sarg(1)?) else {
                     return empty();
                 };
+                let matches = if pat.is_empty() {
+                    s.chars().count() + 1
+                } else {
+                    s.matches(pat.as_str()).count()
+                };
+                let len = matches.saturating_mul(rep.len()).saturating_add(s.len());
+                crate::eval::check_len(len, "replace()")?;
                 let r = if pat.is_empty() {
                     let mut out = rep.clone();
                     for c in s.chars() {
@@ -760,7 +806,9 @@ impl<'a> Env<'a> {
                     return one(Item::string(s));
                 }
                 let re = regex(&pat)?;
-                return one(Item::string(re.replace_all(s, rep.as_str()).into_owned()));
+                let out = re.replace_all(s, rep.as_str());
+                crate::eval::check_len(out.len(), "replaceMatches()")?;
+                return one(Item::string(out.into_owned()));
             }
             "split" => {
                 let Some(sep) = sarg(0)? else {
@@ -778,21 +826,10 @@ impl<'a> Env<'a> {
     }
 }
 
-/// The same node of the input (by identity), or equal System values: what
-/// `repeat()` has seen already.
-fn same_item(a: &Item<'_>, b: &Item<'_>) -> bool {
-    match (a, b) {
-        (Item::Node(x), Item::Node(y)) => {
-            let same = |p: Option<&Value>, q: Option<&Value>| match (p, q) {
-                (Some(p), Some(q)) => std::ptr::eq(p, q),
-                (None, None) => true,
-                _ => false,
-            };
-            same(x.value, y.value) && same(x.twin, y.twin)
-        }
-        (Item::Node(_), _) | (_, Item::Node(_)) => false,
-        _ => crate::item::equals(a, b) == Some(true),
-    }
+/// A node's identity: the addresses of its value and twin in the input.
+fn node_key(n: &Node<'_>) -> (usize, usize) {
+    let addr = |v: Option<&Value>| v.map_or(0, |v| std::ptr::from_ref(v) as usize);
+    (addr(n.value), addr(n.twin))
 }
 
 fn has_value(i: &Item<'_>) -> bool {
@@ -814,7 +851,7 @@ fn has_value(i: &Item<'_>) -> bool {
 
 /// A single Integer argument (`None` when empty).
 fn int_arg(c: &[Item<'_>], name: &str) -> Res<Option<i64>> {
-    match singleton(c, &format!("the argument of {name}()"))? {
+    match singleton(c, &format_args!("the argument of {name}()"))? {
         None => Ok(None),
         Some(i) => match i.sys() {
             Item::Int(n) => Ok(Some(n)),
@@ -828,7 +865,7 @@ fn int_arg(c: &[Item<'_>], name: &str) -> Res<Option<i64>> {
 
 /// A single String argument (`None` when empty).
 fn string_arg(c: &[Item<'_>], name: &str) -> Res<Option<String>> {
-    match singleton(c, &format!("the argument of {name}()"))? {
+    match singleton(c, &format_args!("the argument of {name}()"))? {
         None => Ok(None),
         Some(i) => match i.sys() {
             Item::Str(s) => Ok(Some(s.to_string())),
@@ -841,8 +878,8 @@ fn string_arg(c: &[Item<'_>], name: &str) -> Res<Option<String>> {
 }
 
 /// Compiled regular expressions, shared by all evaluations (bounded).
-fn regex(pattern: &str) -> Res<regex::Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+fn regex(pattern: &str) -> Res<Arc<regex::Regex>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Ok(c) = cache.lock()
         && let Some(r) = c.get(pattern)
@@ -856,6 +893,7 @@ fn regex(pattern: &str) -> Res<regex::Regex> {
         .map_err(|e| crate::EvalError {
             message: format!("invalid regular expression '{pattern}': {e}"),
         })?;
+    let re = Arc::new(re);
     if let Ok(mut c) = cache.lock() {
         if c.len() >= 512 {
             c.clear();
@@ -941,7 +979,7 @@ fn to_string(v: &Item<'_>) -> Option<String> {
         Item::DateTime(d) => d.fmt_date_time(),
         Item::Time(d) => d.fmt_time(),
         Item::Quantity(d, u) => format!("{d} {}", quote_unit(u)),
-        Item::Node(_) => return None,
+        Item::Node(_) | Item::TypeInfo(..) => return None,
     })
 }
 
@@ -976,12 +1014,12 @@ fn to_time(v: &Item<'_>) -> Option<DateTime> {
     }
 }
 
-fn to_quantity(v: &Item<'_>) -> Option<(Dec, Rc<str>)> {
+fn to_quantity(v: &Item<'_>) -> Option<(Dec, Arc<str>)> {
     match v {
         Item::Quantity(d, u) => Some((*d, u.clone())),
-        Item::Int(i) => Some((Dec::from_int(*i), Rc::from("1"))),
-        Item::Dec(d) => Some((*d, Rc::from("1"))),
-        Item::Bool(b) => Some((Dec::from_int(i64::from(*b)), Rc::from("1"))),
+        Item::Int(i) => Some((Dec::from_int(*i), Arc::from("1"))),
+        Item::Dec(d) => Some((*d, Arc::from("1"))),
+        Item::Bool(b) => Some((Dec::from_int(i64::from(*b)), Arc::from("1"))),
         Item::Str(s) => {
             let s = s.trim();
             let (n, unit) = match s.find(' ') {
@@ -991,12 +1029,12 @@ fn to_quantity(v: &Item<'_>) -> Option<(Dec, Rc<str>)> {
             let d = to_decimal(&Item::string(n))
                 .or_else(|| to_integer(&Item::string(n)).map(Dec::from_int))?;
             if unit.is_empty() {
-                return Some((d, Rc::from("1")));
+                return Some((d, Arc::from("1")));
             }
             if let Some(u) = unit.strip_prefix('\'').and_then(|u| u.strip_suffix('\'')) {
-                return Some((d, Rc::from(u)));
+                return Some((d, Arc::from(u)));
             }
-            crate::value::is_calendar_unit(unit).then(|| (d, Rc::from(unit)))
+            crate::value::is_calendar_unit(unit).then(|| (d, Arc::from(unit)))
         }
         _ => None,
     }

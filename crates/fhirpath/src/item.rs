@@ -3,7 +3,7 @@
 //! and System values computed by the expression.
 
 use std::cmp::Ordering;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use r4_model::{Kind, Model};
 use serde_json::Value;
@@ -26,6 +26,17 @@ pub(crate) struct Node<'a> {
     pub value: Option<&'a Value>,
     pub twin: Option<&'a Value>,
     pub ty: Ty,
+    /// The resource `#id` references inside this node resolve against: the
+    /// nearest enclosing resource that is not itself contained.
+    pub container: Option<&'a Value>,
+}
+
+/// Where the children of a node are: the parent's container, and whether the
+/// property is `contained` (whose resources keep their container).
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    container: Option<&'a Value>,
+    contained: bool,
 }
 
 /// One item of a collection.
@@ -35,11 +46,14 @@ pub(crate) enum Item<'a> {
     Bool(bool),
     Int(i64),
     Dec(Dec),
-    Str(Rc<str>),
+    Str(Arc<str>),
     Date(DateTime),
     DateTime(DateTime),
     Time(DateTime),
-    Quantity(Dec, Rc<str>),
+    Quantity(Dec, Arc<str>),
+    /// What `type()` returns: a namespace (`System`, `FHIR`) and a type name, with
+    /// the elements `namespace` and `name`.
+    TypeInfo(&'static str, Arc<str>),
 }
 
 pub(crate) fn model() -> &'static Model {
@@ -61,19 +75,30 @@ impl<'a> Node<'a> {
             value: Some(v),
             twin: None,
             ty,
+            container: Some(v),
         }
     }
 
-    fn typed(value: Option<&'a Value>, twin: Option<&'a Value>, code: &'static str) -> Node<'a> {
-        if code == "Resource" || code == "DomainResource" {
-            if let Some(v) = value {
-                return Node::resource(v);
+    fn typed(
+        value: Option<&'a Value>,
+        twin: Option<&'a Value>,
+        code: &'static str,
+        place: Place<'a>,
+    ) -> Node<'a> {
+        if (code == "Resource" || code == "DomainResource")
+            && let Some(v) = value
+        {
+            let mut n = Node::resource(v);
+            if place.contained {
+                n.container = place.container;
             }
+            return n;
         }
         Node {
             value,
             twin,
             ty: Ty::Fhir(code),
+            container: place.container,
         }
     }
 
@@ -81,6 +106,13 @@ impl<'a> Node<'a> {
         match self.ty {
             Ty::Fhir(t) => t.starts_with("System.") || model().is_primitive(t),
             Ty::Untyped => !matches!(self.value, Some(Value::Object(_) | Value::Array(_))),
+        }
+    }
+
+    fn place(&self, name: &str) -> Place<'a> {
+        Place {
+            container: self.container,
+            contained: name == "contained",
         }
     }
 
@@ -99,7 +131,7 @@ impl<'a> Node<'a> {
                 } else {
                     Some(code)
                 };
-                push_values(twin.get(name), None, ty, out);
+                push_values(twin.get(name), None, ty, self.place(name), out);
             }
             return;
         }
@@ -110,8 +142,8 @@ impl<'a> Node<'a> {
             return;
         }
         let Ty::Fhir(t) = self.ty else {
-            let twin = obj.get(&format!("_{name}"));
-            push_values(obj.get(name), twin, None, out);
+            let twin = twin_of(obj, name);
+            push_values(obj.get(name), twin, None, self.place(name), out);
             return;
         };
         let m = model();
@@ -123,8 +155,8 @@ impl<'a> Node<'a> {
                         && let Some(p) = m.property(t, key)
                         && p.element.name == name
                     {
-                        let twin = obj.get(&format!("_{key}"));
-                        push_values(Some(v), twin, Some(p.type_code), out);
+                        let twin = twin_of(obj, key);
+                        push_values(Some(v), twin, Some(p.type_code), self.place(name), out);
                     }
                 }
                 // A choice primitive that has only its twin (`_valueString`).
@@ -135,30 +167,45 @@ impl<'a> Node<'a> {
                         && let Some(p) = m.property(t, k)
                         && p.element.name == name
                     {
-                        push_values(None, Some(v), Some(p.type_code), out);
+                        push_values(None, Some(v), Some(p.type_code), self.place(name), out);
                     }
                 }
             }
             Some(e) => {
                 let mut code = e.types.first().map_or("", |t| t.code);
-                // A resource's id is an `id` (the definitions say System.String with
-                // the FHIR type `id` as an extension).
-                if name == "id" && m.type_def(t).is_some_and(|d| d.kind == Kind::Resource) {
-                    code = "id";
+                // The definitions type these System.String, with their FHIR type in
+                // an extension: a resource's id is an `id`, an element's id a
+                // `string`, an extension's url a `uri`.
+                if code == "System.String" {
+                    if name == "id" {
+                        code = if m.type_def(t).is_some_and(|d| d.kind == Kind::Resource) {
+                            "id"
+                        } else {
+                            "string"
+                        };
+                    } else if name == "url" && t == "Extension" {
+                        code = "uri";
+                    }
                 }
-                let twin = obj.get(&format!("_{name}"));
-                push_values(obj.get(name), twin, Some(code), out);
+                let twin = twin_of(obj, name);
+                push_values(obj.get(name), twin, Some(code), self.place(name), out);
             }
             None => {
                 // `valueQuantity`: a choice element by its JSON name.
                 if let Some(p) = m.property(t, name) {
-                    let twin = obj.get(&format!("_{name}"));
-                    push_values(obj.get(name), twin, Some(p.type_code), out);
+                    let twin = twin_of(obj, name);
+                    push_values(
+                        obj.get(name),
+                        twin,
+                        Some(p.type_code),
+                        self.place(name),
+                        out,
+                    );
                     return;
                 }
                 // An element the model does not know: navigable, untyped.
-                let twin = obj.get(&format!("_{name}"));
-                push_values(obj.get(name), twin, None, out);
+                let twin = twin_of(obj, name);
+                push_values(obj.get(name), twin, None, self.place(name), out);
             }
         }
     }
@@ -186,15 +233,27 @@ impl<'a> Node<'a> {
             if key.starts_with('_') && obj.contains_key(k) {
                 continue;
             }
-            let twin = obj.get(&format!("_{k}"));
+            let twin = twin_of(obj, k);
             let value = obj.get(k);
             let code = match self.ty {
                 Ty::Fhir(t) => model().property(t, k).map(|p| p.type_code),
                 Ty::Untyped => None,
             };
-            push_values(value, twin, code, out);
+            push_values(value, twin, code, self.place(k), out);
         }
     }
+}
+
+/// The `_name` twin of a property, looked up without allocating.
+fn twin_of<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+    let mut buf = [0u8; 64];
+    let n = name.len();
+    if n >= buf.len() {
+        return obj.get(&format!("_{name}"));
+    }
+    buf[0] = b'_';
+    buf[1..=n].copy_from_slice(name.as_bytes());
+    obj.get(std::str::from_utf8(&buf[..=n]).ok()?)
 }
 
 /// Pushes a JSON property (flattening arrays, pairing `_name` twin entries).
@@ -202,6 +261,7 @@ fn push_values<'a>(
     value: Option<&'a Value>,
     twin: Option<&'a Value>,
     code: Option<&'static str>,
+    place: Place<'a>,
     out: &mut Vec<Item<'a>>,
 ) {
     let make = |v: Option<&'a Value>, t: Option<&'a Value>| -> Option<Item<'a>> {
@@ -211,11 +271,12 @@ fn push_values<'a>(
             return None;
         }
         Some(Item::Node(match code {
-            Some(c) => Node::typed(v, t, c),
+            Some(c) => Node::typed(v, t, c, place),
             None => Node {
                 value: v,
                 twin: t,
                 ty: Ty::Untyped,
+                container: place.container,
             },
         }))
     };
@@ -239,11 +300,11 @@ fn push_values<'a>(
 }
 
 fn str_item<'a>(s: &str) -> Item<'a> {
-    Item::Str(Rc::from(s))
+    Item::Str(Arc::from(s))
 }
 
 impl<'a> Item<'a> {
-    pub fn string(s: impl Into<Rc<str>>) -> Item<'a> {
+    pub fn string(s: impl Into<Arc<str>>) -> Item<'a> {
         Item::Str(s.into())
     }
 
@@ -308,6 +369,7 @@ impl<'a> Item<'a> {
             Item::DateTime(_) => "System.DateTime".into(),
             Item::Time(_) => "System.Time".into(),
             Item::Quantity(..) => "System.Quantity".into(),
+            Item::TypeInfo(..) => "System.SimpleTypeInfo".into(),
         }
     }
 
@@ -322,10 +384,23 @@ impl<'a> Item<'a> {
             Item::Date(d) => Value::String(d.fmt_date_only()),
             Item::DateTime(d) => Value::String(d.fmt_date_time()),
             Item::Time(d) => Value::String(d.fmt_time()),
+            Item::TypeInfo(ns, name) => {
+                serde_json::json!({"namespace": ns, "name": name.to_string()})
+            }
             Item::Quantity(v, u) => {
                 serde_json::json!({"value": dec_json(*v), "unit": u.to_string()})
             }
         }
+    }
+
+    /// The item's type as `type()` gives it; `None` for an untyped node.
+    pub fn type_info(&self) -> Option<Item<'a>> {
+        let name = self.type_name();
+        if let Some(t) = name.strip_prefix("FHIR.") {
+            return Some(Item::TypeInfo("FHIR", Arc::from(t)));
+        }
+        let t = name.strip_prefix("System.")?;
+        Some(Item::TypeInfo("System", Arc::from(t)))
     }
 
     /// Whether the item is of the named type (`is`), by the model's derivation
@@ -382,7 +457,7 @@ fn dec_json(d: Dec) -> Value {
 }
 
 /// A Quantity node's value and unit as a System Quantity (code preferred over unit).
-pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Rc<str>)> {
+pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Arc<str>)> {
     let Ty::Fhir(t) = n.ty else {
         return None;
     };
@@ -396,12 +471,16 @@ pub(crate) fn quantity_of(n: &Node<'_>) -> Option<(Dec, Rc<str>)> {
         .or_else(|| obj.get("unit"))
         .and_then(Value::as_str)
         .unwrap_or("1");
-    Some((v, Rc::from(unit)))
+    Some((v, Arc::from(unit)))
 }
 
 /// Equality (`=`): `Some(bool)`, or `None` where FHIRPath says empty (dates of
 /// different precision, quantities of incomparable units).
 pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    // Fast path without allocating: string-valued primitives that are not dates.
+    if let (Some(x), Some(y)) = (plain_str(a), plain_str(b)) {
+        return Some(x == y);
+    }
     let (a, b) = (a.sys(), b.sys());
     let a = quantity_item(a);
     let b = quantity_item(b);
@@ -423,6 +502,33 @@ pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
             quantity_cmp(&a, &b).map(|o| o == Ordering::Equal)
         }
         _ => Some(false),
+    }
+}
+
+/// The text of a String item or of a string-valued primitive node whose type is
+/// not a date or time (whose equality is not textual).
+pub(crate) fn plain_str<'i>(i: &'i Item<'_>) -> Option<&'i str> {
+    match i {
+        Item::Str(s) => Some(s),
+        Item::Node(n) => {
+            let textual = match n.ty {
+                Ty::Untyped => true,
+                Ty::Fhir(t) => {
+                    !matches!(
+                        t,
+                        "date"
+                            | "dateTime"
+                            | "instant"
+                            | "time"
+                            | "System.Date"
+                            | "System.DateTime"
+                            | "System.Time"
+                    ) && (t.starts_with("System.") || model().is_primitive(t))
+                }
+            };
+            if textual { n.value?.as_str() } else { None }
+        }
+        _ => None,
     }
 }
 
@@ -496,8 +602,10 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
         }
         (Item::Time(x), Item::Time(y)) => x.compare(y, false) == Some(Ordering::Equal),
         (Item::Quantity(va, ua), Item::Quantity(vb, ub)) => {
-            let cal = |u: &str| crate::value::calendar_base(u).map(str::to_string);
-            if cal(ua).is_some() && cal(ua) == cal(ub) {
+            // Calendar durations are equivalent to their UCUM counterparts (`1 year ~
+            // 1 'a'`), though `=` keeps years and months apart.
+            let (ua, ub) = (ucum_of_calendar(ua), ucum_of_calendar(ub));
+            if ua == ub {
                 return va.equivalent(*vb);
             }
             match (canonical(*va, ua), canonical(*vb, ub)) {
@@ -510,6 +618,20 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
             _ => node_eq(x, y),
         },
         _ => equals(&a, &b).unwrap_or(false),
+    }
+}
+
+fn ucum_of_calendar(u: &str) -> &str {
+    match u {
+        "year" | "years" => "a",
+        "month" | "months" => "mo",
+        "week" | "weeks" => "wk",
+        "day" | "days" => "d",
+        "hour" | "hours" => "h",
+        "minute" | "minutes" => "min",
+        "second" | "seconds" => "s",
+        "millisecond" | "milliseconds" => "ms",
+        other => other,
     }
 }
 

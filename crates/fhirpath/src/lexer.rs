@@ -103,6 +103,9 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
             if i == start + 1 {
                 return Err(err(start, "expected a date, date-time or time after '@'"));
             }
+            if bytes.get(start + 1) == Some(&b'T') && tz_end(bytes, i) != i {
+                return Err(err(i, "a time literal cannot have a time zone"));
+            }
             Tok::DateTime(src[start + 1..i].to_string())
         } else if c == b'%' {
             i += 1;

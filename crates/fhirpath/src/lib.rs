@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 mod ast;
+mod check;
 mod codec;
 mod eval;
 mod functions;
@@ -56,7 +57,7 @@ pub struct EvalError {
 /// The resource (or any FHIR JSON) an expression is evaluated on, prepared once per
 /// response: `%resource`, `%context` and `%rootResource` are it, and `resolve()`
 /// looks references up in it (Bundle entries by `fullUrl` and `type/id`, contained
-/// resources by `#id`).
+/// resources by `#id` in the resource that holds the reference).
 pub struct Input<'a> {
     root: &'a serde_json::Value,
     /// Bundle entries by `fullUrl` and by `Type/id`.
@@ -64,14 +65,20 @@ pub struct Input<'a> {
 }
 
 /// `%name` variables: scenario variables and captures, as JSON values (a string is
-/// a FHIRPath String, a number a Decimal or Integer, an array a collection, an
-/// object an untyped element).
+/// a FHIRPath String — never parsed as a date —, an integer number an Integer,
+/// another number a Decimal, a boolean a Boolean, an array a collection, an object
+/// with `resourceType` a resource typed by it, another object an untyped element,
+/// `null` empty). A name used by the expression but missing here is an
+/// [`EvalError`] ("unknown variable %x"); `resource`, `context`, `rootResource`,
+/// `ucum`, `sct`, `loinc`, `vs-*` and `ext-*` are built in (a value given here for
+/// `vs-*`/`ext-*` wins).
 #[derive(Debug, Clone, Default)]
 pub struct Variables {
     pub values: BTreeMap<String, serde_json::Value>,
 }
 
-/// The result of an evaluation: an ordered collection.
+/// The result of an evaluation: an ordered collection of items, each kept as JSON
+/// with its FHIRPath type name (owned: it does not borrow the input).
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     items: Vec<serde_json::Value>,
@@ -87,6 +94,16 @@ impl Expression {
             source: source.to_string(),
             tree: Arc::new(tree),
         })
+    }
+
+    /// Names in the expression's paths that no instance of the R4 types reached
+    /// there can have, for a resource of type `resource_type` (or whatever type
+    /// the path names, when `None`): "`birth` is not an element of Patient (did
+    /// you mean `birthDate`?)". Evaluation still navigates such names (they are
+    /// empty on valid R4, and JSON that is not R4 may have them), so these are
+    /// warnings: an assertion like `birth.empty()` would otherwise pass unnoticed.
+    pub fn model_warnings(&self, resource_type: Option<&str>) -> Vec<String> {
+        check::check(&self.tree, resource_type)
     }
 
     pub fn source(&self) -> &str {
@@ -130,38 +147,53 @@ impl<'a> Input<'a> {
         Input { root, index }
     }
 
-    /// The resource a reference points to within this input: a Bundle entry by
-    /// `fullUrl` or `Type/id` (a version suffix `/_history/n` ignored), a contained
-    /// resource by `#id`, or the root itself by `Type/id`.
-    fn resolve(&self, reference: &str) -> Option<&'a serde_json::Value> {
+    /// The resource a reference points to within this input, and the container
+    /// `#id` references inside it resolve against: a contained resource by `#id`
+    /// in `container` (the resource that holds the reference; the root for a
+    /// plain string), a Bundle entry by `fullUrl` or `Type/id` (a version suffix
+    /// `/_history/n` ignored), or the root itself by `Type/id`.
+    fn resolve(
+        &self,
+        reference: &str,
+        container: Option<&'a serde_json::Value>,
+    ) -> Option<(&'a serde_json::Value, Option<&'a serde_json::Value>)> {
+        use serde_json::Value;
         if let Some(id) = reference.strip_prefix('#') {
-            let mut containers = vec![self.root];
-            containers.extend(self.index.values().copied());
-            return containers.into_iter().find_map(|r| {
-                r.get("contained")?
-                    .as_array()?
-                    .iter()
-                    .find(|c| c.get("id").and_then(serde_json::Value::as_str) == Some(id))
-            });
+            let c = container.unwrap_or(self.root);
+            if id.is_empty() {
+                return Some((c, Some(c)));
+            }
+            let found = c
+                .get("contained")?
+                .as_array()?
+                .iter()
+                .find(|r| r.get("id").and_then(Value::as_str) == Some(id))?;
+            return Some((found, Some(c)));
         }
+        let own = |v: &'a Value| Some((v, Some(v)));
         if let Some(v) = self.index.get(reference) {
-            return Some(v);
+            return own(v);
         }
         let plain = reference.split("/_history/").next().unwrap_or(reference);
         if let Some(v) = self.index.get(plain) {
-            return Some(v);
+            return own(v);
         }
         let (t, id) = plain.split_once('/')?;
         let root = self.root;
-        (root.get("resourceType").and_then(serde_json::Value::as_str) == Some(t)
-            && root.get("id").and_then(serde_json::Value::as_str) == Some(id))
-        .then_some(root)
+        if root.get("resourceType").and_then(Value::as_str) == Some(t)
+            && root.get("id").and_then(Value::as_str) == Some(id)
+        {
+            return own(root);
+        }
+        None
     }
 }
 
 impl Collection {
     /// Each item as JSON: primitives as their JSON value (dates and times as their
     /// string, a Quantity as `{value, unit}`), elements and resources as they are.
+    /// A primitive that has only its `_name` twin (an extension and no value) is
+    /// `null`; `type()` results are `{namespace, name}`.
     pub fn to_json(&self) -> Vec<serde_json::Value> {
         self.items.clone()
     }

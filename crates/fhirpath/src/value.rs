@@ -88,12 +88,10 @@ impl Dec {
             return Dec { m: 0, s: places };
         };
         let q = self.m / p;
-        let r = self.m % p;
-        let q = if r.abs() * 2 >= p {
-            q + self.m.signum()
-        } else {
-            q
-        };
+        let r = (self.m % p).unsigned_abs();
+        let p = p.unsigned_abs();
+        // r >= p / 2, without overflowing.
+        let q = if r >= p - r { q + self.m.signum() } else { q };
         Dec { m: q, s: places }
     }
 
@@ -159,7 +157,21 @@ impl Dec {
     }
 
     pub fn sub(self, o: Dec) -> Option<Dec> {
-        self.add(Dec { m: -o.m, s: o.s })
+        self.add(o.neg()?)
+    }
+
+    pub fn neg(self) -> Option<Dec> {
+        Some(Dec {
+            m: self.m.checked_neg()?,
+            s: self.s,
+        })
+    }
+
+    pub fn abs(self) -> Option<Dec> {
+        Some(Dec {
+            m: self.m.checked_abs()?,
+            s: self.s,
+        })
     }
 
     pub fn mul(self, o: Dec) -> Option<Dec> {
@@ -192,9 +204,9 @@ impl Dec {
                 o.m.checked_mul(pow10(u32::try_from(-shift).ok()?)?)?,
             )
         };
-        let q = num / den;
-        let r = num % den;
-        let q = if r.abs() * 2 >= den.abs() {
+        let q = num.checked_div(den)?;
+        let r = num.checked_rem(den)?.unsigned_abs();
+        let q = if r >= den.unsigned_abs() - r {
             q + if (num < 0) == (den < 0) { 1 } else { -1 }
         } else {
             q
@@ -225,6 +237,31 @@ impl Dec {
     pub fn equivalent(self, o: Dec) -> bool {
         let p = self.s.min(o.s);
         self.round(p).cmp_to(o.round(p)) == Ordering::Equal
+    }
+
+    /// The bounds of the interval the value stands for (`1.587` is anything in
+    /// [1.5865, 1.5875]), floored (`high` false) or ceiled to `places`.
+    pub fn boundary(self, places: u32, high: bool) -> Option<Dec> {
+        let half = Dec {
+            m: 5,
+            s: self.s + 1,
+        };
+        let bound = if high {
+            self.add(half)?
+        } else {
+            self.sub(half)?
+        };
+        if bound.s <= places {
+            return bound.rescale(places);
+        }
+        let p = pow10(bound.s - places)?;
+        let q = bound.m.div_euclid(p);
+        let q = if high && bound.m.rem_euclid(p) != 0 {
+            q + 1
+        } else {
+            q
+        };
+        Some(Dec { m: q, s: places })
     }
 
     pub fn is_zero(self) -> bool {
@@ -294,7 +331,7 @@ fn num(s: &str, len: usize) -> Option<u32> {
     }
 }
 
-fn days_in_month(y: i32, m: u32) -> u32 {
+pub(crate) fn days_in_month(y: i32, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -596,6 +633,61 @@ impl DateTime {
         }
     }
 
+    /// The earliest (`high` false) or latest value the date/time stands for, to a
+    /// precision given in digits (`4` year ... `17` milliseconds for dates and
+    /// date-times, `2` ... `9` for times); `None` for a precision the kind has not.
+    /// A date-time without a zone gets the widest one (+14:00 low, -12:00 high).
+    pub fn boundary(&self, digits: i64, high: bool, kind: char) -> Option<DateTime> {
+        let target = match (kind, digits) {
+            ('D' | 'T', 4) => Prec::Year,
+            ('D' | 'T', 6) => Prec::Month,
+            ('D' | 'T', 8) => Prec::Day,
+            ('T', 10) | ('t', 2) => Prec::Hour,
+            ('T', 12) | ('t', 4) => Prec::Minute,
+            ('T', 14) | ('t', 6) => Prec::Second,
+            ('T', 17) | ('t', 9) => Prec::Milli,
+            _ => return None,
+        };
+        let mut r = *self;
+        // `T08` stands for 08:00.
+        if r.prec == Prec::Hour {
+            r.minute = 0;
+            r.prec = Prec::Minute;
+        }
+        if r.prec < Prec::Month {
+            r.month = if high { 12 } else { 1 };
+        }
+        if r.prec < Prec::Day {
+            r.day = if high {
+                days_in_month(r.year, r.month)
+            } else {
+                1
+            };
+        }
+        if r.prec < Prec::Hour {
+            r.hour = if high { 23 } else { 0 };
+        }
+        if r.prec < Prec::Minute {
+            r.minute = if high { 59 } else { 0 };
+        }
+        if r.prec < Prec::Second {
+            r.second = if high { 59 } else { 0 };
+        }
+        if r.prec < Prec::Milli {
+            r.milli = if high { 999 } else { 0 };
+        }
+        r.prec = target;
+        r.frac_digits = 3;
+        if kind == 'T' {
+            if target >= Prec::Hour {
+                r.tz = r.tz.or(Some(if high { -720 } else { 840 }));
+            } else {
+                r.tz = None;
+            }
+        }
+        Some(r)
+    }
+
     /// Adds `amount` of a calendar unit (`year`, `month`, `week`, `day`, `hour`,
     /// `minute`, `second`, `millisecond`); `with_date` false for a time.
     pub fn add(&self, amount: Dec, unit: &str, with_date: bool) -> Option<DateTime> {
@@ -618,7 +710,8 @@ impl DateTime {
                 } else {
                     months
                 };
-                let total = i64::from(d.year) * 12 + i64::from(d.month) - 1 + months;
+                let total =
+                    (i64::from(d.year) * 12 + i64::from(d.month) - 1).checked_add(months)?;
                 d.year = i32::try_from(total.div_euclid(12)).ok()?;
                 d.month = u32::try_from(total.rem_euclid(12) + 1).ok()?;
                 if !(1..=9999).contains(&d.year) {
@@ -756,4 +849,158 @@ pub(crate) fn ucum_factor(unit: &str) -> Option<(&'static str, Dec)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Dec {
+        Dec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(d("0.1").add(d("0.2")).unwrap().to_string(), "0.3");
+        assert_eq!(d("1.50").to_string(), "1.50");
+        assert_eq!(d("-0.05").to_string(), "-0.05");
+        assert_eq!(d("1e-3").to_string(), "0.001");
+        assert_eq!(d("2.5E2").to_string(), "250");
+        assert_eq!(
+            d("1").div(d("3")).unwrap().to_string(),
+            "0.3333333333333333"
+        );
+        assert_eq!(d("1").div(d("4")).unwrap().to_string(), "0.25");
+        assert!(d("1").div(d("0")).is_none());
+        assert_eq!(d("2.5").round(0).to_string(), "3");
+        assert_eq!(d("-2.5").round(0).to_string(), "-3");
+        assert_eq!(d("-2.5").floor().to_string(), "-3");
+        assert_eq!(d("-2.5").ceiling().to_string(), "-2");
+        assert_eq!(d("-2.5").truncate().to_string(), "-2");
+        assert!(d("1.0").equivalent(d("1.04")));
+        assert!(!d("1.0").equivalent(d("1.1")));
+        assert_eq!(d("1.0").cmp_to(d("1")), Ordering::Equal);
+        assert!(Dec::parse("1.2.3").is_none());
+        assert!(Dec::parse("").is_none());
+        assert!(Dec::parse("-").is_none());
+        assert!(Dec::parse("99999999999999999999999999999999999999999").is_none());
+        let big = Dec { m: i128::MAX, s: 0 };
+        assert!(big.add(d("1")).is_none());
+        assert!(big.mul(d("2")).is_none());
+    }
+
+    #[test]
+    fn dates_parse_with_their_precision() {
+        let x = DateTime::parse_date_time("2012-04-15T10:00:00.123+10:00").unwrap();
+        assert_eq!(x.prec, Prec::Milli);
+        assert_eq!(x.tz, Some(600));
+        assert_eq!(x.fmt_date_time(), "2012-04-15T10:00:00.123+10:00");
+        assert_eq!(DateTime::parse_date("2012-04").unwrap().prec, Prec::Month);
+        assert!(DateTime::parse_date("2012-02-30").is_none());
+        assert!(DateTime::parse_date("2012-13").is_none());
+        assert!(DateTime::parse_date("12-01-01").is_none());
+        assert!(DateTime::parse_time("24:00").is_none());
+        assert_eq!(DateTime::parse_date_time("2012T").unwrap().prec, Prec::Year);
+        assert!(DateTime::parse_date_time("2012-04T10:00").is_none());
+    }
+
+    #[test]
+    fn comparisons_respect_precision_and_zones() {
+        let dt = |s| DateTime::parse_date_time(s).unwrap();
+        assert_eq!(
+            dt("2012-04-15T10:00:00Z").compare(&dt("2012-04-15T20:00:00+10:00"), true),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(dt("2012-04-15").compare(&dt("2012-04"), true), None);
+        assert_eq!(
+            dt("2012-05-15").compare(&dt("2012-04"), true),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            dt("2012-04-15T10:00:00Z").compare(&dt("2012-04-15T10:00:00"), true),
+            None
+        );
+        assert_eq!(
+            dt("2012-04-15T10:00:00").compare(&dt("2012-04-15T10:00:00.000"), true),
+            Some(Ordering::Equal)
+        );
+    }
+
+    #[test]
+    fn calendar_arithmetic() {
+        let date = |s| DateTime::parse_date(s).unwrap();
+        let one = Dec::from_int(1);
+        assert_eq!(
+            date("2012-01-31")
+                .add(one, "month", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2012-02-29"
+        );
+        assert_eq!(
+            date("2012-02-29")
+                .add(one, "year", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2013-02-28"
+        );
+        assert_eq!(
+            date("2012-12-31")
+                .add(one, "day", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2013-01-01"
+        );
+        assert_eq!(
+            date("2012-01-01")
+                .add(Dec::from_int(-1), "week", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2011-12-25"
+        );
+        // Less precise than the unit: whole units of its own precision.
+        assert_eq!(
+            date("2012")
+                .add(Dec::from_int(400), "day", true)
+                .unwrap()
+                .fmt_date_only(),
+            "2013"
+        );
+        assert!(date("2012-01-01").add(one, "a", true).is_none());
+        assert!(date("9999-12-31").add(one, "day", true).is_none());
+        let t = DateTime::parse_time("23:30").unwrap();
+        assert_eq!(t.add(one, "hour", false).unwrap().fmt_time(), "00:30");
+    }
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(d("1.587").boundary(2, false).unwrap().to_string(), "1.58");
+        assert_eq!(d("1.587").boundary(2, true).unwrap().to_string(), "1.59");
+        assert_eq!(d("-1.587").boundary(2, false).unwrap().to_string(), "-1.59");
+        assert_eq!(
+            d("1.587").boundary(8, false).unwrap().to_string(),
+            "1.58650000"
+        );
+        assert_eq!(d("1").boundary(0, true).unwrap().to_string(), "2");
+        let dt = DateTime::parse_date_time("2014-01-01T08").unwrap();
+        assert_eq!(
+            dt.boundary(17, true, 'T').unwrap().fmt_date_time(),
+            "2014-01-01T08:00:59.999-12:00"
+        );
+        let date = DateTime::parse_date("2014-02").unwrap();
+        assert_eq!(
+            date.boundary(8, true, 'D').unwrap().fmt_date_only(),
+            "2014-02-28"
+        );
+        assert!(date.boundary(10, true, 'D').is_none());
+    }
+
+    #[test]
+    fn unit_conversions() {
+        assert_eq!(ucum_factor("mg").unwrap().0, "g");
+        assert_eq!(ucum_factor("kg").unwrap().1.to_string(), "1000");
+        assert_eq!(ucum_factor("min").unwrap().1.to_string(), "60");
+        assert!(ucum_factor("a").is_none());
+        assert!(ucum_factor("xg").is_none());
+    }
 }

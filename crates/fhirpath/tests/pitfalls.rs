@@ -113,6 +113,33 @@ fn set_operations_compare_complex_values_deeply() {
     assert_eq!(values("name.first() = name.first()", &p), [json!(true)]);
     assert_eq!(values("name.first() = name.last()", &p), [json!(false)]);
     assert_eq!(values("name.isDistinct()", &p), [json!(true)]);
+    // Larger collections take the hashed path: same answers.
+    let many = "(1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 1.0 | 2.0)";
+    assert_eq!(values(&format!("{many}.count()"), &p), [json!(10)]);
+    let strings = "('a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j')";
+    assert_eq!(
+        values(
+            &format!("{strings}.combine({strings}).distinct().count()"),
+            &p
+        ),
+        [json!(10)]
+    );
+    assert_eq!(
+        values(&format!("{strings}.intersect('c' | 'z')"), &p),
+        [json!("c")]
+    );
+    assert_eq!(
+        values(&format!("{strings}.exclude({strings}).empty()"), &p),
+        [json!(true)]
+    );
+    assert_eq!(
+        values(&format!("{many}.intersect(2.0 | 3)"), &p),
+        [json!(2), json!(3)]
+    );
+    assert_eq!(
+        values(&format!("{strings}.supersetOf('a' | 'j')"), &p),
+        [json!(true)]
+    );
 }
 
 #[test]
@@ -324,8 +351,13 @@ fn environment_variables() {
 #[test]
 fn several_items_where_one_is_expected_is_an_error() {
     let p = patient();
-    let err = eval("name.given.matches('^P')", &p).unwrap_err();
-    assert!(err.message.contains("matches()"), "{}", err.message);
+    // Two strings (Peter, James): an error, not "some match" or "the first matches".
+    let err = eval("name.first().given.matches('^P')", &p).unwrap_err();
+    assert_eq!(
+        err.message,
+        "the input of matches() must be a single value, but the collection has 2 items"
+    );
+    assert!(eval("name.given.matches('^P')", &p).is_err());
     assert!(eval("name.given.single()", &p).is_err());
     assert!(eval("name.given + 'x'", &p).is_err());
     assert!(eval("name.given < 'x'", &p).is_err());
@@ -411,6 +443,9 @@ fn dates_quantities_and_numbers() {
     t("(@2012-04-15 = @2012-04).empty()");
     t("(@2012-04-15T10:00:00Z > @2012-04-15T10:00:00+01:00)");
     t("1 'kg' = 1000 'g'");
+    t("1 'kg' + 1 'g' = 1.001 'kg'");
+    t("(1 'kg' + 1 'm').empty()");
+    t("3 'min' + 2 'min' = 5 'min'");
     t("1 'h' = 60 'min'");
     t("(1 'kg' = 1 'm').empty()");
     t("1 = 1.0");
@@ -425,6 +460,7 @@ fn dates_quantities_and_numbers() {
     t("1 + 1.5 = 2.5");
     t("'abc'.substring(5).empty()");
     t("'aé'.length() = 2 and 'aéb'.substring(1, 1) = 'é'");
+    t("'abc'.replace('', '-') = '-a-b-c-'");
 }
 
 #[test]
@@ -443,4 +479,174 @@ fn expressions_are_shareable() {
             });
         }
     });
+}
+
+#[test]
+fn html_checks_accept_the_narratives_of_the_r4_examples() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if v.pointer("/text/div").is_none() {
+            continue;
+        }
+        assert_eq!(
+            values("text.div.htmlChecks()", &v),
+            [json!(true)],
+            "{}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
+}
+
+#[test]
+fn nested_resources_are_typed_by_their_resource_type() {
+    let params = json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "p", "resource": {"resourceType": "Patient", "birthDate": "2000-01-01"}},
+            {"name": "n", "valueInteger": 3},
+            {"name": "s", "valueString": "x", "_valueString": {"extension": [{"url": "u", "valueCode": "c"}]}}
+        ]
+    });
+    assert_eq!(types("parameter.resource", &params), ["FHIR.Patient"]);
+    assert_eq!(
+        values("parameter.resource.birthDate is date", &params),
+        [json!(true)]
+    );
+    assert_eq!(
+        types("parameter.value", &params),
+        ["FHIR.integer", "FHIR.string"]
+    );
+    assert_eq!(
+        values("parameter.value.extension('u').value", &params),
+        [json!("c")]
+    );
+    let contained = json!({
+        "resourceType": "Patient",
+        "contained": [{"resourceType": "Practitioner", "id": "d", "active": true}, {"id": "x"}]
+    });
+    assert_eq!(
+        types("contained", &contained),
+        ["FHIR.Practitioner", "Untyped"]
+    );
+    assert_eq!(
+        values("contained.ofType(Practitioner).active", &contained),
+        [json!(true)]
+    );
+    assert_eq!(types("contained.active", &contained), ["FHIR.boolean"]);
+}
+
+#[test]
+fn model_warnings_catch_names_no_instance_can_have() {
+    let w = |src: &str, root: Option<&str>| Expression::parse(src).unwrap().model_warnings(root);
+    assert_eq!(
+        w("birth.empty()", Some("Patient")),
+        ["`birth` is not an element of Patient (did you mean `birthDate`?)"]
+    );
+    assert_eq!(
+        w("name.given1", Some("Patient")),
+        ["`given1` is not an element of HumanName (did you mean `given`?)"]
+    );
+    assert_eq!(
+        w("Patient.name.where(famly = 'x')", None),
+        ["`famly` is not an element of HumanName (did you mean `family`?)"]
+    );
+    assert_eq!(
+        w("Encounter.status", Some("Patient")),
+        ["`Encounter` does not match the type of the context (Patient)"]
+    );
+    assert_eq!(
+        w("setup.action.assert.respons.exists()", Some("TestScript")).len(),
+        1
+    );
+    for ok in [
+        "name.given.first()",
+        "birthDate.extension.value",
+        "value.ofType(Quantity).unit",
+        "valueQuantity.unit",
+        "contained.ofType(Organization).name",
+        "name.select(given.first() & family)",
+        "Bundle.entry.resource.ofType(Patient).birthDate",
+        "%resource.id",
+        "managingOrganization.resolve().name",
+        "contact.name.family",
+        "text.div.htmlChecks()",
+    ] {
+        let root = if ok.starts_with("value") {
+            "Observation"
+        } else {
+            "Patient"
+        };
+        let root = if ok.starts_with("Bundle") {
+            None
+        } else {
+            Some(root)
+        };
+        assert!(w(ok, root).is_empty(), "{ok}: {:?}", w(ok, root));
+    }
+    assert!(
+        w("entry.resource.foo", Some("Bundle")).is_empty(),
+        "any resource: unknown"
+    );
+    assert_eq!(w("entry.resourc", Some("Bundle")).len(), 1);
+}
+
+#[test]
+fn contained_references_resolve_in_their_own_resource() {
+    let entry = |n: &str, med: &str| {
+        json!({"fullUrl": format!("http://x/MedicationRequest/{n}"), "resource": {
+            "resourceType": "MedicationRequest", "id": n,
+            "contained": [
+                {"resourceType": "Medication", "id": "med", "code": {"text": med},
+                 "ingredient": [{"itemReference": {"reference": "#sub"}}]},
+                {"resourceType": "Substance", "id": "sub", "code": {"text": format!("{med} substance")}}
+            ],
+            "medicationReference": {"reference": "#med"}
+        }})
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "searchset",
+        "entry": [entry("a", "Aspirin"), entry("b", "Ibuprofen")]});
+    assert_eq!(
+        values(
+            "entry.resource.medicationReference.resolve().code.text",
+            &bundle
+        ),
+        [json!("Aspirin"), json!("Ibuprofen")]
+    );
+    // A reference inside a contained resource resolves among its container's.
+    assert_eq!(
+        values(
+            "entry.resource.medicationReference.resolve().ingredient.item.resolve().code.text",
+            &bundle
+        ),
+        [json!("Aspirin substance"), json!("Ibuprofen substance")]
+    );
+    assert!(
+        values(
+            "entry.resource.contained.ingredient.item.resolve().exists()",
+            &bundle
+        ) == [json!(true)]
+    );
+    assert!(
+        values("'#med'.resolve()", &bundle).is_empty(),
+        "the Bundle has no contained"
+    );
+}
+
+#[test]
+fn strings_cannot_grow_without_bound() {
+    let big = "x".repeat(1 << 20);
+    let p = json!({"resourceType": "Patient", "id": big});
+    let err = eval("id.replace('', id)", &p).unwrap_err();
+    assert!(err.message.contains("longer than"), "{}", err.message);
+    let doubled = (0..5).fold("id".to_string(), |e, _| format!("({e} + {e})"));
+    assert!(eval(&doubled, &p).is_err());
+    assert_eq!(values("(id + id).length()", &p), [json!(2 << 20)]);
 }

@@ -201,8 +201,35 @@ proptest! {
     fn parser_never_panics_on_token_soup(parts in prop::collection::vec(prop::sample::select(TOKENS), 0..24)) {
         let src: String = parts.concat();
         if let Ok(e) = Expression::parse(&src) {
+            let _ = e.model_warnings(Some("Patient"));
+            let _ = e.model_warnings(None);
             let p = json!({"resourceType": "Patient", "name": [{"given": ["a", "b"]}], "birthDate": "2000-01-01"});
             let _ = e.evaluate(&Input::new(&p), &Variables::default());
+        }
+    }
+
+    #[test]
+    fn arithmetic_never_panics(
+        a in prop_oneof![any::<i64>().prop_map(|i| i.to_string()), "[0-9]{1,38}(\\.[0-9]{1,30})?", Just("9223372036854775807".to_string())],
+        b in prop_oneof![any::<i64>().prop_map(|i| i.to_string()), "[0-9]{1,38}(\\.[0-9]{1,30})?", Just("0".to_string())],
+        op in prop::sample::select(&["+", "-", "*", "/", "div", "mod", "<", "=", "~"][..]),
+        unit in prop::sample::select(&["", " 'mg'", " 'g'", " days", " 'wk'"][..]),
+        f in prop::sample::select(&["abs()", "round(3)", "sqrt()", "ln()", "exp()", "power(3)", "floor()", "ceiling()", "truncate()", "toString()", "log(10)"][..]),
+    ) {
+        let p = json!({"resourceType": "Patient"});
+        let input = Input::new(&p);
+        for src in [
+            format!("{a}{unit} {op} {b}{unit}"),
+            format!("-({a}) {op} -({b})"),
+            format!("({a}).{f}"),
+            format!("@2012-01-01 + {a} days"),
+            format!("@2012-01-01T10:00:00Z - {b} 'ms'"),
+            format!("@T10:00 + {a} hours"),
+            format!("@2012 + {b} months"),
+        ] {
+            if let Ok(e) = Expression::parse(&src) {
+                let _ = e.evaluate(&input, &Variables::default());
+            }
         }
     }
 
@@ -258,4 +285,33 @@ fn deep_json_is_fine() {
         .unwrap()
         .join()
         .unwrap();
+}
+
+/// The deepest expressions the parser accepts evaluate without exhausting the
+/// stack of a test thread (2 MiB, unoptimised build).
+#[test]
+fn deepest_accepted_expressions_evaluate() {
+    let p = json!({"resourceType": "Patient", "name": [{"given": ["a"]}], "active": true});
+    let input = Input::new(&p);
+    let shapes: [(&str, &str, &str); 6] = [
+        ("name.where(", "true", ")"),
+        ("iif(true, ", "1", ", 0)"),
+        ("-(", "1", ")"),
+        ("(1 + ", "1", ")"),
+        ("name.select(", "given", ")"),
+        ("children().exists(", "true", ")"),
+    ];
+    for (open, inner, close) in shapes {
+        let mut accepted = None;
+        for n in (1..400).rev() {
+            let src = format!("{}{inner}{}", open.repeat(n), close.repeat(n));
+            if let Ok(e) = Expression::parse(&src) {
+                accepted = Some((n, e));
+                break;
+            }
+        }
+        let (n, e) = accepted.expect("some depth parses");
+        assert!(n >= 30, "{open}: only {n} levels accepted");
+        let _ = e.evaluate(&input, &Variables::default());
+    }
 }
