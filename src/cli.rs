@@ -253,6 +253,10 @@ pub struct RunArgs {
     /// report].
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+    /// Also write one FHIR R4 TestReport (JSON) per TestScript run into this folder,
+    /// `<script>.testreport.json`.
+    #[arg(long, value_name = "DIR")]
+    pub testreport: Option<PathBuf>,
     /// An earlier run.json: only regressions against it (scenarios that did not fail
     /// there and fail now) fail the run; known failures stay in the reports.
     #[arg(long, value_name = "RUN_JSON")]

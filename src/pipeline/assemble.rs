@@ -89,6 +89,8 @@ pub struct Published {
     pub evidence: Option<(PathBuf, usize)>,
     /// Whether the evidence manifest is signed.
     pub signed: bool,
+    /// `--testreport`: the TestReports written.
+    pub testreports: Vec<PathBuf>,
 }
 
 /// Writes every report (each attempted even if another fails), appends the summary
@@ -101,6 +103,9 @@ pub fn publish(
 ) -> Result<Published, PublishError> {
     report::write_all(record, &plan.reports, spill)?;
     let mut published = Published::default();
+    if let Some(dir) = &plan.reports.testreport {
+        published.testreports = report::testreport::write_all(dir, record, &plan.suites)?;
+    }
     match report::append_step_summary(record) {
         Ok(path) => published.step_summary = path,
         Err(e) => published.step_summary_error = Some(e),

@@ -419,6 +419,7 @@ fn report_paths(args: &RunArgs) -> ReportPaths {
                 .unwrap_or(Path::new(""))
                 .join("index.html")
         }),
+        testreport: args.testreport.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ mod html;
 mod json;
 mod junit;
 mod markdown;
+pub mod testreport;
 mod text;
 
 use std::io::Write as _;
@@ -29,6 +30,8 @@ pub struct ReportPaths {
     pub json: PathBuf,
     pub markdown: PathBuf,
     pub html: PathBuf,
+    /// `--testreport DIR`: a TestReport per TestScript run.
+    pub testreport: Option<PathBuf>,
 }
 
 /// Writes `bytes` atomically (see [`crate::files::write_atomic`]).

@@ -157,6 +157,7 @@ fn load_testscript(
             .collect::<Vec<_>>()
     })?;
     suite.sha256 = sha256_hex(text.as_bytes());
+    suite.testscript = Some(Arc::new(testscript::origin(&translated, &suite)));
     Ok(suite)
 }
 
@@ -375,6 +376,7 @@ impl Builder<'_> {
                 sha256: sha256_hex(self.text.as_bytes()),
                 fixtures: self.fixtures,
                 scenarios,
+                testscript: None,
             })
         } else {
             Err(self.errors)

@@ -20,6 +20,48 @@ pub struct SuiteFile {
     /// The fixture files its requests read (`json_file`, `body_file`), each once.
     pub fixtures: Vec<FixtureFile>,
     pub scenarios: Vec<Scenario>,
+    /// For a file that is a TestScript: where each step and check came from, for its
+    /// TestReport.
+    pub testscript: Option<Arc<ScriptOrigin>>,
+}
+
+/// A TestScript's elements behind the scenarios it was translated into.
+#[derive(Debug, Default)]
+pub struct ScriptOrigin {
+    pub name: String,
+    pub url: Option<String>,
+    /// The `test`s, in order: their names, as the scenarios have them.
+    pub tests: Vec<String>,
+    /// By the step's line in the translated file (unique in the file).
+    pub steps: std::collections::BTreeMap<u64, StepOrigin>,
+}
+
+/// Which part of a TestScript a step belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Setup,
+    /// The test of this index.
+    Test(usize),
+    Teardown,
+}
+
+/// One operation of a TestScript (or an autocreate/autodelete) and its asserts.
+#[derive(Debug, Clone)]
+pub struct StepOrigin {
+    pub section: Section,
+    /// The scenario (test) the step was run in.
+    pub scenario: usize,
+    /// `TestScript.setup.action[0].operation`, or the fixture for an autocreate.
+    pub operation: String,
+    pub asserts: Vec<AssertOrigin>,
+}
+
+/// One assert: the lines of the expectations it became (a check's `line`).
+#[derive(Debug, Clone)]
+pub struct AssertOrigin {
+    pub path: String,
+    pub lines: Vec<u64>,
+    pub warning: bool,
 }
 
 /// A fixture as read at load time.

@@ -24,6 +24,70 @@ use crate::diag::Diagnostic;
 pub use import::import;
 pub use translate::{Fixtures, Translated, translate};
 
+use crate::scenario::model::{AssertOrigin, Expect, ScriptOrigin, Step, StepOrigin, SuiteFile};
+use yaml::Target;
+
+/// Where each step and check of `suite` (loaded from `translated`) came from: the
+/// expectations' lines in the loaded model, by the places the translation put them.
+pub fn origin(translated: &Translated, suite: &SuiteFile) -> ScriptOrigin {
+    let mut steps = std::collections::BTreeMap::new();
+    for (i, (scenario, plans)) in suite.scenarios.iter().zip(&translated.origins).enumerate() {
+        let loaded = scenario.steps.iter().chain(scenario.cleanup.iter());
+        for (step, plan) in loaded.zip(plans) {
+            let asserts = plan
+                .asserts
+                .iter()
+                .map(|a| AssertOrigin {
+                    path: a.path.clone(),
+                    lines: a
+                        .targets
+                        .iter()
+                        .filter_map(|t| line_of(step, t, a.warning))
+                        .collect(),
+                    warning: a.warning,
+                })
+                .collect();
+            steps.insert(
+                step.line,
+                StepOrigin {
+                    section: plan.section,
+                    scenario: i,
+                    operation: plan.operation.clone(),
+                    asserts,
+                },
+            );
+        }
+    }
+    ScriptOrigin {
+        name: translated.name.clone(),
+        url: translated.url.clone(),
+        tests: translated.tests.clone(),
+        steps,
+    }
+}
+
+/// The line of the expectation `target` became in `step` (its `warn:` block for a
+/// warning-only assert).
+fn line_of(step: &Step, target: &Target, warning: bool) -> Option<u64> {
+    let e: &Expect = if warning {
+        step.warn.as_deref()?
+    } else {
+        &step.expect
+    };
+    match target {
+        Target::Status => e.status.as_ref().map(|s| s.line),
+        Target::Header(name) => e
+            .headers
+            .iter()
+            .find(|h| h.value.name.eq_ignore_ascii_case(name))
+            .map(|h| h.line),
+        Target::Json(k) => e.json.get(*k).map(|j| j.line),
+        Target::FhirPath(k) => e.fhirpath.get(*k).map(|f| f.line),
+        Target::Subset => e.json_subset.as_ref().map(|s| s.line),
+        Target::Valid => e.valid.as_ref().map(|v| v.line),
+    }
+}
+
 /// Whether `text` (a `.json` or `.xml` file's content) is a TestScript resource.
 pub fn is_testscript(text: &str, xml: bool) -> bool {
     if xml {

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::yaml::{Expectations, Scenario, Step, write};
+use super::yaml::{Expectations, PlannedAssert, Scenario, Step, Target, write};
 use crate::diag::Diagnostic;
+use crate::scenario::model::Section;
 
 /// Where the generated file takes its fixtures from.
 #[derive(Debug, Clone)]
@@ -22,8 +23,22 @@ pub enum Fixtures {
 #[derive(Debug)]
 pub struct Translated {
     pub yaml: String,
+    /// Per scenario (test), its steps then its cleanup steps, as written: where each
+    /// came from.
+    pub origins: Vec<Vec<StepPlan>>,
+    pub name: String,
+    pub url: Option<String>,
+    pub tests: Vec<String>,
     /// With [`Fixtures::Files`]: each fixture's path (relative to the YAML) and JSON.
     pub fixture_files: Vec<(String, String)>,
+}
+
+/// Where one written step came from.
+#[derive(Debug, Clone)]
+pub struct StepPlan {
+    pub section: Section,
+    pub operation: String,
+    pub asserts: Vec<PlannedAssert>,
 }
 
 /// A fixture the script declares.
@@ -94,10 +109,25 @@ pub fn translate(
         fixture_files: Vec::new(),
         broken: BTreeSet::new(),
     };
-    let yaml = tx.run();
+    let (yaml, scenarios) = tx.run();
     if tx.errors.is_empty() {
+        let plan = |s: &Step| StepPlan {
+            section: s.section.unwrap_or(Section::Setup),
+            operation: s.comment.clone(),
+            asserts: s.asserts.clone(),
+        };
         Ok(Translated {
             yaml,
+            origins: scenarios
+                .iter()
+                .map(|sc| sc.steps.iter().chain(&sc.cleanup).map(plan).collect())
+                .collect(),
+            name: text(script, "name")
+                .or_else(|| text(script, "title"))
+                .unwrap_or("TestScript")
+                .to_owned(),
+            url: text(script, "url").map(str::to_owned),
+            tests: scenarios.iter().map(|s| s.name.clone()).collect(),
             fixture_files: tx.fixture_files,
         })
     } else {
@@ -181,11 +211,11 @@ impl Tx<'_> {
         self.errors.push(format!("{at}: {why}"));
     }
 
-    fn run(&mut self) -> String {
+    fn run(&mut self) -> (String, Vec<Scenario>) {
         let script = self.script;
         if text(script, "resourceType") != Some("TestScript") {
             self.refuse("TestScript", "not a TestScript resource");
-            return String::new();
+            return (String::new(), Vec::new());
         }
         if let Some(obj) = script.as_object() {
             for key in obj.keys() {
@@ -244,6 +274,9 @@ impl Tx<'_> {
                 teardown.push(self.autodelete(&id, &f, &state));
             }
         }
+        for step in &mut teardown {
+            step.section = Some(Section::Teardown);
+        }
         let mut scenarios = Vec::new();
         let tests = list(script, "test");
         if tests.is_empty() {
@@ -257,7 +290,11 @@ impl Tx<'_> {
                 self.refuse(&at, "a test without actions");
             }
             // A test of asserts only judges the setup's last response.
+            let own = steps.len();
             self.actions(list(test, "action"), &at, &mut steps, &mut state);
+            for step in &mut steps[own..] {
+                step.section = Some(Section::Test(i));
+            }
             let name = text(test, "name")
                 .or_else(|| text(test, "id"))
                 .map_or_else(|| format!("test {}", i + 1), str::to_owned);
@@ -282,14 +319,15 @@ impl Tx<'_> {
         let source = text(script, "url")
             .or_else(|| text(script, "name"))
             .map(|s| format!("TestScript {s}"));
-        write(
+        let yaml = write(
             &header,
             source.as_deref(),
             &self.requires.iter().cloned().collect::<Vec<_>>(),
             &self.inputs,
             &self.vars,
             &scenarios,
-        )
+        );
+        (yaml, scenarios)
     }
 
     fn read_profiles(&mut self) {
@@ -996,7 +1034,14 @@ impl Tx<'_> {
         } else {
             &mut step.expect
         });
+        let before = e.clone();
         self.assert_into(a, at, &mut e);
+        let targets: Vec<Target> = e.added_since(&before);
+        step.asserts.push(PlannedAssert {
+            path: at.to_owned(),
+            targets,
+            warning,
+        });
         *(if warning {
             &mut step.warn
         } else {

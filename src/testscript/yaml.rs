@@ -3,6 +3,28 @@
 
 use serde_json::{Map, Value};
 
+use crate::scenario::model::Section;
+
+/// Where an assert's expectation went in its step, to find its line once loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Status,
+    /// By header name, lower-case.
+    Header(String),
+    Json(usize),
+    FhirPath(usize),
+    Subset,
+    Valid,
+}
+
+/// An assert folded into a step, and what it became.
+#[derive(Debug, Clone)]
+pub struct PlannedAssert {
+    pub path: String,
+    pub targets: Vec<Target>,
+    pub warning: bool,
+}
+
 /// A step being built: the request and expectations as the YAML will say them.
 #[derive(Debug, Clone, Default)]
 pub struct Step {
@@ -18,6 +40,8 @@ pub struct Step {
     pub capture: Vec<(String, Value)>,
     /// The operation's `responseId`, which an assert's `sourceId` may name.
     pub response_id: Option<String>,
+    pub section: Option<Section>,
+    pub asserts: Vec<PlannedAssert>,
 }
 
 /// An `expect:` (or `warn:`) block being built.
@@ -31,6 +55,30 @@ pub struct Expectations {
 }
 
 impl Expectations {
+    /// What `self` has beyond `before`: the expectations an assert added.
+    pub fn added_since(&self, before: &Expectations) -> Vec<Target> {
+        let mut out = Vec::new();
+        if self.single.contains_key("status") && !before.single.contains_key("status") {
+            out.push(Target::Status);
+        }
+        for name in self
+            .headers
+            .keys()
+            .filter(|k| !before.headers.contains_key(*k))
+        {
+            out.push(Target::Header(name.clone()));
+        }
+        out.extend((before.json.len()..self.json.len()).map(Target::Json));
+        out.extend((before.fhirpath.len()..self.fhirpath.len()).map(Target::FhirPath));
+        if self.single.contains_key("json_subset") && !before.single.contains_key("json_subset") {
+            out.push(Target::Subset);
+        }
+        if self.single.contains_key("valid") && !before.single.contains_key("valid") {
+            out.push(Target::Valid);
+        }
+        out
+    }
+
     fn to_value(&self) -> Option<Value> {
         let mut expect = Map::new();
         if let Some(s) = self.single.get("status") {

@@ -288,3 +288,80 @@ fn the_corpus_loads_or_is_refused_element_by_element() {
         "tests/fixtures/testscript/LOADS.txt is out of date"
     );
 }
+
+/// `--testreport DIR`: one R4 TestReport per script, each action's result from the
+/// step and checks it became, and valid R4 (checked by the validator in a build with
+/// it; by its required elements and codes in every build).
+#[test]
+fn testreport_gives_each_operation_and_assert_its_result() {
+    let dir = scratch("testscript-testreport");
+    let script = edited_crud(&dir, |s| {
+        s["test"][0]["action"][4]["assert"]["value"] = Value::from("Smith");
+        s["test"][0]["action"][10]["assert"]["headerField"] = Value::from("X-Not-Sent");
+    });
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let out = dir.join("testreports");
+    Fhirconf::new()
+        .args(["run", &script, "--testreport"])
+        .arg(&out)
+        .reports(&reports)
+        .run()
+        .expect_code(1);
+    let path = out.join("script.testreport.json");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["resourceType"], "TestReport");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["result"], "fail");
+    assert_eq!(report["score"], 50.0);
+    assert_eq!(
+        report["testScript"]["reference"],
+        "http://fhirconf.example/TestScript/patient-crud"
+    );
+    let results = |actions: &Value| -> Vec<String> {
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let (kind, inner) = match (a.get("operation"), a.get("assert")) {
+                    (Some(op), None) => ("operation", op),
+                    (None, Some(asrt)) => ("assert", asrt),
+                    other => panic!("an action is an operation or an assert: {other:?}"),
+                };
+                format!("{kind} {}", inner["result"].as_str().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        results(&report["setup"]["action"]),
+        ["operation pass", "assert pass", "assert pass"]
+    );
+    let read = results(&report["test"][0]["action"]);
+    assert_eq!(read.len(), 11, "{read:?}");
+    assert_eq!(read[0], "operation pass");
+    assert_eq!(
+        read[4], "assert fail",
+        "the family asserted wrong: {read:?}"
+    );
+    assert_eq!(read[10], "assert warning", "warningOnly: {read:?}");
+    let passing = read.iter().filter(|r| *r == "assert pass").count();
+    assert_eq!(passing, 8, "{read:?}");
+    let message = report["test"][0]["action"][4]["assert"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("Smith"), "{message}");
+    assert!(
+        results(&report["test"][1]["action"])
+            .iter()
+            .all(|r| r.ends_with("pass"))
+    );
+    assert_eq!(results(&report["teardown"]["action"]), ["operation pass"]);
+    #[cfg(feature = "validation")]
+    Fhirconf::new()
+        .arg("validate")
+        .arg(&path)
+        .run()
+        .expect_code(0)
+        .stdout_contains("0 errors");
+}
