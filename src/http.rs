@@ -78,6 +78,14 @@ impl Response {
             .get_or_init(|| {
                 if self.body.is_empty() {
                     Err("no body".to_owned())
+                } else if self.is_xml() {
+                    // FHIR XML is judged in its JSON form: every check reads JSON.
+                    let text = std::str::from_utf8(&self.body)
+                        .map_err(|_| "an XML body that is not UTF-8".to_owned())?;
+                    let json = fhir_xml::to_json(text)
+                        .map_err(|e| format!("a body that is not FHIR XML ({e})"))?;
+                    serde_json::from_str(&json)
+                        .map_err(|e| format!("FHIR XML that gave no JSON ({e})"))
                 } else {
                     serde_json::from_slice(&self.body)
                         .map_err(|e| format!("a body that is not JSON ({e})"))
@@ -85,6 +93,20 @@ impl Response {
             })
             .as_ref()
             .map_err(String::as_str)
+    }
+
+    /// Whether the body is declared XML (`application/fhir+xml`, `application/xml`,
+    /// `text/xml`).
+    fn is_xml(&self) -> bool {
+        self.header("content-type").is_some_and(|ct| {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime.ends_with("/xml") || mime.ends_with("+xml")
+        })
     }
 
     /// Every value of a header, joined by `, ` as HTTP allows.
@@ -643,5 +665,39 @@ mod tests {
         );
         assert_eq!(r.header("a").as_deref(), Some("1, 2"));
         assert_eq!(r.header("b"), None);
+    }
+
+    #[test]
+    fn a_fhir_xml_answer_is_judged_in_its_json_form() {
+        let xml = r#"<Patient xmlns="http://hl7.org/fhir"><id value="p1"/><active value="true"/></Patient>"#;
+        let r = Response::new(
+            200,
+            vec![(
+                "Content-Type".into(),
+                "application/fhir+xml; charset=utf-8".into(),
+            )],
+            xml.as_bytes().to_vec(),
+        );
+        let json = r.json().unwrap();
+        assert_eq!(json["resourceType"], "Patient");
+        assert_eq!(json["active"], true);
+        // Declared XML but not FHIR XML: the reason, with where.
+        let r = Response::new(
+            200,
+            vec![("content-type".into(), "text/xml".into())],
+            b"<html/>".to_vec(),
+        );
+        let why = r.json().unwrap_err();
+        assert!(
+            why.starts_with("a body that is not FHIR XML (line 1"),
+            "{why}"
+        );
+        // JSON stays JSON whatever it looks like.
+        let r = Response::new(
+            200,
+            vec![("content-type".into(), "application/fhir+json".into())],
+            b"{\"a\": 1}".to_vec(),
+        );
+        assert_eq!(r.json().unwrap()["a"], 1);
     }
 }

@@ -905,20 +905,44 @@ impl Tx<'_> {
         }
         // Headers.
         let mut headers = Map::new();
-        for (key, header) in [("accept", "accept"), ("contentType", "content-type")] {
-            match text(op, key) {
-                None | Some("json") => {}
-                Some(mime) if mime.contains("json") => {
-                    headers.insert(header.into(), Value::String(mime.to_owned()));
-                }
-                Some(other) => self.refuse(
-                    &format!("{at}.{key}"),
-                    format!("`{other}`: fhirconf exchanges FHIR JSON only"),
-                ),
+        let sends_body = text(op, "sourceId").is_some_and(|s| self.fixtures.contains_key(s))
+            && matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+        match text(op, "accept") {
+            None => {}
+            Some("json") => {
+                headers.insert("accept".into(), json!("application/fhir+json"));
             }
+            // An XML answer is judged in its JSON form (`crates/fhir-xml`).
+            Some("xml") => {
+                headers.insert("accept".into(), json!("application/fhir+xml"));
+            }
+            Some(mime) if mime.contains("json") || mime.contains("xml") => {
+                headers.insert("accept".into(), Value::String(mime.to_owned()));
+            }
+            Some(other) => self.refuse(
+                &format!("{at}.accept"),
+                format!("`{other}`: fhirconf reads FHIR JSON and XML answers only"),
+            ),
         }
-        if text(op, "accept") == Some("json") {
-            headers.insert("accept".into(), json!("application/fhir+json"));
+        match text(op, "contentType") {
+            None | Some("json") => {}
+            Some(mime) if mime.contains("json") => {
+                headers.insert("content-type".into(), Value::String(mime.to_owned()));
+            }
+            Some("xml") | Some(_) if sends_body => self.refuse(
+                &format!("{at}.contentType"),
+                format!(
+                    "`{}`: fhirconf sends bodies as FHIR JSON only",
+                    text(op, "contentType").unwrap_or_default()
+                ),
+            ),
+            // No body: the header is sent as the script says and means nothing more.
+            Some("xml") => {
+                headers.insert("content-type".into(), json!("application/fhir+xml"));
+            }
+            Some(mime) => {
+                headers.insert("content-type".into(), Value::String(mime.to_owned()));
+            }
         }
         for (i, h) in list(op, "requestHeader").iter().enumerate() {
             let here = format!("{at}.requestHeader[{i}]");
