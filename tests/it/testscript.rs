@@ -155,7 +155,7 @@ fn what_is_not_supported_is_refused_by_check_element_by_element() {
     let dir = scratch("testscript-refused");
     let script = edited_crud(&dir, |s| {
         s["destination"] = serde_json::json!([{ "index": 1 }, { "index": 2 }]);
-        s["test"][0]["action"][0]["operation"]["accept"] = Value::from("xml");
+        s["setup"]["action"][0]["operation"]["contentType"] = Value::from("xml");
         s["test"][0]["action"][1]["assert"]["direction"] = Value::from("request");
         s["test"][1]["action"][0]["operation"]["type"]["code"] = Value::from("$everything");
         s["test"][1]["action"][4]["assert"]["operator"] = Value::from("greaterThan");
@@ -167,7 +167,7 @@ fn what_is_not_supported_is_refused_by_check_element_by_element() {
     let stderr = ran.stderr();
     for element in [
         "TestScript.destination: more than one destination",
-        "TestScript.test[0].action[0].operation.accept: `xml`",
+        "TestScript.setup.action[0].operation.contentType: `xml`: fhirconf sends bodies as FHIR JSON only",
         "TestScript.test[0].action[1].assert.direction",
         "TestScript.test[1].action[0].operation.type: operation type `$everything`",
         "TestScript.test[1].action[4].assert.operator: `greaterThan`",
