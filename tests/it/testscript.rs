@@ -123,6 +123,30 @@ fn the_imported_yaml_gives_the_verdicts_the_script_gives_passing_or_failing() {
     assert!(message.contains("Smith"), "{read}");
 }
 
+/// The R4 specification's own example (delete, update-as-create, read, ten asserts,
+/// compareToSourceId, XPath paths, a warning-only assert): the same verdicts run as it
+/// is and imported (passed with validation built in, skipped for want of it without).
+#[test]
+fn the_specification_example_gives_the_same_verdicts_imported() {
+    let dir = scratch("testscript-spec-example");
+    let corpus = root().join("tests/fixtures/testscript/r4-spec");
+    for file in ["TestScript-testscript-example.json", "Patient-example.json"] {
+        std::fs::copy(corpus.join(file), dir.join(file)).unwrap();
+    }
+    let script = dir.join("TestScript-testscript-example.json");
+    let (native, imported) = native_and_imported(&dir, script.to_str().unwrap());
+    assert_eq!(named_verdicts(&native), named_verdicts(&imported));
+    let expected = if cfg!(feature = "validation") {
+        "passed"
+    } else {
+        "skipped"
+    };
+    assert_eq!(
+        named_verdicts(&native),
+        [("Read Patient".to_owned(), expected.to_owned())]
+    );
+}
+
 #[test]
 fn a_failed_warning_only_assert_is_reported_and_fails_nothing() {
     let dir = scratch("testscript-warning-only");
