@@ -685,6 +685,33 @@ impl Tx<'_> {
         }
     }
 
+    /// The fixture as a FHIR XML body (`contentType: xml`), written from its JSON.
+    fn xml_body(&mut self, step: &mut Step, id: &str, f: &Fixture, at: &str) {
+        let xml = match fhir_xml::to_xml(&f.body) {
+            Ok(x) => x,
+            Err(e) => {
+                self.refuse(
+                    at,
+                    format!("fixture `{id}` cannot be written as FHIR XML: {e}"),
+                );
+                return;
+            }
+        };
+        step.request["content_type"] = json!("application/fhir+xml");
+        match &self.mode {
+            Fixtures::Inline => {
+                step.request["body"] = Value::String(xml);
+            }
+            Fixtures::Files(dir) => {
+                let file = format!("{dir}/{}.xml", identifier(id));
+                if !self.fixture_files.iter().any(|(f, _)| *f == file) {
+                    self.fixture_files.push((file.clone(), xml));
+                }
+                step.request["body_file"] = Value::String(file);
+            }
+        }
+    }
+
     /// The path segment that names the resource an operation targets.
     fn target_id(&mut self, target: &str, at: &str, state: &State) -> Option<(String, String)> {
         if let Some(f) = self.fixtures.get(target) {
@@ -924,17 +951,18 @@ impl Tx<'_> {
                 format!("`{other}`: fhirconf reads FHIR JSON and XML answers only"),
             ),
         }
+        let mut xml_body = false;
         match text(op, "contentType") {
             None | Some("json") => {}
             Some(mime) if mime.contains("json") => {
                 headers.insert("content-type".into(), Value::String(mime.to_owned()));
             }
-            Some("xml") | Some(_) if sends_body => self.refuse(
+            // The fixture is sent as FHIR XML (written from its JSON, below).
+            Some("xml") if sends_body => xml_body = true,
+            Some(mime) if sends_body && mime.contains("xml") => xml_body = true,
+            Some(other) if sends_body => self.refuse(
                 &format!("{at}.contentType"),
-                format!(
-                    "`{}`: fhirconf sends bodies as FHIR JSON only",
-                    text(op, "contentType").unwrap_or_default()
-                ),
+                format!("`{other}`: fhirconf sends bodies as FHIR JSON or XML only"),
             ),
             // No body: the header is sent as the script says and means nothing more.
             Some("xml") => {
@@ -962,7 +990,11 @@ impl Tx<'_> {
             match &fixture {
                 Some(f) if matches!(method.as_str(), "POST" | "PUT" | "PATCH") => {
                     let f = f.clone();
-                    self.body(&mut step, source, &f);
+                    if xml_body {
+                        self.xml_body(&mut step, source, &f, &format!("{at}.sourceId"));
+                    } else {
+                        self.body(&mut step, source, &f);
+                    }
                     if code == "create" {
                         step.capture.push((
                             f.id_var.clone(),

@@ -179,7 +179,7 @@ fn what_is_not_supported_is_refused_by_check_element_by_element() {
     let dir = scratch("testscript-refused");
     let script = edited_crud(&dir, |s| {
         s["destination"] = serde_json::json!([{ "index": 1 }, { "index": 2 }]);
-        s["setup"]["action"][0]["operation"]["contentType"] = Value::from("xml");
+        s["setup"]["action"][0]["operation"]["contentType"] = Value::from("text/turtle");
         s["test"][0]["action"][1]["assert"]["direction"] = Value::from("request");
         s["test"][1]["action"][0]["operation"]["type"]["code"] = Value::from("$everything");
         s["test"][1]["action"][4]["assert"]["operator"] = Value::from("greaterThan");
@@ -191,7 +191,7 @@ fn what_is_not_supported_is_refused_by_check_element_by_element() {
     let stderr = ran.stderr();
     for element in [
         "TestScript.destination: more than one destination",
-        "TestScript.setup.action[0].operation.contentType: `xml`: fhirconf sends bodies as FHIR JSON only",
+        "TestScript.setup.action[0].operation.contentType: `text/turtle`: fhirconf sends bodies as FHIR JSON or XML only",
         "TestScript.test[0].action[1].assert.direction",
         "TestScript.test[1].action[0].operation.type: operation type `$everything`",
         "TestScript.test[1].action[4].assert.operator: `greaterThan`",
@@ -388,4 +388,33 @@ fn testreport_gives_each_operation_and_assert_its_result() {
         .run()
         .expect_code(0)
         .stdout_contains("0 errors");
+}
+
+/// `contentType: xml` sends the fixture as FHIR XML (written from its JSON); the
+/// sandbox serves JSON only and answers 415, which the step reports as sent.
+#[test]
+fn an_xml_content_type_sends_the_fixture_as_fhir_xml() {
+    let dir = scratch("testscript-xml-body");
+    let script = edited_crud(&dir, |s| {
+        s["setup"]["action"][0]["operation"]["contentType"] = Value::from("xml");
+    });
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    Fhirconf::new()
+        .args(["run", &script])
+        .reports(&reports)
+        .run()
+        .expect_code(1);
+    let record = run_record(&reports);
+    let create = &record["scenarios"][0]["steps"][0];
+    assert_eq!(create["status"], 415, "{create}");
+    let transcript = create["transcript"].as_str().unwrap();
+    assert!(
+        transcript.contains("> Content-Type: application/fhir+xml"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"chalmers\"/>"),
+        "{transcript}"
+    );
 }

@@ -30,6 +30,9 @@
 
 mod json;
 mod text;
+mod write;
+
+pub use write::to_xml;
 
 use std::borrow::Cow;
 use std::fmt;
