@@ -232,9 +232,17 @@ impl BaseUrl {
     }
 
     /// `path` under the base URL, with exactly one `/` between them, however either
-    /// is written (`Patient/1`, `/Patient/1`).
+    /// is written (`Patient/1`, `/Patient/1`). A path that is already an absolute URL
+    /// under this base (a `Location` a server answered with, captured and used as the
+    /// path) is kept as it is: FHIR allows a server an absolute or a relative one.
     pub fn join(&self, path: &str) -> String {
-        format!("{}/{}", self.0, path.trim_start_matches('/'))
+        let trimmed = path.trim_start_matches('/');
+        if let Some(rest) = trimmed.strip_prefix(self.0.as_str())
+            && (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+        {
+            return trimmed.to_owned();
+        }
+        format!("{}/{}", self.0, trimmed)
     }
 
     /// Its origin (`https://host:port`), where credentials may be sent.
@@ -699,5 +707,31 @@ mod tests {
             b"{\"a\": 1}".to_vec(),
         );
         assert_eq!(r.json().unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn a_path_that_is_an_absolute_url_under_the_base_is_kept() {
+        let base = BaseUrl::parse("http://127.0.0.1:8080/fhir").unwrap();
+        assert_eq!(
+            base.join("Patient/1"),
+            "http://127.0.0.1:8080/fhir/Patient/1"
+        );
+        assert_eq!(
+            base.join("/Patient/1"),
+            "http://127.0.0.1:8080/fhir/Patient/1"
+        );
+        assert_eq!(
+            base.join("http://127.0.0.1:8080/fhir/Patient/1/_history/2"),
+            "http://127.0.0.1:8080/fhir/Patient/1/_history/2"
+        );
+        assert_eq!(
+            base.join("/http://127.0.0.1:8080/fhir/Patient/1"),
+            "http://127.0.0.1:8080/fhir/Patient/1"
+        );
+        // Another base, or a base that merely starts the same, is a path like any other.
+        assert_eq!(
+            base.join("http://127.0.0.1:8080/fhirx/Patient/1"),
+            "http://127.0.0.1:8080/fhir/http://127.0.0.1:8080/fhirx/Patient/1"
+        );
     }
 }

@@ -497,6 +497,7 @@ impl Runner {
                     render: &render,
                     vars,
                     validated: validated.as_ref(),
+                    request: Some(&exchange.request),
                 };
                 evaluate(&retry.until, &exchange.response, &with)
             }
@@ -600,6 +601,7 @@ impl Runner {
             render: &render,
             vars,
             validated: validated.as_ref(),
+            request: Some(&exchange.request),
         };
         record.checks = evaluate(&step.expect, &exchange.response, &with);
         if let Some(warn) = &step.warn {

@@ -5,9 +5,10 @@ use super::diff::{pretty, unified_diff};
 use super::fhir;
 use super::json::{is_subset, project, remove_paths};
 use crate::fhirpath_expr::{Evaluation, type_is};
-use crate::http::Response;
+use crate::http::{PreparedRequest, Response};
 use crate::scenario::model::{
     Expect, FhirPathRule, HeaderOp, HeaderRule, JsonOp, JsonPathExpr, JsonRule, JsonType,
+    RequestRule,
 };
 use crate::template::TemplateError;
 use crate::template::value_to_text;
@@ -46,6 +47,8 @@ pub struct Judging<'a> {
     /// What FHIR validation found in this response (the runner validates once per
     /// response).
     pub validated: Option<&'a Validated>,
+    /// The request as it was sent, for `expect.request`.
+    pub request: Option<&'a PreparedRequest>,
 }
 
 /// Judges `response` against every expectation of `expect`, in a fixed order:
@@ -58,6 +61,14 @@ pub fn evaluate(expect: &Expect, response: &Response, with: &Judging<'_>) -> Vec
     body_checks(expect, response, with, &mut checks);
     if let Some(valid) = &expect.valid {
         checks.push(at(valid.line, fhir::valid_check(&valid.value, validated)));
+    }
+    if let Some(rule) = &expect.request {
+        let line = rule.line;
+        checks.extend(
+            request_checks(&rule.value, with.request, render)
+                .into_iter()
+                .map(|c| at(line, c)),
+        );
     }
     // Kept in the step's record for the rest of the run.
     checks.shrink_to_fit();
@@ -147,12 +158,56 @@ fn render_text(text: &str, render: Render<'_>) -> Result<String, TemplateError> 
 }
 
 fn header_check(rule: &HeaderRule, response: &Response, render: Render<'_>) -> Check {
-    let actual = response.header(&rule.name);
+    let what = format!("header {}", rule.name.to_ascii_lowercase());
+    text_check(what, response.header(&rule.name), &rule.op, render)
+}
+
+/// `expect.request`: the method, URL and headers the request went with.
+fn request_checks(
+    rule: &RequestRule,
+    sent: Option<&PreparedRequest>,
+    render: Render<'_>,
+) -> Vec<Check> {
+    let Some(sent) = sent else {
+        return vec![Check::new("request", false, "the request sent", "none")];
+    };
+    let mut checks = Vec::new();
+    if let Some(method) = &rule.method {
+        checks.push(Check::new(
+            "request method",
+            method.eq_ignore_ascii_case(&sent.method),
+            method.to_ascii_uppercase(),
+            sent.method.clone(),
+        ));
+    }
+    if let Some(op) = &rule.url {
+        checks.push(text_check(
+            "request url".to_owned(),
+            Some(sent.url.clone()),
+            op,
+            render,
+        ));
+    }
+    for h in &rule.headers {
+        let values: Vec<&str> = sent
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(&h.name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let actual = (!values.is_empty()).then(|| values.join(", "));
+        let what = format!("request header {}", h.name.to_ascii_lowercase());
+        checks.push(text_check(what, actual, &h.op, render));
+    }
+    checks
+}
+
+/// One text (a header's value, a URL) against one operation.
+fn text_check(what: String, actual: Option<String>, op: &HeaderOp, render: Render<'_>) -> Check {
     let shown = actual
         .clone()
         .unwrap_or_else(|| "no such header".to_owned());
-    let what = format!("header {}", rule.name.to_ascii_lowercase());
-    let (text, contains) = match &rule.op {
+    let (text, contains) = match op {
         HeaderOp::Present => return Check::new(what, actual.is_some(), "present", shown),
         HeaderOp::Absent => return Check::new(what, actual.is_none(), "absent", shown),
         HeaderOp::Matches(re) => {
@@ -469,6 +524,7 @@ mod tests {
             render: &identity,
             vars: &Map::new(),
             validated: None,
+            request: None,
         };
         evaluate(&expect(yaml), &response(status, body), &with)
     }
@@ -610,6 +666,7 @@ mod tests {
             render: &render,
             vars: &Map::new(),
             validated: None,
+            request: None,
         };
         let c = evaluate(&e, &response(200, r#"{"id":"p1"}"#), &with);
         assert!(c[0].passed, "{:?}", c[0]);
@@ -679,6 +736,7 @@ mod tests {
             render: &identity,
             vars: &vars,
             validated: None,
+            request: None,
         };
         let c = evaluate(&e, &response(200, PATIENT), &with);
         assert!(c[0].passed, "{:?}", c[0]);
@@ -711,5 +769,34 @@ mod tests {
         )
         .expect_err("an unknown function");
         assert!(errors[0].message.contains("wher"), "{errors:?}");
+    }
+
+    #[test]
+    fn request_expectations_judge_what_was_sent() {
+        let sent = PreparedRequest {
+            method: "GET".into(),
+            url: "http://x/fhir/Patient?family=Chalmers".into(),
+            headers: vec![("Accept".into(), "application/fhir+json".into())],
+            body: None,
+        };
+        let judge = |yaml: &str| {
+            let with = Judging {
+                render: &identity,
+                vars: &Map::new(),
+                validated: None,
+                request: Some(&sent),
+            };
+            evaluate(&expect(yaml), &response(200, "{}"), &with)
+        };
+        let ok = judge(
+            "request:\n  method: get\n  url: { contains: family= }\n  headers: { accept: { contains: json } }\n",
+        );
+        assert_eq!(verdicts(&ok), [true, true, true], "{ok:?}");
+        let bad = judge(
+            "request:\n  method: POST\n  url: http://x/fhir/Patient\n  headers: { accept: { contains: xml }, prefer: { present: true } }\n",
+        );
+        assert_eq!(verdicts(&bad), [false, false, false, false], "{bad:?}");
+        assert_eq!(bad[0].what, "request method");
+        assert_eq!(bad[3].what, "request header prefer");
     }
 }

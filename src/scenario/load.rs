@@ -1135,6 +1135,27 @@ impl Builder<'_> {
             valid: expect
                 .valid
                 .map(|v| Box::new(located(v.referenced, v.value))),
+            request: expect.request.map(|r| {
+                let schema::RequestExpect {
+                    method,
+                    url,
+                    headers,
+                } = r.value;
+                Box::new(located(
+                    r.referenced,
+                    super::model::RequestRule {
+                        method,
+                        url: url.map(header_op),
+                        headers: headers
+                            .into_iter()
+                            .map(|(name, rule)| HeaderRule {
+                                name,
+                                op: header_op(rule),
+                            })
+                            .collect(),
+                    },
+                ))
+            }),
         }
     }
 

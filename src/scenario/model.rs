@@ -174,6 +174,16 @@ pub struct Expect {
     pub bundle: Option<Box<Located<BundleSpec>>>,
     /// `valid`: judged on what FHIR validation found (see [`crate::validation`]).
     pub valid: Option<Box<Located<ValidSpec>>>,
+    /// `request`: what was sent (TestScript's request asserts).
+    pub request: Option<Box<Located<RequestRule>>>,
+}
+
+/// `expect.request`: the method, URL and headers the request was sent with.
+#[derive(Debug)]
+pub struct RequestRule {
+    pub method: Option<String>,
+    pub url: Option<HeaderOp>,
+    pub headers: Vec<HeaderRule>,
 }
 
 #[derive(Debug)]

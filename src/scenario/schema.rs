@@ -304,6 +304,9 @@ pub struct Expect {
     /// the shape of a Bundle
     #[schemars(with = "Option<BundleExpect>")]
     pub bundle: Option<Box<Spanned<BundleExpect>>>,
+    /// the request fhirconf sent, once its templates were rendered (TestScript's `direction: request` asserts): its method, its URL (a string means `equals`) and its headers
+    #[schemars(with = "Option<RequestExpect>")]
+    pub request: Option<Box<Spanned<RequestExpect>>>,
     /// the body is valid FHIR R4 (a Bundle entry by entry), and conforms to the profiles its `meta.profile` claims: `true`, or `{ profile, severity }` to name a profile too. Needs a build with validation
     #[schemars(with = "Option<ValidExpect>")]
     pub valid: Option<Box<Spanned<ValidExpect>>>,
@@ -506,6 +509,21 @@ impl<'de> Deserialize<'de> for ValidExpect {
         }
         deserializer.deserialize_any(ValidVisitor)
     }
+}
+
+/// What the request sent must have been.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestExpect {
+    /// the method (`GET`, `POST`...; case-insensitive)
+    pub method: Option<String>,
+    /// the URL sent: a string (equals) or one of equals, matches, contains
+    #[schemars(with = "Option<HeaderExpect>")]
+    pub url: Option<HeaderExpect>,
+    /// request headers (names case-insensitive; a plain string means `equals`)
+    #[serde(default, deserialize_with = "sorted_pairs")]
+    #[schemars(with = "BTreeMap<String, HeaderExpect>")]
+    pub headers: Vec<(String, HeaderExpect)>,
 }
 
 /// A header expectation: a plain string means `equals`.

@@ -85,6 +85,7 @@ fn line_of(step: &Step, target: &Target, warning: bool) -> Option<u64> {
         Target::FhirPath(k) => e.fhirpath.get(*k).map(|f| f.line),
         Target::Subset => e.json_subset.as_ref().map(|s| s.line),
         Target::Valid => e.valid.as_ref().map(|v| v.line),
+        Target::Request => e.request.as_ref().map(|r| r.line),
     }
 }
 

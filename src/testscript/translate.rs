@@ -76,6 +76,9 @@ struct Tx<'a> {
     inputs: Vec<String>,
     /// TestScript variable name → template variable name.
     names: BTreeMap<String, String>,
+    /// Variables with an expression and no `sourceId`: evaluated on the last response
+    /// where they are used, so substituted into the expressions that use them.
+    dynamic: BTreeMap<String, String>,
     /// Captures a variable asks of the operation whose `responseId` it reads.
     response_captures: BTreeMap<String, Vec<(String, Value)>>,
     requires: BTreeSet<String>,
@@ -104,6 +107,7 @@ pub fn translate(
         vars: Map::new(),
         inputs: Vec::new(),
         names: BTreeMap::new(),
+        dynamic: BTreeMap::new(),
         response_captures: BTreeMap::new(),
         requires: BTreeSet::new(),
         fixture_files: Vec::new(),
@@ -525,10 +529,16 @@ impl Tx<'_> {
                 continue;
             }
             let Some(source) = source else {
-                self.refuse(
-                    &at,
-                    "a variable with an expression, path or headerField needs a sourceId",
-                );
+                // No source: the last response where it is used. An expression is
+                // substituted into the expressions that use it; a header has no such
+                // home.
+                match (expression, header) {
+                    (Some(e), _) => {
+                        self.names.remove(name);
+                        self.dynamic.insert(name.to_owned(), e);
+                    }
+                    _ => self.refuse(&at, "a headerField variable needs a sourceId"),
+                }
                 continue;
             };
             if let Some(fixture) = self.fixtures.get(source).cloned() {
@@ -578,7 +588,12 @@ impl Tx<'_> {
     /// In a FHIRPath expression, `${name}` → `%name` (the variable's value, as the
     /// text a TestScript engine would substitute compares).
     fn fhirpath_vars(&mut self, expr: &str, at: &str) -> String {
-        let templated = self.templated(expr, at);
+        // A variable without a source is its expression, on this same response.
+        let mut expr = expr.to_owned();
+        for (name, e) in &self.dynamic {
+            expr = expr.replace(&format!("${{{name}}}"), &format!("({e})"));
+        }
+        let templated = self.templated(&expr, at);
         let mut out = String::with_capacity(templated.len());
         let mut rest = templated.as_str();
         while let Some(start) = rest.find("{{ ") {
@@ -610,6 +625,10 @@ impl Tx<'_> {
             let name = &after[..end];
             match self.names.get(name) {
                 Some(var) => out.push_str(&format!("{{{{ {var} }}}}")),
+                None if self.dynamic.contains_key(name) => self.refuse(
+                    at,
+                    format!("`${{{name}}}` has no sourceId (it is evaluated on the last response): fhirconf supports that inside expressions only"),
+                ),
                 None => {
                     self.refuse(at, format!("`${{{name}}}` names no variable of the script"));
                 }
@@ -1057,21 +1076,6 @@ impl Tx<'_> {
                 );
             }
         }
-        if text(a, "direction") == Some("request") {
-            self.refuse(
-                &format!("{at}.direction"),
-                "asserts on the request are not supported",
-            );
-            return;
-        }
-        for key in ["requestURL", "requestMethod"] {
-            if a.get(key).is_some() {
-                self.refuse(
-                    &format!("{at}.{key}"),
-                    "asserts on the request are not supported",
-                );
-            }
-        }
         if let Some(s) = text(a, "sourceId")
             && step.response_id.as_deref() != Some(s)
         {
@@ -1109,6 +1113,13 @@ impl Tx<'_> {
     /// `warningOnly` one).
     fn assert_into(&mut self, a: &Value, at: &str, e: &mut Expectations) {
         let operator = text(a, "operator").unwrap_or("equals");
+        let on_request = text(a, "direction") == Some("request")
+            || a.get("requestURL").is_some()
+            || a.get("requestMethod").is_some();
+        if on_request {
+            self.request_assert(a, at, e, operator);
+            return;
+        }
         let value = text(a, "value").map(|v| self.templated(v, &format!("{at}.value")));
         if let Some(r) = text(a, "response") {
             match response_code(r) {
@@ -1333,6 +1344,91 @@ impl Tx<'_> {
             }
         };
         e.fhirpath.push(rule);
+    }
+
+    /// An assert on the request sent: `expect.request`.
+    fn request_assert(&mut self, a: &Value, at: &str, e: &mut Expectations, operator: &str) {
+        let value = text(a, "value").map(|v| self.templated(v, &format!("{at}.value")));
+        let mut request = e
+            .single
+            .get("request")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(m) = text(a, "requestMethod") {
+            match operator {
+                "equals" => {
+                    request.insert("method".into(), json!(m.to_ascii_uppercase()));
+                }
+                other => self.refuse(
+                    &format!("{at}.operator"),
+                    format!("`{other}` on requestMethod is not supported yet"),
+                ),
+            }
+        }
+        if let Some(u) = text(a, "requestURL") {
+            let u = self.templated(u, &format!("{at}.requestURL"));
+            match operator {
+                "equals" => {
+                    request.insert("url".into(), json!({ "equals": u }));
+                }
+                "contains" => {
+                    request.insert("url".into(), json!({ "contains": u }));
+                }
+                other => self.refuse(
+                    &format!("{at}.operator"),
+                    format!("`{other}` on requestURL is not supported yet"),
+                ),
+            }
+        }
+        let mut headers = request
+            .get("headers")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(field) = text(a, "headerField") {
+            let rule = match (operator, &value) {
+                ("equals", Some(v)) => Some(json!({ "equals": v })),
+                ("contains", Some(v)) => Some(json!({ "contains": v })),
+                ("notEmpty", _) => Some(json!({ "present": true })),
+                ("empty", _) => Some(json!({ "absent": true })),
+                (other, _) => {
+                    self.refuse(
+                        &format!("{at}.operator"),
+                        format!("`{other}` on a request header is not supported yet"),
+                    );
+                    None
+                }
+            };
+            if let Some(rule) = rule {
+                headers.insert(field.to_ascii_lowercase(), rule);
+            }
+        }
+        if let Some(ct) = text(a, "contentType") {
+            headers.insert("content-type".into(), json!({ "contains": ct }));
+        }
+        for key in [
+            "expression",
+            "path",
+            "resource",
+            "minimumId",
+            "validateProfileId",
+            "compareToSourceId",
+            "responseCode",
+            "response",
+            "navigationLinks",
+        ] {
+            if a.get(key).is_some() {
+                self.refuse(
+                    &format!("{at}.{key}"),
+                    "on the request (direction: request), only requestMethod, requestURL, headerField and contentType are supported",
+                );
+            }
+        }
+        if !headers.is_empty() {
+            request.insert("headers".into(), Value::Object(headers));
+        }
+        e.single.insert("request".into(), Value::Object(request));
     }
 
     fn set_status(&mut self, e: &mut Expectations, at: &str, status: Value) {

@@ -15,6 +15,7 @@ pub enum Target {
     FhirPath(usize),
     Subset,
     Valid,
+    Request,
 }
 
 /// An assert folded into a step, and what it became.
@@ -76,6 +77,9 @@ impl Expectations {
         if self.single.contains_key("valid") && !before.single.contains_key("valid") {
             out.push(Target::Valid);
         }
+        if self.single.get("request") != before.single.get("request") {
+            out.push(Target::Request);
+        }
         out
     }
 
@@ -93,7 +97,7 @@ impl Expectations {
         if !self.fhirpath.is_empty() {
             expect.insert("fhirpath".into(), Value::Array(self.fhirpath.clone()));
         }
-        for key in ["json_subset", "valid"] {
+        for key in ["json_subset", "valid", "request"] {
             if let Some(v) = self.single.get(key) {
                 expect.insert(key.into(), v.clone());
             }

@@ -192,7 +192,7 @@ fn what_is_not_supported_is_refused_by_check_element_by_element() {
     for element in [
         "TestScript.destination: more than one destination",
         "TestScript.setup.action[0].operation.contentType: `text/turtle`: fhirconf sends bodies as FHIR JSON or XML only",
-        "TestScript.test[0].action[1].assert.direction",
+        "TestScript.test[0].action[1].assert.response: on the request (direction: request), only",
         "TestScript.test[1].action[0].operation.type: operation type `$everything`",
         "TestScript.test[1].action[4].assert.operator: `greaterThan`",
     ] {
