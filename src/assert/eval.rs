@@ -369,6 +369,87 @@ fn op_check(
             Ok(expected) => contains_check(path, &expected, nodes, found()),
             Err(e) => template_error(format!("{path} contains"), e),
         },
+        JsonOp::NotEquals(expected) => match render(expected) {
+            Ok(expected) => {
+                let ok = !nodes.is_empty() && nodes.iter().all(|n| !json_eq(&expected, n));
+                let shown = show(&expected);
+                Check::new(
+                    format!("{path} not equals {shown}"),
+                    ok,
+                    format!("a value other than {shown}"),
+                    found(),
+                )
+            }
+            Err(e) => template_error(format!("{path} not equals"), e),
+        },
+        JsonOp::NoneOf(options) => match render(&Value::Array(options.clone())) {
+            Ok(Value::Array(options)) => {
+                let ok = !nodes.is_empty()
+                    && nodes.iter().all(|n| !options.iter().any(|o| json_eq(o, n)));
+                let shown = show(&Value::Array(options));
+                Check::new(
+                    format!("{path} is none of {shown}"),
+                    ok,
+                    format!("none of {shown}"),
+                    found(),
+                )
+            }
+            Ok(_) | Err(_) => Check::new(
+                format!("{path} none of"),
+                false,
+                "a list (template error)",
+                found(),
+            ),
+        },
+        JsonOp::NotContains(expected) => match render(expected) {
+            Ok(expected) => {
+                let mut check = contains_check(path, &expected, nodes, found());
+                let shown = show(&expected);
+                check.passed = !nodes.is_empty() && !check.passed;
+                check.what = format!("{path} does not contain {shown}");
+                check.expected = format!("something without {shown}");
+                check
+            }
+            Err(e) => template_error(format!("{path} not contains"), e),
+        },
+        JsonOp::GreaterThan(bound) | JsonOp::LessThan(bound) => {
+            let greater = matches!(op, JsonOp::GreaterThan(_));
+            let word = if greater { "greater than" } else { "less than" };
+            match render(bound) {
+                Ok(bound) => {
+                    let wanted = if greater {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    };
+                    let ok = !nodes.is_empty()
+                        && nodes.iter().all(|n| compare(n, &bound) == Some(wanted));
+                    let shown = show(&bound);
+                    Check::new(
+                        format!("{path} {word} {shown}"),
+                        ok,
+                        format!("a value {word} {shown}"),
+                        found(),
+                    )
+                }
+                Err(e) => template_error(format!("{path} {word}"), e),
+            }
+        }
+    }
+}
+
+/// How `value` compares with `bound`: numbers by value, strings by text (ISO dates
+/// and times order by text at one precision); `None` for anything else.
+fn compare(value: &Value, bound: &Value) -> Option<std::cmp::Ordering> {
+    match (value, bound) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        (Value::String(a), Value::String(b)) => Some(a.as_str().cmp(b.as_str())),
+        // A number written as text on one side (a rendered template): by value.
+        (Value::Number(a), Value::String(b)) => a.as_f64()?.partial_cmp(&b.trim().parse().ok()?),
+        (Value::String(a), Value::Number(b)) => {
+            a.trim().parse::<f64>().ok()?.partial_cmp(&b.as_f64()?)
+        }
+        _ => None,
     }
 }
 
@@ -696,6 +777,18 @@ mod tests {
             ("{ expr: name.given, matches: '^[PJ]' }", true),
             ("{ expr: birthDate, type: date }", true),
             ("{ expr: name.given, equals: [Peter, James] }", true),
+            ("{ expr: name.family, not_equals: Smith }", true),
+            ("{ expr: name.family, not_equals: Chalmers }", false),
+            ("{ expr: photo, not_equals: x }", false),
+            ("{ expr: name.given, none_of: [Paul, John] }", true),
+            ("{ expr: name.given, none_of: [Paul, James] }", false),
+            ("{ expr: name.given, not_contains: Paul }", true),
+            ("{ expr: name.given, not_contains: James }", false),
+            ("{ expr: name.given.count(), greater_than: 1 }", true),
+            ("{ expr: name.given.count(), less_than: 2 }", false),
+            ("{ expr: birthDate, greater_than: '1970-01-01' }", true),
+            ("{ expr: birthDate, less_than: '1970-01-01' }", false),
+            ("{ expr: name.family, greater_than: 3 }", false),
             ("{ expr: name.given, equals: [James, Peter] }", false),
             ("{ expr: name.given, equals: [Peter] }", false),
             ("{ expr: birthDate, type: FHIR.date }", true),
@@ -798,5 +891,26 @@ mod tests {
         assert_eq!(verdicts(&bad), [false, false, false, false], "{bad:?}");
         assert_eq!(bad[0].what, "request method");
         assert_eq!(bad[3].what, "request header prefer");
+    }
+
+    #[test]
+    fn negated_and_ordered_operations_on_json() {
+        let body = r#"{"total": 3, "status": "booked", "date": "2024-05-01", "tags": ["a", "b"]}"#;
+        for (rule, passes) in [
+            ("{ path: $.total, greater_than: 2 }", true),
+            ("{ path: $.total, greater_than: 3 }", false),
+            ("{ path: $.total, less_than: '10' }", true),
+            ("{ path: $.date, less_than: '2024-06' }", true),
+            ("{ path: $.status, not_equals: cancelled }", true),
+            ("{ path: $.status, not_equals: booked }", false),
+            ("{ path: $.missing, not_equals: x }", false),
+            ("{ path: $.status, none_of: [cancelled, noshow] }", true),
+            ("{ path: $.tags, not_contains: c }", true),
+            ("{ path: $.tags, not_contains: a }", false),
+            ("{ path: $.status, greater_than: 1 }", false),
+        ] {
+            let c = run(&format!("json:\n  - {rule}\n"), 200, body).remove(0);
+            assert_eq!(c.passed, passes, "{rule}: {c:?}");
+        }
     }
 }

@@ -1177,6 +1177,11 @@ impl Builder<'_> {
             count,
             type_,
             one_of,
+            not_equals,
+            none_of,
+            not_contains,
+            greater_than,
+            less_than,
         } = a;
         let ops = AssertOps {
             equals,
@@ -1187,6 +1192,11 @@ impl Builder<'_> {
             count,
             type_: type_.map(JsonOp::Type),
             one_of,
+            not_equals,
+            none_of,
+            not_contains,
+            greater_than,
+            less_than,
         };
         let op = self.one_op(ops, "a JSON", &path.0, at, known, reads)?;
         Some(JsonRule { path, op })
@@ -1210,6 +1220,11 @@ impl Builder<'_> {
             count,
             type_,
             one_of,
+            not_equals,
+            none_of,
+            not_contains,
+            greater_than,
+            less_than,
         } = a;
         let ops = AssertOps {
             equals,
@@ -1220,6 +1235,11 @@ impl Builder<'_> {
             count,
             type_: type_.map(JsonOp::FhirType),
             one_of,
+            not_equals,
+            none_of,
+            not_contains,
+            greater_than,
+            less_than,
         };
         let op = self.one_op(ops, "a FHIRPath", expr.text(), at, known, reads)?;
         Some(FhirPathRule { expr, op })
@@ -1251,20 +1271,30 @@ impl Builder<'_> {
         ops.extend(a.count.map(JsonOp::Count));
         ops.extend(a.type_);
         ops.extend(a.one_of.map(JsonOp::OneOf));
+        ops.extend(a.not_equals.map(JsonOp::NotEquals));
+        ops.extend(a.none_of.map(JsonOp::NoneOf));
+        ops.extend(a.not_contains.map(JsonOp::NotContains));
+        ops.extend(a.greater_than.map(JsonOp::GreaterThan));
+        ops.extend(a.less_than.map(JsonOp::LessThan));
         if ops.len() != 1 {
-            self.err_at(at, format!("{kind} assertion on `{subject}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of ({} given)", ops.len()))
+            self.err_at(at, format!("{kind} assertion on `{subject}` takes exactly one of equals, exists, absent, matches, contains, count, type, one_of, not_equals, none_of, not_contains, greater_than, less_than ({} given)", ops.len()))
                 .help = Some("write one list item per check".to_owned());
             return None;
         }
         let op = ops.pop()?;
         match &op {
-            JsonOp::Equals(v) | JsonOp::Contains(v) => reads.extend(self.check_refs(
+            JsonOp::Equals(v)
+            | JsonOp::Contains(v)
+            | JsonOp::NotEquals(v)
+            | JsonOp::NotContains(v)
+            | JsonOp::GreaterThan(v)
+            | JsonOp::LessThan(v) => reads.extend(self.check_refs(
                 at,
                 v,
                 known,
                 &format!("the assertion on `{subject}`"),
             )),
-            JsonOp::OneOf(list) => {
+            JsonOp::OneOf(list) | JsonOp::NoneOf(list) => {
                 reads.extend(self.check_refs(at, &Value::Array(list.clone()), known, "`one_of`"))
             }
             _ => {}
@@ -1367,6 +1397,11 @@ struct AssertOps {
     count: Option<usize>,
     type_: Option<JsonOp>,
     one_of: Option<Vec<Value>>,
+    not_equals: Option<Value>,
+    none_of: Option<Vec<Value>>,
+    not_contains: Option<Value>,
+    greater_than: Option<Value>,
+    less_than: Option<Value>,
 }
 
 fn header_op(rule: schema::HeaderExpect) -> HeaderOp {

@@ -230,6 +230,11 @@ pub enum JsonOp {
     /// FHIRPath only: every item has this type (`HumanName`, `FHIR.date`).
     FhirType(String),
     OneOf(Vec<Value>),
+    NotEquals(Value),
+    NoneOf(Vec<Value>),
+    NotContains(Value),
+    GreaterThan(Value),
+    LessThan(Value),
 }
 
 /// `json_subset`: the expected document is contained in the body, once the `ignore`

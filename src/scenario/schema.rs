@@ -619,6 +619,16 @@ pub struct JsonAssert {
     pub type_: Option<JsonType>,
     /// every selected node equals one of these values
     pub one_of: Option<Vec<Value>>,
+    /// no selected value equals this value (at least one must be selected)
+    pub not_equals: Option<Value>,
+    /// no selected value is one of these
+    pub none_of: Option<Vec<Value>>,
+    /// the opposite of `contains` (at least one value must be selected)
+    pub not_contains: Option<Value>,
+    /// every selected value is greater: numbers by value, strings (dates, times) by text
+    pub greater_than: Option<Value>,
+    /// every selected value is less: numbers by value, strings (dates, times) by text
+    pub less_than: Option<Value>,
 }
 
 /// A FHIRPath assertion with one operation, read like a [`JsonAssert`]: `equals`,
@@ -647,6 +657,16 @@ pub struct FhirPathAssert {
     pub type_: Option<String>,
     /// every item equals one of these values
     pub one_of: Option<Vec<Value>>,
+    /// no selected value equals this value (at least one must be selected)
+    pub not_equals: Option<Value>,
+    /// no selected value is one of these
+    pub none_of: Option<Vec<Value>>,
+    /// the opposite of `contains` (at least one value must be selected)
+    pub not_contains: Option<Value>,
+    /// every selected value is greater: numbers by value, strings (dates, times) by text
+    pub greater_than: Option<Value>,
+    /// every selected value is less: numbers by value, strings (dates, times) by text
+    pub less_than: Option<Value>,
 }
 
 /// A JSON type (`integer` is a number without a fraction).
@@ -886,7 +906,19 @@ fn json_assert_rules(schema: &mut schemars::Schema) {
     crate::jschema::add_rule(
         schema,
         crate::jschema::exactly_one_of(&[
-            "equals", "exists", "absent", "matches", "contains", "count", "type", "one_of",
+            "equals",
+            "exists",
+            "absent",
+            "matches",
+            "contains",
+            "count",
+            "type",
+            "one_of",
+            "not_equals",
+            "none_of",
+            "not_contains",
+            "greater_than",
+            "less_than",
         ]),
     );
 }

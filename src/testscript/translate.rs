@@ -1311,14 +1311,25 @@ impl Tx<'_> {
                 }
             };
             let expr = expression.unwrap_or(compare);
-            match operator {
-                "equals" => e.fhirpath.push(json!({ "expr": expr, "equals": expected })),
-                "contains" => e
-                    .fhirpath
-                    .push(json!({ "expr": expr, "contains": expected })),
-                other => self.refuse(
+            let key = match operator {
+                "equals" => Some("equals"),
+                "contains" => Some("contains"),
+                "notEquals" => Some("not_equals"),
+                "notContains" => Some("not_contains"),
+                "greaterThan" => Some("greater_than"),
+                "lessThan" => Some("less_than"),
+                _ => None,
+            };
+            match key {
+                Some(key) => {
+                    let mut rule = Map::new();
+                    rule.insert("expr".into(), json!(expr));
+                    rule.insert(key.into(), expected);
+                    e.fhirpath.push(Value::Object(rule));
+                }
+                None => self.refuse(
                     &format!("{at}.operator"),
-                    format!("`{other}` with compareToSourceId is not supported yet"),
+                    format!("`{operator}` with compareToSourceId is not supported yet"),
                 ),
             }
             return;
@@ -1335,10 +1346,17 @@ impl Tx<'_> {
             ("empty", _) => json!({ "expr": expr, "absent": true }),
             ("notEmpty", _) => json!({ "expr": expr, "exists": true }),
             ("contains", Some(v)) => json!({ "expr": expr, "contains": scalar(&v) }),
+            ("notEquals", Some(v)) => json!({ "expr": expr, "not_equals": scalar(&v) }),
+            ("notIn", Some(v)) => {
+                json!({ "expr": expr, "none_of": v.split(',').map(|s| scalar(s.trim())).collect::<Vec<_>>() })
+            }
+            ("notContains", Some(v)) => json!({ "expr": expr, "not_contains": scalar(&v) }),
+            ("greaterThan", Some(v)) => json!({ "expr": expr, "greater_than": scalar(&v) }),
+            ("lessThan", Some(v)) => json!({ "expr": expr, "less_than": scalar(&v) }),
             (other, _) => {
                 self.refuse(
                     &format!("{at}.operator"),
-                    format!("`{other}` on an expression is not supported yet"),
+                    format!("`{other}` on an expression needs a value (or is not an operator)"),
                 );
                 return;
             }
