@@ -723,3 +723,21 @@ fn the_readme_first_scenario_passes_and_its_edit_fails_with_a_diff() {
         .stdout_contains("first-scenario.yaml:32\n  json_subset")
         .stdout_contains("-        \"Jim\"\n+        \"James\"");
 }
+
+#[test]
+fn check_warns_of_fhirpath_names_the_r4_model_does_not_have() {
+    let dir = scratch("check-fhirpath-warnings");
+    let file = write_file(
+        &dir,
+        "s.yaml",
+        "name: warns\nsteps:\n  - request: { method: GET, path: /Patient/1 }\n    expect:\n      fhirpath:\n        - { expr: \"Patient.birth\", absent: true }\n        - { expr: \"Patient.birthDate\", exists: true }\n",
+    );
+    Fhirconf::new()
+        .args(["check", &file])
+        .run()
+        .expect_code(0)
+        .stdout_contains("no errors, 1 warnings")
+        .stderr_contains(
+            "s.yaml:6: `birth` is not an element of Patient (did you mean `birthDate`?)",
+        );
+}
