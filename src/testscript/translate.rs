@@ -74,6 +74,8 @@ struct Tx<'a> {
     profiles: BTreeMap<String, String>,
     vars: Map<String, Value>,
     inputs: Vec<String>,
+    /// A line per input: its description and hint, for the file's header.
+    input_notes: Vec<String>,
     /// TestScript variable name → template variable name.
     names: BTreeMap<String, String>,
     /// Variables with an expression and no `sourceId`: evaluated on the last response
@@ -106,6 +108,7 @@ pub fn translate(
         profiles: BTreeMap::new(),
         vars: Map::new(),
         inputs: Vec::new(),
+        input_notes: Vec::new(),
         names: BTreeMap::new(),
         dynamic: BTreeMap::new(),
         response_captures: BTreeMap::new(),
@@ -320,6 +323,7 @@ impl Tx<'_> {
         if let Some(d) = text(script, "description") {
             header.push(d.to_owned());
         }
+        header.extend(self.input_notes.iter().cloned());
         let source = text(script, "url")
             .or_else(|| text(script, "name"))
             .map(|s| format!("TestScript {s}"));
@@ -524,7 +528,17 @@ impl Tx<'_> {
                         let d = self.templated(d, &format!("{at}.defaultValue"));
                         self.vars.insert(var, Value::String(d));
                     }
-                    None => self.inputs.push(var),
+                    None => {
+                        let about = [text(v, "description"), text(v, "hint")]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        if !about.is_empty() {
+                            self.input_notes.push(format!("Input `{var}`: {about}"));
+                        }
+                        self.inputs.push(var);
+                    }
                 }
                 continue;
             }
