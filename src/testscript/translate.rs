@@ -1253,7 +1253,7 @@ impl Tx<'_> {
             }
         }
         if a.get("navigationLinks") == Some(&Value::Bool(true)) {
-            for relation in ["first", "last", "next"] {
+            for relation in ["first", "last"] {
                 e.fhirpath.push(json!({
                     "expr": format!("link.where(relation = '{relation}').url"),
                     "exists": true,
