@@ -14,6 +14,8 @@ use crate::scenario::model::Requirement;
 pub struct Capabilities {
     /// `(resource, interaction)` pairs the CapabilityStatement declares.
     pub interactions: BTreeSet<(String, String)>,
+    /// Its `format`s, as written (`json`, `application/fhir+xml`...).
+    pub formats: Vec<String>,
     /// Why `/metadata` could not be used; then no interaction counts as declared.
     pub error: Option<MetadataError>,
     /// The server's software and FHIR version, for the run record.
@@ -76,8 +78,19 @@ impl Capabilities {
             software_version: text(software.and_then(|s| s.get("version"))),
             fhir_version: text(doc.get("fhirVersion")),
         };
+        let formats = doc
+            .get("format")
+            .and_then(Value::as_array)
+            .map(|f| {
+                f.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Capabilities {
             interactions,
+            formats,
             error: None,
             server: Some(server),
         })
@@ -100,6 +113,7 @@ impl Capabilities {
         };
         outcome.unwrap_or_else(|e| Capabilities {
             interactions: BTreeSet::new(),
+            formats: Vec::new(),
             error: Some(e),
             server: None,
         })
@@ -121,6 +135,38 @@ impl Capabilities {
                 Some(match &self.error {
                     Some(e) => format!("{req} cannot be confirmed: {e}"),
                     None => format!("{req} not in CapabilityStatement"),
+                })
+            }
+            // A format (`format=xml`) is the CapabilityStatement's to declare, unless
+            // the target says.
+            Requirement::Feature {
+                name,
+                value: Some(want),
+            } if name == "format" && !features.contains_key(name) => {
+                let declared = self.formats.iter().any(|f| {
+                    let f = f
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    f == *want
+                        || f.ends_with(&format!("+{want}"))
+                        || f.ends_with(&format!("/{want}"))
+                });
+                if declared {
+                    return None;
+                }
+                Some(match &self.error {
+                    Some(e) => format!("{req} cannot be confirmed: {e}"),
+                    None => format!(
+                        "{req} not in CapabilityStatement (format: {})",
+                        if self.formats.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            self.formats.join(", ")
+                        }
+                    ),
                 })
             }
             Requirement::Feature { name, value } => match (features.get(name), value) {
@@ -220,5 +266,33 @@ mod tests {
             server.to_string(),
             "Acme FHIR (version not stated) (FHIR version not stated)"
         );
+    }
+
+    #[test]
+    fn a_format_requirement_reads_the_statement_s_formats() {
+        let caps = Capabilities::from_statement(&json!({
+            "resourceType": "CapabilityStatement",
+            "format": ["json", "application/fhir+json"]
+        }))
+        .unwrap();
+        let none = BTreeMap::new();
+        let req = |v: &str| Requirement::Feature {
+            name: "format".into(),
+            value: Some(v.into()),
+        };
+        assert_eq!(caps.unmet(&req("json"), &none), None);
+        assert_eq!(
+            caps.unmet(&req("xml"), &none).as_deref(),
+            Some("format=xml not in CapabilityStatement (format: json, application/fhir+json)")
+        );
+        let mime = Capabilities::from_statement(&json!({
+            "resourceType": "CapabilityStatement",
+            "format": ["application/fhir+xml; charset=utf-8"]
+        }))
+        .unwrap();
+        assert_eq!(mime.unmet(&req("xml"), &none), None);
+        // The target may say otherwise.
+        let said: BTreeMap<String, String> = [("format".to_owned(), "xml".to_owned())].into();
+        assert_eq!(caps.unmet(&req("xml"), &said), None);
     }
 }

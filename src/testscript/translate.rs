@@ -972,9 +972,11 @@ impl Tx<'_> {
             Some("json") => {
                 headers.insert("accept".into(), json!("application/fhir+json"));
             }
-            // An XML answer is judged in its JSON form (`crates/fhir-xml`).
+            // An XML answer is judged in its JSON form (`crates/fhir-xml`); a server
+            // whose CapabilityStatement has no XML format skips the test.
             Some("xml") => {
                 headers.insert("accept".into(), json!("application/fhir+xml"));
+                self.requires.insert("format=xml".into());
             }
             Some(mime) if mime.contains("json") || mime.contains("xml") => {
                 headers.insert("accept".into(), Value::String(mime.to_owned()));
@@ -991,7 +993,10 @@ impl Tx<'_> {
                 headers.insert("content-type".into(), Value::String(mime.to_owned()));
             }
             // The fixture is sent as FHIR XML (written from its JSON, below).
-            Some("xml") if sends_body => xml_body = true,
+            Some("xml") if sends_body => {
+                xml_body = true;
+                self.requires.insert("format=xml".into());
+            }
             Some(mime) if sends_body && mime.contains("xml") => xml_body = true,
             Some(other) if sends_body => self.refuse(
                 &format!("{at}.contentType"),

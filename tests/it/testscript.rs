@@ -391,17 +391,26 @@ fn testreport_gives_each_operation_and_assert_its_result() {
 }
 
 /// `contentType: xml` sends the fixture as FHIR XML (written from its JSON); the
-/// sandbox serves JSON only and answers 415, which the step reports as sent.
+/// sandbox serves JSON only and answers 415, which the step reports as sent (the
+/// target's `features` claims XML, so `format=xml` does not skip the test).
 #[test]
 fn an_xml_content_type_sends_the_fixture_as_fhir_xml() {
+    let sandbox = start_sandbox(&[]);
     let dir = scratch("testscript-xml-body");
     let script = edited_crud(&dir, |s| {
         s["setup"]["action"][0]["operation"]["contentType"] = Value::from("xml");
     });
+    let target = write_file(
+        &dir,
+        "target.yaml",
+        &format!("base_url: {}
+features: {{ format: xml }}
+", sandbox.base_url),
+    );
     let reports = dir.join("reports");
     std::fs::create_dir_all(&reports).unwrap();
     Fhirconf::new()
-        .args(["run", &script])
+        .args(["run", "--target", &target, &script])
         .reports(&reports)
         .run()
         .expect_code(1);
@@ -416,5 +425,29 @@ fn an_xml_content_type_sends_the_fixture_as_fhir_xml() {
     assert!(
         transcript.contains("<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"chalmers\"/>"),
         "{transcript}"
+    );
+}
+
+/// A script that asks for XML requires `format=xml`: the sandbox's CapabilityStatement
+/// lists JSON only, so its tests are skipped with that reason, not failed with a 406.
+#[test]
+fn a_script_asking_for_xml_is_skipped_by_a_json_only_server() {
+    let dir = scratch("testscript-format");
+    let script = edited_crud(&dir, |s| {
+        s["test"][1]["action"][0]["operation"]["accept"] = Value::from("xml");
+    });
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    Fhirconf::new()
+        .args(["run", &script])
+        .reports(&reports)
+        .run()
+        .expect_code(0);
+    let record = run_record(&reports);
+    assert_eq!(verdicts(&record), ["skipped", "skipped"]);
+    let reason = record["scenarios"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("format=xml not in CapabilityStatement (format: "),
+        "{reason}"
     );
 }
