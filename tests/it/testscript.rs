@@ -403,9 +403,10 @@ fn an_xml_content_type_sends_the_fixture_as_fhir_xml() {
     let target = write_file(
         &dir,
         "target.yaml",
-        &format!("base_url: {}
-features: {{ format: xml }}
-", sandbox.base_url),
+        &format!(
+            "base_url: {}\nfeatures: {{ format: xml }}\n",
+            sandbox.base_url
+        ),
     );
     let reports = dir.join("reports");
     std::fs::create_dir_all(&reports).unwrap();
