@@ -104,7 +104,8 @@ def model_lines(sds):
                 if not types:
                     continue
                 mark = "*" if many else "1"
-                lines.append(f"E {leaf}{'[x]' if choice else ''} {mark} {','.join(types)}")
+                low = el.get("min", 0)
+                lines.append(f"E {leaf}{'[x]' if choice else ''} {mark} {','.join(types)} {low}")
     return lines
 
 
@@ -133,7 +134,7 @@ def main():
         with open(os.path.join(OUT, "elements.txt"), "w") as f:
             f.write("\n".join(header + [
                 "# T <type> <primitive|complex|resource|backbone> <base> [abstract]",
-                "# E <element>[x]? <1|*> <type>[,<type>...]  Reference(targets) when typed",
+                "# E <element>[x]? <1|*> <type>[,<type>...] <min>  Reference(targets) when typed",
             ] + model_lines(structures(src))) + "\n")
         with open(os.path.join(OUT, "search-parameters.tsv"), "w") as f:
             f.write("\n".join(header + [

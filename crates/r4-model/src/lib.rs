@@ -16,6 +16,56 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 const ELEMENTS: &str = include_str!("../data/elements.txt");
+const SEARCH_PARAMETERS: &str = include_str!("../data/search-parameters.tsv");
+
+/// One R4 SearchParameter, as it applies to one resource type.
+#[derive(Debug)]
+pub struct SearchParam {
+    /// The resource type it is defined on (`Patient`, or `Resource`/`DomainResource`
+    /// for the ones every resource has: `_id`, `_lastUpdated`...).
+    pub base: &'static str,
+    /// What a URL names it by: `family`, `birthdate`, `_id`.
+    pub code: &'static str,
+    /// `string`, `token`, `reference`, `date`, `number`, `quantity`, `uri`,
+    /// `composite`, `special`.
+    pub kind: &'static str,
+    /// For `reference`: the resource types it may point to.
+    pub targets: Vec<&'static str>,
+    /// The FHIRPath that finds its values in a resource (may cover several types:
+    /// `Patient.name | Practitioner.name`).
+    pub expression: &'static str,
+}
+
+/// The R4 SearchParameters by base type, parsed on first use.
+fn search_parameters() -> &'static std::collections::HashMap<&'static str, Vec<SearchParam>> {
+    static PARAMS: OnceLock<std::collections::HashMap<&'static str, Vec<SearchParam>>> =
+        OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let mut by_base: std::collections::HashMap<&'static str, Vec<SearchParam>> =
+            std::collections::HashMap::new();
+        for line in SEARCH_PARAMETERS.lines().filter(|l| !l.starts_with('#')) {
+            let mut f = line.split('\t');
+            let (Some(base), Some(code), Some(kind), Some(targets), Some(expression)) =
+                (f.next(), f.next(), f.next(), f.next(), f.next())
+            else {
+                continue;
+            };
+            let targets = if targets == "-" {
+                Vec::new()
+            } else {
+                targets.split(',').collect()
+            };
+            by_base.entry(base).or_default().push(SearchParam {
+                base,
+                code,
+                kind,
+                targets,
+                expression,
+            });
+        }
+        by_base
+    })
+}
 
 /// What kind of type a [`TypeDef`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +101,8 @@ pub struct ElementDef {
     pub choice: bool,
     /// Whether it may repeat (`max` is not 0 or 1): a JSON array.
     pub many: bool,
+    /// The least number of times it must appear (`min`): 1 for a required element.
+    pub min: u32,
     /// Its types: FHIR type names (`Quantity`, `date`), `System.String` and friends
     /// for the value of a primitive, and a backbone path (`Patient.contact`).
     pub types: Vec<ElementType>,
@@ -112,6 +164,7 @@ impl Model {
                     else {
                         continue;
                     };
+                    let min = fields.next().and_then(|m| m.parse().ok()).unwrap_or(0);
                     let (name, choice) = match name.strip_suffix("[x]") {
                         Some(stem) => (stem, true),
                         None => (name, false),
@@ -122,6 +175,7 @@ impl Model {
                             name,
                             choice,
                             many: max == "*",
+                            min,
                             types,
                         });
                     }
@@ -202,6 +256,22 @@ impl Model {
                 type_code: t.code,
             })
         })
+    }
+
+    /// The SearchParameters a resource type has: its own and those of `Resource` and
+    /// `DomainResource` it inherits.
+    pub fn search_params(&self, resource_type: &str) -> Vec<&'static SearchParam> {
+        let all = search_parameters();
+        let mut out = Vec::new();
+        let mut at = Some(resource_type);
+        for _ in 0..16 {
+            let Some(name) = at else { break };
+            if let Some(params) = all.get(name) {
+                out.extend(params.iter());
+            }
+            at = self.type_def(name).and_then(|t| t.base);
+        }
+        out
     }
 
     /// Every type, in no particular order.
@@ -311,5 +381,38 @@ mod tests {
         assert!(m.is_a("Patient", "DomainResource"));
         assert!(!m.is_a("Bundle", "DomainResource"));
         assert!(!m.is_a("Quantity", "Age"));
+    }
+
+    #[test]
+    fn required_elements_carry_their_minimum() {
+        let m = r4();
+        assert_eq!(m.element("Observation", "status").unwrap().min, 1);
+        assert_eq!(m.element("Observation", "code").unwrap().min, 1);
+        assert_eq!(m.element("Observation", "subject").unwrap().min, 0);
+        assert_eq!(m.element("Patient", "name").unwrap().min, 0);
+    }
+
+    #[test]
+    fn search_parameters_by_type_with_the_inherited_ones() {
+        let m = r4();
+        let patient = m.search_params("Patient");
+        let find = |code: &str| patient.iter().find(|p| p.code == code);
+        let family = find("family").expect("Patient has family");
+        assert_eq!(family.kind, "string");
+        assert!(
+            family.expression.contains("Patient.name.family"),
+            "{}",
+            family.expression
+        );
+        let org = find("organization").expect("Patient has organization");
+        assert_eq!(org.kind, "reference");
+        assert_eq!(org.targets, ["Organization"]);
+        assert_eq!(find("birthdate").unwrap().kind, "date");
+        // From Resource and DomainResource.
+        assert_eq!(find("_id").unwrap().kind, "token");
+        assert_eq!(find("_lastUpdated").unwrap().kind, "date");
+        assert!(find("_text").is_some());
+        assert!(find("nonsense").is_none());
+        assert!(m.search_params("NotAType").is_empty());
     }
 }
