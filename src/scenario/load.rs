@@ -131,13 +131,12 @@ fn load_testscript(
 ) -> Result<SuiteFile, Vec<Diagnostic>> {
     use crate::testscript;
     no_nul_byte(display, text, "TestScript")?;
-    if !testscript::is_testscript(text, xml) {
+    let Some(script) = testscript::read_script(display, text, xml).map_err(|d| vec![d])? else {
         return Err(vec![Diagnostic::whole_file(
             display,
             "neither a scenario file (.yaml) nor a TestScript resource",
         )]);
-    }
-    let script = testscript::read(display, text, xml).map_err(|d| vec![d])?;
+    };
     let translated = testscript::translate(display, &script, base, testscript::Fixtures::Inline)?;
     let mut suite = load_str(display, &translated.yaml, base, opts).map_err(|errors| {
         // The translation is ours: a problem in it is a fhirconf bug, shown with the

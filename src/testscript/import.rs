@@ -49,13 +49,12 @@ fn import_one(file: &Path, out: &Path, force: bool) -> Result<PathBuf, Vec<Diagn
         )]);
     };
     let text = read_text(file, &display, MAX_INPUT_BYTES).map_err(|d| vec![d])?;
-    if !super::is_testscript(&text, xml) {
+    let Some(script) = super::read_script(&display, &text, xml).map_err(|d| vec![d])? else {
         return Err(vec![Diagnostic::whole_file(
             &display,
             "not a TestScript resource",
         )]);
-    }
-    let script = super::read(&display, &text, xml).map_err(|d| vec![d])?;
+    };
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())

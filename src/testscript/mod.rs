@@ -94,11 +94,18 @@ pub fn is_testscript(text: &str, xml: bool) -> bool {
     if xml {
         return root_element(text) == Some("TestScript");
     }
+    json_script(text).is_some()
+}
+
+/// A JSON file's TestScript, or `None` when it is not one (or not JSON).
+fn json_script(text: &str) -> Option<Value> {
     // A cheap look first: most JSON files beside scenarios are fixtures.
-    text.contains("\"TestScript\"")
-        && serde_json::from_str::<Value>(text)
-            .ok()
-            .is_some_and(|v| v.get("resourceType") == Some(&Value::from("TestScript")))
+    if !text.contains("\"TestScript\"") {
+        return None;
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(|v| v.get("resourceType") == Some(&Value::from("TestScript")))
 }
 
 /// The name of an XML document's first element, without a namespace prefix.
@@ -116,6 +123,18 @@ fn root_element(text: &str) -> Option<&str> {
         let name = &rest[..end];
         return Some(name.rsplit(':').next().unwrap_or(name));
     }
+}
+
+/// A file's TestScript, read once: `None` when the file is not one (for a JSON file,
+/// also when it is not JSON at all), an error when an XML TestScript does not read.
+pub fn read_script(display: &str, text: &str, xml: bool) -> Result<Option<Value>, Diagnostic> {
+    if xml {
+        if root_element(text) != Some("TestScript") {
+            return Ok(None);
+        }
+        return read(display, text, true).map(Some);
+    }
+    Ok(json_script(text))
 }
 
 /// A TestScript file read as JSON (an XML one through the FHIR XML reader).

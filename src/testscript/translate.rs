@@ -1179,23 +1179,10 @@ impl Tx<'_> {
             // `json`, `xml`, or a MIME type: the header contains it.
             self.add_header_rule(e, at, "content-type", json!({ "contains": ct }));
         }
-        if let Some(field) = text(a, "headerField") {
-            let rule = match (operator, &value) {
-                ("equals", Some(v)) => Some(json!({ "equals": v })),
-                ("contains", Some(v)) => Some(json!({ "contains": v })),
-                ("notEmpty", _) => Some(json!({ "present": true })),
-                ("empty", _) => Some(json!({ "absent": true })),
-                (other, _) => {
-                    self.refuse(
-                        &format!("{at}.operator"),
-                        format!("`{other}` on a header is not supported yet"),
-                    );
-                    None
-                }
-            };
-            if let Some(rule) = rule {
-                self.add_header_rule(e, at, &field.to_ascii_lowercase(), rule);
-            }
+        if let Some(field) = text(a, "headerField")
+            && let Some(rule) = self.header_rule(operator, value.as_deref(), at, "a header")
+        {
+            self.add_header_rule(e, at, &field.to_ascii_lowercase(), rule);
         }
         if let Some(r) = text(a, "resource") {
             e.json
@@ -1423,23 +1410,10 @@ impl Tx<'_> {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        if let Some(field) = text(a, "headerField") {
-            let rule = match (operator, &value) {
-                ("equals", Some(v)) => Some(json!({ "equals": v })),
-                ("contains", Some(v)) => Some(json!({ "contains": v })),
-                ("notEmpty", _) => Some(json!({ "present": true })),
-                ("empty", _) => Some(json!({ "absent": true })),
-                (other, _) => {
-                    self.refuse(
-                        &format!("{at}.operator"),
-                        format!("`{other}` on a request header is not supported yet"),
-                    );
-                    None
-                }
-            };
-            if let Some(rule) = rule {
-                headers.insert(field.to_ascii_lowercase(), rule);
-            }
+        if let Some(field) = text(a, "headerField")
+            && let Some(rule) = self.header_rule(operator, value.as_deref(), at, "a request header")
+        {
+            headers.insert(field.to_ascii_lowercase(), rule);
         }
         if let Some(ct) = text(a, "contentType") {
             headers.insert("content-type".into(), json!({ "contains": ct }));
@@ -1466,6 +1440,29 @@ impl Tx<'_> {
             request.insert("headers".into(), Value::Object(headers));
         }
         e.single.insert("request".into(), Value::Object(request));
+    }
+
+    /// A `headerField` assert's operator as a header rule, or `None` after refusing it.
+    fn header_rule(
+        &mut self,
+        operator: &str,
+        value: Option<&str>,
+        at: &str,
+        what: &str,
+    ) -> Option<Value> {
+        match (operator, value) {
+            ("equals", Some(v)) => Some(json!({ "equals": v })),
+            ("contains", Some(v)) => Some(json!({ "contains": v })),
+            ("notEmpty", _) => Some(json!({ "present": true })),
+            ("empty", _) => Some(json!({ "absent": true })),
+            (other, _) => {
+                self.refuse(
+                    &format!("{at}.operator"),
+                    format!("`{other}` on {what} is not supported yet"),
+                );
+                None
+            }
+        }
     }
 
     fn set_status(&mut self, e: &mut Expectations, at: &str, status: Value) {
