@@ -8,18 +8,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn verdicts(dir: &Path) -> Vec<(String, String)> {
-    let run: Value = run_record(dir);
-    run["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["verdict"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    named_verdicts(&run_record(dir))
 }
 
 fn reason(dir: &Path, name: &str) -> String {

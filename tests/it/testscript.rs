@@ -21,21 +21,6 @@ fn edited_crud(dir: &std::path::Path, edit: impl FnOnce(&mut Value)) -> String {
     write_file(dir, "script.json", &script.to_string())
 }
 
-/// Each scenario's name and verdict in a run record.
-fn named_verdicts(record: &Value) -> Vec<(String, String)> {
-    record["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["verdict"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// Runs `script` natively and as imported YAML; both verdict lists.
 fn native_and_imported(dir: &std::path::Path, script: &str) -> (Value, Value) {
     let native = dir.join("native");

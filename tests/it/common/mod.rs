@@ -409,6 +409,21 @@ pub fn verdicts(record: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Each scenario's name and verdict in a run record, in order.
+pub fn named_verdicts(record: &Value) -> Vec<(String, String)> {
+    record["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// The run record a run wrote into `dir`.
 pub fn run_record(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
