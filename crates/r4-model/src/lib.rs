@@ -17,6 +17,33 @@ use std::sync::OnceLock;
 
 const ELEMENTS: &str = include_str!("../data/elements.txt");
 const SEARCH_PARAMETERS: &str = include_str!("../data/search-parameters.tsv");
+const BINDINGS: &str = include_str!("../data/bindings.tsv");
+
+/// A required binding: the value set an element's code must come from, and the first
+/// codes of that value set (empty when it could not be expanded offline).
+#[derive(Debug)]
+pub struct Binding {
+    pub value_set: &'static str,
+    /// `(system, code)`, at most four, in the value set's order.
+    pub codes: Vec<(&'static str, &'static str)>,
+}
+
+/// The required bindings by element path (`Patient.gender`, `ContactPoint.system`).
+fn bindings() -> &'static HashMap<&'static str, Binding> {
+    static BY_PATH: OnceLock<HashMap<&'static str, Binding>> = OnceLock::new();
+    BY_PATH.get_or_init(|| {
+        BINDINGS
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let mut f = line.split('\t');
+                let (path, value_set) = (f.next()?, f.next()?);
+                let codes = f.filter_map(|sc| sc.rsplit_once('|')).collect();
+                Some((path, Binding { value_set, codes }))
+            })
+            .collect()
+    })
+}
 
 /// One R4 SearchParameter, as it applies to one resource type.
 #[derive(Debug)]
@@ -274,6 +301,13 @@ impl Model {
         out
     }
 
+    /// The required binding of the element at `path` (`Observation.status`,
+    /// `Patient.contact.gender`), if it has one: a code there must be one of its value
+    /// set's.
+    pub fn required_binding(&self, path: &str) -> Option<&'static Binding> {
+        bindings().get(path)
+    }
+
     /// Every type, in no particular order.
     pub fn types(&self) -> impl Iterator<Item = &TypeDef> {
         self.types.values()
@@ -390,6 +424,34 @@ mod tests {
         assert_eq!(m.element("Observation", "code").unwrap().min, 1);
         assert_eq!(m.element("Observation", "subject").unwrap().min, 0);
         assert_eq!(m.element("Patient", "name").unwrap().min, 0);
+    }
+
+    #[test]
+    fn required_bindings_give_codes_of_their_value_set() {
+        let m = r4();
+        let status = m.required_binding("Observation.status").unwrap();
+        assert_eq!(
+            status.value_set,
+            "http://hl7.org/fhir/ValueSet/observation-status"
+        );
+        assert_eq!(
+            status.codes[0],
+            ("http://hl7.org/fhir/observation-status", "registered")
+        );
+        let gender = m.required_binding("Patient.gender").unwrap();
+        let codes: Vec<&str> = gender.codes.iter().map(|c| c.1).collect();
+        assert_eq!(codes, ["male", "female", "other", "unknown"]);
+        // On a datatype's element, and on a backbone element.
+        assert!(m.required_binding("ContactPoint.system").is_some());
+        assert!(m.required_binding("Patient.contact.gender").is_some());
+        // An external code system, given by hand in the generator.
+        assert_eq!(
+            m.required_binding("Money.currency").unwrap().codes[0],
+            ("urn:iso:std:iso:4217", "USD")
+        );
+        // Extensible or example bindings are not required ones.
+        assert!(m.required_binding("Observation.code").is_none());
+        assert!(m.required_binding("Patient.maritalStatus").is_none());
     }
 
     #[test]
