@@ -192,6 +192,11 @@ fn run_stages(args: &RunArgs) -> Result<Finished, RunError> {
     let selector = Selector::from_args(args);
     let terminal = Terminal::from_args(args);
     if args.list {
+        if !plan.generated.is_empty() {
+            eprintln!(
+                "note: the capability suite is generated from the server's CapabilityStatement when a run starts, so it is not listed here; `fhirconf generate --out DIR` writes it"
+            );
+        }
         pipeline::list(&pipeline::select(scenarios, &selector, None), &terminal);
         return Ok(Finished::Listed);
     }
@@ -237,6 +242,14 @@ fn run_on(
             "warning: cannot read the CapabilityStatement ({}); only the target's features count as declared, and scenarios that require interactions will be skipped",
             connection.redactor.text(&e.to_string())
         );
+    }
+    let mut scenarios = scenarios;
+    match pipeline::generated(plan, &connection, args.strict) {
+        Ok(more) => scenarios.extend(more),
+        Err(e) => {
+            rt.block_on(connection.stop_sandbox());
+            return Err(e.into());
+        }
     }
     let selected = pipeline::select(scenarios, selector, Some(offer(&connection)));
     say_left_out(&selected, selector);
@@ -565,4 +578,105 @@ pub fn init(args: &InitArgs) -> u8 {
         }
     }
     exit::SUCCESS
+}
+
+/// `fhirconf generate --out DIR`: the capability suite as YAML files, one per resource
+/// type, each loaded back before the command says it is done.
+pub fn generate(args: &crate::cli::GenerateArgs) -> u8 {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        exit::INVALID
+    };
+    let statement = match statement_for(args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let opts = crate::generate::Options {
+        strict: args.strict,
+        validate: crate::validation::BUILT_IN,
+    };
+    let files = match crate::generate::generate(&statement, &opts) {
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
+    let mut written = Vec::new();
+    for f in &files {
+        let name = f
+            .name
+            .trim_start_matches(crate::generate::FOLDER)
+            .trim_start_matches('/');
+        let path = args.out.join(name);
+        if path.exists() && !args.force {
+            return fail(&format_args!(
+                "{} exists; --force overwrites it",
+                display_path(&path)
+            ));
+        }
+        written.push((path, &f.yaml));
+    }
+    for (path, yaml) in &written {
+        if let Err(e) =
+            crate::files::write_atomic(path, |w| std::io::Write::write_all(w, yaml.as_bytes()))
+        {
+            return fail(&format_args!("cannot write {}: {e}", display_path(path)));
+        }
+    }
+    let paths: Vec<std::path::PathBuf> = written.iter().map(|(p, _)| p.clone()).collect();
+    match crate::scenario::load(&paths, &crate::scenario::LoadOptions::default()) {
+        Ok(suites) => {
+            let all: Vec<&Scenario> = suites.iter().flat_map(|s| &s.scenarios).collect();
+            let skipped = all.iter().filter(|s| s.ignore.is_some()).count();
+            println!(
+                "{} scenario files ({} scenarios, {} of them skipped with the reason in `ignore:`) written to {}",
+                paths.len(),
+                all.len(),
+                skipped,
+                display_path(&args.out)
+            );
+            exit::SUCCESS
+        }
+        Err(errors) => {
+            for d in &errors {
+                eprintln!("{d}\n");
+            }
+            fail(&"a generated file does not load back (a fhirconf bug, please report it)")
+        }
+    }
+}
+
+/// The CapabilityStatement `generate` works from: a file, a server's, or the sandbox's.
+fn statement_for(args: &crate::cli::GenerateArgs) -> Result<serde_json::Value, String> {
+    if let Some(file) = &args.from {
+        let text = crate::files::read_string(file, crate::files::MAX_INPUT_BYTES)
+            .map_err(|e| format!("{}: {e}", display_path(file)))?;
+        return serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not JSON: {e}", display_path(file)));
+    }
+    let rt = runtime().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut sandbox = None;
+        let base = match &args.base_url {
+            Some(url) => crate::http::BaseUrl::parse(url).map_err(|e| format!("--base-url {e}"))?,
+            None => {
+                let conn =
+                    pipeline::Connection::to_sandbox(crate::sandbox::SandboxConfig::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let base = conn.base_url.clone();
+                sandbox = Some(conn);
+                base
+            }
+        };
+        let client = crate::http::HttpClient::new(crate::http::HttpSettings::default())
+            .map_err(|e| e.to_string())?;
+        let caps = crate::capability::Capabilities::fetch(&client, &base).await;
+        if let Some(mut conn) = sandbox {
+            conn.stop_sandbox().await;
+        }
+        match (caps.statement, caps.error) {
+            (Some(s), _) => Ok(serde_json::Value::clone(&s)),
+            (None, Some(e)) => Err(format!("{}metadata: {e}", base.as_str())),
+            (None, None) => Err(format!("{}metadata: no CapabilityStatement", base.as_str())),
+        }
+    })
 }

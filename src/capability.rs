@@ -20,6 +20,8 @@ pub struct Capabilities {
     pub error: Option<MetadataError>,
     /// The server's software and FHIR version, for the run record.
     pub server: Option<ServerInfo>,
+    /// The statement itself, which the capability suite is generated from.
+    pub statement: Option<std::sync::Arc<Value>>,
 }
 
 /// Why the CapabilityStatement could not be read.
@@ -93,6 +95,7 @@ impl Capabilities {
             formats,
             error: None,
             server: Some(server),
+            statement: None,
         })
     }
 
@@ -109,13 +112,18 @@ impl Capabilities {
             Ok(ex) if ex.response.status != 200 => Err(MetadataError::Status(ex.response.status)),
             Ok(ex) => serde_json::from_slice::<Value>(&ex.response.body)
                 .map_err(|e| MetadataError::NotJson(e.to_string()))
-                .and_then(|doc| Self::from_statement(&doc)),
+                .and_then(|doc| {
+                    let mut caps = Self::from_statement(&doc)?;
+                    caps.statement = Some(std::sync::Arc::new(doc));
+                    Ok(caps)
+                }),
         };
         outcome.unwrap_or_else(|e| Capabilities {
             interactions: BTreeSet::new(),
             formats: Vec::new(),
             error: Some(e),
             server: None,
+            statement: None,
         })
     }
 

@@ -44,9 +44,44 @@ pub enum Command {
     /// Validate local FHIR JSON resources or Bundles offline against FHIR R4 and
     /// profiles (needs a build with `--features validation`).
     Validate(ValidateArgs),
+    /// Write the capability suite (`run --suite capability`) as YAML scenario files: one
+    /// per resource type a CapabilityStatement declares, each of its claims tested.
+    Generate(GenerateArgs),
     /// Turn HL7 TestScript resources (JSON or XML) into editable YAML scenario files,
     /// one per script, with their fixtures as JSON files beside them.
     Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The folder to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Generate from this CapabilityStatement (a JSON file) instead of a server's.
+    #[arg(long, value_name = "FILE", conflicts_with = "base_url")]
+    pub from: Option<PathBuf>,
+    /// Read the CapabilityStatement from this server's /metadata [default: the built-in
+    /// sandbox].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// An interaction the statement does not declare is expected to be refused (405 or
+    /// 501) instead of skipped.
+    #[arg(long)]
+    pub strict: bool,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Suites that are generated rather than read from files.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// Generated from the server's CapabilityStatement when the run starts: every
+    /// declared resource type, interaction and search parameter tested.
+    Capability,
 }
 
 #[derive(Debug, Args)]
@@ -223,9 +258,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub read_only: bool,
     /// A scenario whose `requires` the target does not meet fails instead of being
-    /// skipped (for certification runs).
+    /// skipped (for certification runs); in the capability suite, an interaction the
+    /// server does not declare must be refused (405 or 501).
     #[arg(long)]
     pub strict: bool,
+    /// Also run a generated suite: `capability` tests every claim of the server's
+    /// CapabilityStatement (without scenario paths, it runs alone) [default: the
+    /// target's `suites`].
+    #[arg(long = "suite", value_enum, value_name = "capability")]
+    pub suites: Vec<Suite>,
     /// FHIR R4 validation of every FHIR resource a step receives: `warn` shows the
     /// issues in every report and fails nothing; `error` fails a step whose response
     /// has an error issue (for certification runs, with --strict) [default: the

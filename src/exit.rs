@@ -66,7 +66,10 @@ pub fn for_run(result: &Result<Finished, RunError>) -> u8 {
 pub fn for_run_error(e: &RunError) -> u8 {
     match e {
         RunError::Plan(p) => for_plan_error(p),
-        RunError::Connect(_) | RunError::Runtime(_) | RunError::Serve { .. } => INVALID,
+        RunError::Connect(_)
+        | RunError::Generate(_)
+        | RunError::Runtime(_)
+        | RunError::Serve { .. } => INVALID,
         RunError::NothingSelected(_) => NOTHING_SELECTED,
         RunError::Report { .. } => REPORT_FAILED,
         RunError::Interrupted { .. } => INTERRUPTED,

@@ -17,6 +17,7 @@ pub(crate) mod evidence;
 pub mod exit;
 pub(crate) mod fhirpath_expr;
 pub(crate) mod files;
+pub mod generate;
 pub(crate) mod http;
 pub(crate) mod init;
 pub(crate) mod interrupt;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => fhirconf::app::schema(args),
         Command::Validate(args) => fhirconf::app::validate(args),
         Command::Import(args) => fhirconf::testscript::import(args),
+        Command::Generate(args) => fhirconf::app::generate(args),
     })
 }
 

@@ -89,6 +89,9 @@ struct TargetDoc {
     /// profiles to validate against, loaded once per run: StructureDefinition JSON files, folders of them, or FHIR NPM packages (`.tgz`), relative to the target file
     #[schemars(with = "Option<Vec<String>>")]
     profiles: Option<Vec<Spanned<String>>>,
+    /// generated suites to run as well as the scenario files: `capability` (every claim of the server's CapabilityStatement); `--suite` wins
+    #[serde(default)]
+    suites: Vec<crate::cli::Suite>,
 }
 
 /// `validation:` in a target file.
@@ -478,6 +481,8 @@ pub struct TargetFile {
     pub validation_ignore: Vec<crate::validation::IgnoreRule>,
     /// `profiles:`, relative to the target file already.
     pub profiles: Vec<Setting<PathBuf>>,
+    /// `suites:`: generated suites to run.
+    pub suites: Vec<crate::cli::Suite>,
 }
 
 /// What [`TargetFile::resolve`] read from the environment and the disk.
@@ -729,6 +734,7 @@ impl Builder<'_> {
             validate: doc.validate.map(|v| v.value),
             validation_ignore,
             profiles,
+            suites: doc.suites,
         }
     }
 
@@ -1084,6 +1090,7 @@ impl TargetFile {
             validate: None,
             validation_ignore: Vec::new(),
             profiles: Vec::new(),
+            suites: Vec::new(),
         }
     }
 

@@ -13,12 +13,14 @@
 mod assemble;
 mod connect;
 mod execute;
+mod generated;
 mod plan;
 mod select;
 
 pub use assemble::{PublishError, Published, Timing, assemble, publish};
 pub use connect::{ConnectError, Connection, connect};
 pub use execute::{KnownFailures, Terminal, execute, execute_quietly, list};
+pub use generated::{GenerateError, generated};
 pub use plan::{
     Baseline, DEFAULT_SCENARIOS, EvidencePlan, Plan, PlanError, TargetKind, plan, sandbox_config,
     scenario_paths,
@@ -57,6 +59,8 @@ pub enum RunError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot listen on {bind}: {source}")]

@@ -56,6 +56,10 @@ pub struct Plan {
     pub files: Vec<InputFile>,
     /// FHIR validation: the mode, the target's ignore rules, the profiles loaded.
     pub validation: Arc<Validation>,
+    /// Suites generated once the server is known (`--suite`, else the target's).
+    pub generated: Vec<crate::cli::Suite>,
+    /// The variables the scenario files were loaded knowing (generated ones too).
+    pub load_options: LoadOptions,
 }
 
 /// The run record given to `--baseline`, read before anything is sent.
@@ -149,7 +153,17 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
         }
     };
     let vars = plain_vars(args, &target, &kind);
-    let suites = load_suites(args, &target, &vars)?;
+    let generated = if args.suites.is_empty() {
+        target.suites.clone()
+    } else {
+        args.suites.clone()
+    };
+    let load_options = load_options(args, &target, &vars);
+    let suites = if args.paths.is_empty() && !generated.is_empty() {
+        Vec::new()
+    } else {
+        load(&scenario_paths(&args.paths), &load_options).map_err(PlanError::Scenarios)?
+    };
     let validation = Arc::new(load_validation(args, &target, &suites)?);
     let files = input_files(&suites, &target, baseline.as_ref());
     let reports = report_paths(args);
@@ -173,6 +187,8 @@ pub fn plan(args: &RunArgs) -> Result<Plan, PlanError> {
         evidence,
         files,
         validation,
+        generated,
+        load_options,
     })
 }
 
@@ -368,18 +384,13 @@ fn plain_vars(args: &RunArgs, target: &TargetFile, kind: &TargetKind) -> Map<Str
     vars
 }
 
-/// Loads the scenario files, telling the loader every variable the run will supply
-/// (secret ones by name only).
-fn load_suites(
-    args: &RunArgs,
-    target: &TargetFile,
-    vars: &Map<String, Value>,
-) -> Result<Vec<SuiteFile>, PlanError> {
+/// What the loader is told: every variable the run will supply (secret ones by name
+/// only).
+fn load_options(args: &RunArgs, target: &TargetFile, vars: &Map<String, Value>) -> LoadOptions {
     let mut known: BTreeSet<String> = vars.keys().cloned().collect();
     known.extend(target.secret_vars.iter().map(|(k, _)| k.clone()));
     known.extend(args.secret_vars.iter().map(|(k, _)| k.clone()));
-    let opts = LoadOptions { known_vars: known };
-    load(&scenario_paths(&args.paths), &opts).map_err(PlanError::Scenarios)
+    LoadOptions { known_vars: known }
 }
 
 /// The paths given, or the default folder.

@@ -963,11 +963,11 @@ pub(crate) fn search(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                 .unwrap_or(Ordering::Equal)
         });
         let total = found.len();
-        let entries = page_of(found, paging)
+        let entries = page_of(found, &paging)
             .iter()
             .map(|r| entry(ctx, r.resource(), Some("match")))
             .collect();
-        searchset(ctx, TY, &params, paging, Page { total, entries })
+        searchset(ctx, TY, &params, &paging, Page { total, entries })
     });
     Ok(fhir(StatusCode::OK, &bundle))
 }

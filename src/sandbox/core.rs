@@ -524,22 +524,41 @@ pub(crate) fn check_if_match(ctx: &Ctx<'_>, current_vid: u64) -> Result<(), ApiE
 pub(crate) const DEFAULT_COUNT: usize = 10;
 pub(crate) const MAX_COUNT: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Paging {
     pub(crate) count: usize,
     pub(crate) offset: usize,
+    /// `_summary=count`: the total without the matches.
+    pub(crate) summary_count: bool,
+    /// `_elements`: the top-level elements each match keeps (marked SUBSETTED).
+    pub(crate) elements: Option<Vec<String>>,
 }
 
-/// Takes `_count` and `_offset` out of the parameters (and `_format`, already honoured).
+/// Takes `_count`, `_offset`, `_summary` and `_elements` out of the parameters (and
+/// `_format`, already honoured). `_summary` other than `count` or `false`, which the
+/// sandbox does not implement, is ignored, as R4 lets a server do.
 pub(crate) fn take_paging(params: &mut Vec<(String, String)>) -> Result<Paging, ApiError> {
     let mut paging = Paging {
         count: DEFAULT_COUNT,
-        offset: 0,
+        ..Paging::default()
     };
     for (k, v) in params.iter() {
         let slot = match k.as_str() {
             "_count" => &mut paging.count,
             "_offset" => &mut paging.offset,
+            "_summary" => {
+                paging.summary_count = v.trim() == "count";
+                continue;
+            }
+            "_elements" => {
+                let names: Vec<String> = v
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                paging.elements = Some(names);
+                continue;
+            }
             _ => continue,
         };
         *slot = v.trim().parse::<usize>().map_err(|_| {
@@ -547,7 +566,12 @@ pub(crate) fn take_paging(params: &mut Vec<(String, String)>) -> Result<Paging, 
         })?;
     }
     paging.count = paging.count.min(MAX_COUNT);
-    params.retain(|(k, _)| !matches!(k.as_str(), "_count" | "_offset" | "_format"));
+    params.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "_count" | "_offset" | "_format" | "_summary" | "_elements"
+        )
+    });
     Ok(paging)
 }
 
@@ -580,7 +604,7 @@ pub(crate) fn check_known(
     if let Some((k, _)) = params.iter().find(|(k, _)| !is_known(k)) {
         let names: Vec<&str> = known.iter().map(|p| p.name).collect();
         return Err(ApiError::invalid(format!(
-            "unknown search parameter `{k}` for {ty}; supported: {}, _count, _offset, _format",
+            "unknown search parameter `{k}` for {ty}; supported: {}, _count, _offset, _format, _summary, _elements",
             names.join(", ")
         )));
     }
@@ -620,7 +644,7 @@ pub(crate) fn searchset(
     ctx: &Ctx<'_>,
     ty: &str,
     params: &[(String, String)],
-    paging: Paging,
+    paging: &Paging,
     page: Page,
 ) -> Value {
     let link = |offset: usize| {
@@ -632,7 +656,7 @@ pub(crate) fn searchset(
         q.push(format!("_offset={offset}"));
         format!("{}/{ty}?{}", ctx.base, q.join("&"))
     };
-    let Paging { count, offset } = paging;
+    let (count, offset) = (paging.count, paging.offset);
     let last = if count == 0 || page.total == 0 {
         0
     } else {
@@ -664,15 +688,41 @@ pub(crate) fn searchset(
         "total": page.total,
         "link": links,
     });
+    let mut entries = page.entries;
+    if paging.summary_count {
+        entries.clear();
+    }
+    if let Some(keep) = &paging.elements {
+        for e in entries
+            .iter_mut()
+            .filter(|e| e["search"]["mode"] != "include")
+        {
+            if let Some(Value::Object(r)) = e.get_mut("resource") {
+                r.retain(|k, _| {
+                    matches!(k.as_str(), "resourceType" | "id" | "meta") || keep.contains(k)
+                });
+                let meta = r.entry("meta").or_insert_with(|| json!({}));
+                if let Value::Object(meta) = meta {
+                    let tags = meta.entry("tag").or_insert_with(|| json!([]));
+                    if let Value::Array(tags) = tags {
+                        tags.push(json!({
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                            "code": "SUBSETTED"
+                        }));
+                    }
+                }
+            }
+        }
+    }
     // FHIR JSON leaves out empty arrays: an empty page has no `entry` at all.
-    if !page.entries.is_empty() {
-        bundle["entry"] = Value::Array(page.entries);
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
     }
     bundle
 }
 
 /// The slice of `items` that the page shows.
-pub(crate) fn page_of<T>(items: Vec<T>, paging: Paging) -> Vec<T> {
+pub(crate) fn page_of<T>(items: Vec<T>, paging: &Paging) -> Vec<T> {
     items
         .into_iter()
         .skip(paging.offset)

@@ -342,11 +342,11 @@ pub(crate) fn search(ctx: &Ctx<'_>, ty: &str) -> Result<Response, ApiError> {
             .filter(|r| dates.iter().all(|d| d.matches(last_updated(r))))
             .collect();
         let total = found.len();
-        let entries = page_of(found, paging)
+        let entries = page_of(found, &paging)
             .iter()
             .map(|r| entry(ctx, r.resource(), Some("match")))
             .collect();
-        searchset(ctx, ty, &params, paging, Page { total, entries })
+        searchset(ctx, ty, &params, &paging, Page { total, entries })
     });
     Ok(fhir(StatusCode::OK, &bundle))
 }

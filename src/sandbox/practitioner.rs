@@ -641,7 +641,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, via_post: bool) -> Result<Response, ApiError
             .filter(|r| filter.matches(ctx, state, r))
             .collect();
         let total = matches.len();
-        let shown = page_of(matches, paging);
+        let shown = page_of(matches, &paging);
         let mode = if filter.registry.is_lookup() && ctx.defect("PPR-IDENTIFIER") {
             None
         } else {
@@ -667,7 +667,7 @@ pub(crate) fn search(ctx: &Ctx<'_>, via_post: bool) -> Result<Response, ApiError
             );
             entries.push(entry(ctx, &oo, Some("outcome")));
         }
-        searchset(ctx, TY, &params, paging, Page { total, entries })
+        searchset(ctx, TY, &params, &paging, Page { total, entries })
     });
     Ok(fhir(StatusCode::OK, &bundle))
 }

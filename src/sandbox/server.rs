@@ -223,9 +223,12 @@ fn unknown_type(ctx: &Ctx<'_>, ty: &str) -> Result<Response, ApiError> {
         };
         let paging = Paging {
             count: DEFAULT_COUNT,
-            offset: 0,
+            ..Paging::default()
         };
-        return Ok(fhir(StatusCode::OK, &searchset(ctx, ty, &[], paging, page)));
+        return Ok(fhir(
+            StatusCode::OK,
+            &searchset(ctx, ty, &[], &paging, page),
+        ));
     }
     Err(ApiError::not_found(format!(
         "Unknown resource type '{ty}': not a FHIR R4 resource type"

@@ -23,6 +23,7 @@ use crate::diag::Diagnostic;
 
 pub use import::import;
 pub use translate::{Fixtures, Translated, translate};
+pub(crate) use yaml::yaml as to_yaml;
 
 use crate::scenario::model::{AssertOrigin, Expect, ScriptOrigin, Step, StepOrigin, SuiteFile};
 use yaml::Target;

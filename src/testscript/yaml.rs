@@ -202,7 +202,7 @@ pub fn write(
 /// YAML serializer so that numbers are written as numbers whatever serde_json's
 /// features (`arbitrary_precision`, which the validation feature's crates turn on,
 /// makes a number a map to a generic serializer).
-fn yaml(value: &Value) -> String {
+pub(crate) fn yaml(value: &Value) -> String {
     let mut out = String::new();
     block(&mut out, value, 0);
     out

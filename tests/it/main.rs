@@ -6,6 +6,7 @@
 mod common;
 
 mod browser;
+mod capability;
 mod cleanup;
 mod cli;
 mod each;

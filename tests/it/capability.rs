@@ -1,0 +1,215 @@
+//! The capability suite (`run --suite capability`): generated from the sandbox's own
+//! CapabilityStatement, run against it clean and with generic FHIR defects switched
+//! on, through the pipeline's stages.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fhirconf::generate::{self, Options};
+use fhirconf::pipeline::{self, Connection, Offer, Selector};
+use fhirconf::record::{ScenarioRecord, Verdict};
+use fhirconf::runner::{Runner, RunnerConfig};
+use fhirconf::scenario::{LoadOptions, Scenario};
+use serde_json::{Value, json};
+
+/// Generates the suite from the sandbox's statement and runs it (or the scenarios of
+/// `only` files), with `defects` on.
+async fn run(defects: &[&str], only: &[&str]) -> Vec<ScenarioRecord> {
+    let defects: Vec<String> = defects.iter().map(|d| (*d).to_owned()).collect();
+    let config = pipeline::sandbox_config(Default::default(), &defects).unwrap();
+    let mut connection = Connection::to_sandbox(config).await.unwrap();
+    let statement = connection
+        .capabilities
+        .statement
+        .clone()
+        .expect("the sandbox has a statement");
+    let files: Vec<_> = generate::generate(&statement, &Options::default())
+        .unwrap()
+        .into_iter()
+        .filter(|f| only.is_empty() || only.iter().any(|o| f.name.ends_with(&format!("/{o}.yaml"))))
+        .collect();
+    let suites = generate::load(&files, &LoadOptions::default()).expect("generated files load");
+    let scenarios: Vec<Arc<Scenario>> = suites
+        .into_iter()
+        .flat_map(|s| s.scenarios)
+        .map(Arc::new)
+        .collect();
+    let offer = Offer {
+        capabilities: &connection.capabilities,
+        features: &connection.features,
+        vars: &connection.vars,
+    };
+    let selected = pipeline::select(scenarios, &Selector::default(), Some(offer));
+    let runner = Arc::new(Runner::new(RunnerConfig::new(&connection)));
+    let records = pipeline::execute_quietly(&runner, &selected).await;
+    connection.stop_sandbox().await;
+    records
+}
+
+fn failing(records: &[ScenarioRecord]) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Failed | Verdict::Error))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn against_the_clean_sandbox_only_its_canvas_rules_fail() {
+    let records = run(&[], &[]).await;
+    let passed = records
+        .iter()
+        .filter(|r| r.verdict == Verdict::Passed)
+        .count();
+    assert!(passed > 1000, "only {passed} passed");
+    // The sandbox's Practitioner needs a telecom and its Appointment a Practitioner
+    // participant (the Canvas rules): R4's minimal instances are refused, rightly.
+    for r in records
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Failed | Verdict::Error))
+    {
+        let first = r
+            .steps
+            .iter()
+            .find(|s| matches!(s.verdict, Verdict::Failed | Verdict::Error))
+            .expect("a failed scenario has a failed step");
+        assert!(
+            first.name == "create a Practitioner"
+                || first.name == "create a Appointment"
+                || first.name.starts_with("create the Practitioner")
+                || first.name.starts_with("create the Appointment"),
+            "{} failed at `{}`:\n{}",
+            r.id,
+            first.name,
+            fhirconf::report::details(r)
+        );
+    }
+    // Skipped ones say why.
+    let skipped: Vec<&ScenarioRecord> = records
+        .iter()
+        .filter(|r| r.verdict == Verdict::Skipped)
+        .collect();
+    assert!(skipped.iter().any(|r| {
+        r.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not declare Patient.history-instance")
+    }));
+    assert!(
+        skipped
+            .iter()
+            .all(|r| r.reason.as_deref().is_some_and(|w| !w.is_empty()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generic_defects_are_caught() {
+    let clean = failing(&run(&[], &["Patient", "Observation"]).await);
+    assert!(clean.is_empty(), "{clean:?}");
+    for (defect, scenario) in [
+        (
+            "CORE-READ-404",
+            "capability/Patient.yaml::Patient read of an unknown id is 404",
+        ),
+        (
+            "CORE-UPDATE",
+            "capability/Patient.yaml::Patient update, read back",
+        ),
+        (
+            "CORE-CREATE",
+            "capability/Observation.yaml::Observation create, read back",
+        ),
+        (
+            "CORE-SEARCHSET",
+            "capability/Observation.yaml::Observation search by _id",
+        ),
+    ] {
+        let failed = failing(&run(&[defect], &["Patient", "Observation"]).await);
+        assert!(
+            failed.contains(scenario),
+            "{defect}: {scenario} passed; failing: {failed:?}"
+        );
+    }
+}
+
+fn statement(resource: Value) -> Value {
+    json!({ "resourceType": "CapabilityStatement", "rest": [{ "mode": "server", "resource": [resource] }] })
+}
+
+fn scenario_names(statement: &Value, strict: bool) -> Vec<(String, Option<String>)> {
+    let files = generate::generate(
+        statement,
+        &Options {
+            strict,
+            validate: false,
+        },
+    )
+    .unwrap();
+    let suites = generate::load(&files, &LoadOptions::default()).unwrap();
+    suites
+        .into_iter()
+        .flat_map(|s| s.scenarios)
+        .map(|s| (s.name.clone(), s.ignore.clone()))
+        .collect()
+}
+
+#[test]
+fn an_undeclared_interaction_is_skipped_or_under_strict_expected_refused() {
+    let st = statement(json!({
+        "type": "Patient",
+        "interaction": [{ "code": "create" }, { "code": "read" }],
+        "searchParam": [{ "name": "family", "type": "string" }, { "name": "deceased", "type": "token" }, { "name": "npi", "type": "token" }],
+    }));
+    let lenient = scenario_names(&st, false);
+    let delete = lenient
+        .iter()
+        .find(|(n, _)| n == "Patient delete is not declared")
+        .unwrap();
+    assert_eq!(
+        delete.1.as_deref(),
+        Some("the CapabilityStatement does not declare Patient.delete")
+    );
+    let strict = scenario_names(&st, true);
+    assert!(
+        strict
+            .iter()
+            .any(|(n, i)| n == "Patient delete is not declared, so it is refused" && i.is_none())
+    );
+    // Search is not declared, so no search scenario runs; declared ones are generated.
+    assert!(
+        lenient
+            .iter()
+            .all(|(n, i)| !n.starts_with("Patient search by") || i.is_some())
+    );
+    let st = statement(json!({
+        "type": "Patient",
+        "interaction": [{ "code": "create" }, { "code": "search-type" }],
+        "searchParam": [{ "name": "family", "type": "string" }, { "name": "deceased", "type": "token" }, { "name": "npi", "type": "token" }],
+    }));
+    let names = scenario_names(&st, false);
+    let find = |n: &str| names.iter().find(|(x, _)| x == n).unwrap().1.clone();
+    assert_eq!(find("Patient search by family"), None);
+    assert!(
+        find("Patient search by deceased")
+            .unwrap()
+            .contains("expression")
+    );
+    assert!(
+        find("Patient search by npi")
+            .unwrap()
+            .contains("not an R4 SearchParameter")
+    );
+}
+
+#[test]
+fn what_is_not_a_statement_is_refused() {
+    let e =
+        generate::generate(&json!({ "resourceType": "Patient" }), &Options::default()).unwrap_err();
+    assert!(e.to_string().contains("not a CapabilityStatement"), "{e}");
+    let e = generate::generate(
+        &json!({ "resourceType": "CapabilityStatement" }),
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("declares no server resource"), "{e}");
+}
