@@ -599,6 +599,9 @@ pub fn generate(args: &crate::cli::GenerateArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return fail(&e),
     };
+    if let Some(rounds) = args.bench {
+        return generate_bench(&statement, &opts, rounds.max(1));
+    }
     let mut written = Vec::new();
     for f in &files {
         let name = f
@@ -642,6 +645,39 @@ pub fn generate(args: &crate::cli::GenerateArgs) -> u8 {
             fail(&"a generated file does not load back (a fhirconf bug, please report it)")
         }
     }
+}
+
+/// `generate --bench N`: the median time to generate the suite, and to load it as `run`
+/// does, over N rounds.
+fn generate_bench(
+    statement: &serde_json::Value,
+    opts: &crate::generate::Options,
+    rounds: usize,
+) -> u8 {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut generated, mut loaded) = (Vec::new(), Vec::new());
+    let mut counts = (0, 0);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let files = crate::generate::generate(statement, opts).unwrap_or_default();
+        generated.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let suites = crate::generate::load(&files, &crate::scenario::LoadOptions::default())
+            .unwrap_or_default();
+        loaded.push(t.elapsed().as_secs_f64() * 1e3);
+        counts = (files.len(), suites.iter().map(|s| s.scenarios.len()).sum());
+    }
+    println!(
+        "{} files, {} scenarios; median of {rounds}: generate {:.1} ms, load {:.1} ms",
+        counts.0,
+        counts.1,
+        median(generated),
+        median(loaded)
+    );
+    exit::SUCCESS
 }
 
 /// The CapabilityStatement `generate` works from: a file, a server's, or the sandbox's.

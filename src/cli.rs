@@ -71,6 +71,10 @@ pub struct GenerateArgs {
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,
+    /// Instead of writing, print the median time to generate the suite and to load it
+    /// over this many rounds (docs/performance.md).
+    #[arg(long, value_name = "ROUNDS")]
+    pub bench: Option<usize>,
 }
 
 /// Suites that are generated rather than read from files.
