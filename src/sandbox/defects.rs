@@ -246,6 +246,14 @@ pub const DEFECTS: &[Defect] = &[
     ),
     d("CORE-COUNT", "search pages never carry a next link"),
     d(
+        "CORE-SEARCH-PARAM",
+        "the `_lastUpdated` parameter the CapabilityStatement declares is ignored on every type but Practitioner and Appointment: every record matches",
+    ),
+    d(
+        "CORE-HISTORY",
+        "an instance's history lists only its current version",
+    ),
+    d(
         "CORE-CONTENT-TYPE",
         "FHIR responses are labelled Content-Type: text/plain",
     ),

@@ -189,7 +189,15 @@ impl Handler {
             Handler::Practitioner | Handler::Appointment => {
                 &["read", "vread", "search-type", "create", "update"]
             }
-            Handler::Generic => &["read", "vread", "search-type", "create", "update", "delete"],
+            Handler::Generic => &[
+                "read",
+                "vread",
+                "history-instance",
+                "search-type",
+                "create",
+                "update",
+                "delete",
+            ],
         }
     }
 

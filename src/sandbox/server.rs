@@ -49,6 +49,7 @@ pub fn router(config: SandboxConfig) -> Router {
         .route("/_sandbox/revoke-tokens", any(revoke_route))
         .route("/{ty}", any(type_route))
         .route("/{ty}/{id}", any(instance_route))
+        .route("/{ty}/{id}/_history", any(history_route))
         .route("/{ty}/{id}/_history/{vid}", any(version_route))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(app.clone(), gate))
@@ -370,6 +371,85 @@ async fn version_route(
             .parse::<u64>()
             .map_err(|_| ApiError::not_found(format!("Unknown version '{vid}' of {ty}/{id}")))?;
         read(&ctx, &ty, &id, Some(vid))
+    })())
+}
+
+/// `/{type}/{id}/_history`: the instance's history, a Bundle of type history with every
+/// version, newest first (a deletion is an entry without a resource). Under
+/// CORE-HISTORY, only the current version.
+async fn history_route(
+    State(app): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let (ty, id) = match path {
+        Ok(Path(p)) => p,
+        Err(e) => return path_error(e),
+    };
+    respond((|| {
+        let ctx = ctx(&app, &headers, &uri)?;
+        let Some(handler) = resources::handler(&ty) else {
+            return unknown_type(&ctx, &ty);
+        };
+        if handler != Handler::Generic {
+            // The Canvas APIs document no history.
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "not-supported",
+                format!("{ty} has no history interaction"),
+            ));
+        }
+        if method != Method::GET {
+            return Err(not_allowed(
+                &method,
+                &format!("{ty}/{{id}}/_history"),
+                "GET",
+            ));
+        }
+        auth::check(&ctx, &ty, Access::Read, None)?;
+        ctx.app.store.read(|state| {
+            let (record, deleted) = match (state.get(&ty, &id), state.deleted(&ty, &id)) {
+                (Some(r), _) => (r, false),
+                (None, Some(r)) => (r, true),
+                (None, None) => return missing(&ctx, &ty, &id),
+            };
+            let mut entries: Vec<serde_json::Value> = Vec::new();
+            if deleted {
+                entries.push(json!({
+                    "request": { "method": "DELETE", "url": format!("{ty}/{id}") },
+                    "response": { "status": "204" },
+                }));
+            }
+            let versions = record.versions();
+            let shown = if ctx.defect("CORE-HISTORY") {
+                &versions[versions.len() - 1..]
+            } else {
+                versions
+            };
+            for v in shown.iter().rev() {
+                let (method, url, status) = if v.vid == 1 {
+                    ("POST", ty.clone(), "201")
+                } else {
+                    ("PUT", format!("{ty}/{id}"), "200")
+                };
+                entries.push(json!({
+                    "fullUrl": format!("{}/{ty}/{id}/_history/{}", ctx.base, v.vid),
+                    "resource": served(&ctx, &v.resource),
+                    "request": { "method": method, "url": url },
+                    "response": { "status": status, "etag": format!("W/\"{}\"", v.vid) },
+                }));
+            }
+            let bundle = json!({
+                "resourceType": "Bundle",
+                "id": uuid::Uuid::new_v4().to_string(),
+                "type": "history",
+                "total": entries.len(),
+                "entry": entries,
+            });
+            Ok(fhir(StatusCode::OK, &bundle))
+        })
     })())
 }
 

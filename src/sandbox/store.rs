@@ -76,6 +76,11 @@ impl Record {
             .unwrap_or_else(|| EMPTY.get_or_init(Json::new))
     }
 
+    /// Every version, oldest first.
+    pub(crate) fn versions(&self) -> &[Version] {
+        &self.versions
+    }
+
     pub(crate) fn version(&self, vid: u64) -> Option<&Version> {
         self.versions.iter().find(|v| v.vid == vid)
     }

@@ -93,7 +93,7 @@ async fn against_the_clean_sandbox_only_its_canvas_rules_fail() {
         r.reason
             .as_deref()
             .unwrap_or("")
-            .contains("does not declare Patient.history-instance")
+            .contains("does not declare Practitioner.history-instance")
     }));
     assert!(
         skipped

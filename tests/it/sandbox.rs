@@ -1702,6 +1702,63 @@ async fn core_count(s: &Sbx) -> Check {
     Ok(())
 }
 
+async fn core_search_param(s: &Sbx) -> Check {
+    let id = s
+        .create(
+            "Patient",
+            &json!({ "resourceType": "Patient", "name": [{ "family": "Sp" }] }),
+        )
+        .await?;
+    let found = s
+        .get(&format!("/Patient?_id={id}&_lastUpdated=gt2000-01-01"))
+        .await;
+    found.expect_searchset("after 2000")?;
+    ensure!(
+        found.match_ids() == [id.clone()],
+        "after 2000: {:?}",
+        found.match_ids()
+    );
+    let none = s
+        .get(&format!("/Patient?_id={id}&_lastUpdated=lt2000-01-01"))
+        .await;
+    none.expect_searchset("before 2000")?;
+    ensure!(
+        none.match_ids().is_empty(),
+        "before 2000: {:?}",
+        none.match_ids()
+    );
+    Ok(())
+}
+
+async fn core_history(s: &Sbx) -> Check {
+    let id = s
+        .create(
+            "Patient",
+            &json!({ "resourceType": "Patient", "gender": "male" }),
+        )
+        .await?;
+    let r = s
+        .put(
+            &format!("/Patient/{id}"),
+            &json!({ "resourceType": "Patient", "id": id, "gender": "female" }),
+        )
+        .await;
+    r.expect(200, "update")?;
+    let h = s.get(&format!("/Patient/{id}/_history")).await;
+    h.expect(200, "history")?;
+    ensure!(h.body["type"] == "history", "type {}", h.body["type"]);
+    let genders: Vec<&Value> = h
+        .entries()
+        .iter()
+        .map(|e| &e["resource"]["gender"])
+        .collect();
+    ensure!(
+        genders == [&json!("female"), &json!("male")],
+        "versions, newest first: {genders:?}"
+    );
+    Ok(())
+}
+
 async fn core_content_type(s: &Sbx) -> Check {
     for path in [
         "/metadata",
@@ -1916,6 +1973,8 @@ rules! {
     core_unknown_type: "CORE-UNKNOWN-TYPE", NONE => core_unknown_type;
     core_searchset: "CORE-SEARCHSET", NONE => core_searchset;
     core_count: "CORE-COUNT", NONE => core_count;
+    core_search_param: "CORE-SEARCH-PARAM", NONE => core_search_param;
+    core_history: "CORE-HISTORY", NONE => core_history;
     core_content_type: "CORE-CONTENT-TYPE", NONE => core_content_type;
     core_valid_resource: "CORE-VALID-RESOURCE", NONE => core_valid_resource;
     prac_uscore_profile: "PRAC-USCORE-PROFILE", NONE => prac_uscore_profile;
@@ -2169,7 +2228,15 @@ async fn capability_statement_lists_what_is_served() {
     for ty in ["Patient", "Location", "Organization", "PractitionerRole"] {
         assert_eq!(
             codes(ty),
-            ["read", "vread", "search-type", "create", "update", "delete"],
+            [
+                "read",
+                "vread",
+                "history-instance",
+                "search-type",
+                "create",
+                "update",
+                "delete"
+            ],
             "{ty}"
         );
     }
