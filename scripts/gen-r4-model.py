@@ -216,6 +216,28 @@ def binding_lines(src, sds):
     return sorted(set(lines))
 
 
+def invariant_lines(sds):
+    """`<element path> <TAB> <key> <TAB> <FHIRPath>` for every error-level constraint
+    of a resource's own elements (the generic ele-1, ext-1 and dom-* rules left out):
+    what a generated instance must satisfy beyond cardinality and bindings."""
+    lines = []
+    for sd in sds:
+        if sd["kind"] != "resource":
+            continue
+        for el in sd["snapshot"]["element"]:
+            if not el["path"].startswith(sd["type"]):
+                continue
+            for c in el.get("constraint", []):
+                key = c.get("key", "")
+                if c.get("severity") != "error" or not c.get("expression"):
+                    continue
+                if key in ("ele-1", "ext-1") or key.startswith("dom-"):
+                    continue
+                lines.append("\t".join([el["path"].replace("[x]", ""), key,
+                                        c["expression"].replace("\n", " ")]))
+    return sorted(set(lines))
+
+
 def search_lines(src):
     with open(os.path.join(src, "search-parameters.json")) as f:
         bundle = json.load(f)
@@ -248,6 +270,10 @@ def main():
             f.write("\n".join(header + [
                 "# element path <TAB> required value set <TAB> system|code (its first codes, at most 4)",
             ] + binding_lines(src, sds)) + "\n")
+        with open(os.path.join(OUT, "invariants.tsv"), "w") as f:
+            f.write("\n".join(header + [
+                "# element path <TAB> constraint key <TAB> FHIRPath expression (error-level, resources only)",
+            ] + invariant_lines(sds)) + "\n")
         with open(os.path.join(OUT, "search-parameters.tsv"), "w") as f:
             f.write("\n".join(header + [
                 "# resource <TAB> code <TAB> type <TAB> targets <TAB> FHIRPath expression",

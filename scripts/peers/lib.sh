@@ -97,6 +97,8 @@ seed_server() {
 # Runs every built-in suite against the server with targets/$PEER.yaml, the seeded
 # variables and, when it exists, the committed baseline (only regressions fail).
 # FHIRCONF_PEERS_BLESS=1 runs without the baseline and writes this run as the new one.
+# FHIRCONF_PEERS_SUITE=capability runs the generated capability suite instead (no
+# baseline; it fails or passes nothing, the reports are the result).
 # FHIRCONF_PEERS_VALIDATE=off|warn|error (opt-in, unset by default and in CI) builds
 # fhirconf with the `validation` feature (a cold release build of the helios crates
 # takes 15-20 minutes, docs/performance.md) and passes `--validate` with that mode, so
@@ -124,6 +126,19 @@ run_suites() {
   while IFS= read -r line; do
     [ -n "$line" ] && args+=(--var "$line")
   done <"$OUT_DIR/vars.txt"
+  if [ "${FHIRCONF_PEERS_SUITE:-}" = capability ]; then
+    # The capability suite generated from the server's CapabilityStatement instead of
+    # the built-in suites: no baseline, reports in reports/peers/$PEER/capability/
+    # (docs/capability-suite.md has the results).
+    local cap="$OUT_DIR/capability"
+    mkdir -p "$cap"
+    args=(run --color never --target "targets/$PEER.yaml" --base-url "$base" --suite capability
+      --junit "$cap/junit.xml" --json "$cap/run.json" --markdown "$cap/summary.md")
+    say "FHIRCONF_PEERS_SUITE=capability: fhirconf ${args[*]}"
+    (cd "$REPO_DIR" && "${cargo[@]}" -- "${args[@]}") || code=$?
+    say "reports in reports/peers/$PEER/capability/; fhirconf exited $code"
+    return 0
+  fi
   if [ "${FHIRCONF_PEERS_BLESS:-}" = 1 ]; then
     say "FHIRCONF_PEERS_BLESS=1: no baseline; this run becomes reports/peers/$PEER/baseline.json"
   elif [ -f "$baseline" ]; then

@@ -71,7 +71,9 @@ impl<'m> Builder<'m> {
         }
     }
 
-    /// The minimal instance of `resource_type`, or why none can be built.
+    /// The minimal instance of `resource_type`, or why none can be built: its
+    /// required elements, what some of R4's invariants ask beyond them, and a check of
+    /// every invariant of the type.
     pub fn resource(&mut self, resource_type: &str) -> Result<Value, String> {
         if !self.model.is_resource(resource_type) {
             return Err(format!("{resource_type} is not an R4 resource type"));
@@ -80,6 +82,8 @@ impl<'m> Builder<'m> {
         if let Value::Object(map) = &mut body {
             map.shift_insert(0, "resourceType".into(), json!(resource_type));
         }
+        satisfy_invariants(resource_type, &mut body);
+        broken_invariant(self.model, resource_type, &body)?;
         Ok(body)
     }
 
@@ -271,7 +275,9 @@ impl<'m> Builder<'m> {
         self.prerequisites = inner.prerequisites;
         match built {
             Ok(body) => {
-                let var = format!("ref{}", self.prerequisites.len() + 1);
+                // One prerequisite per type, named by it: instances built apart (the
+                // minimal one, a search value's) agree on what `refPatient` is.
+                let var = format!("ref{target}");
                 self.prerequisites.push(Prerequisite {
                     var: var.clone(),
                     resource_type: target.to_owned(),
@@ -284,6 +290,139 @@ impl<'m> Builder<'m> {
                 self.prerequisites.truncate(before);
                 Ok((None, target.to_owned()))
             }
+        }
+    }
+}
+
+/// What some R4 invariants ask of an instance beyond its required elements, for the
+/// types whose minimal instance would break them (the rest are checked by
+/// [`broken_invariant`] and skipped with the reason).
+fn satisfy_invariants(resource_type: &str, body: &mut Value) {
+    let concept =
+        |system: &str, code: &str| json!({ "coding": [{ "system": system, "code": code }] });
+    match resource_type {
+        // app-1: a participant has a type or an actor.
+        "Appointment" => {
+            if let Some(p) = body.pointer_mut("/participant/0") {
+                p["type"] = json!([concept(
+                    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    "ATND"
+                )]);
+            }
+        }
+        // ait-1: clinicalStatus unless entered in error.
+        "AllergyIntolerance" => {
+            body["clinicalStatus"] = concept(
+                "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                "active",
+            );
+        }
+        // bdl-9, -10, -11: a document needs an identifier, a timestamp and a Composition.
+        "Bundle" => body["type"] = json!("collection"),
+        // ppc-1: a policy or a policy rule.
+        "Consent" => {
+            body["policyRule"] =
+                concept("http://terminology.hl7.org/CodeSystem/v3-ActCode", "OPTIN")
+        }
+        // ipn-1, org-1: a name or an identifier.
+        "InsurancePlan" | "Organization" => body["name"] = json!(UNIQUE),
+        // apr-1: a participant type or an actor.
+        "AppointmentResponse" => {
+            body["participantType"] = json!([concept(
+                "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                "ATND"
+            )]);
+        }
+        // cpb-1, cpb-2 (tcp-2): what the statement is about; a description.
+        // cpb-14, tcp-3: an `instance` statement needs an implementation; a
+        // `requirements` one does not.
+        "CapabilityStatement" => {
+            body["kind"] = json!("requirements");
+            body["description"] = json!("fhirconf");
+            body["rest"] = json!([{ "mode": "server" }]);
+        }
+        "TerminologyCapabilities" => {
+            body["kind"] = json!("requirements");
+            body["description"] = json!("fhirconf");
+        }
+        // sdf-6 and the rules of a constraint: a profile of Basic with a differential.
+        "StructureDefinition" => {
+            body["kind"] = json!("resource");
+            body["abstract"] = json!(false);
+            body["type"] = json!("Basic");
+            body["derivation"] = json!("constraint");
+            body["baseDefinition"] = json!("http://hl7.org/fhir/StructureDefinition/Basic");
+            body["differential"] = json!({ "element": [{ "id": "Basic", "path": "Basic" }] });
+        }
+        // imr-1: a vaccine code or a target disease.
+        "ImmunizationRecommendation" => {
+            if let Some(r) = body.pointer_mut("/recommendation/0") {
+                r["vaccineCode"] = json!([concept(SYSTEM, "c{{ u }}")]);
+            }
+        }
+        // lnk-1: at least two items.
+        "Linkage" => {
+            if let Some(Value::Array(items)) = body.get_mut("item")
+                && let Some(first) = items.first().cloned()
+            {
+                let mut second = first;
+                second["type"] = json!("alternate");
+                items.push(second);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The first of the type's error-level invariants that `body` breaks, as the reason a
+/// scenario is not generated: a server may refuse such an instance, and rightly.
+pub fn broken_invariant(model: &Model, resource_type: &str, body: &Value) -> Result<(), String> {
+    let input = fhirpath::Input::new(body);
+    let vars = fhirpath::Variables::default();
+    for inv in model.invariants(resource_type) {
+        let text = format!("{}.all({})", inv.path, inv.expression);
+        let Ok(expr) = fhirpath::Expression::parse(&text) else {
+            continue;
+        };
+        // An invariant the engine cannot evaluate is not held against the instance.
+        if let Ok(Some(false)) = expr.evaluate(&input, &vars).and_then(|c| c.as_boolean()) {
+            return Err(format!(
+                "it would break R4 invariant {} ({}: {})",
+                inv.key, inv.path, inv.expression
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merges a placed search value into an instance (RFC 7386), dropping the other types of
+/// a choice element it sets (`medicationReference` replaces `medicationCodeableConcept`:
+/// R4 allows one).
+pub fn merge_value(model: &Model, resource_type: &str, body: &mut Value, patch: &Value) {
+    if let (Value::Object(target), Value::Object(add)) = (&mut *body, patch) {
+        for key in add.keys() {
+            let Some(p) = model.property(resource_type, key) else {
+                continue;
+            };
+            if !p.element.choice {
+                continue;
+            }
+            let element = p.element.name;
+            target.retain(|k, _| {
+                k == key
+                    || model
+                        .property(resource_type, k)
+                        .is_none_or(|q| !q.element.choice || q.element.name != element)
+            });
+        }
+    }
+    crate::scenario::load::merge_patch(body, patch);
+    // app-2: an Appointment given a start (the `date` parameter) ends then too.
+    if resource_type == "Appointment" {
+        match (body.get("start").cloned(), body.get("end").cloned()) {
+            (Some(start), None) => body["end"] = start,
+            (None, Some(end)) => body["start"] = end,
+            _ => {}
         }
     }
 }
@@ -396,7 +535,10 @@ mod tests {
         let creatable = all();
         let mut b = Builder::new(r4_model::r4(), &creatable);
         let condition = b.resource("Condition").unwrap();
-        assert_eq!(condition["subject"]["reference"], "Patient/{{ ref1 }}");
+        assert_eq!(
+            condition["subject"]["reference"],
+            "Patient/{{ refPatient }}"
+        );
         assert_eq!(b.prerequisites.len(), 1);
         assert_eq!(b.prerequisites[0].resource_type, "Patient");
         // Without Patient, the other allowed target.
@@ -407,7 +549,7 @@ mod tests {
             .collect();
         let mut b = Builder::new(r4_model::r4(), &no_patient);
         let condition = b.resource("Condition").unwrap();
-        assert_eq!(condition["subject"]["reference"], "Group/{{ ref1 }}");
+        assert_eq!(condition["subject"]["reference"], "Group/{{ refGroup }}");
         // With neither, the reason.
         let none = BTreeSet::new();
         let mut b = Builder::new(r4_model::r4(), &none);
@@ -423,6 +565,25 @@ mod tests {
         assert!(req.get("medicationCodeableConcept").is_some(), "{req}");
         let appt = b.resource("Appointment").unwrap();
         assert_eq!(appt["participant"][0]["status"], "accepted");
+    }
+
+    #[test]
+    fn invariants_are_met_or_the_reason_given() {
+        let creatable = all();
+        let mut b = Builder::new(r4_model::r4(), &creatable);
+        // Fixed up: app-1, lnk-1.
+        let appt = b.resource("Appointment").unwrap();
+        assert!(appt["participant"][0]["type"].is_array(), "{appt}");
+        let linkage = b.resource("Linkage").unwrap();
+        assert_eq!(linkage["item"].as_array().unwrap().len(), 2);
+        // A broken one is named.
+        let mut bad = appt.clone();
+        bad["participant"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("type");
+        let why = broken_invariant(r4_model::r4(), "Appointment", &bad).unwrap_err();
+        assert!(why.contains("app-1"), "{why}");
     }
 
     #[test]

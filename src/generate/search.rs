@@ -280,7 +280,17 @@ fn value_for(
         },
         "token" => {
             if let Some(b) = builder.model.required_binding(binding) {
-                let Some((system, code)) = b.codes.first() else {
+                // org-2: an organization's address is never `home`; `work` suits
+                // every owner of an Address.
+                let first = if binding.ends_with("Address.use") {
+                    b.codes
+                        .iter()
+                        .find(|(_, c)| *c == "work")
+                        .or(b.codes.first())
+                } else {
+                    b.codes.first()
+                };
+                let Some((system, code)) = first else {
                     return Err(format!(
                         "its required value set {} cannot be expanded offline",
                         b.value_set
@@ -293,7 +303,8 @@ fn value_for(
                 };
                 let misses = b
                     .codes
-                    .get(1)
+                    .iter()
+                    .find(|(_, c)| c != code)
                     .map(|(_, c)| vec![(*c).to_owned()])
                     .unwrap_or_default();
                 let finds = if ty == "code" {
@@ -471,7 +482,7 @@ fn wrap(builder: &mut Builder<'_>, segments: &[Segment<'_>], leaf: Value) -> Res
                 &seg.owner,
                 1,
             )?;
-            crate::scenario::load::merge_patch(&mut base, &value);
+            super::instance::merge_value(builder.model, seg.type_code, &mut base, &value);
             value = base;
         }
         let name = if seg.element.choice {
@@ -501,7 +512,7 @@ mod tests {
 
     fn placed(ty: &str, code: &str) -> Result<(Placed, usize), String> {
         let model = r4_model::r4();
-        let creatable: BTreeSet<String> = ["Patient", "Practitioner", "Organization"]
+        let creatable: BTreeSet<String> = ["Patient", "Practitioner", "Organization", "Substance"]
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
@@ -524,19 +535,30 @@ mod tests {
         assert!(!p.unique);
         let (p, _) = placed("Patient", "email").unwrap();
         assert_eq!(p.patch["telecom"][0]["system"], "email");
+        // One of a choice inside a backbone replaces the one the backbone had.
+        let (p, _) = placed("Medication", "ingredient").unwrap();
+        let item = p.patch["ingredient"][0].as_object().unwrap();
+        assert!(
+            item.contains_key("itemReference") && !item.contains_key("itemCodeableConcept"),
+            "{item:?}"
+        );
+        // A bound code: found by its code, missed by another of the value set.
+        let (p, _) = placed("Patient", "address-use").unwrap();
+        assert_eq!(p.patch["address"][0]["use"], "work");
+        assert_eq!(p.misses, ["home"]);
         let (p, _) = placed("Patient", "gender").unwrap();
         assert_eq!(p.patch, json!({ "gender": "male" }));
         assert_eq!(p.misses, ["female"]);
         let (p, refs) = placed("Patient", "general-practitioner").unwrap();
         assert_eq!(
             p.patch["generalPractitioner"][0]["reference"],
-            "Practitioner/{{ ref1 }}"
+            "Practitioner/{{ refPractitioner }}"
         );
         assert_eq!(refs, 1);
         let (p, _) = placed("Observation", "value-quantity").unwrap();
         assert_eq!(p.patch["valueQuantity"]["value"], 7);
         let (p, refs) = placed("Observation", "patient").unwrap();
-        assert_eq!(p.patch["subject"]["reference"], "Patient/{{ ref1 }}");
+        assert_eq!(p.patch["subject"]["reference"], "Patient/{{ refPatient }}");
         assert_eq!(refs, 1);
         let (p, _) = placed("Observation", "date").unwrap();
         assert_eq!(p.patch["effectiveDateTime"], DATE);

@@ -18,6 +18,38 @@ use std::sync::OnceLock;
 const ELEMENTS: &str = include_str!("../data/elements.txt");
 const SEARCH_PARAMETERS: &str = include_str!("../data/search-parameters.tsv");
 const BINDINGS: &str = include_str!("../data/bindings.tsv");
+const INVARIANTS: &str = include_str!("../data/invariants.tsv");
+
+/// An error-level constraint of a resource type's element (R4's `app-1`, `lnk-1`...).
+#[derive(Debug)]
+pub struct Invariant {
+    /// The element it constrains: `Appointment.participant`, or the resource itself.
+    pub path: &'static str,
+    pub key: &'static str,
+    /// FHIRPath, evaluated on each instance of the element.
+    pub expression: &'static str,
+}
+
+/// The invariants by resource type.
+fn invariants() -> &'static HashMap<&'static str, Vec<Invariant>> {
+    static BY_TYPE: OnceLock<HashMap<&'static str, Vec<Invariant>>> = OnceLock::new();
+    BY_TYPE.get_or_init(|| {
+        let mut map: HashMap<&'static str, Vec<Invariant>> = HashMap::new();
+        for line in INVARIANTS.lines().filter(|l| !l.starts_with('#')) {
+            let mut f = line.split('\t');
+            let (Some(path), Some(key), Some(expression)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let ty = path.split('.').next().unwrap_or(path);
+            map.entry(ty).or_default().push(Invariant {
+                path,
+                key,
+                expression,
+            });
+        }
+        map
+    })
+}
 
 /// A required binding: the value set an element's code must come from, and the first
 /// codes of that value set (empty when it could not be expanded offline).
@@ -308,6 +340,15 @@ impl Model {
         bindings().get(path)
     }
 
+    /// The error-level invariants of a resource type and its backbone elements (the
+    /// generic `ele-1`, `ext-1` and `dom-*` left out).
+    pub fn invariants(&self, resource_type: &str) -> &'static [Invariant] {
+        invariants()
+            .get(resource_type)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     /// Every type, in no particular order.
     pub fn types(&self) -> impl Iterator<Item = &TypeDef> {
         self.types.values()
@@ -452,6 +493,22 @@ mod tests {
         // Extensible or example bindings are not required ones.
         assert!(m.required_binding("Observation.code").is_none());
         assert!(m.required_binding("Patient.maritalStatus").is_none());
+    }
+
+    #[test]
+    fn invariants_by_resource_type() {
+        let m = r4();
+        let app = m.invariants("Appointment");
+        let one = app.iter().find(|i| i.key == "app-1").unwrap();
+        assert_eq!(one.path, "Appointment.participant");
+        assert_eq!(one.expression, "type.exists() or actor.exists()");
+        assert!(m.invariants("Linkage").iter().any(|i| i.key == "lnk-1"));
+        assert!(
+            m.invariants("Patient")
+                .iter()
+                .all(|i| !i.key.starts_with("dom-"))
+        );
+        assert!(m.invariants("NotAType").is_empty());
     }
 
     #[test]
