@@ -379,9 +379,8 @@ fn satisfy_invariants(resource_type: &str, body: &mut Value) {
 pub fn broken_invariant(model: &Model, resource_type: &str, body: &Value) -> Result<(), String> {
     let input = fhirpath::Input::new(body);
     let vars = fhirpath::Variables::default();
-    for inv in model.invariants(resource_type) {
-        let text = format!("{}.all({})", inv.path, inv.expression);
-        let Ok(expr) = fhirpath::Expression::parse(&text) else {
+    for (inv, expr) in parsed_invariants(model, resource_type).iter() {
+        let Some(expr) = expr else {
             continue;
         };
         // An invariant the engine cannot evaluate is not held against the instance.
@@ -393,6 +392,38 @@ pub fn broken_invariant(model: &Model, resource_type: &str, body: &Value) -> Res
         }
     }
     Ok(())
+}
+
+type ParsedInvariants = Vec<(&'static r4_model::Invariant, Option<fhirpath::Expression>)>;
+
+/// The invariants of a type as `path.all(expression)`, parsed once per process (the
+/// suite checks each type's instances many times; one that does not parse is `None`).
+fn parsed_invariants(model: &Model, resource_type: &str) -> std::sync::Arc<ParsedInvariants> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<ParsedInvariants>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(known) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(resource_type)
+    {
+        return Arc::clone(known);
+    }
+    let parsed: ParsedInvariants = model
+        .invariants(resource_type)
+        .iter()
+        .map(|inv| {
+            let text = format!("{}.all({})", inv.path, inv.expression);
+            (inv, fhirpath::Expression::parse(&text).ok())
+        })
+        .collect();
+    let parsed = Arc::new(parsed);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(resource_type.to_owned(), Arc::clone(&parsed));
+    parsed
 }
 
 /// Merges a placed search value into an instance (RFC 7386), dropping the other types of

@@ -103,14 +103,47 @@ pub fn generate(statement: &Value, opts: &Options) -> Result<Vec<GeneratedFile>,
         deletable: &deletable,
         opts: *opts,
     };
-    Ok(declared
+    let declared: Vec<&Declared> = declared
         .iter()
         .filter(|d| model.is_resource(&d.resource_type))
-        .map(|d| GeneratedFile {
-            name: format!("{FOLDER}/{}.yaml", d.resource_type),
-            yaml: ctx.file(d),
-        })
-        .collect())
+        .collect();
+    // One file per type, on as many threads as there are CPUs.
+    Ok(parallel(&declared, |d| GeneratedFile {
+        name: format!("{FOLDER}/{}.yaml", d.resource_type),
+        yaml: ctx.file(d),
+    }))
+}
+
+/// `f` over `items` on as many threads as there are CPUs, the results in order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break mine };
+                        mine.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The generated files loaded as suites (a problem in one is a generator bug).
@@ -120,8 +153,11 @@ pub fn load(
 ) -> Result<Vec<SuiteFile>, Vec<Diagnostic>> {
     let mut suites = Vec::new();
     let mut errors = Vec::new();
-    for f in files {
-        match crate::scenario::load::load_str(&f.name, &f.yaml, Path::new("."), opts) {
+    let loaded = parallel(files, |f| {
+        crate::scenario::load::load_str(&f.name, &f.yaml, Path::new("."), opts)
+    });
+    for l in loaded {
+        match l {
             Ok(s) => suites.push(s),
             Err(mut e) => errors.append(&mut e),
         }
