@@ -412,6 +412,9 @@ fn say_finished(finished: &Finished) {
     if let Some(line) = report::validation_line(&ran.record) {
         eprintln!("{line}");
     }
+    if let Some(line) = report::left_behind_line(&ran.record) {
+        eprintln!("{line}");
+    }
     eprintln!("{}", report::verdict_line(&ran.record));
     if *interrupted {
         eprintln!("the run was interrupted: the reports cover what ran");

@@ -337,6 +337,9 @@ pub struct ScenarioRecord {
     pub missing_inputs: Vec<String>,
     pub duration_secs: f64,
     pub steps: Vec<StepRecord>,
+    /// Records the scenario left on the server (its `leaves_behind`, rendered).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_behind: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

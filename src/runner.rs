@@ -131,6 +131,7 @@ impl Runner {
             verdict,
             reason: Some(reason),
             missing_inputs: Vec::new(),
+            left_behind: Vec::new(),
             duration_secs: 0.0,
             steps: Vec::new(),
         }
@@ -152,8 +153,24 @@ impl Runner {
         };
         self.steps(scenario, &mut vars, &mut record).await;
         self.cleanup(scenario, &mut vars, &mut record).await;
+        record.left_behind = self.left_behind(scenario, &vars);
         record.duration_secs = started.elapsed().as_secs_f64();
         record
+    }
+
+    /// The scenario's `leaves_behind`, rendered: those whose variables were captured
+    /// (a record never created is not left behind).
+    fn left_behind(&self, scenario: &Scenario, vars: &Map<String, Value>) -> Vec<String> {
+        scenario
+            .leaves_behind
+            .iter()
+            .filter(|t| {
+                crate::template::referenced_vars(t)
+                    .is_ok_and(|names| names.iter().all(|n| vars.contains_key(n)))
+            })
+            .filter_map(|t| self.config.templates.render_string(t, vars).ok())
+            .map(|s| self.config.redactor.text(&s))
+            .collect()
     }
 
     /// The run's variables, the built-in ones, then the scenario's defaults in order

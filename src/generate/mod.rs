@@ -493,18 +493,24 @@ impl Context<'_> {
     }
 
     /// Deletes what the scenario created, newest first, where the server allows it.
+    /// A type the server cannot delete leaves its records: `{ "leaves": "T/{{ v }}" }`
+    /// entries, which [`Self::scenario`] turns into `leaves_behind`.
     fn cleanup(&self, ty: &str, vars: &[&str], inst: &Instance) -> Vec<Value> {
-        let mut steps = Vec::new();
-        if self.deletable.contains(ty) {
-            for v in vars {
-                steps.push(json!({ "request": { "method": "DELETE", "path": format!("/{ty}/{{{{ {v} }}}}") } }));
+        let one = |ty: &str, var: &str| {
+            let path = format!("{ty}/{{{{ {var} }}}}");
+            if self.deletable.contains(ty) {
+                json!({ "request": { "method": "DELETE", "path": format!("/{path}") } })
+            } else {
+                json!({ "leaves": path })
             }
-        }
-        for p in inst.prerequisites.iter().rev() {
-            if self.deletable.contains(&p.resource_type) {
-                steps.push(json!({ "request": { "method": "DELETE", "path": format!("/{}/{{{{ {} }}}}", p.resource_type, p.var) } }));
-            }
-        }
+        };
+        let mut steps: Vec<Value> = vars.iter().map(|v| one(ty, v)).collect();
+        steps.extend(
+            inst.prerequisites
+                .iter()
+                .rev()
+                .map(|p| one(&p.resource_type, &p.var)),
+        );
         steps
     }
 
@@ -530,8 +536,13 @@ impl Context<'_> {
         cleanup: Vec<Value>,
     ) -> Value {
         let mut s = json!({ "name": name, "source": source, "steps": steps });
+        let (left, cleanup): (Vec<Value>, Vec<Value>) =
+            cleanup.into_iter().partition(|c| c.get("leaves").is_some());
         if !cleanup.is_empty() {
             s["cleanup"] = Value::Array(cleanup);
+        }
+        if !left.is_empty() {
+            s["leaves_behind"] = left.into_iter().map(|c| c["leaves"].clone()).collect();
         }
         s
     }

@@ -216,6 +216,36 @@ fn skipped_section(out: &mut String, record: &RunRecord) {
     }
 }
 
+/// Records scenarios left on the server because their cleanup could not remove them.
+fn left_behind_section(out: &mut String, record: &RunRecord) {
+    let with: Vec<_> = record
+        .scenarios
+        .iter()
+        .filter(|s| !s.left_behind.is_empty())
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Left on the server
+
+Records these scenarios created and their cleanup cannot remove (`leaves_behind`; the capability suite lists those of types the server cannot delete).
+
+| scenario | records |
+|---|---|"
+    );
+    for s in with {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} |",
+            cell(&s.id),
+            cell(&s.left_behind.join(", "))
+        );
+    }
+    out.push('\n');
+}
+
 pub fn render(record: &RunRecord) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# fhirconf run against {}\n", record.target.base_url);
@@ -240,6 +270,7 @@ pub fn render(record: &RunRecord) -> String {
     failures_section(&mut out, record);
     requirements_section(&mut out, record);
     validation_section(&mut out, record);
+    left_behind_section(&mut out, record);
     skipped_section(&mut out, record);
     out
 }

@@ -17,8 +17,8 @@ pub use json::render as json;
 pub use junit::render as junit;
 pub use markdown::render as markdown;
 pub use text::{
-    InputSources, SHOWN_TRANSCRIPT_BYTES, details, inputs, sandbox_switches, scenario_list,
-    shown_transcript, validation_line, verdict_line, verification,
+    InputSources, SHOWN_TRANSCRIPT_BYTES, details, inputs, left_behind_line, sandbox_switches,
+    scenario_list, shown_transcript, validation_line, verdict_line, verification,
 };
 
 use crate::record::RunRecord;
@@ -169,6 +169,7 @@ pub(crate) mod fixtures {
             verdict,
             reason: reason.map(Into::into),
             missing_inputs: Vec::new(),
+            left_behind: Vec::new(),
             duration_secs: 0.25,
             steps,
         }

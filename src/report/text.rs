@@ -133,6 +133,35 @@ pub(super) fn validation_lines(out: &mut String, step: &StepRecord) {
 /// ```text
 /// validation (--validate warn): 3 errors, 1 warning in 2 responses; warn fails nothing (see summary.md)
 /// ```
+/// The records scenarios left on the server (their cleanup could not remove them), in
+/// one line for the terminal; `None` when there are none.
+pub fn left_behind_line(record: &RunRecord) -> Option<String> {
+    let left: Vec<&str> = record
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.left_behind)
+        .map(String::as_str)
+        .collect();
+    if left.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 20;
+    let mut line = format!(
+        "left on the server (their cleanup cannot remove them; run.json lists them by scenario): {} record{}: {}",
+        left.len(),
+        if left.len() == 1 { "" } else { "s" },
+        left.iter()
+            .take(SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if left.len() > SHOWN {
+        let _ = write!(line, " and {} more", left.len() - SHOWN);
+    }
+    Some(line)
+}
+
 pub fn validation_line(record: &RunRecord) -> Option<String> {
     let totals = record.issue_totals();
     let mode = record.validation.mode.as_str();

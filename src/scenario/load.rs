@@ -205,6 +205,7 @@ struct TopLevel {
     each_file: Option<Spanned<String>>,
     steps: Option<Spanned<Vec<Box<schema::Step>>>>,
     cleanup: Vec<Box<schema::Step>>,
+    leaves_behind: Vec<String>,
 }
 
 /// One row of `each:`: the label in the scenario's id, and the variables it sets.
@@ -338,6 +339,7 @@ impl Builder<'_> {
                     ("name", doc.name.is_some()),
                     ("steps", doc.steps.is_some()),
                     ("cleanup", !doc.cleanup.is_empty()),
+                    ("leaves_behind", !doc.leaves_behind.is_empty()),
                     ("source", doc.source.is_some()),
                     ("description", doc.description.is_some()),
                     ("ignore", doc.ignore.is_some()),
@@ -356,6 +358,7 @@ impl Builder<'_> {
                     each_file: doc.each_file,
                     steps: doc.steps,
                     cleanup: doc.cleanup,
+                    leaves_behind: doc.leaves_behind,
                 };
                 match self.single(single) {
                     Some(sc) => vec![sc],
@@ -387,7 +390,7 @@ impl Builder<'_> {
     fn listed(
         &mut self,
         list: Spanned<Vec<ScenarioDoc>>,
-        beside: [(&str, bool); 8],
+        beside: [(&str, bool); 9],
     ) -> Vec<ScenarioDoc> {
         for (key, present) in beside {
             if present {
@@ -451,6 +454,7 @@ impl Builder<'_> {
             each_file: top.each_file,
             steps: steps.value,
             cleanup: top.cleanup,
+            leaves_behind: top.leaves_behind,
         })
     }
 
@@ -546,6 +550,14 @@ impl Builder<'_> {
         for (i, step) in doc.cleanup.into_iter().enumerate() {
             cleanup.extend(self.step(step, i + 1, &mut known));
         }
+        for text in &doc.leaves_behind {
+            if let Err(e) = crate::template::referenced_vars(text) {
+                self.err_at(
+                    doc.name.referenced,
+                    format!("`leaves_behind` entry `{text}`: {e}"),
+                );
+            }
+        }
         let name = doc.name.value;
         let base = Scenario {
             id: format!("{}::{}", self.file, name),
@@ -562,6 +574,7 @@ impl Builder<'_> {
             row: Vec::new(),
             steps: Arc::new(steps),
             cleanup: Arc::new(cleanup),
+            leaves_behind: doc.leaves_behind,
         };
         let Some(rows) = rows else {
             return vec![base];

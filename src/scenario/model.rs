@@ -95,6 +95,8 @@ pub struct Scenario {
     /// Shared by the scenarios of one `each:` (one per row).
     pub steps: Arc<Vec<Step>>,
     pub cleanup: Arc<Vec<Step>>,
+    /// Templates of the records its cleanup cannot remove (`leaves_behind`).
+    pub leaves_behind: Vec<String>,
 }
 
 impl Scenario {

@@ -70,6 +70,9 @@ pub struct FileDoc {
     /// steps that always run afterwards, even after a failure; one whose variables were never captured is skipped
     #[serde(default)]
     pub cleanup: Vec<Box<Step>>,
+    /// records the scenario leaves on the server because its cleanup cannot remove them (the server has no delete), as templates (`Patient/{{ id }}`) rendered after the cleanup; each whose variables were captured is listed in the run's summary and in run.json
+    #[serde(default)]
+    pub leaves_behind: Vec<String>,
     /// several scenarios in one file, instead of `name` and `steps`; they share the file's `vars`, `tags`, `requires` and `inputs`
     #[schemars(with = "Option<Scenarios>")]
     pub scenarios: Option<Spanned<Vec<ScenarioDoc>>>,
@@ -117,6 +120,9 @@ pub struct ScenarioDoc {
     /// steps that always run afterwards, even after a failure; one whose variables were never captured is skipped
     #[serde(default)]
     pub cleanup: Vec<Box<Step>>,
+    /// records the scenario leaves on the server because its cleanup cannot remove them (the server has no delete), as templates (`Patient/{{ id }}`) rendered after the cleanup; each whose variables were captured is listed in the run's summary and in run.json
+    #[serde(default)]
+    pub leaves_behind: Vec<String>,
 }
 
 /// One request and what its response must be.
@@ -848,10 +854,11 @@ pub fn json_schema() -> schemars::Schema {
 }
 
 /// The keys of a single scenario, which cannot stand beside `scenarios`.
-const BESIDE_SCENARIOS: [&str; 8] = [
+const BESIDE_SCENARIOS: [&str; 9] = [
     "name",
     "steps",
     "cleanup",
+    "leaves_behind",
     "source",
     "description",
     "ignore",
@@ -865,7 +872,9 @@ fn file_rules(schema: &mut schemars::Schema) {
         .iter()
         .map(|k| match *k {
             // `cleanup: []` is no cleanup.
-            "cleanup" => serde_json::json!({ "required": ["cleanup"], "properties": { "cleanup": { "minItems": 1 } } }),
+            "cleanup" | "leaves_behind" => {
+                serde_json::json!({ "required": [k], "properties": { *k: { "minItems": 1 } } })
+            }
             k => present(k),
         })
         .collect();

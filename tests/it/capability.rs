@@ -15,14 +15,25 @@ use serde_json::{Value, json};
 /// Generates the suite from the sandbox's statement and runs it (or the scenarios of
 /// `only` files), with `defects` on.
 async fn run(defects: &[&str], only: &[&str]) -> Vec<ScenarioRecord> {
+    run_from(defects, only, None).await
+}
+
+/// [`run`], generating from `statement` instead of the sandbox's own.
+async fn run_from(
+    defects: &[&str],
+    only: &[&str],
+    statement: Option<Value>,
+) -> Vec<ScenarioRecord> {
     let defects: Vec<String> = defects.iter().map(|d| (*d).to_owned()).collect();
     let config = pipeline::sandbox_config(Default::default(), &defects).unwrap();
     let mut connection = Connection::to_sandbox(config).await.unwrap();
-    let statement = connection
-        .capabilities
-        .statement
-        .clone()
-        .expect("the sandbox has a statement");
+    let statement = statement.map(Arc::new).unwrap_or_else(|| {
+        connection
+            .capabilities
+            .statement
+            .clone()
+            .expect("the sandbox has a statement")
+    });
     let files: Vec<_> = generate::generate(&statement, &Options::default())
         .unwrap()
         .into_iter()
@@ -212,4 +223,41 @@ fn what_is_not_a_statement_is_refused() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("declares no server resource"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_a_server_cannot_delete_are_listed() {
+    // A statement that declares create and read of Patient, and no delete.
+    let st = statement(json!({
+        "type": "Patient",
+        "interaction": [{ "code": "create" }, { "code": "read" }],
+    }));
+    let records = run_from(&[], &[], Some(st)).await;
+    let created = records
+        .iter()
+        .find(|r| r.name == "Patient create, read back")
+        .unwrap();
+    assert_eq!(
+        created.verdict,
+        Verdict::Passed,
+        "{}",
+        fhirconf::report::details(created)
+    );
+    assert_eq!(created.left_behind.len(), 1, "{:?}", created.left_behind);
+    assert!(
+        created.left_behind[0].starts_with("Patient/") && !created.left_behind[0].contains("{{")
+    );
+    // No cleanup step was sent for it.
+    assert!(
+        created
+            .steps
+            .iter()
+            .all(|s| s.method.as_deref() != Some("DELETE"))
+    );
+    // A scenario that never created its record leaves nothing.
+    let unknown = records
+        .iter()
+        .find(|r| r.name == "Patient read of an unknown id is 404")
+        .unwrap();
+    assert!(unknown.left_behind.is_empty());
 }
