@@ -37,6 +37,8 @@ pub struct Builder<'m> {
     pub may_refer: bool,
     /// How many prerequisites deep this builder is.
     depth: usize,
+    /// When set, a placed reference points at this type (a `_revinclude` test).
+    pub reference_target: Option<String>,
 }
 
 /// How deep required elements may nest before the builder gives up (R4's deepest
@@ -68,6 +70,7 @@ impl<'m> Builder<'m> {
             prerequisites: Vec::new(),
             may_refer: true,
             depth: 0,
+            reference_target: None,
         }
     }
 
@@ -270,6 +273,7 @@ impl<'m> Builder<'m> {
             prerequisites: std::mem::take(&mut self.prerequisites),
             may_refer: self.may_refer && self.depth == 0,
             depth: self.depth + 1,
+            reference_target: None,
         };
         let built = inner.resource(target);
         self.prerequisites = inner.prerequisites;

@@ -380,6 +380,30 @@ fn value_for(
                 }
                 both
             };
+            let any = allowed.is_empty() || allowed.iter().any(|t| t == "Resource");
+            let allowed: Vec<String> = match &builder.reference_target {
+                // A `_revinclude` test: the reference must point at this type.
+                Some(t) if any || allowed.contains(t) => vec![t.clone()],
+                Some(t) => {
+                    return Err(format!(
+                        "it cannot refer to a {t} (only to {})",
+                        allowed.join(" or ")
+                    ));
+                }
+                // Any resource (`Reference(Any)`): the common types first.
+                None if any => [
+                    "Patient",
+                    "Organization",
+                    "Location",
+                    "Practitioner",
+                    "Device",
+                    "Group",
+                ]
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+                None => allowed,
+            };
             let mut ordered: Vec<String> = allowed
                 .iter()
                 .filter(|t| t.as_str() == "Patient")

@@ -261,3 +261,42 @@ async fn records_a_server_cannot_delete_are_listed() {
         .unwrap();
     assert!(unknown.left_behind.is_empty());
 }
+
+#[test]
+fn declared_includes_and_revincludes_are_generated() {
+    let st = json!({ "resourceType": "CapabilityStatement", "rest": [{ "mode": "server", "resource": [
+        {
+            "type": "Observation",
+            "interaction": [{ "code": "create" }, { "code": "search-type" }],
+            "searchParam": [{ "name": "_id", "type": "token" }],
+            "searchInclude": ["Observation:subject", "Observation:nonsense"],
+        },
+        {
+            "type": "Patient",
+            "interaction": [{ "code": "create" }, { "code": "search-type" }],
+            "searchParam": [{ "name": "_id", "type": "token" }],
+            "searchRevInclude": ["Observation:performer", "Observation:subject"],
+        },
+    ] }] });
+    let names = scenario_names(&st, false);
+    let find = |n: &str| names.iter().find(|(x, _)| x == n).map(|x| x.1.clone());
+    assert_eq!(
+        find("Observation search with _include=Observation:subject"),
+        Some(None)
+    );
+    assert!(
+        find("Observation search with _include=Observation:nonsense")
+            .unwrap()
+            .unwrap()
+            .contains("not an R4 reference parameter")
+    );
+    // Observation:performer can point at a Patient too: the first that can is used.
+    assert_eq!(
+        find("Patient search with _revinclude=Observation:performer"),
+        Some(None)
+    );
+    assert_eq!(
+        find("Patient search with _revinclude=Observation:subject"),
+        None
+    );
+}
