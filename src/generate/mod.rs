@@ -631,7 +631,7 @@ impl Context<'_> {
                     )),
                     _ => match r4.iter().find(|p| p.code == name) {
                         None if name.starts_with('_') => Err(format!(
-                            "`{name}` is a search parameter of R4 that the generator does not test (only _id and _lastUpdated among the common ones)"
+                            "`{name}`: of the parameters whose names start with `_`, the generator tests only _id and _lastUpdated (and _count, _elements, _summary, _include and _revinclude on their own)"
                         )),
                         None => Err(format!(
                             "`{name}` is not an R4 SearchParameter of {}: where its value goes is not known",
