@@ -565,7 +565,15 @@ async fn metadata_lists_every_r4_type_with_what_it_supports() {
         } else {
             assert_eq!(
                 codes,
-                ["read", "vread", "search-type", "create", "update", "delete"],
+                [
+                    "read",
+                    "vread",
+                    "history-instance",
+                    "search-type",
+                    "create",
+                    "update",
+                    "delete"
+                ],
                 "{ty}"
             );
             assert_eq!(resource["updateCreate"], true, "{ty}");
