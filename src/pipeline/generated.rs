@@ -42,7 +42,9 @@ pub fn generated(
                 };
                 let opts = crate::generate::Options {
                     strict,
-                    validate: crate::validation::BUILT_IN,
+                    // `valid` on the reads only when this run can validate: a build
+                    // with validation, not run with `--validate off`.
+                    validate: plan.validation.can_validate(),
                 };
                 let files = crate::generate::generate(statement, &opts)?;
                 let suites =

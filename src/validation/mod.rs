@@ -203,6 +203,12 @@ impl Validation {
         })
     }
 
+    /// Whether responses can be validated in this run (a build with validation, and
+    /// the engine loaded).
+    pub fn can_validate(&self) -> bool {
+        self.engine.is_some()
+    }
+
     pub fn mode(&self) -> Mode {
         self.mode
     }
