@@ -16,6 +16,7 @@ use crate::http::{BaseUrl, HttpSettings, NotABaseUrl};
 use crate::record::{FileKind, InputFile, ReadError, RunRecord};
 use crate::report::ReportPaths;
 use crate::sandbox::{self, ConfigError, SandboxConfig};
+use crate::scenario::cache::ModelCache;
 use crate::scenario::{LoadOptions, SuiteFile, load};
 use crate::target::{self, TargetFile};
 use crate::validation::Validation;
@@ -378,7 +379,10 @@ fn load_suites(
     let mut known: BTreeSet<String> = vars.keys().cloned().collect();
     known.extend(target.secret_vars.iter().map(|(k, _)| k.clone()));
     known.extend(args.secret_vars.iter().map(|(k, _)| k.clone()));
-    let opts = LoadOptions { known_vars: known };
+    let opts = LoadOptions {
+        known_vars: known,
+        cache: ModelCache::from_env(),
+    };
     load(&scenario_paths(&args.paths), &opts).map_err(PlanError::Scenarios)
 }
 
