@@ -306,10 +306,14 @@ fn substituted(text: &str, vars: &Map<String, Value>) -> Option<String> {
         };
         out.push_str(&rest[..open]);
         out.push_str(value);
+        // Past the output limit: MiniJinja, bounded, says so.
+        if out.len() > crate::limits::template_bytes() {
+            return None;
+        }
         rest = &after[close + 2..];
     }
     out.push_str(rest);
-    Some(out)
+    (out.len() <= crate::limits::template_bytes()).then_some(out)
 }
 
 /// True when `text` renders on the calling thread: no template, or a few lookups.
@@ -463,6 +467,14 @@ impl Templates {
         text: &str,
         vars: &Map<String, Value>,
     ) -> Result<String, TemplateError> {
+        // The common case first, without the regexes below: string lookups in a text
+        // that is not one whole expression (which is evaluated as an expression).
+        let trimmed = text.trim();
+        if !(trimmed.starts_with("{{") && trimmed.ends_with("}}"))
+            && let Some(out) = substituted(text, vars)
+        {
+            return Ok(out);
+        }
         if renders_inline(text) {
             return self.render_string_here(text, vars);
         }
@@ -657,6 +669,14 @@ mod tests {
         );
         assert_eq!(substituted("{{ n }}/{{ id }}", &vars), None);
         assert_eq!(substituted("{{ missing }}/", &vars), None);
+        // Over the output limit: left to MiniJinja, which refuses it.
+        let big: Map<String, Value> = [("b".to_owned(), json!("x".repeat(1 << 20)))]
+            .into_iter()
+            .collect();
+        let text = "/{{ b }}".repeat(5);
+        assert_eq!(substituted(&text, &big), None);
+        let e = t.render_string(&text, &big).unwrap_err();
+        assert!(e.0.contains("limit"), "{e}");
         assert!(t.render_string("{{ missing }}/", &vars).is_err());
     }
 
