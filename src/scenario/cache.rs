@@ -14,7 +14,8 @@
 //! Where: `$FHIRCONF_CACHE` (a folder, or `off` for no cache), else
 //! `$XDG_CACHE_HOME/fhirconf/models`, else `~/.cache/fhirconf/models`. One entry per
 //! scenario file and binary (an edited file replaces its entry), private to the user
-//! (0700 folder, 0600 files); it may be deleted at any time.
+//! (0700 folder, 0600 files); entries not written for 30 days are removed by the next
+//! run that writes one, and the folder may be deleted at any time.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,6 +34,16 @@ pub const ENV: &str = "FHIRCONF_CACHE";
 /// Changed whenever the layout of an entry changes (the binary's identity covers
 /// changes of the model's types).
 const FORMAT: &str = "fhirconf model cache 1";
+
+/// An entry not written for this long is removed by the next run that writes one.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// `<64 hex digits>.json`: the only files the cache removes besides its own
+/// temporary ones.
+fn is_entry_name(name: &str) -> bool {
+    name.strip_suffix(".json")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
 
 /// An entry larger than this is neither read nor written.
 const MAX_ENTRY_BYTES: u64 = 8 * MAX_FILE_BYTES;
@@ -140,7 +151,47 @@ impl ModelCache {
             return;
         }
         drop(back);
-        let _ = self.write(key, &body);
+        if self.write(key, &body).is_ok() {
+            self.prune_once();
+        }
+    }
+
+    /// Removes, once per process and only after a write (a run that reads only
+    /// entries lists nothing), entries not written for [`MAX_AGE`] (an entry in use is
+    /// rewritten then, at the cost of one parse) and temporary files a killed run
+    /// left: entries of files that no longer exist, or of older binaries, go away.
+    fn prune_once(&self) {
+        static PRUNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !PRUNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.prune();
+        }
+    }
+
+    fn prune(&self) {
+        let Ok(list) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for entry in list.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let max_age = if is_entry_name(&name) {
+                MAX_AGE
+            } else if name.starts_with(".entry.") && name.ends_with(".tmp") {
+                std::time::Duration::from_secs(24 * 3600)
+            } else {
+                continue;
+            };
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > max_age);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn write(&self, key: &Key, body: &str) -> std::io::Result<()> {
@@ -467,6 +518,27 @@ mod tests {
         std::fs::remove_file(&entry).unwrap();
         std::fs::create_dir(&entry).unwrap();
         assert_eq!(format!("{:?}", load_file(&file, &opts).unwrap()), expected);
+    }
+
+    #[test]
+    fn entries_not_written_for_a_month_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let aged = |name: &str, days: u64| {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            let age = std::time::Duration::from_secs(days * 86_400);
+            file.set_modified(std::time::SystemTime::now() - age)
+                .unwrap();
+            path
+        };
+        let old = aged(&format!("{}.json", "a".repeat(64)), 31);
+        let recent = aged(&format!("{}.json", "b".repeat(64)), 29);
+        let old_tmp = aged(".entry.x.tmp", 2);
+        let new_tmp = aged(".entry.y.tmp", 0);
+        let not_ours = aged("notes.json", 400);
+        ModelCache::in_dir(dir.path().to_owned()).unwrap().prune();
+        assert!(!old.exists() && !old_tmp.exists());
+        assert!(recent.exists() && new_tmp.exists() && not_ours.exists());
     }
 
     #[cfg(unix)]
