@@ -16,7 +16,10 @@
 #
 # Environment: FHIRCONF (a fhirconf binary; default: `cargo build --release` here and
 # target/release/fhirconf), HURL (default: hurl on PATH or ~/.cargo/bin/hurl), NGINX,
-# FHIRCONF_B (a second fhirconf build, timed in the same runs as "fhirconf-b": A/B).
+# FHIRCONF_B (a second fhirconf build, timed in the same runs as "fhirconf-b": A/B),
+# FHIRCONF_CACHE (fhirconf's model cache; default: a folder in the temporary directory,
+# so the workloads' entries go with it. The warm-up run of each workload fills it: the
+# timed runs read models from it, the single peak-RSS runs write them).
 #
 # What it does: starts nginx (a generated config in a temporary directory, one worker,
 # unlimited keep-alive, unprivileged, in the foreground) and a 50 ms server
@@ -43,7 +46,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1 ;;
     --profile) profile=1 ;;
     --workload) workload=$2; shift ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -120,6 +123,7 @@ fi
 # --- a temporary directory and the servers, stopped on every exit --------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/fhirconf-bench.XXXXXX")
 chmod 711 "$work"   # nginx runs as nobody when this script runs as root
+export FHIRCONF_CACHE="${FHIRCONF_CACHE:-$work/model-cache}"
 server_pids=()
 cleanup() {
   local code=$? pid

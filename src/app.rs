@@ -41,11 +41,12 @@ fn say_plan_error(e: &PlanError) -> u8 {
 
 /// Loads scenario files for `check` and `list`, printing every problem.
 fn load_or_report(args: &PathArgs) -> Result<Vec<SuiteFile>, u8> {
-    load(
-        &pipeline::scenario_paths(&args.paths),
-        &LoadOptions::default(),
-    )
-    .map_err(|diags| say_plan_error(&PlanError::Scenarios(diags)))
+    let opts = LoadOptions {
+        cache: crate::scenario::cache::ModelCache::from_env(),
+        ..LoadOptions::default()
+    };
+    load(&pipeline::scenario_paths(&args.paths), &opts)
+        .map_err(|diags| say_plan_error(&PlanError::Scenarios(diags)))
 }
 
 /// The JSON Schema of scenario or target files, as committed in `schemas/`.

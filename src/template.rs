@@ -276,6 +276,46 @@ fn lookups(text: &str) -> Option<usize> {
     Some(count)
 }
 
+/// `text` with each `{{ name }}` replaced by the string variable `name`, when that is
+/// all its expressions are: what MiniJinja renders for it (`/Patient/{{ id }}`), without
+/// compiling a template and converting every variable for it at each step. `None` for
+/// anything else, left to MiniJinja and its messages: another expression or a tag, a
+/// name that is a keyword, a variable that is missing or not a string, and a text
+/// ending in a newline (which MiniJinja drops).
+fn substituted(text: &str, vars: &Map<String, Value>) -> Option<String> {
+    const KEYWORDS: [&str; 9] = [
+        "true", "false", "none", "True", "False", "None", "loop", "self", "super",
+    ];
+    if text.contains("{%") || text.contains("{#") || text.ends_with('\n') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        let name = after[..close].trim_matches(|c: char| c.is_ascii_whitespace());
+        let plain = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !KEYWORDS.contains(&name);
+        if !plain {
+            return None;
+        }
+        let Some(Value::String(value)) = vars.get(name) else {
+            return None;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(value);
+        // Past the output limit: MiniJinja, bounded, says so.
+        if out.len() > crate::limits::template_bytes() {
+            return None;
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    (out.len() <= crate::limits::template_bytes()).then_some(out)
+}
+
 /// True when `text` renders on the calling thread: no template, or a few lookups.
 fn renders_inline(text: &str) -> bool {
     !has_template(text) || lookups(text).is_some_and(|n| n <= MAX_INLINE_LOOKUPS)
@@ -427,6 +467,14 @@ impl Templates {
         text: &str,
         vars: &Map<String, Value>,
     ) -> Result<String, TemplateError> {
+        // The common case first, without the regexes below: string lookups in a text
+        // that is not one whole expression (which is evaluated as an expression).
+        let trimmed = text.trim();
+        if !(trimmed.starts_with("{{") && trimmed.ends_with("}}"))
+            && let Some(out) = substituted(text, vars)
+        {
+            return Ok(out);
+        }
         if renders_inline(text) {
             return self.render_string_here(text, vars);
         }
@@ -445,10 +493,13 @@ impl Templates {
         if whole_expression(text).is_some() {
             return Ok(value_to_text(&self.render_typed(text, vars)?));
         }
-        let out = self
-            .env
-            .render_str(text, PlainMap(vars))
-            .map_err(|e| describe(&e))?;
+        let out = match substituted(text, vars) {
+            Some(out) => out,
+            None => self
+                .env
+                .render_str(text, PlainMap(vars))
+                .map_err(|e| describe(&e))?,
+        };
         match within_limit(Value::String(out))? {
             Value::String(out) => Ok(out),
             other => Ok(value_to_text(&other)),
@@ -568,6 +619,66 @@ impl serde::Serialize for Plain<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn string_lookups_are_substituted_as_minijinja_renders_them() {
+        let t = engine();
+        let vars: Map<String, Value> = serde_json::from_value(json!({
+            "id": "p1", "v": "2", "n": 3, "none": "x", "true": "y", "u": "ü{{ id }}", "e": "",
+        }))
+        .unwrap();
+        let texts = [
+            "/Patient/{{ id }}",
+            "/Patient/{{id}}/_history/{{ v }}",
+            "{{ id }}{{ id }}",
+            "a}}b{{ id }}c",
+            "/{{ id }}}",
+            "{{ u }} and {{ e }}.",
+            "x{{\tid\n}}y",
+            "/Patient/{{ id }}\n",
+            "{{ n }}/{{ id }}",
+            "{{ none }}/{{ id }}",
+            "{{ true }}/{{ id }}",
+            "{{ id | upper }}/",
+            "{{- id }}/",
+            "{{ id.x }}/",
+            "{% if true %}{{ id }}{% endif %}/",
+            "{# c #}{{ id }}/",
+        ];
+        for text in texts {
+            // A whole expression (`{{ id }}}` too) is evaluated as one, before this.
+            if whole_expression(text).is_some() {
+                continue;
+            }
+            let rendered = t
+                .env
+                .render_str(text, PlainMap(&vars))
+                .map_err(|e| describe(&e).0);
+            if let Some(fast) = substituted(text, &vars) {
+                assert_eq!(Ok(fast), rendered, "{text:?}");
+            }
+            assert_eq!(
+                t.render_string(text, &vars).map_err(|e| e.0),
+                rendered,
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            substituted("/Patient/{{ id }}", &vars).as_deref(),
+            Some("/Patient/p1")
+        );
+        assert_eq!(substituted("{{ n }}/{{ id }}", &vars), None);
+        assert_eq!(substituted("{{ missing }}/", &vars), None);
+        // Over the output limit: left to MiniJinja, which refuses it.
+        let big: Map<String, Value> = [("b".to_owned(), json!("x".repeat(1 << 20)))]
+            .into_iter()
+            .collect();
+        let text = "/{{ b }}".repeat(5);
+        assert_eq!(substituted(&text, &big), None);
+        let e = t.render_string(&text, &big).unwrap_err();
+        assert!(e.0.contains("limit"), "{e}");
+        assert!(t.render_string("{{ missing }}/", &vars).is_err());
+    }
 
     #[test]
     fn a_template_cannot_build_more_than_its_output_limit() {

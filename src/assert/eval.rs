@@ -571,6 +571,7 @@ mod tests {
         );
         let opts = crate::scenario::LoadOptions {
             known_vars: ["id".to_owned()].into(),
+            ..Default::default()
         };
         let mut suite =
             crate::scenario::load::load_str("t.yaml", &doc, std::path::Path::new("."), &opts)

@@ -16,6 +16,7 @@ use crate::http::{BaseUrl, HttpSettings, NotABaseUrl};
 use crate::record::{FileKind, InputFile, ReadError, RunRecord};
 use crate::report::ReportPaths;
 use crate::sandbox::{self, ConfigError, SandboxConfig};
+use crate::scenario::cache::ModelCache;
 use crate::scenario::{LoadOptions, SuiteFile, load};
 use crate::target::{self, TargetFile};
 use crate::validation::Validation;
@@ -390,7 +391,10 @@ fn load_options(args: &RunArgs, target: &TargetFile, vars: &Map<String, Value>) 
     let mut known: BTreeSet<String> = vars.keys().cloned().collect();
     known.extend(target.secret_vars.iter().map(|(k, _)| k.clone()));
     known.extend(args.secret_vars.iter().map(|(k, _)| k.clone()));
-    LoadOptions { known_vars: known }
+    LoadOptions {
+        known_vars: known,
+        cache: ModelCache::from_env(),
+    }
 }
 
 /// The paths given, or the default folder.

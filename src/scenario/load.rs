@@ -42,6 +42,8 @@ pub const INTERACTIONS: &[&str] = &[
 pub struct LoadOptions {
     /// Variables that will be supplied at run time (`--var`, target vars).
     pub known_vars: BTreeSet<String>,
+    /// Where loaded models are kept between runs (`None`: every file is parsed).
+    pub cache: Option<Arc<super::cache::ModelCache>>,
 }
 
 /// Loads every scenario file under `paths`; all problems are reported together.
@@ -117,7 +119,17 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagn
     if let Some(xml) = crate::testscript::format_of(path) {
         return load_testscript(&display, &text, xml, base, opts);
     }
-    load_str(&display, &text, base, opts)
+    let Some(cache) = &opts.cache else {
+        return load_str(&display, &text, base, opts);
+    };
+    let key = cache.key(&display, base, opts);
+    let sha256 = sha256_hex(text.as_bytes());
+    if let Some(suite) = cache.get(&key, &sha256) {
+        return Ok(suite);
+    }
+    let (suite, read) = parse_and_build(&display, &text, base, opts)?;
+    cache.put(&key, &suite, &read);
+    Ok(suite)
 }
 
 /// A TestScript (JSON or XML), run as the scenario file it translates to; the file's
@@ -167,19 +179,36 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<SuiteFile, Vec<Diagnostic>> {
+    parse_and_build(display, text, base, opts).map(|(suite, _)| suite)
+}
+
+/// Files read besides a scenario file (fixtures, `each_file`), each with the SHA-256
+/// of what was read.
+pub(crate) type ReadFiles = Vec<(PathBuf, String)>;
+
+/// [`load_str`], with every other file the model was built from (fixtures, `each_file`)
+/// and the SHA-256 of what was read from it.
+fn parse_and_build(
+    display: &str,
+    text: &str,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<(SuiteFile, ReadFiles), Vec<Diagnostic>> {
     no_nul_byte(display, text, "scenario")?;
     let doc: FileDoc = serde_saphyr::from_str_with_options(text, crate::files::yaml_options())
         .map_err(|e| vec![yaml_error(display, text, &e)])?;
     crate::files::refuse_tags(display, text).map_err(|d| vec![d])?;
-    Builder {
+    let mut builder = Builder {
         file: display,
         text,
         base,
         opts,
         errors: Vec::new(),
         fixtures: Vec::new(),
-    }
-    .build(doc)
+        read: Vec::new(),
+    };
+    let suite = builder.build(doc)?;
+    Ok((suite, builder.read))
 }
 
 struct Builder<'a> {
@@ -189,6 +218,8 @@ struct Builder<'a> {
     opts: &'a LoadOptions,
     errors: Vec<Diagnostic>,
     fixtures: Vec<FixtureFile>,
+    /// Every file read besides the scenario file.
+    read: ReadFiles,
 }
 
 /// What a file that is one scenario gives at its top level.
@@ -322,7 +353,7 @@ impl Builder<'_> {
         push_at(&mut self.errors, self.file, self.text, loc, message)
     }
 
-    fn build(mut self, doc: FileDoc) -> Result<SuiteFile, Vec<Diagnostic>> {
+    fn build(&mut self, doc: FileDoc) -> Result<SuiteFile, Vec<Diagnostic>> {
         let mut known: BTreeSet<String> = BUILTIN_VARS.iter().map(|s| (*s).to_owned()).collect();
         known.extend(self.opts.known_vars.iter().cloned());
         let inputs = self.inputs(&doc.inputs, &mut known);
@@ -362,7 +393,7 @@ impl Builder<'_> {
                 };
                 match self.single(single) {
                     Some(sc) => vec![sc],
-                    None => return Err(self.errors),
+                    None => return Err(std::mem::take(&mut self.errors)),
                 }
             }
         };
@@ -376,12 +407,12 @@ impl Builder<'_> {
                 // For `load_file`, `text` is exactly the bytes read from disk (valid
                 // UTF-8 is kept as is): the digest of the file as it was used.
                 sha256: sha256_hex(self.text.as_bytes()),
-                fixtures: self.fixtures,
+                fixtures: std::mem::take(&mut self.fixtures),
                 scenarios,
                 testscript: None,
             })
         } else {
-            Err(self.errors)
+            Err(std::mem::take(&mut self.errors))
         }
     }
 
@@ -704,7 +735,10 @@ impl Builder<'_> {
     fn rows_from_file(&mut self, file: &Spanned<String>) -> Option<Vec<Map<String, Value>>> {
         let path = self.base.join(&file.value);
         let text = match read_text(&path, &file.value, MAX_FILE_BYTES) {
-            Ok(text) => text,
+            Ok(text) => {
+                self.read.push((path.clone(), sha256_hex(text.as_bytes())));
+                text
+            }
             Err(d) => {
                 self.err_at(file.referenced, format!("`each_file`: {}", d.message));
                 return None;
@@ -1350,6 +1384,7 @@ impl Builder<'_> {
                     display: display_path(&path),
                     sha256: sha256_hex(text.as_bytes()),
                 };
+                self.read.push((path.clone(), fixture.sha256.clone()));
                 if !self.fixtures.contains(&fixture) {
                     self.fixtures.push(fixture);
                 }

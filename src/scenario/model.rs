@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use super::schema::{
@@ -65,7 +66,7 @@ pub struct AssertOrigin {
 }
 
 /// A fixture as read at load time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixtureFile {
     /// The path as shown to users: the scenario file's folder joined with the
     /// fixture's path (forward slashes).
@@ -74,7 +75,7 @@ pub struct FixtureFile {
 }
 
 /// Clone is cheap where it matters: the steps are shared.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scenario {
     /// `file::name`, unique within a run; what `--list` prints and `--exact` matches.
     pub id: String,
@@ -92,8 +93,11 @@ pub struct Scenario {
     pub ignore: Option<String>,
     /// With `each:`, this row's fields: variables that win over every other.
     pub row: Vec<(String, Value)>,
-    /// Shared by the scenarios of one `each:` (one per row).
+    /// Shared by the scenarios of one `each:` (one per row); the model cache keeps
+    /// them once per file (`super::cache`).
+    #[serde(skip)]
     pub steps: Arc<Vec<Step>>,
+    #[serde(skip)]
     pub cleanup: Arc<Vec<Step>>,
     /// Templates of the records its cleanup cannot remove (`leaves_behind`).
     pub leaves_behind: Vec<String>,
@@ -125,7 +129,7 @@ impl Scenario {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Requirement {
     /// `Appointment.update`: the CapabilityStatement must declare it.
     Interaction {
@@ -154,7 +158,7 @@ impl std::fmt::Display for Requirement {
 
 /// A value with the line of the scenario file it was written on: where a failure of
 /// it points.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Located<T> {
     pub line: u64,
     pub value: T,
@@ -162,7 +166,7 @@ pub struct Located<T> {
 
 /// What a step expects of the response, checked in this order. A new kind of
 /// expectation is a new member here and a new variant of its own op.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Expect {
     pub status: Option<Located<StatusOp>>,
     /// One rule per header name (names case-insensitive), sorted.
@@ -181,21 +185,21 @@ pub struct Expect {
 }
 
 /// `expect.request`: the method, URL and headers the request was sent with.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RequestRule {
     pub method: Option<String>,
     pub url: Option<HeaderOp>,
     pub headers: Vec<HeaderRule>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct HeaderRule {
     pub name: String,
     pub op: HeaderOp,
 }
 
 /// One check of a response header.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum HeaderOp {
     Equals(String),
     Matches(Pattern),
@@ -204,15 +208,16 @@ pub enum HeaderOp {
     Absent,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct JsonRule {
+    #[serde(serialize_with = "path_text")]
     pub path: JsonPathExpr,
     pub op: JsonOp,
 }
 
 /// One check of the items a FHIRPath expression yields on the body: the operations
 /// of [`JsonOp`], with `type` naming a FHIR or System type ([`JsonOp::FhirType`]).
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct FhirPathRule {
     pub expr: FhirPathExpr,
     pub op: JsonOp,
@@ -220,7 +225,7 @@ pub struct FhirPathRule {
 
 /// One check of the nodes a JSONPath selects in the body (or of the items a
 /// FHIRPath expression yields).
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum JsonOp {
     Equals(Value),
     Exists,
@@ -241,22 +246,23 @@ pub enum JsonOp {
 
 /// `json_subset`: the expected document is contained in the body, once the `ignore`
 /// paths are removed from both.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SubsetRule {
     pub value: Value,
+    #[serde(serialize_with = "path_texts")]
     pub ignore: Vec<JsonPathExpr>,
 }
 
 /// Where a captured value comes from.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum CaptureSource {
     Header(String),
-    Json(JsonPathExpr),
+    Json(#[serde(serialize_with = "path_text")] JsonPathExpr),
     /// The first item the expression yields.
     FhirPath(FhirPathExpr),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Capture {
     pub source: CaptureSource,
     /// The first group (or the whole match) of this pattern in the value.
@@ -265,7 +271,7 @@ pub struct Capture {
     pub secret: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Step {
     pub name: String,
     pub line: u64,
@@ -284,7 +290,7 @@ pub struct Step {
 }
 
 /// A step's `retry:`, checked at load.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Retry {
     pub until: Expect,
     /// Attempts in all, at least 1.
@@ -311,7 +317,7 @@ impl Step {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub method: Method,
     pub target: Target,
@@ -322,19 +328,31 @@ pub struct Request {
     pub content_type: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Target {
     Path(String),
     Url(String),
 }
 
 /// The request body as the step gives it (templates not yet rendered).
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum BodySpec {
     None,
     Json(Value),
     Raw { text: String },
     Form(Vec<(String, Value)>),
+}
+
+/// A JSONPath as the model cache keeps it: its text.
+fn path_text<S: serde::Serializer>(path: &JsonPathExpr, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.0)
+}
+
+fn path_texts<S: serde::Serializer>(
+    paths: &[JsonPathExpr],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(paths.iter().map(|p| &p.0))
 }
 
 /// The content type a body is sent with unless the step says otherwise.

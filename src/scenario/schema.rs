@@ -16,8 +16,8 @@ pub use crate::fhirpath_expr::FhirPathExpr;
 pub use crate::jsonpath::JsonPathExpr;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
@@ -209,7 +209,7 @@ impl<'de> Deserialize<'de> for DurationText {
 }
 
 /// The HTTP method, in capitals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,
@@ -676,7 +676,7 @@ pub struct FhirPathAssert {
 }
 
 /// A JSON type (`integer` is a number without a fraction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JsonType {
     String,
@@ -733,7 +733,7 @@ pub struct JsonSubset {
 }
 
 /// An OperationOutcome issue: at least one issue matches every given field.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = outcome_rules)]
 pub struct OutcomeExpect {
@@ -748,7 +748,7 @@ pub struct OutcomeExpect {
 }
 
 /// The shape of a Bundle.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleExpect {
     /// the Bundle's type (`searchset`, `transaction-response`, ...)
@@ -837,6 +837,51 @@ impl<'de> Deserialize<'de> for JsonPathExpr {
                 .map_err(|e| one_line(&e.to_string()))
         })
         .map_err(de::Error::custom)
+    }
+}
+
+// Serialized for the model cache (`super::cache`), in the form the `Deserialize`
+// impls above read back: a status as written, a rule's source text. (A JSONPath is
+// serialized by the model's fields, `super::model::path_text`: were `JsonPathExpr`
+// `Serialize`, the committed JSON Schema would gain `"default": []` for
+// `json_subset.ignore`.)
+
+impl Serialize for StatusExpect {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            StatusExpect::Exact(code) => serializer.serialize_u16(*code),
+            StatusExpect::Class(class) => serializer.collect_str(&format_args!("{class}xx")),
+            StatusExpect::AnyOf(list) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("any_of", list)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl Serialize for ValidExpect {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(profile) = &self.profile {
+            map.serialize_entry("profile", profile)?;
+        }
+        map.serialize_entry("severity", self.fails_at.as_str())?;
+        map.end()
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl Serialize for FhirPathExpr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.text())
     }
 }
 

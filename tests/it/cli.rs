@@ -730,3 +730,31 @@ fn check_warns_of_fhirpath_names_the_r4_model_does_not_have() {
             "s.yaml:6: `birth` is not an element of Patient (did you mean `birthDate`?)",
         );
 }
+
+#[test]
+fn the_model_cache_is_in_the_user_cache_folder_unless_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    std::fs::write(
+        &file,
+        "name: one\nsteps:\n  - request: { method: GET, path: /metadata }\n",
+    )
+    .unwrap();
+    let xdg = dir.path().join("xdg");
+    let models = xdg.join("fhirconf/models");
+    let check = |cache: &str| {
+        Fhirconf::new()
+            .arg("check")
+            .arg(&file)
+            .env("XDG_CACHE_HOME", &xdg)
+            .env("FHIRCONF_CACHE", cache)
+            .run()
+            .expect_code(0);
+    };
+    check("off");
+    assert!(!xdg.exists(), "FHIRCONF_CACHE=off writes nothing");
+    // Empty: the default place.
+    check("");
+    check("");
+    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 1);
+}

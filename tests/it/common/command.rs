@@ -26,7 +26,8 @@ const REPORTS: [(&str, &str); 4] = [
 
 /// One invocation of `fhirconf`, run from the crate root without our own
 /// FHIRCONF_TARGET and the CI job summary variable (so tests run under GitHub Actions
-/// do not write to its summary), unless `env` sets them.
+/// do not write to its summary), and with its model cache in the target folder,
+/// unless `env` sets them.
 #[must_use]
 #[derive(Clone, Debug, Default)]
 pub struct Fhirconf {
@@ -92,6 +93,11 @@ impl Fhirconf {
             .args(self.argv())
             .env_remove("FHIRCONF_TARGET")
             .env_remove("GITHUB_STEP_SUMMARY")
+            // The model cache in the target folder, not the user's cache folder.
+            .env(
+                "FHIRCONF_CACHE",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("model-cache"),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(root());
         command
