@@ -364,6 +364,12 @@ fn satisfy_invariants(resource_type: &str, body: &mut Value) {
                 r["vaccineCode"] = json!([concept(SYSTEM, "c{{ u }}")]);
             }
         }
+        // R4 requires a characteristic (1..*); the definitions the model is generated
+        // from carry R5's EvidenceVariable, where it is optional.
+        "EvidenceVariable" => {
+            body["characteristic"] =
+                json!([{ "definitionCodeableConcept": concept(SYSTEM, "c{{ u }}") }]);
+        }
         // lnk-1: at least two items.
         "Linkage" => {
             if let Some(Value::Array(items)) = body.get_mut("item")
@@ -536,6 +542,8 @@ fn known_datatype(code: &str) -> Option<Value> {
         }),
         "Timing" => json!({ "event": [DATE] }),
         "Meta" => json!({ "tag": [{ "system": SYSTEM, "code": "fhirconf" }] }),
+        // trd-1: a named event has a name.
+        "TriggerDefinition" => json!({ "type": "named-event", "name": "fhirconf" }),
         _ => return None,
     })
 }

@@ -670,21 +670,23 @@ impl Context<'_> {
             for p in &inst.prerequisites {
                 steps.push(json!({
                     "name": format!("create the {} it refers to", p.resource_type),
-                    "request": { "method": "POST", "path": format!("/{}", p.resource_type), "json": p.body },
+                    "request": { "method": "POST", "path": format!("/{}", p.resource_type), "json": null },
                     "expect": { "status": 201 },
                     "capture": { p.var.clone(): { "header": "location", "regex": id_regex(&p.resource_type) } },
                 }));
+                set_body(&mut steps, &p.body);
             }
         }
         steps.push(json!({
             "name": format!("create a {ty}"),
-            "request": { "method": "POST", "path": format!("/{ty}"), "json": inst.body },
+            "request": { "method": "POST", "path": format!("/{ty}"), "json": null },
             "expect": {
                 "status": 201,
                 "headers": { "location": { "matches": format!("(^|/){ty}/[A-Za-z0-9.-]{{1,64}}(/_history/[A-Za-z0-9.-]{{1,64}})?$") } },
             },
             "capture": { var: { "header": "location", "regex": id_regex(ty) } },
         }));
+        set_body(&mut steps, &inst.body);
         steps
     }
 
@@ -731,7 +733,9 @@ impl Context<'_> {
         steps: Vec<Value>,
         cleanup: Vec<Value>,
     ) -> Value {
-        let mut s = json!({ "name": name, "source": source, "steps": steps });
+        // Moved in, not through `json!` (which would serialize every step again).
+        let mut s = json!({ "name": name, "source": source });
+        s["steps"] = Value::Array(steps);
         let (left, cleanup): (Vec<Value>, Vec<Value>) =
             cleanup.into_iter().partition(|c| c.get("leaves").is_some());
         if !cleanup.is_empty() {
@@ -751,8 +755,9 @@ impl Context<'_> {
             steps.push(json!({
                 "name": "the read returns what was sent",
                 "request": { "method": "GET", "path": format!("/{ty}/{{{{ id }}}}") },
-                "expect": expect,
+                "expect": null,
             }));
+            set_last(&mut steps, &["expect"], expect);
         }
         self.scenario(
             format!("{ty} create, read back"),
@@ -784,8 +789,9 @@ impl Context<'_> {
         steps.push(json!({
             "name": format!("read the {ty}"),
             "request": { "method": "GET", "path": format!("/{ty}/{{{{ id }}}}") },
-            "expect": expect,
+            "expect": null,
         }));
+        set_last(&mut steps, &["expect"], expect);
         let etag = if versioned {
             "; the statement declares versioning, so the answer carries a weak ETag W/\"[versionId]\""
         } else {
@@ -815,8 +821,9 @@ impl Context<'_> {
         steps.push(json!({
             "name": "read that version",
             "request": { "method": "GET", "path": format!("/{ty}/{{{{ id }}}}/_history/{{{{ vid }}}}") },
-            "expect": expect,
+            "expect": null,
         }));
+        set_last(&mut steps, &["expect"], expect);
         self.scenario(
             format!("{ty} vread"),
             format!("{SPEC}, vread: GET [base]/{ty}/[id]/_history/[vid] is 200 with that version"),
@@ -851,9 +858,10 @@ impl Context<'_> {
         let (body, marked) = self.updated_body(ty, inst);
         steps.push(json!({
             "name": format!("update the {ty}"),
-            "request": { "method": "PUT", "path": format!("/{ty}/{{{{ id }}}}"), "json": body },
+            "request": { "method": "PUT", "path": format!("/{ty}/{{{{ id }}}}"), "json": null },
             "expect": { "status": { "any_of": [200, 201] } },
         }));
+        set_last(&mut steps, &["request", "json"], body.clone());
         if read {
             let mut expect = self.read_expect(ty);
             if marked {
@@ -868,8 +876,9 @@ impl Context<'_> {
             steps.push(json!({
                 "name": "the read returns the update",
                 "request": { "method": "GET", "path": format!("/{ty}/{{{{ id }}}}") },
-                "expect": expect,
+                "expect": null,
             }));
+            set_last(&mut steps, &["expect"], expect);
         }
         self.scenario(
             format!("{ty} update, read back"),
@@ -908,9 +917,10 @@ impl Context<'_> {
             let (body, _) = self.updated_body(ty, inst);
             steps.push(json!({
                 "name": "update it, for a second version",
-                "request": { "method": "PUT", "path": format!("/{ty}/{{{{ id }}}}"), "json": body },
+                "request": { "method": "PUT", "path": format!("/{ty}/{{{{ id }}}}"), "json": null },
                 "expect": { "status": { "any_of": [200, 201] } },
             }));
+            set_last(&mut steps, &["request", "json"], body.clone());
         }
         let versions = if update { 2 } else { 1 };
         steps.push(json!({
@@ -1021,8 +1031,9 @@ impl Context<'_> {
                 steps.push(json!({
                     "name": format!("{name}={v} {}", if found { "finds it" } else { "does not find it" }),
                     "request": { "method": "GET", "path": format!("/{ty}"), "query": query },
-                    "expect": self.found(found),
+                    "expect": null,
                 }));
+                set_last(&mut steps, &["expect"], self.found(found));
             }
         }
         self.scenario(
@@ -1176,15 +1187,17 @@ impl Context<'_> {
                 let mut steps = before.clone();
                 steps.push(json!({
                     "name": "update by search (no match) creates",
-                    "request": { "method": "PUT", "path": format!("/{ty}"), "query": { name: value }, "json": body },
+                    "request": { "method": "PUT", "path": format!("/{ty}"), "query": { name: value }, "json": null },
                     "expect": { "status": 201 },
                     "capture": { "id": { "header": "location", "regex": id_regex(ty) } },
                 }));
+                set_last(&mut steps, &["request", "json"], body.clone());
                 steps.push(json!({
                     "name": "update by search (one match) updates it",
-                    "request": { "method": "PUT", "path": format!("/{ty}"), "query": { name: value }, "json": marked },
+                    "request": { "method": "PUT", "path": format!("/{ty}"), "query": { name: value }, "json": null },
                     "expect": { "status": 200 },
                 }));
+                set_last(&mut steps, &["request", "json"], marked.clone());
                 if search {
                     steps.push(search_step(true));
                 }
@@ -1254,6 +1267,24 @@ impl Context<'_> {
             })],
             Vec::new(),
         )
+    }
+}
+
+/// Sets `path` in the last step: values are moved (or cloned) in rather than given to
+/// `json!`, which would serialize them anew.
+fn set_last(steps: &mut [Value], path: &[&str], value: Value) {
+    if let Some(mut at) = steps.last_mut() {
+        for key in path {
+            at = &mut at[*key];
+        }
+        *at = value;
+    }
+}
+
+/// The body of the last step's request (a clone: `json!` would serialize it anew).
+fn set_body(steps: &mut [Value], body: &Value) {
+    if let Some(last) = steps.last_mut() {
+        last["request"]["json"] = body.clone();
     }
 }
 

@@ -435,7 +435,9 @@ async fn history_route(
                     ("PUT", format!("{ty}/{id}"), "200")
                 };
                 entries.push(json!({
-                    "fullUrl": format!("{}/{ty}/{id}/_history/{}", ctx.base, v.vid),
+                    // bdl-8: a fullUrl is never version specific (the version is in
+                    // the response's etag and the resource's meta).
+                    "fullUrl": format!("{}/{ty}/{id}", ctx.base),
                     "resource": served(&ctx, &v.resource),
                     "request": { "method": method, "url": url },
                     "response": { "status": status, "etag": format!("W/\"{}\"", v.vid) },
