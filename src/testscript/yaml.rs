@@ -209,29 +209,32 @@ pub(crate) fn yaml(value: &Value) -> String {
 }
 
 fn block(out: &mut String, value: &Value, indent: usize) {
-    let pad = " ".repeat(indent);
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (key, v) in map {
-                out.push_str(&pad);
-                out.push_str(&scalar(&Value::String(key.clone())));
+                pad(out, indent);
+                write_str(out, key);
                 out.push(':');
                 nested(out, v, indent);
             }
         }
         Value::Array(items) if !items.is_empty() => {
             for v in items {
-                out.push_str(&pad);
+                pad(out, indent);
                 out.push('-');
                 nested(out, v, indent);
             }
         }
         other => {
-            out.push_str(&pad);
-            out.push_str(&scalar(other));
+            pad(out, indent);
+            scalar(out, other);
             out.push('\n');
         }
     }
+}
+
+fn pad(out: &mut String, indent: usize) {
+    out.extend(std::iter::repeat_n(' ', indent));
 }
 
 /// What follows `key:` or `-`: a scalar on the same line, a collection below it.
@@ -247,7 +250,7 @@ fn nested(out: &mut String, v: &Value, indent: usize) {
         }
         _ => {
             out.push(' ');
-            out.push_str(&scalar(v));
+            scalar(out, v);
             out.push('\n');
         }
     }
@@ -255,12 +258,25 @@ fn nested(out: &mut String, v: &Value, indent: usize) {
 
 /// A scalar (or an empty collection) as YAML: plain when that reads back the same,
 /// else JSON.
-fn scalar(v: &Value) -> String {
+fn scalar(out: &mut String, v: &Value) {
     match v {
-        Value::String(s) if plain_is_safe(s) => s.clone(),
-        Value::Object(_) => "{}".to_owned(),
-        Value::Array(_) => "[]".to_owned(),
-        other => other.to_string(),
+        Value::String(s) => write_str(out, s),
+        Value::Object(_) => out.push_str("{}"),
+        Value::Array(_) => out.push_str("[]"),
+        other => {
+            use std::fmt::Write;
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// A string, plain when safe, else as a JSON (double-quoted YAML) string.
+fn write_str(out: &mut String, s: &str) {
+    if plain_is_safe(s) {
+        out.push_str(s);
+    } else {
+        use std::fmt::Write;
+        let _ = write!(out, "{}", Value::String(s.to_owned()));
     }
 }
 
