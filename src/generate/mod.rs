@@ -16,6 +16,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::diag::Diagnostic;
+use crate::scenario::load::parallel;
 use crate::scenario::{LoadOptions, SuiteFile};
 use instance::{Builder, Prerequisite, SYSTEM};
 
@@ -116,38 +117,6 @@ pub fn generate(statement: &Value, opts: &Options) -> Result<Vec<GeneratedFile>,
         name: format!("{FOLDER}/{}.yaml", d.resource_type),
         yaml: ctx.file(d),
     }))
-}
-
-/// `f` over `items` on as many threads as there are CPUs, the results in order.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut out: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break mine };
-                        mine.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The generated files loaded as suites (a problem in one is a generator bug).
@@ -362,8 +331,19 @@ impl Context<'_> {
                 }),
                 "search-type" => {
                     scenarios.push(self.unknown_param(ty));
+                    let by_id = d.search_params.iter().any(|(n, _)| n == "_id");
                     for (name, outcome) in &placed {
                         scenarios.push(match (outcome, needs_instance("a search"), &minimal) {
+                            // A value other records may hold too is told apart by
+                            // `_id`; without it, a large server could page it away.
+                            (Ok((p, _)), None, Ok(_))
+                                if (!p.unique || name == "_lastUpdated") && !by_id =>
+                            {
+                                skipped(
+                                    &format!("{ty} search by {name}"),
+                                    "other records may hold the same value, and the statement declares no `_id` to tell the new one apart",
+                                )
+                            }
                             (Ok((p, prereqs)), None, Ok(m)) => {
                                 self.search(ty, name, m, p, prereqs, d)
                             }

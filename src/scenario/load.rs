@@ -78,38 +78,43 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<SuiteFile>, Vec
 /// [`load_file`] for each of `files`, on as many threads as there are CPUs (parsing
 /// YAML is most of a run's start-up for a large suite); the results in file order.
 fn load_files(files: &[PathBuf], opts: &LoadOptions) -> Vec<Result<SuiteFile, Vec<Diagnostic>>> {
+    parallel(files, |f| load_file(f, opts))
+}
+
+/// `f` over `items` on as many threads as there are CPUs, the results in order (the
+/// scenario files of a run, the files of a generated suite).
+pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(files.len());
+        .min(items.len());
     if threads <= 1 {
-        return files.iter().map(|f| load_file(f, opts)).collect();
+        return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut loaded: Vec<(usize, Result<SuiteFile, Vec<Diagnostic>>)> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(file) = files.get(i) else { break mine };
-                            mine.push((i, load_file(file, opts)));
-                        }
-                    })
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break mine };
+                        mine.push((i, f(item)));
+                    }
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| {
-                    w.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-    loaded.sort_by_key(|(i, _)| *i);
-    loaded.into_iter().map(|(_, r)| r).collect()
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagnostic>> {

@@ -232,6 +232,18 @@ fn an_undeclared_interaction_is_skipped_or_under_strict_expected_refused() {
             .unwrap()
             .contains("not an R4 SearchParameter")
     );
+    // A value other records share (a bound code) is searched only with `_id`.
+    let st = statement(json!({
+        "type": "Patient",
+        "interaction": [{ "code": "create" }, { "code": "search-type" }],
+        "searchParam": [{ "name": "gender", "type": "token" }],
+    }));
+    let names = scenario_names(&st, false);
+    let gender = names
+        .iter()
+        .find(|(n, _)| n == "Patient search by gender")
+        .unwrap();
+    assert!(gender.1.as_deref().unwrap().contains("`_id`"), "{gender:?}");
 }
 
 #[test]
