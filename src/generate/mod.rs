@@ -142,6 +142,24 @@ pub fn load(
     }
 }
 
+/// What a search parameter's name can be: letters, digits, `_`, `-`, `.`, `:`.
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+/// `items` without repeats, in their order.
+fn unique(items: Vec<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    items
+        .into_iter()
+        .filter(|i| seen.insert(i.clone()))
+        .collect()
+}
+
 /// The strings of a JSON array.
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
@@ -176,14 +194,20 @@ fn declarations(statement: &Value) -> Vec<Declared> {
                     .iter()
                     .filter_map(|i| i.get("code").and_then(Value::as_str).map(str::to_owned))
                     .collect(),
-                search_params: list(res.get("searchParam"))
-                    .iter()
-                    .filter_map(|p| {
-                        let name = p.get("name").and_then(Value::as_str)?;
-                        let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
-                        Some((name.to_owned(), ty.to_owned()))
-                    })
-                    .collect(),
+                // A name twice would be two scenarios of one name; a name that is
+                // not a parameter name (`{{`, spaces) is nothing R4 defines.
+                search_params: {
+                    let mut seen = BTreeSet::new();
+                    list(res.get("searchParam"))
+                        .iter()
+                        .filter_map(|p| {
+                            let name = p.get("name").and_then(Value::as_str)?;
+                            let ty = p.get("type").and_then(Value::as_str).unwrap_or("");
+                            Some((name.to_owned(), ty.to_owned()))
+                        })
+                        .filter(|(name, _)| is_param_name(name) && seen.insert(name.clone()))
+                        .collect()
+                },
                 versioned: matches!(
                     res.get("versioning").and_then(Value::as_str),
                     Some("versioned" | "versioned-update")
@@ -194,8 +218,8 @@ fn declarations(statement: &Value) -> Vec<Declared> {
                     res.get("conditionalDelete").and_then(Value::as_str),
                     Some("single" | "multiple")
                 ),
-                includes: strings(res.get("searchInclude")),
-                revincludes: strings(res.get("searchRevInclude")),
+                includes: unique(strings(res.get("searchInclude"))),
+                revincludes: unique(strings(res.get("searchRevInclude"))),
             });
         }
     }

@@ -334,3 +334,46 @@ fn declared_includes_and_revincludes_are_generated() {
         None
     );
 }
+
+/// A statement that repeats itself or names odd things generates a suite that loads.
+#[test]
+fn an_odd_statement_still_generates_a_suite_that_loads() {
+    let st = json!({ "resourceType": "CapabilityStatement", "rest": [
+        { "mode": "server", "resource": [
+            {
+                "type": "Patient",
+                "interaction": [{ "code": "create" }, { "code": "create" }, { "code": "search-type" }, { "code": 7 }],
+                "searchParam": [
+                    { "name": "family", "type": "string" },
+                    { "name": "family", "type": "string" },
+                    { "name": "{{ evil }}", "type": "token" },
+                    { "name": "a b", "type": "token" },
+                    { "type": "token" },
+                ],
+                "searchInclude": ["Patient:organization", "Patient:organization", "{{ x }}", "Patient:{{ y }}"],
+                "searchRevInclude": ["Observation:subject", "Observation:subject"],
+            },
+            { "type": "Patient", "interaction": [{ "code": "delete" }] },
+            { "type": "NotAType", "interaction": [{ "code": "read" }] },
+            { "interaction": [{ "code": "read" }] },
+            "not an object",
+        ] },
+        { "mode": "client", "resource": [{ "type": "Observation", "interaction": [{ "code": "create" }] }] },
+        "junk",
+    ] });
+    let names = scenario_names(&st, false);
+    let family = names
+        .iter()
+        .filter(|(n, _)| n == "Patient search by family")
+        .count();
+    assert_eq!(family, 1);
+    assert!(
+        names
+            .iter()
+            .all(|(n, _)| !n.contains("evil") && !n.contains("a b"))
+    );
+    assert!(
+        names.iter().all(|(n, _)| !n.starts_with("Observation")),
+        "client resources are not the server's"
+    );
+}
