@@ -260,6 +260,40 @@ fn ignored_on_read(ty: &str) -> Vec<String> {
     paths
 }
 
+impl Instance {
+    /// This instance holding a placed search value, with the resources the value refers
+    /// to; or the R4 invariant the value would make it break.
+    fn carrying(
+        &self,
+        model: &r4_model::Model,
+        ty: &str,
+        placed: &search::Placed,
+        prereqs: &[Prerequisite],
+    ) -> Result<Instance, String> {
+        let mut body = self.body.clone();
+        instance::merge_value(model, ty, &mut body, &placed.patch);
+        instance::broken_invariant(model, ty, &body)?;
+        let mut prerequisites = self.prerequisites.clone();
+        for p in prereqs {
+            if !prerequisites.iter().any(|x| x.var == p.var) {
+                prerequisites.push(p.clone());
+            }
+        }
+        Ok(Instance {
+            body,
+            prerequisites,
+        })
+    }
+}
+
+impl Declared {
+    /// Whether the statement declares `_id` for the type: a record can be told apart
+    /// from others holding the same value.
+    fn searches_by_id(&self) -> bool {
+        self.search_params.iter().any(|(n, _)| n == "_id")
+    }
+}
+
 /// The location regex that captures a new id of `ty`.
 fn id_regex(ty: &str) -> String {
     format!("{ty}/([^/?#]+)")
@@ -280,30 +314,15 @@ impl Context<'_> {
         let placed = self.placed_params(d);
         // The create instance: the minimal one with every placeable search value.
         let full = minimal.as_ref().ok().map(|m| {
-            let mut builder = Builder::new(self.model, self.creatable);
-            builder.prerequisites = m.prerequisites.clone();
-            let mut body = m.body.clone();
-            for (_, p) in placed.iter() {
-                if let Ok((placed, prereqs)) = p {
-                    // A value that would break an invariant with the others stays out
-                    // (its own search scenario carries it alone).
-                    let mut with = body.clone();
-                    instance::merge_value(self.model, ty, &mut with, &placed.patch);
-                    if instance::broken_invariant(self.model, ty, &with).is_err() {
-                        continue;
-                    }
-                    body = with;
-                    for pr in prereqs {
-                        if !builder.prerequisites.iter().any(|x| x.var == pr.var) {
-                            builder.prerequisites.push(pr.clone());
-                        }
-                    }
+            let mut full = m.clone();
+            for (placed, prereqs) in placed.iter().filter_map(|(_, p)| p.as_ref().ok()) {
+                // A value that would break an invariant with the others stays out
+                // (its own search scenario carries it alone).
+                if let Ok(with) = full.carrying(self.model, ty, placed, prereqs) {
+                    full = with;
                 }
             }
-            Instance {
-                body,
-                prerequisites: builder.prerequisites,
-            }
+            full
         });
         let needs_instance = |what: &str| -> Option<String> {
             if !has("create") {
@@ -355,7 +374,7 @@ impl Context<'_> {
                 }),
                 "search-type" => {
                     scenarios.push(self.unknown_param(ty));
-                    let by_id = d.search_params.iter().any(|(n, _)| n == "_id");
+                    let by_id = d.searches_by_id();
                     for (name, outcome) in &placed {
                         scenarios.push(match (outcome, needs_instance("a search"), &minimal) {
                             // A value other records may hold too is told apart by
@@ -380,7 +399,7 @@ impl Context<'_> {
                     match (needs_instance("_count"), &minimal) {
                         (None, Ok(m)) => {
                             scenarios.push(self.count(ty, m));
-                            if d.search_params.iter().any(|(n, _)| n == "_id") {
+                            if d.searches_by_id() {
                                 scenarios.push(self.elements(ty, m));
                             }
                         }
@@ -391,7 +410,7 @@ impl Context<'_> {
                     }
                     if let Ok(m) = &minimal
                         && has("create")
-                        && d.search_params.iter().any(|(n, _)| n == "_id")
+                        && d.searches_by_id()
                     {
                         scenarios.extend(self.includes(d, m));
                     }
@@ -533,22 +552,16 @@ impl Context<'_> {
         placed: &search::Placed,
         prereqs: &[Prerequisite],
     ) -> Value {
-        let mut body = minimal.body.clone();
-        instance::merge_value(self.model, ty, &mut body, &placed.patch);
         let name = format!("{ty} search with _include={include}");
-        if let Err(why) = instance::broken_invariant(self.model, ty, &body) {
-            return skipped(&name, &format!("a {ty} holding the reference: {why}"));
-        }
-        let mut all = minimal.prerequisites.clone();
-        for p in prereqs {
-            if !all.iter().any(|x| x.var == p.var) {
-                all.push(p.clone());
-            }
-        }
+        let inst = match minimal.carrying(self.model, ty, placed, prereqs) {
+            Ok(inst) => inst,
+            Err(why) => return skipped(&name, &format!("a {ty} holding the reference: {why}")),
+        };
         // The resource referred to: the prerequisite the reference names.
         let target = placed.finds.first().and_then(|r| {
             let (t, _) = r.split_once('/')?;
-            all.iter()
+            inst.prerequisites
+                .iter()
                 .find(|p| p.resource_type == t)
                 .map(|p| p.var.clone())
         });
@@ -557,10 +570,6 @@ impl Context<'_> {
                 &name,
                 "the reference names no resource the scenario creates",
             );
-        };
-        let inst = Instance {
-            body,
-            prerequisites: all,
         };
         let mut steps = self.create_steps(ty, &inst, "id", false);
         steps.push(json!({
@@ -996,26 +1005,17 @@ impl Context<'_> {
         prereqs: &[Prerequisite],
         d: &Declared,
     ) -> Value {
-        let mut body = minimal.body.clone();
-        instance::merge_value(self.model, ty, &mut body, &placed.patch);
-        if let Err(why) = instance::broken_invariant(self.model, ty, &body) {
-            return skipped(
-                &format!("{ty} search by {name}"),
-                &format!("a {ty} holding the value searched for: {why}"),
-            );
-        }
-        let mut all = minimal.prerequisites.clone();
-        for p in prereqs {
-            if !all.iter().any(|x| x.var == p.var) {
-                all.push(p.clone());
+        let inst = match minimal.carrying(self.model, ty, placed, prereqs) {
+            Ok(inst) => inst,
+            Err(why) => {
+                return skipped(
+                    &format!("{ty} search by {name}"),
+                    &format!("a {ty} holding the value searched for: {why}"),
+                );
             }
-        }
-        let inst = Instance {
-            body,
-            prerequisites: all,
         };
         let mut steps = self.create_steps(ty, &inst, "id", false);
-        let by_id = d.search_params.iter().any(|(n, _)| n == "_id");
+        let by_id = d.searches_by_id();
         let (finds, misses): (Vec<String>, Vec<String>) = match name {
             "_id" => (
                 vec!["{{ id }}".into()],
@@ -1126,26 +1126,18 @@ impl Context<'_> {
         prereqs: &[Prerequisite],
         search: bool,
     ) -> Value {
-        let mut body = inst.body.clone();
-        instance::merge_value(self.model, ty, &mut body, &p.patch);
-        if let Err(why) = instance::broken_invariant(self.model, ty, &body) {
-            return skipped(
-                &format!("{ty} {what}"),
-                &format!("a {ty} holding the value of `{name}`: {why}"),
-            );
-        }
+        let inst = match inst.carrying(self.model, ty, p, prereqs) {
+            Ok(inst) => inst,
+            Err(why) => {
+                return skipped(
+                    &format!("{ty} {what}"),
+                    &format!("a {ty} holding the value of `{name}`: {why}"),
+                );
+            }
+        };
+        let body = inst.body.clone();
         let value = p.finds.first().cloned().unwrap_or_default();
         let condition = format!("{name}={value}");
-        let mut all = inst.prerequisites.clone();
-        for pr in prereqs {
-            if !all.iter().any(|x| x.var == pr.var) {
-                all.push(pr.clone());
-            }
-        }
-        let inst = Instance {
-            body: body.clone(),
-            prerequisites: all,
-        };
         // The resources it refers to, created first (a create's steps without its own).
         let mut before = self.create_steps(ty, &inst, "id", false);
         before.pop();
