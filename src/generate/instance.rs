@@ -513,7 +513,7 @@ pub fn primitive(code: &str) -> Option<Value> {
 
 /// Datatypes whose required elements alone would break an invariant, or that read
 /// better filled by hand.
-fn known_datatype(code: &str) -> Option<Value> {
+pub fn known_datatype(code: &str) -> Option<Value> {
     let quantity = json!({ "value": 7, "unit": "mg", "system": UCUM, "code": "mg" });
     Some(match code {
         "Quantity" | "SimpleQuantity" | "MoneyQuantity" => quantity,

@@ -10,7 +10,7 @@
 use r4_model::{ElementDef, Model, SearchParam};
 use serde_json::{Map, Value, json};
 
-use super::instance::{Builder, DATE, SYSTEM, UCUM, UNIQUE};
+use super::instance::{Builder, DATE, SYSTEM, UCUM, UNIQUE, known_datatype, primitive};
 
 /// A parameter's value placed: the part of an instance that carries it, and the
 /// searches to run.
@@ -38,6 +38,21 @@ struct Segment<'m> {
     fixed: Map<String, Value>,
     /// The type the element belongs to (for its binding path).
     owner: String,
+}
+
+impl Segment<'_> {
+    /// Takes the element as one of its types (`as Quantity`, `.ofType(Age)`); that
+    /// type, or why the element has no such type.
+    fn cast(&mut self, code: &str) -> Result<&'static str, String> {
+        let t = self
+            .element
+            .types
+            .iter()
+            .find(|t| t.code == code)
+            .ok_or_else(|| format!("{} has no type {code}", self.element.name))?;
+        self.type_code = t.code;
+        Ok(t.code)
+    }
 }
 
 /// Places `param` in an instance of `resource_type`, or says why it cannot.
@@ -112,14 +127,7 @@ fn parse<'m>(
         }
         if let Some(inner) = call(part, "as").or_else(|| call(part, "ofType")) {
             let seg = segments.last_mut().ok_or("a cast before any element")?;
-            let t = seg
-                .element
-                .types
-                .iter()
-                .find(|t| t.code == inner)
-                .ok_or_else(|| format!("{} has no type {inner}", seg.element.name))?;
-            seg.type_code = t.code;
-            type_name = t.code.to_owned();
+            type_name = seg.cast(inner)?.to_owned();
             continue;
         }
         if let Some(inner) = call(part, "where") {
@@ -156,13 +164,7 @@ fn parse<'m>(
     }
     if let Some(cast) = cast {
         let seg = segments.last_mut().ok_or("a cast of nothing")?;
-        let t = seg
-            .element
-            .types
-            .iter()
-            .find(|t| t.code == cast)
-            .ok_or_else(|| format!("{} has no type {cast}", seg.element.name))?;
-        seg.type_code = t.code;
+        seg.cast(&cast)?;
     }
     if segments.is_empty() {
         return Err("no element".to_owned());
@@ -430,12 +432,16 @@ fn value_for(
             ));
         }
         "date" => {
+            // The day every generated date holds (an instant at its noon); a Period
+            // that starts and ends on it.
             let value = match ty {
-                "date" | "dateTime" => json!(DATE),
-                "instant" => json!("2021-03-04T12:00:00Z"),
-                "Period" => json!({ "start": DATE, "end": DATE }),
-                "Timing" => json!({ "event": [DATE] }),
-                _ => return unsupported(),
+                "date" | "dateTime" | "instant" => primitive(ty),
+                "Timing" => known_datatype(ty),
+                "Period" => Some(json!({ "start": DATE, "end": DATE })),
+                _ => None,
+            };
+            let Some(value) = value else {
+                return unsupported();
             };
             (
                 value,
@@ -454,21 +460,15 @@ fn value_for(
             _ => return unsupported(),
         },
         "quantity" => {
-            let (unit, value) = match ty {
-                "Quantity" | "SimpleQuantity" => (
-                    "mg",
-                    json!({ "value": 7, "unit": "mg", "system": UCUM, "code": "mg" }),
-                ),
-                "Age" => (
-                    "a",
-                    json!({ "value": 7, "unit": "a", "system": UCUM, "code": "a" }),
-                ),
-                "Duration" => (
-                    "min",
-                    json!({ "value": 7, "unit": "min", "system": UCUM, "code": "min" }),
-                ),
-                _ => return unsupported(),
+            // The instance builder's quantities: 7 of a UCUM unit fit for the type.
+            let value = match ty {
+                "Quantity" | "SimpleQuantity" | "Age" | "Duration" => known_datatype(ty),
+                _ => None,
             };
+            let Some(value) = value else {
+                return unsupported();
+            };
+            let unit = value["code"].as_str().unwrap_or_default().to_owned();
             (
                 value,
                 vec!["7".to_owned(), format!("7|{UCUM}|{unit}"), "le7".to_owned()],
