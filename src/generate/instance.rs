@@ -458,7 +458,13 @@ pub fn merge_value(model: &Model, resource_type: &str, body: &mut Value, patch: 
         }
     }
     crate::scenario::load::merge_patch(body, patch);
-    // app-2: an Appointment given a start (the `date` parameter) ends then too.
+}
+
+/// A search value placed in a resource ([`merge_value`]), and what an R4 invariant
+/// then asks of the rest: app-2, an Appointment given a start (the `date` parameter)
+/// ends then too.
+pub fn place_value(model: &Model, resource_type: &str, body: &mut Value, patch: &Value) {
+    merge_value(model, resource_type, body, patch);
     if resource_type == "Appointment" {
         match (body.get("start").cloned(), body.get("end").cloned()) {
             (Some(start), None) => body["end"] = start,

@@ -271,7 +271,7 @@ impl Instance {
         prereqs: &[Prerequisite],
     ) -> Result<Instance, String> {
         let mut body = self.body.clone();
-        instance::merge_value(model, ty, &mut body, &placed.patch);
+        instance::place_value(model, ty, &mut body, &placed.patch);
         instance::broken_invariant(model, ty, &body)?;
         let mut prerequisites = self.prerequisites.clone();
         for p in prereqs {
@@ -521,22 +521,22 @@ impl Context<'_> {
             let Ok(placed) = search::place(&mut builder, source, param) else {
                 continue;
             };
-            let mut body = source_minimal;
-            instance::merge_value(self.model, source, &mut body, &placed.patch);
-            if instance::broken_invariant(self.model, source, &body).is_err() {
+            let source_alone = Instance {
+                body: source_minimal,
+                prerequisites: Vec::new(),
+            };
+            let Ok(inst) =
+                source_alone.carrying(self.model, source, &placed, &builder.prerequisites)
+            else {
                 continue;
-            }
-            let Some(target) = builder
+            };
+            let Some(target) = inst
                 .prerequisites
                 .iter()
                 .find(|p| p.resource_type == ty)
                 .map(|p| p.var.clone())
             else {
                 continue;
-            };
-            let inst = Instance {
-                body,
-                prerequisites: builder.prerequisites,
             };
             out.push(self.revinclude(ty, revinclude, source, &inst, &target));
             break;
