@@ -4,7 +4,7 @@ use clap::Parser;
 use fhirconf::cli::{Cli, Command};
 
 /// Counts what bounded work allocates (templates), so it fails a step instead of
-/// exhausting memory; everything else goes straight to the system allocator.
+/// exhausting memory; everything else goes straight to mimalloc.
 #[global_allocator]
 static ALLOCATOR: fhirconf::memory::Counting = fhirconf::memory::Counting;
 

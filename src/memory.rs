@@ -13,18 +13,21 @@
 //! later [`bounded`] call is refused without running.
 //!
 //! The only `unsafe` in the crate is here: a `GlobalAlloc` must be an `unsafe impl`,
-//! and it forwards every call unchanged to the system allocator. No crate offers a
+//! and it forwards every call unchanged to mimalloc (faster than the system allocator
+//! here: docs/performance.md, "Speed, round two"). No crate offers a
 //! per-thread budget that stops the thread instead of aborting the process (`cap` and
 //! `limit-alloc` fail the allocation, which aborts).
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// The global allocator of the `fhirconf` binary: the system allocator, counting the
+use mimalloc::MiMalloc;
+
+/// The global allocator of the `fhirconf` binary: mimalloc, counting the
 /// bytes of threads running under [`bounded`].
 pub struct Counting;
 
@@ -50,25 +53,25 @@ thread_local! {
     static CRITICAL: Cell<u32> = const { Cell::new(0) };
 }
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
+// SAFETY: every method forwards to `MiMalloc` with the caller's arguments unchanged; the
 // bookkeeping touches only const-initialised thread locals (no allocation, no
 // destructor) through `try_with`, which cannot panic.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         charge(layout.size());
         // SAFETY: forwarded as is (see the impl).
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         charge(layout.size());
         // SAFETY: forwarded as is.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { MiMalloc.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         refund(layout.size());
     }
 
@@ -79,7 +82,7 @@ unsafe impl GlobalAlloc for Counting {
             refund(layout.size() - new_size);
         }
         // SAFETY: forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 
