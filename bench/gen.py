@@ -115,8 +115,10 @@ jsonpath "$.resourceType" == "Patient"
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: gen.py DIR")
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        # An option is never a folder: `gen.py --help` once wrote the workloads to
+        # ./--help.
+        sys.exit(__doc__ if sys.argv[1:] in (["-h"], ["--help"]) else "usage: gen.py DIR")
     root = sys.argv[1]
     for name, scenarios, steps in WORKLOADS:
         fdir = os.path.join(root, name, "fhirconf")
