@@ -9,6 +9,7 @@ use fhirconf::cli::{Cli, Command};
 static ALLOCATOR: fhirconf::memory::Counting = fhirconf::memory::Counting;
 
 fn main() -> ExitCode {
+    fhirconf::memory::tune_allocator();
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     ExitCode::from(match &cli.command {
