@@ -5,6 +5,11 @@ the ratio. Servers are started (and stopped) by run.sh; this script only talks t
 the base URLs it is given.
 
     bench.py --work DIR --fhirconf BIN --hurl BIN --base URL --slow-base URL [--runs N]
+             [--client-cpu N]
+
+With --client-cpu N, this process (and so every tool, and wrk) runs on CPU N only;
+run.sh pins nginx to a CPU too, so the placement of client and server is the same
+for every run (see run.sh's --placement).
 
 Each timed run is one process started with posix_spawn and reaped with wait4: wall
 time from spawn to exit (perf_counter), CPU = ru_utime + ru_stime, peak RSS =
@@ -34,6 +39,13 @@ WORKLOADS = {
     "rss4000": (1, 4000, 1),
 }
 LATENCY_MS = 50.0
+
+PLACEMENTS = {
+    "free": "not pinned: the scheduler places client and server, and seq1000's times change "
+            "with where it puts them (docs/performance.md)",
+    "apart": "nginx on CPU 0, every client (fhirconf, Hurl, wrk) on CPU 1",
+    "together": "nginx and every client (fhirconf, Hurl, wrk) on CPU 0",
+}
 
 
 def log(msg):
@@ -149,9 +161,11 @@ def summary(runs, steps):
     }
 
 
-def alternate(tools, workload, base, runs):
+def alternate(tools, workload, base, runs, wrk=None):
     """One untimed warm-up run each, then `runs` timed runs each, alternating, the
-    order swapped on every pass so neither tool always runs right after the other."""
+    order swapped on every pass so neither tool always runs right after the other.
+    With `wrk` (a list), one second of `wrk -t1 -c1` is taken in every pass too, so
+    the socket's limit is measured under the same conditions as the tools."""
     for t in tools:
         t.run(workload, base)
     results = {t.name: [] for t in tools}
@@ -159,6 +173,10 @@ def alternate(tools, workload, base, runs):
         order = tools if i % 2 == 0 else list(reversed(tools))
         for t in order:
             results[t.name].append(t.run(workload, base))
+        if wrk is not None:
+            rps = wrk_once(base)
+            if rps:
+                wrk.append(rps)
     scenarios, steps, _ = WORKLOADS[workload]
     return {name: summary(r, scenarios * steps) for name, r in results.items()}
 
@@ -200,12 +218,13 @@ def machine():
     }
 
 
-def wrk_baseline(base):
+def wrk_once(base, seconds=1):
+    """Requests/s of `wrk -t1 -c1` on GET /Patient/p1 for `seconds`, or None."""
     wrk = shutil.which("wrk")
     if not wrk:
         return None
     out = subprocess.run(
-        [wrk, "-t1", "-c1", "-d3s", f"{base}/Patient/p1"], capture_output=True, text=True, timeout=60
+        [wrk, "-t1", "-c1", f"-d{seconds}s", f"{base}/Patient/p1"], capture_output=True, text=True, timeout=60
     ).stdout
     m = re.search(r"Requests/sec:\s*([\d.]+)", out)
     return float(m.group(1)) if m else None
@@ -221,7 +240,11 @@ def main():
     ap.add_argument("--slow-base", required=True, help="the 50 ms server's base URL")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated workloads (default all)")
+    ap.add_argument("--client-cpu", type=int, default=None, help="run every client on this CPU only")
+    ap.add_argument("--placement", default="free", help="how run.sh placed client and server (for the report)")
     args = ap.parse_args()
+    if args.client_cpu is not None:
+        os.sched_setaffinity(0, {args.client_cpu})  # inherited by every process it starts
 
     out = os.path.join(args.work, "out")
     os.makedirs(out, exist_ok=True)
@@ -240,21 +263,29 @@ def main():
             "nginx": version([os.environ.get("NGINX", "nginx"), "-v"]),
         },
         "runs": args.runs,
+        "placement": args.placement,
         "load_before": os.getloadavg(),
         "workloads": {},
     }
     log(f"machine: {report['machine']}")
     log(f"load average before: {report['load_before']}")
-    if want("wrk"):
-        report["wrk_rps"] = wrk_baseline(args.base)
-        if report["wrk_rps"]:
-            log(f"wrk, 1 connection, GET /Patient/p1: {report['wrk_rps']:.0f} requests/s")
-
     for w in ["seq1000", "par100x10", "one"]:
         if not want(w):
             continue
         log(f"{w}: {args.runs} runs each, alternating ...")
-        report["workloads"][w] = alternate(tools, w, args.base, args.runs)
+        # wrk is measured in seq1000's passes: the same machine state as the tools.
+        wrk = [] if w == "seq1000" and want("wrk") and shutil.which("wrk") else None
+        report["workloads"][w] = alternate(tools, w, args.base, args.runs, wrk)
+        if wrk:
+            report["wrk_rps"] = statistics.median(wrk)
+            report["wrk_rps_all"] = wrk
+            log(f"wrk, 1 connection, GET /Patient/p1: median {report['wrk_rps']:.0f} requests/s "
+                f"({min(wrk):.0f}-{max(wrk):.0f})")
+    if want("wrk") and "wrk_rps" not in report:
+        rps = wrk_once(args.base, 3)
+        if rps:
+            report["wrk_rps"] = rps
+            log(f"wrk, 1 connection, GET /Patient/p1: {rps:.0f} requests/s (3 s, alone)")
 
     if want("rss"):
         log("peak RSS against the number of steps (one run each) ...")
@@ -281,7 +312,11 @@ def print_report(rep):
     print("versions: " + "; ".join(v for v in rep["versions"].values() if v))
     print("load average before / after: %s / %s" % (
         " ".join(f"{x:.2f}" for x in rep["load_before"]), " ".join(f"{x:.2f}" for x in rep["load_after"])))
-    if rep.get("wrk_rps"):
+    print(f"placement: {PLACEMENTS.get(rep.get('placement', 'free'), rep.get('placement'))}")
+    if rep.get("wrk_rps_all"):
+        print(f"wrk -t1 -c1 GET /Patient/p1 (nginx alone), one second in each pass of seq1000: "
+              f"median {rep['wrk_rps']:.0f} requests/s ({min(rep['wrk_rps_all']):.0f}-{max(rep['wrk_rps_all']):.0f})")
+    elif rep.get("wrk_rps"):
         print(f"wrk -t1 -c1 GET /Patient/p1 (nginx alone): {rep['wrk_rps']:.0f} requests/s")
     print(f"{rep['runs']} timed runs per tool and workload, after one warm-up each; "
           "ratio = Hurl median wall / fhirconf median wall (above 1: fhirconf faster)")

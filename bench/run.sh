@@ -2,13 +2,19 @@
 # fhirconf against Hurl on the same workloads, on this machine. Not part of `cargo
 # test` or CI: run it by hand, on a machine as quiet as you can get.
 #
-#   bench/run.sh [--install] [--runs N] [--only W1,W2] [--keep]
+#   bench/run.sh [--install] [--runs N] [--only W1,W2] [--placement P] [--keep]
 #   bench/run.sh --profile [--workload W]
 #
 #   --install   install what is missing (Debian: nginx, time, wrk, the libraries
 #               Hurl builds against; then `cargo install hurl --locked --version 8.0.1`)
 #   --runs N    timed runs per tool and workload, after one warm-up each (default 3)
 #   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3 (default all)
+#   --placement where the client and nginx run (with taskset, Linux):
+#               apart     nginx on CPU 0, every client (fhirconf, Hurl, wrk) on CPU 1: the
+#                         default when there are two CPUs or more
+#               together  all on CPU 0
+#               free      none pinned: seq1000's times then change from run to run with
+#                         where the scheduler puts the two (docs/performance.md)
 #   --keep      keep the temporary directory (workloads, nginx config, logs, reports)
 #   --profile   no comparison: where fhirconf's CPU time per step goes on workload W
 #               (default rss4000), with perf and strace (bench/profile.py; needs
@@ -38,6 +44,7 @@ install=0
 keep=0
 profile=0
 workload=rss4000
+placement=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --install) install=1 ;;
@@ -46,12 +53,26 @@ while [ $# -gt 0 ]; do
     --keep) keep=1 ;;
     --profile) profile=1 ;;
     --workload) workload=$2; shift ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --placement) placement=$2; shift ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 case "$runs" in ''|*[!0-9]*|0) echo "bench/run.sh: --runs takes a positive number" >&2; exit 2 ;; esac
+if [ -z "$placement" ]; then
+  if [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then placement=apart; else placement=free; fi
+fi
+case "$placement" in
+  free) server_cpu=""; client_cpu="" ;;
+  apart) server_cpu=0; client_cpu=1 ;;
+  together) server_cpu=0; client_cpu=0 ;;
+  *) echo "bench/run.sh: --placement takes apart, together or free" >&2; exit 2 ;;
+esac
+if [ -n "$server_cpu" ]; then
+  command -v taskset >/dev/null 2>&1 || { echo "bench/run.sh: --placement $placement needs taskset (util-linux)" >&2; exit 2; }
+  [ "$(nproc)" -gt "$client_cpu" ] || { echo "bench/run.sh: --placement $placement needs CPU $client_cpu (this machine has $(nproc))" >&2; exit 2; }
+fi
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -235,6 +256,7 @@ http {
 }
 EOF
   local cmd=("$NGINX" -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log")
+  [ -n "$server_cpu" ] && cmd=(taskset -c "$server_cpu" "${cmd[@]}")
   if [ "$(id -u)" -eq 0 ]; then
     # Never as root: hand the directory to nobody and drop privileges first.
     chown -R nobody "$ngx"
@@ -278,6 +300,7 @@ say "fhirconf: $FHIRCONF"
 say "hurl: $HURL"
 NGINX="$NGINX" python3 "$here/bench.py" --work "$work/workloads" --fhirconf "$FHIRCONF" --hurl "$HURL" \
   --base "$base" --slow-base "$slow_base" --runs "$runs" --only "$only" \
-  --fhirconf-b "${FHIRCONF_B:-}" | tee "$out/report.txt"
+  --fhirconf-b "${FHIRCONF_B:-}" --placement "$placement" ${client_cpu:+--client-cpu "$client_cpu"} \
+  | tee "$out/report.txt"
 cp "$work/workloads/out/results.json" "$out/results.json"
 say "written: $out/report.txt, $out/results.json"
