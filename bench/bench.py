@@ -32,6 +32,7 @@ import time
 # workload -> (scenarios, steps per scenario, jobs)
 WORKLOADS = {
     "seq1000": (1, 1000, 1),
+    "seq1000fp": (1, 1000, 1),  # seq1000 with one FHIRPath assertion more per step (fhirconf only)
     "par100x10": (100, 10, 8),
     "one": (1, 1, 1),
     "latency200x3": (200, 3, 32),
@@ -73,9 +74,10 @@ def measure(argv, stdout_path, env=None):
 
 
 class Tool:
-    def __init__(self, name, binary, work, out, kind=None):
+    def __init__(self, name, binary, work, out, kind=None, sources=None):
         self.name = name
         self.kind = kind or name  # "fhirconf" or "hurl": which workload files and flags
+        self.sources = sources or {}  # workload -> the folder of files run for it instead
         self.binary = binary
         self.work = work
         self.out = out
@@ -85,7 +87,7 @@ class Tool:
 
     def argv(self, workload, base):
         scenarios, steps, jobs = WORKLOADS[workload]
-        src = os.path.join(self.work, workload, self.kind)
+        src = os.path.join(self.work, self.sources.get(workload, workload), self.kind)
         if self.kind == "fhirconf":
             return [
                 self.binary, "run", src,
@@ -298,6 +300,12 @@ def main():
         log(f"latency200x3 against the {LATENCY_MS:.0f} ms server: {args.runs} runs each ...")
         report["workloads"]["latency200x3"] = alternate(tools, "latency200x3", args.slow_base, args.runs)
 
+    if want("fhirpath"):
+        log(f"seq1000 with and without a FHIRPath assertion per step: {args.runs} runs each ...")
+        fp = Tool("fhirconf-fhirpath", args.fhirconf, args.work, out, kind="fhirconf",
+                  sources={"seq1000": "seq1000fp"})
+        report["fhirpath"] = alternate([tools[0], fp], "seq1000", args.base, args.runs)
+
     report["load_after"] = os.getloadavg()
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(report, f, indent=2)
@@ -399,6 +407,12 @@ def print_report(rep):
         print(f"latency case: ideal 3 x 50 ms x ceil(200/32) = {ideal:.2f} s; "
               f"fhirconf {f:.2f} s ({f / ideal:.2f}x ideal), Hurl {h:.2f} s ({h / ideal:.2f}x ideal)")
         goals.append((f"latency: fhirconf {f / ideal:.2f}x the ideal (goal <= 1.3)", f / ideal <= 1.3))
+    if "fhirpath" in rep:
+        a, b = rep["fhirpath"]["fhirconf"], rep["fhirpath"]["fhirconf-fhirpath"]
+        print(f"FHIRPath: seq1000 with one assertion more per step (`Patient.id.exists()`): "
+              f"{b['cpu_us_per_step']:.0f} against {a['cpu_us_per_step']:.0f} µs CPU per step, "
+              f"{b['cpu_us_per_step'] - a['cpu_us_per_step']:+.1f} µs per assertion; wall {fmt_s(b['wall_median'])} "
+              f"against {fmt_s(a['wall_median'])} (a run without FHIRPath assertions pays nothing for it)")
     print()
     for text, ok in goals:
         print(f"  [{'met' if ok else 'MISSED'}] {text}")

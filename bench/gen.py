@@ -19,6 +19,9 @@ The first GET reads /Patient/p1; every later GET reads the Patient the previous 
 created (so the captured value is used, on both sides). Both tools send
 `Accept: application/fhir+json` (fhirconf's default header, written out for Hurl).
 The base URL is not in the files: fhirconf gets --base-url, Hurl --variable base=...
+
+DIR/seq1000fp/fhirconf/ is seq1000 with one FHIRPath assertion more on every step
+(`Patient.id.exists()`), fhirconf only: the difference is what FHIRPath costs.
 """
 
 import json
@@ -45,7 +48,10 @@ def yaml_str(s):
     return json.dumps(s)
 
 
-def fhirconf_steps(n):
+def fhirconf_steps(n, fhirpath=False):
+    """The steps; with `fhirpath`, each also asserts `Patient.id.exists()` in
+    FHIRPath."""
+    fp = "      fhirpath:\n        - { expr: \"Patient.id.exists()\", equals: true }\n" if fhirpath else ""
     out = []
     for i in range(n):
         if i % 2 == 0:
@@ -59,7 +65,7 @@ def fhirconf_steps(n):
         content-type: {{ contains: fhir+json }}
       json:
         - {{ path: $.resourceType, equals: Patient }}
-"""
+{fp}"""
             )
         else:
             out.append(
@@ -69,15 +75,15 @@ def fhirconf_steps(n):
       status: 201
       json:
         - {{ path: $.resourceType, equals: Patient }}
-    capture:
+{fp}    capture:
       id: {{ header: location, regex: "Patient/([^/]+)" }}
 """
             )
     return "".join(out)
 
 
-def fhirconf_scenario(name, n):
-    return f"name: {yaml_str(name)}\nsteps:\n" + fhirconf_steps(n)
+def fhirconf_scenario(name, n, fhirpath=False):
+    return f"name: {yaml_str(name)}\nsteps:\n" + fhirconf_steps(n, fhirpath)
 
 
 def hurl_entries(n):
@@ -132,6 +138,10 @@ def main():
                 f.write(fhirconf_scenario(f"{name} {stem}", steps))
             with open(os.path.join(hdir, stem + ".hurl"), "w") as f:
                 f.write(hurl_entries(steps))
+    fdir = os.path.join(root, "seq1000fp", "fhirconf")
+    os.makedirs(fdir, exist_ok=True)
+    with open(os.path.join(fdir, "s1.yaml"), "w") as f:
+        f.write(fhirconf_scenario("seq1000fp s1", 1000, fhirpath=True))
 
 
 if __name__ == "__main__":

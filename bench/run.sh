@@ -8,7 +8,8 @@
 #   --install   install what is missing (Debian: nginx, time, wrk, the libraries
 #               Hurl builds against; then `cargo install hurl --locked --version 8.0.1`)
 #   --runs N    timed runs per tool and workload, after one warm-up each (default 3)
-#   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3 (default all)
+#   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3,fhirpath (default
+#               all; fhirpath: seq1000 with and without one FHIRPath assertion per step)
 #   --placement where the client and nginx run (with taskset, Linux):
 #               apart     nginx on CPU 0, every client (fhirconf, Hurl, wrk) on CPU 1: the
 #                         default when there are two CPUs or more
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
     --profile) profile=1 ;;
     --workload) workload=$2; shift ;;
     --placement) placement=$2; shift ;;
-    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
