@@ -74,8 +74,9 @@ def measure(argv, stdout_path, env=None):
 
 
 class Tool:
-    def __init__(self, name, binary, work, out, kind=None, sources=None):
+    def __init__(self, name, binary, work, out, kind=None, sources=None, extra=()):
         self.name = name
+        self.extra = list(extra)  # more arguments for `fhirconf run`
         self.kind = kind or name  # "fhirconf" or "hurl": which workload files and flags
         self.sources = sources or {}  # workload -> the folder of files run for it instead
         self.binary = binary
@@ -97,7 +98,7 @@ class Tool:
                 "--json", os.path.join(self.out, f"{self.name}-{workload}-run.json"),
                 "--markdown", os.path.join(self.out, f"{self.name}-{workload}-summary.md"),
                 "-q", "--color", "never",
-            ]
+            ] + self.extra
         files = sorted(os.path.join(src, f) for f in os.listdir(src))
         return [
             self.binary, "--test",
@@ -242,6 +243,8 @@ def main():
     ap.add_argument("--slow-base", required=True, help="the 50 ms server's base URL")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated workloads (default all)")
+    ap.add_argument("--fhirconf-validation", default="",
+                    help="a fhirconf built with --features validation: seq1000 with --validate warn against off")
     ap.add_argument("--client-cpu", type=int, default=None, help="run every client on this CPU only")
     ap.add_argument("--placement", default="free", help="how run.sh placed client and server (for the report)")
     args = ap.parse_args()
@@ -305,6 +308,12 @@ def main():
         fp = Tool("fhirconf-fhirpath", args.fhirconf, args.work, out, kind="fhirconf",
                   sources={"seq1000": "seq1000fp"})
         report["fhirpath"] = alternate([tools[0], fp], "seq1000", args.base, args.runs)
+
+    if want("validation") and args.fhirconf_validation:
+        log(f"seq1000, validation build, --validate off against warn: {args.runs} runs each ...")
+        pair = [Tool(f"validate-{mode}", args.fhirconf_validation, args.work, out, kind="fhirconf",
+                     extra=["--validate", mode]) for mode in ("off", "warn")]
+        report["validation"] = alternate(pair, "seq1000", args.base, args.runs)
 
     report["load_after"] = os.getloadavg()
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -413,6 +422,13 @@ def print_report(rep):
               f"{b['cpu_us_per_step']:.0f} against {a['cpu_us_per_step']:.0f} µs CPU per step, "
               f"{b['cpu_us_per_step'] - a['cpu_us_per_step']:+.1f} µs per assertion; wall {fmt_s(b['wall_median'])} "
               f"against {fmt_s(a['wall_median'])} (a run without FHIRPath assertions pays nothing for it)")
+    if "validation" in rep:
+        a, b = rep["validation"]["validate-off"], rep["validation"]["validate-warn"]
+        print(f"validation: seq1000 with --validate warn (every response validated against R4) "
+              f"{b['cpu_us_per_step']:.0f} against {a['cpu_us_per_step']:.0f} µs CPU per step with off, "
+              f"{b['cpu_us_per_step'] - a['cpu_us_per_step']:+.0f} µs per response; wall {fmt_s(b['wall_median'])} "
+              f"against {fmt_s(a['wall_median'])}; peak RSS {b['rss_mib_median']:.1f} against "
+              f"{a['rss_mib_median']:.1f} MiB (the default build has no validation: it pays nothing)")
     print()
     for text, ok in goals:
         print(f"  [{'met' if ok else 'MISSED'}] {text}")

@@ -8,8 +8,10 @@
 #   --install   install what is missing (Debian: nginx, time, wrk, the libraries
 #               Hurl builds against; then `cargo install hurl --locked --version 8.0.1`)
 #   --runs N    timed runs per tool and workload, after one warm-up each (default 3)
-#   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3,fhirpath (default
-#               all; fhirpath: seq1000 with and without one FHIRPath assertion per step)
+#   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3,fhirpath,validation
+#               (default all; fhirpath: seq1000 with and without one FHIRPath assertion
+#               per step; validation: seq1000 with --validate warn against off, when
+#               FHIRCONF_VALIDATION is set)
 #   --placement where the client and nginx run (with taskset, Linux):
 #               apart     nginx on CPU 0, every client (fhirconf, Hurl, wrk) on CPU 1: the
 #                         default when there are two CPUs or more
@@ -24,6 +26,8 @@
 # Environment: FHIRCONF (a fhirconf binary; default: `cargo build --release` here and
 # target/release/fhirconf), HURL (default: hurl on PATH or ~/.cargo/bin/hurl), NGINX,
 # FHIRCONF_B (a second fhirconf build, timed in the same runs as "fhirconf-b": A/B),
+# FHIRCONF_VALIDATION (a fhirconf built with `--features validation`, for the
+# validation comparison),
 # FHIRCONF_CACHE (fhirconf's model cache; default: a folder in the temporary directory,
 # so the workloads' entries go with it. The warm-up run of each workload fills it: the
 # timed runs read models from it, the single peak-RSS runs write them).
@@ -55,7 +59,7 @@ while [ $# -gt 0 ]; do
     --profile) profile=1 ;;
     --workload) workload=$2; shift ;;
     --placement) placement=$2; shift ;;
-    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -301,7 +305,7 @@ say "fhirconf: $FHIRCONF"
 say "hurl: $HURL"
 NGINX="$NGINX" python3 "$here/bench.py" --work "$work/workloads" --fhirconf "$FHIRCONF" --hurl "$HURL" \
   --base "$base" --slow-base "$slow_base" --runs "$runs" --only "$only" \
-  --fhirconf-b "${FHIRCONF_B:-}" --placement "$placement" ${client_cpu:+--client-cpu "$client_cpu"} \
+  --fhirconf-b "${FHIRCONF_B:-}" --fhirconf-validation "${FHIRCONF_VALIDATION:-}" --placement "$placement" ${client_cpu:+--client-cpu "$client_cpu"} \
   | tee "$out/report.txt"
 cp "$work/workloads/out/results.json" "$out/results.json"
 say "written: $out/report.txt, $out/results.json"
