@@ -34,7 +34,7 @@ BUCKETS = [
     ("transcript of every step (http::transcript)", ["http::transcript"]),
     ("loading: regex compile (schema::Pattern)", ["schema::Pattern"]),
     ("loading: JSONPath parse", ["schema::JsonPathExpr"]),
-    ("loading: YAML + schema (serde_saphyr)", ["serde_saphyr", "scenario::load", "scenario::schema"]),
+    ("loading: YAML, or the cached model (scenario::load)", ["serde_saphyr", "scenario::load", "scenario::schema"]),
     ("step: checks (body to JSON, JSONPath, compare)", ["assert::eval::evaluate"]),
     ("step: captures", ["runner::capture_value"]),
     ("step: request from templates (Runner::prepare)", ["Runner::prepare"]),

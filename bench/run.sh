@@ -21,7 +21,7 @@
 #   --keep      keep the temporary directory (workloads, nginx config, logs, reports)
 #   --profile   no comparison: where fhirconf's CPU time per step goes on workload W
 #               (default rss4000), with perf and strace (bench/profile.py; needs
-#               Debian's linux-perf and strace, not Hurl)
+#               Debian's linux-perf and strace, not Hurl); --placement applies
 #
 # Environment: FHIRCONF (a fhirconf binary; default: `cargo build --release` here and
 # target/release/fhirconf), HURL (default: hurl on PATH or ~/.cargo/bin/hurl), NGINX,
@@ -296,7 +296,9 @@ say "50 ms server on $slow_base"
 python3 "$here/gen.py" "$work/workloads"
 if [ "$profile" -eq 1 ]; then
   say "profiling $FHIRCONF on $workload"
-  python3 "$here/profile.py" --work "$work/workloads" --fhirconf "$FHIRCONF" --base "$base" --workload "$workload"
+  say "placement: $placement"
+  ${client_cpu:+taskset -c "$client_cpu"} python3 "$here/profile.py" --work "$work/workloads" --fhirconf "$FHIRCONF" \
+    --base "$base" --workload "$workload"
   exit 0
 fi
 out="$repo/target/bench"
