@@ -131,7 +131,8 @@ async fn run_against_sandbox(
         validation: validation(),
         ..RunnerConfig::new(&connection)
     }));
-    let records = pipeline::execute_quietly(&runner, &selected).await;
+    // 8 in flight, as `--jobs 8` would.
+    let records = pipeline::execute_quietly(&runner, &selected, 8).await;
     connection.stop_sandbox().await;
     records
 }

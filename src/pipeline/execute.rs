@@ -145,7 +145,7 @@ pub fn execute(
             .filter(|(i, _)| !done.contains_key(i))
             .map(|(i, s)| (i, s.clone()))
             .unzip();
-        let records = handle.block_on(execute_quietly(runner, &rest));
+        let records = handle.block_on(execute_quietly(runner, &rest, terminal.jobs));
         done.extend(at.into_iter().zip(records));
     }
     in_run(selected)
@@ -252,20 +252,34 @@ fn outcome_of(record: &ScenarioRecord, known: bool) -> Result<Completion, Failed
     }
 }
 
-/// Runs every scenario of the run at once on the current runtime, without terminal
-/// output: for tests and front ends that judge the records themselves.
-pub async fn execute_quietly(runner: &Arc<Runner>, selected: &[Selected]) -> Vec<ScenarioRecord> {
+/// Runs the scenarios of the run on the current runtime, `jobs` at a time (at least
+/// one), without terminal output: for tests and front ends that judge the records
+/// themselves, and for the rest of a run whose progress lines could not be printed.
+/// `jobs` is a promise to the server as much as `--jobs` is: unbounded, a suite of a
+/// thousand scenarios opened a thousand connections at once, more than a listen queue
+/// holds (the in-process sandbox reset some of them).
+pub async fn execute_quietly(
+    runner: &Arc<Runner>,
+    selected: &[Selected],
+    jobs: usize,
+) -> Vec<ScenarioRecord> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, s) in in_run(selected).enumerate() {
-        let (runner, scenario, ready) = (
+        let (runner, scenario, ready, slots) = (
             Arc::clone(runner),
             Arc::clone(&s.scenario),
             without_running(s),
+            Arc::clone(&slots),
         );
         tasks.spawn(async move {
             let record = match ready {
                 Some(record) => record,
-                None => runner.run(&scenario).await,
+                None => {
+                    // The semaphore is never closed: a permit always comes.
+                    let _slot = slots.acquire_owned().await.ok();
+                    runner.run(&scenario).await
+                }
             };
             (i, record)
         });

@@ -667,6 +667,44 @@ fn a_closed_stdout_ends_listings_quietly_and_runs_still_write_reports() {
 }
 
 #[test]
+fn with_stdout_closed_the_scenarios_still_run_jobs_at_a_time() {
+    // The progress lines cannot be printed, so the scenarios run without them: still
+    // no more in flight than `--jobs` says (it once ran them all at once).
+    let server = start_server();
+    let dir = scratch("closed-stdout-jobs");
+    let cases = dir.join("cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    for n in 0..6 {
+        std::fs::write(
+            cases.join(format!("s{n}.yaml")),
+            format!(
+                "name: held {n}\nsteps:\n  - request: {{ method: GET, path: /held/jobs }}\n    expect: {{ status: 200 }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = with_stdout_closed(
+        Fhirconf::new()
+            .args([
+                "run",
+                cases.to_str().unwrap(),
+                "--base-url",
+                &server.base_url,
+            ])
+            .args(["--jobs", "2"])
+            .reports(&dir.join("reports")),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(server.hits.get("jobs"), 6, "{stderr}");
+    let most = server.hits.most_held("jobs");
+    assert!(
+        (1..=2).contains(&most),
+        "{most} requests in flight at once with --jobs 2"
+    );
+}
+
+#[test]
 fn a_failure_names_its_rule_and_shows_the_write_that_was_answered_wrongly() {
     let dir = scratch("write-before-read-back");
     let out = Fhirconf::new()

@@ -42,6 +42,18 @@ impl Hits {
         self.0.lock().unwrap().get(key).cloned().unwrap_or_default()
     }
 
+    /// The most requests to `/held/{key}` that were in flight at once.
+    pub fn most_held(&self, key: &str) -> usize {
+        let (ins, outs) = (self.times(key), self.times(&format!("{key}/out")));
+        ins.iter()
+            .map(|t| {
+                let started = ins.iter().filter(|a| *a <= t).count();
+                started - outs.iter().filter(|b| *b <= t).count().min(started)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Records a hit; returns how many there were before it.
     fn record(&self, key: &str) -> usize {
         let mut map = self.0.lock().unwrap();
@@ -159,6 +171,15 @@ async fn hang(State(hits): State<Hits>, UrlPath(key): UrlPath<String>) -> Respon
     fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}))
 }
 
+/// `/held/{key}`: records the hit under `key`, holds the request 100 ms, records its
+/// end under `key/out` and answers: how many were in flight at once can be read back.
+async fn held(State(hits): State<Hits>, UrlPath(key): UrlPath<String>) -> Response {
+    hits.record(&key);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hits.record(&format!("{key}/out"));
+    fhir(StatusCode::OK, json!({"resourceType": "Basic", "id": key}))
+}
+
 /// `/busy/{key}/{status}/{n}/{retry_after}`: the first `n` requests get `status` (429
 /// or 503) with `Retry-After: retry_after` (`none`: no header), later ones 200.
 async fn busy(
@@ -202,6 +223,7 @@ pub fn app(hits: Hits) -> Router {
         )
         .route("/hit/{key}", any(hit))
         .route("/hang/{key}", any(hang))
+        .route("/held/{key}", any(held))
         .route("/busy/{key}/{status}/{n}/{retry_after}", any(busy))
         .route(
             "/hostile",
