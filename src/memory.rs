@@ -91,9 +91,10 @@ unsafe impl GlobalAlloc for Counting {
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Sets mimalloc to give freed memory back to the OS at once instead of 10 ms later
-/// (its default): with the default, peak RSS at 4,000 steps was 46 MiB instead of
-/// 31 (docs/performance.md, "Speed, round two"), for the same CPU per step within
-/// noise. Called first thing in `main`, before any other thread starts.
+/// (its default): with the default, peak RSS of a 4,000-step run was 38.6 MiB instead
+/// of 32.2 (first run of the file; 29.6 against 27.3 with the model cache warm), for
+/// the same CPU per step within noise (docs/performance.md, "Speed, round two").
+/// Called first thing in `main`, before any other thread starts.
 pub fn tune_allocator() {
     // SAFETY: sets one process-wide option (a plain write in mimalloc), from `main`
     // before any other thread exists, with an index and value mimalloc accepts.
