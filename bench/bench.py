@@ -11,9 +11,10 @@ With --client-cpu N, this process (and so every tool, and wrk) runs on CPU N onl
 run.sh pins nginx to a CPU too, so the placement of client and server is the same
 for every run (see run.sh's --placement).
 
-Each timed run is one process started with posix_spawn and reaped with wait4: wall
-time from spawn to exit (perf_counter), CPU = ru_utime + ru_stime, peak RSS =
-ru_maxrss of that process. Every run must exit 0 and its JUnit file must show every
+Each timed run is one process started with posix_spawn (under GNU time) and reaped
+with wait4: wall time from spawn to exit (perf_counter), CPU = ru_utime + ru_stime
+(the command and GNU time), peak RSS = the command's own, as GNU time reports it (see
+measure()). Every run must exit 0 and its JUnit file must show every
 scenario passed, or the benchmark stops: a fast wrong answer is no result.
 """
 
