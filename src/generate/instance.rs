@@ -130,16 +130,7 @@ impl<'m> Builder<'m> {
 
     /// The elements of a type and of the types it derives from, base first.
     fn all_elements(&self, type_name: &str) -> Vec<&'m ElementDef> {
-        let mut chain = Vec::new();
-        let mut at = Some(type_name);
-        for _ in 0..16 {
-            let Some(name) = at else { break };
-            let Some(def) = self.model.type_def(name) else {
-                break;
-            };
-            chain.push(def);
-            at = def.base;
-        }
+        let chain: Vec<_> = self.model.chain(type_name).collect();
         chain
             .into_iter()
             .rev()

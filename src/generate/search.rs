@@ -201,15 +201,9 @@ fn split_dots(text: &str) -> Vec<String> {
 
 /// An element of a type or of the types it derives from.
 pub fn element_of<'m>(model: &'m Model, type_name: &str, name: &str) -> Option<&'m ElementDef> {
-    let mut at = Some(type_name);
-    for _ in 0..16 {
-        let def = model.type_def(at?)?;
-        if let Some(e) = def.elements.iter().find(|e| e.name == name) {
-            return Some(e);
-        }
-        at = def.base;
-    }
-    None
+    model
+        .chain(type_name)
+        .find_map(|def| def.elements.iter().find(|e| e.name == name))
 }
 
 /// The type a path takes through an element: its only one, or for a choice the one a

@@ -266,19 +266,20 @@ impl Model {
             .is_some_and(|t| t.kind == Kind::Primitive)
     }
 
+    /// `name`'s definition, then its base's, and so on (`Patient`, `DomainResource`,
+    /// `Resource`); empty for a name the model does not have. The chain is at most five
+    /// deep in R4; the bound of 16 guards a malformed table.
+    pub fn chain<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a TypeDef> + 'a {
+        std::iter::successors(self.type_def(name), move |t| {
+            t.base.and_then(|b| self.type_def(b))
+        })
+        .take(16)
+    }
+
     /// Whether `name` is `base` or derives from it (`Age` is a `Quantity`, `code` a
     /// `string`, `Patient` a `Resource`).
     pub fn is_a(&self, name: &str, base: &str) -> bool {
-        let mut at = Some(name);
-        // The chain is at most five deep in R4; the bound guards a malformed table.
-        for _ in 0..16 {
-            match at {
-                Some(n) if n == base => return true,
-                Some(n) => at = self.type_def(n).and_then(|t| t.base),
-                None => return false,
-            }
-        }
-        false
+        name == base || self.chain(name).any(|t| t.name == base)
     }
 
     /// The element `name` of `type_name`, looked up by its name without `[x]`.
@@ -321,16 +322,10 @@ impl Model {
     /// `DomainResource` it inherits.
     pub fn search_params(&self, resource_type: &str) -> Vec<&'static SearchParam> {
         let all = search_parameters();
-        let mut out = Vec::new();
-        let mut at = Some(resource_type);
-        for _ in 0..16 {
-            let Some(name) = at else { break };
-            if let Some(params) = all.get(name) {
-                out.extend(params.iter());
-            }
-            at = self.type_def(name).and_then(|t| t.base);
-        }
-        out
+        self.chain(resource_type)
+            .filter_map(|t| all.get(t.name))
+            .flatten()
+            .collect()
     }
 
     /// The required binding of the element at `path` (`Observation.status`,
@@ -405,6 +400,24 @@ mod tests {
         // The R4 StructureDefinitions define 147 resource types that can have instances.
         let resources = m.types().filter(|t| m.is_resource(t.name)).count();
         assert_eq!(resources, 147);
+    }
+
+    #[test]
+    fn a_type_s_chain_runs_through_its_bases() {
+        let m = r4();
+        let names = |t: &str| m.chain(t).map(|d| d.name).collect::<Vec<_>>();
+        assert_eq!(names("Patient"), ["Patient", "DomainResource", "Resource"]);
+        assert_eq!(names("Age"), ["Age", "Quantity", "Element"]);
+        assert!(names("NoSuchType").is_empty());
+        assert!(m.is_a("Age", "Quantity") && m.is_a("Patient", "Resource"));
+        assert!(!m.is_a("Quantity", "Age") && !m.is_a("Patient", "Bundle"));
+        // Inherited search parameters come after the type's own.
+        let params: Vec<&str> = m.search_params("Patient").iter().map(|p| p.code).collect();
+        let (own, inherited) = (
+            params.iter().position(|c| *c == "family").unwrap(),
+            params.iter().position(|c| *c == "_id").unwrap(),
+        );
+        assert!(own < inherited, "{params:?}");
     }
 
     #[test]
