@@ -7,7 +7,7 @@
 #
 #   --install   install what is missing (Debian: nginx, time, wrk, the libraries
 #               Hurl builds against; then `cargo install hurl --locked --version 8.0.1`)
-#   --runs N    timed runs per tool and workload, after one warm-up each (default 3)
+#   --runs N    timed runs per tool and workload, after two warm-ups each (default 3)
 #   --only ...  some of: wrk,seq1000,par100x10,one,rss,latency200x3,fhirpath,validation
 #               (default all; fhirpath: seq1000 with and without one FHIRPath assertion
 #               per step; validation: seq1000 with --validate warn against off, when
@@ -29,8 +29,9 @@
 # FHIRCONF_VALIDATION (a fhirconf built with `--features validation`, for the
 # validation comparison),
 # FHIRCONF_CACHE (fhirconf's model cache; default: a folder in the temporary directory,
-# so the workloads' entries go with it. The warm-up run of each workload fills it: the
-# timed runs read models from it, the single peak-RSS runs write them).
+# so the workloads' entries go with it. fhirconf writes a file's entry the second time
+# it loads the file, which the two warm-up runs of each workload do: the timed runs read
+# models from it; the first peak-RSS runs find it empty).
 #
 # What it does: starts nginx (a generated config in a temporary directory, one worker,
 # unlimited keep-alive, unprivileged, in the foreground) and a 50 ms server

@@ -11,6 +11,13 @@
 //! problem are kept (diagnostics always come from parsing), and only YAML files
 //! (a TestScript is translated first).
 //!
+//! An entry is written the second time a file is loaded, not the first: the first
+//! leaves an empty marker (`<key>.seen`). Writing an entry (serialize, read back to
+//! check, write) made a run on an empty cache 13 % dearer than one without a cache
+//! (docs/performance.md), and that is every CI run on a fresh machine, whose cache is
+//! thrown away; a marker costs one small file. An entry already there for the file (of
+//! an earlier version of it, or corrupt) counts as a sighting: it is replaced at once.
+//!
 //! Where: `$FHIRCONF_CACHE` (a folder, or `off` for no cache), else
 //! `$XDG_CACHE_HOME/fhirconf/models`, else `~/.cache/fhirconf/models`. One entry per
 //! scenario file and binary (an edited file replaces its entry), private to the user
@@ -38,10 +45,11 @@ const FORMAT: &str = "fhirconf model cache 1";
 /// An entry not written for this long is removed by the next run that writes one.
 const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
-/// `<64 hex digits>.json`: the only files the cache removes besides its own
-/// temporary ones.
+/// `<64 hex digits>.json` (an entry) or `.seen` (a first sighting's marker): the only
+/// files the cache removes besides its own temporary ones.
 fn is_entry_name(name: &str) -> bool {
     name.strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".seen"))
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
@@ -103,6 +111,27 @@ impl ModelCache {
         self.dir.join(format!("{}.json", key.name))
     }
 
+    fn marker(&self, key: &Key) -> PathBuf {
+        self.dir.join(format!("{}.seen", key.name))
+    }
+
+    /// Whether the file of `key` is worth an entry after a miss: it was loaded before
+    /// (a marker or an entry of it is there). The first time, leaves the marker and
+    /// says no.
+    pub fn seen_before(&self, key: &Key) -> bool {
+        if self.marker(key).exists() || self.path(key).exists() {
+            return true;
+        }
+        let _ = self.create_dir().and_then(|()| {
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            file.open(self.marker(key)).map(drop)
+        });
+        false
+    }
+
     /// The model kept for `key` when the file's bytes had this SHA-256 and every other
     /// file it read is unchanged; `None` otherwise (never an error).
     pub fn get(&self, key: &Key, sha256: &str) -> Option<SuiteFile> {
@@ -152,6 +181,7 @@ impl ModelCache {
         }
         drop(back);
         if self.write(key, &body).is_ok() {
+            let _ = std::fs::remove_file(self.marker(key));
             self.prune_once();
         }
     }
@@ -194,12 +224,17 @@ impl ModelCache {
         }
     }
 
-    fn write(&self, key: &Key, body: &str) -> std::io::Result<()> {
+    /// The cache's folder, private to the user, made if missing.
+    fn create_dir(&self) -> std::io::Result<()> {
         let mut dirs = std::fs::DirBuilder::new();
         dirs.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
-        dirs.create(&self.dir)?;
+        dirs.create(&self.dir)
+    }
+
+    fn write(&self, key: &Key, body: &str) -> std::io::Result<()> {
+        self.create_dir()?;
         // A private temporary file (0600), renamed over the entry: a reader sees the
         // old entry or the new one, never half of one.
         let mut tmp = tempfile::Builder::new()
@@ -384,11 +419,22 @@ mod tests {
         }
     }
 
-    fn entries(dir: &Path) -> Vec<PathBuf> {
+    /// The cache's files whose names end in `suffix`.
+    fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         let Ok(list) = std::fs::read_dir(dir.join("cache")) else {
             return Vec::new();
         };
-        list.map(|e| e.unwrap().path()).collect()
+        list.map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect()
+    }
+
+    fn entries(dir: &Path) -> Vec<PathBuf> {
+        files(dir, ".json")
+    }
+
+    fn markers(dir: &Path) -> Vec<PathBuf> {
+        files(dir, ".seen")
     }
 
     fn body_of(suite: &SuiteFile) -> serde_json::Value {
@@ -413,10 +459,12 @@ mod tests {
         let opts = cached(dir.path());
 
         let first = load_file(&file, &opts).unwrap();
-        assert_eq!(entries(dir.path()).len(), 1);
         let second = load_file(&file, &opts).unwrap();
+        assert_eq!(entries(dir.path()).len(), 1, "written the second time");
+        let third = load_file(&file, &opts).unwrap();
         assert_eq!(format!("{first:?}"), format!("{second:?}"));
-        assert_eq!(second.scenarios[0].name, "first");
+        assert_eq!(format!("{first:?}"), format!("{third:?}"));
+        assert_eq!(third.scenarios[0].name, "first");
 
         // It is the entry that is served: one altered (and signed anew) shows.
         let entry = entries(dir.path()).remove(0);
@@ -451,9 +499,10 @@ mod tests {
             load_file(&file, &LoadOptions::default()).unwrap().fixtures
         );
 
-        // Other variables supplied: another entry.
+        // Other variables supplied: another entry (the second time).
         let mut more = opts.clone();
         more.known_vars.insert("id".to_owned());
+        load_file(&file, &more).unwrap();
         load_file(&file, &more).unwrap();
         assert_eq!(entries(dir.path()).len(), 2);
 
@@ -462,6 +511,44 @@ mod tests {
         let without = load_file(&file, &LoadOptions::default()).unwrap_err();
         let with = load_file(&file, &opts).unwrap_err();
         assert_eq!(format!("{with:?}"), format!("{without:?}"));
+    }
+
+    #[test]
+    fn the_first_load_leaves_a_marker_and_the_second_writes_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, SCENARIO).unwrap();
+        std::fs::write(dir.path().join("p.json"), "{}").unwrap();
+        let opts = cached(dir.path());
+        load_file(&file, &opts).unwrap();
+        let marker = markers(dir.path());
+        assert_eq!(marker.len(), 1);
+        assert!(
+            entries(dir.path()).is_empty(),
+            "a first sighting writes no entry"
+        );
+        assert_eq!(std::fs::metadata(&marker[0]).unwrap().len(), 0);
+        load_file(&file, &opts).unwrap();
+        assert_eq!(entries(dir.path()).len(), 1);
+        assert!(
+            markers(dir.path()).is_empty(),
+            "the entry replaces the marker"
+        );
+        // An edited file has an entry already: replaced at once, no marker first.
+        std::fs::write(&file, SCENARIO.replace("first", "edited")).unwrap();
+        load_file(&file, &opts).unwrap();
+        assert!(markers(dir.path()).is_empty());
+        let kept = std::fs::read_to_string(&entries(dir.path())[0]).unwrap();
+        assert!(kept.contains("edited"), "{kept}");
+        // Without a cache folder that can be made, loading works and writes nothing.
+        let blocked = dir.path().join("blocked");
+        std::fs::write(&blocked, "a file, not a folder").unwrap();
+        let opts = LoadOptions {
+            cache: Some(Arc::new(ModelCache::in_dir(blocked.join("cache")).unwrap())),
+            ..LoadOptions::default()
+        };
+        load_file(&file, &opts).unwrap();
+        load_file(&file, &opts).unwrap();
     }
 
     #[test]
@@ -475,6 +562,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("rows.csv"), "id\na\nb\n").unwrap();
         let opts = cached(dir.path());
+        assert_eq!(load_file(&file, &opts).unwrap().scenarios.len(), 2);
         assert_eq!(load_file(&file, &opts).unwrap().scenarios.len(), 2);
         let hit = load_file(&file, &opts).unwrap();
         assert_eq!(hit.scenarios.len(), 2);
@@ -494,6 +582,7 @@ mod tests {
         std::fs::write(dir.path().join("p.json"), "{}").unwrap();
         let opts = cached(dir.path());
         let expected = format!("{:?}", load_file(&file, &opts).unwrap());
+        load_file(&file, &opts).unwrap();
         let entry = entries(dir.path()).remove(0);
         let good = std::fs::read(&entry).unwrap();
 
@@ -533,12 +622,14 @@ mod tests {
         };
         let old = aged(&format!("{}.json", "a".repeat(64)), 31);
         let recent = aged(&format!("{}.json", "b".repeat(64)), 29);
+        let old_marker = aged(&format!("{}.seen", "c".repeat(64)), 31);
+        let recent_marker = aged(&format!("{}.seen", "d".repeat(64)), 29);
         let old_tmp = aged(".entry.x.tmp", 2);
         let new_tmp = aged(".entry.y.tmp", 0);
         let not_ours = aged("notes.json", 400);
         ModelCache::in_dir(dir.path().to_owned()).unwrap().prune();
-        assert!(!old.exists() && !old_tmp.exists());
-        assert!(recent.exists() && new_tmp.exists() && not_ours.exists());
+        assert!(!old.exists() && !old_tmp.exists() && !old_marker.exists());
+        assert!(recent.exists() && new_tmp.exists() && not_ours.exists() && recent_marker.exists());
     }
 
     #[cfg(unix)]
@@ -549,9 +640,12 @@ mod tests {
         let file = dir.path().join("s.yaml");
         std::fs::write(&file, SCENARIO).unwrap();
         std::fs::write(dir.path().join("p.json"), "{}").unwrap();
-        load_file(&file, &cached(dir.path())).unwrap();
+        let opts = cached(dir.path());
+        load_file(&file, &opts).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.path().join("cache")), 0o700);
+        assert_eq!(mode(&markers(dir.path())[0]), 0o600);
+        load_file(&file, &opts).unwrap();
         assert_eq!(mode(&entries(dir.path())[0]), 0o600);
     }
 }

@@ -133,7 +133,9 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<SuiteFile, Vec<Diagn
         return Ok(suite);
     }
     let (suite, read) = parse_and_build(&display, &text, base, opts)?;
-    cache.put(&key, &suite, &read);
+    if cache.seen_before(&key) {
+        cache.put(&key, &suite, &read);
+    }
     Ok(suite)
 }
 
