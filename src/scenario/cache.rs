@@ -446,6 +446,16 @@ mod tests {
 
     const SCENARIO: &str = "name: first\nsteps:\n  - request: { method: POST, path: /Patient, json_file: p.json }\n    expect: { status: 201 }\n";
 
+    /// A folder with [`SCENARIO`] and its fixture, and load options with a cache in it.
+    fn scenario_in_cached_dir() -> (tempfile::TempDir, PathBuf, LoadOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(&file, SCENARIO).unwrap();
+        std::fs::write(dir.path().join("p.json"), "{}").unwrap();
+        let opts = cached(dir.path());
+        (dir, file, opts)
+    }
+
     #[test]
     fn an_unchanged_file_comes_from_the_cache_and_a_changed_one_never_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -515,11 +525,7 @@ mod tests {
 
     #[test]
     fn the_first_load_leaves_a_marker_and_the_second_writes_the_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s.yaml");
-        std::fs::write(&file, SCENARIO).unwrap();
-        std::fs::write(dir.path().join("p.json"), "{}").unwrap();
-        let opts = cached(dir.path());
+        let (dir, file, opts) = scenario_in_cached_dir();
         load_file(&file, &opts).unwrap();
         let marker = markers(dir.path());
         assert_eq!(marker.len(), 1);
@@ -576,11 +582,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_or_foreign_entry_is_ignored_and_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s.yaml");
-        std::fs::write(&file, SCENARIO).unwrap();
-        std::fs::write(dir.path().join("p.json"), "{}").unwrap();
-        let opts = cached(dir.path());
+        let (dir, file, opts) = scenario_in_cached_dir();
         let expected = format!("{:?}", load_file(&file, &opts).unwrap());
         load_file(&file, &opts).unwrap();
         let entry = entries(dir.path()).remove(0);
@@ -636,11 +638,7 @@ mod tests {
     #[test]
     fn entries_are_private() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s.yaml");
-        std::fs::write(&file, SCENARIO).unwrap();
-        std::fs::write(dir.path().join("p.json"), "{}").unwrap();
-        let opts = cached(dir.path());
+        let (dir, file, opts) = scenario_in_cached_dir();
         load_file(&file, &opts).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.path().join("cache")), 0o700);
