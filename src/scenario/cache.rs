@@ -119,17 +119,23 @@ impl ModelCache {
     /// (a marker or an entry of it is there). The first time, leaves the marker and
     /// says no.
     pub fn seen_before(&self, key: &Key) -> bool {
-        if self.marker(key).exists() || self.path(key).exists() {
+        if self.path(key).exists() {
             return true;
         }
-        let _ = self.create_dir().and_then(|()| {
+        // Creating the marker is the test for it: one call where a file seen before has
+        // one, and the folder is made only when it is missing.
+        let create = || {
             let mut file = std::fs::OpenOptions::new();
-            file.write(true).create(true).truncate(true);
+            file.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-            file.open(self.marker(key)).map(drop)
+            file.open(self.marker(key))
+        };
+        let made = create().or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => self.create_dir().and_then(|()| create()),
+            _ => Err(e),
         });
-        false
+        made.is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
     }
 
     /// The model kept for `key` when the file's bytes had this SHA-256 and every other
